@@ -1,0 +1,15 @@
+"""Models: the CLIP backbone, AdaptSign / CLIP-SLA frame encoders, the CSLR teacher and the edge student."""
+from __future__ import annotations
+
+from slsdk.models.clip import CLIPVisionConfig, VisionTransformer, get_config, list_models, register_config
+
+
+def load_clip_visual(path_or_name, config=None, **kwargs):
+    """Load a CLIP image tower from a registered name or an OpenAI / open_clip / Hugging Face file."""
+    from slsdk.models.clip_loaders import load_clip_visual as _load
+
+    return _load(path_or_name, config=config, **kwargs)
+
+
+__all__ = ["CLIPVisionConfig", "VisionTransformer", "get_config", "list_models", "register_config",
+           "load_clip_visual"]
