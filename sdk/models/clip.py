@@ -50,7 +50,7 @@ _CONFIGS: dict[str, CLIPVisionConfig] = {
     "ViT-L/14": CLIPVisionConfig(224, 14, 1024, 24, 16, 768),
     "ViT-L/14@336": CLIPVisionConfig(336, 14, 1024, 24, 16, 768),
     # small randomly initialised towers for the embedded demo and the tests
-    "ViT-S/16-demo": CLIPVisionConfig(64, 16, 128, 4, 4, 128),
+    "ViT-S/16-demo": CLIPVisionConfig(96, 16, 128, 4, 4, 128),
     "ViT-T/16-test": CLIPVisionConfig(32, 16, 64, 2, 2, 32),
 }
 

@@ -1,0 +1,223 @@
+"""The edge student: a small CLIP-style frame encoder and a causal, streaming temporal head.
+
+The head mirrors the teacher's K5-P2-K5-P2 temporal conv, made causal (each conv sees the 4 frames before
+it through a cache), followed by a unidirectional LSTM and the gloss classifier. With the state carried
+explicitly, feeding a video chunk by chunk (chunks a multiple of 4 frames) gives the same log-probs as
+feeding it whole: `step(frames, state) -> (log_probs, new_state)`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from slsdk.models.clip import CLIPVisionConfig, VisionTransformer, interpolate_pos_embed
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+OUTPUT_STRIDE = 4
+CONV_KERNEL = 5
+
+
+@dataclass
+class StudentConfig:
+    """Shape of the student; serialised into checkpoints and bundle manifests."""
+
+    num_classes: int
+    image_size: int = 32
+    patch_size: int = 16
+    width: int = 128
+    layers: int = 2
+    heads: int = 4
+    feature_dim: int = 128
+    hidden: int = 192
+    chunk_frames: int = 8
+    fps: float = 25.0
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    act: str = "quick_gelu"
+
+    def __post_init__(self):
+        if self.chunk_frames <= 0 or self.chunk_frames % OUTPUT_STRIDE:
+            raise ValueError(f"chunk_frames must be a positive multiple of {OUTPUT_STRIDE}, got {self.chunk_frames}")
+        self.mean, self.std = tuple(self.mean), tuple(self.std)
+
+    @property
+    def encoder_config(self) -> CLIPVisionConfig:
+        return CLIPVisionConfig(self.image_size, self.patch_size, self.width, self.layers, self.heads,
+                                self.feature_dim, act=self.act)
+
+    @property
+    def algorithmic_latency_s(self) -> float:
+        """Frames a gloss waits before the model can emit it: one chunk (no look-ahead)."""
+        return self.chunk_frames / self.fps
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StudentConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+class CausalConvPool(nn.Module):
+    """Conv1d (kernel 5) over [cache | x], ReLU, MaxPool 2. Returns output and the new cache."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, CONV_KERNEL)
+
+    def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # x [B, C, t] with t even; cache [B, C, 4]
+        full = torch.cat([cache, x], dim=2)
+        y = F.max_pool1d(F.relu(self.conv(full)), 2, 2)
+        return y, full[:, :, -(CONV_KERNEL - 1):]
+
+
+class StreamingHead(nn.Module):
+    """Causal temporal conv x2 (x4 downsampling) -> LSTM -> classifier, with explicit state."""
+
+    def __init__(self, feature_dim: int, hidden: int, num_classes: int):
+        super().__init__()
+        self.feature_dim, self.hidden = feature_dim, hidden
+        self.conv1 = CausalConvPool(feature_dim, hidden)
+        self.conv2 = CausalConvPool(hidden, hidden)
+        self.lstm = nn.LSTMCell(hidden, hidden)
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def init_state(self, batch: int = 1, device=None) -> list[torch.Tensor]:
+        k = CONV_KERNEL - 1
+        return [torch.zeros(batch, self.feature_dim, k, device=device),
+                torch.zeros(batch, self.hidden, k, device=device),
+                torch.zeros(batch, self.hidden, device=device),
+                torch.zeros(batch, self.hidden, device=device)]
+
+    def forward(self, features: torch.Tensor, state: list[torch.Tensor]):
+        """features [B, t, D] (t a multiple of 4) -> (logits [B, t/4, V], hidden [B, t/4, H], new state)."""
+        c1, c2, h, c = state
+        x = features.transpose(1, 2)
+        x, c1 = self.conv1(x, c1)
+        x, c2 = self.conv2(x, c2)
+        outs = []
+        for i in range(x.shape[2]):
+            h, c = self.lstm(x[:, :, i], (h, c))
+            outs.append(h)
+        hidden = torch.stack(outs, dim=1)
+        return self.classifier(hidden), hidden, [c1, c2, h, c]
+
+
+class StreamingStudent(nn.Module):
+    """Small ViT frame encoder + streaming head. Blank id 0; output stride 4 frames."""
+
+    output_stride = OUTPUT_STRIDE
+    teacher_offset = 3  # student step i ends at frame 4i+3, like teacher step i-3 (valid K5-P2-K5-P2)
+    state_names = ("conv1_cache", "conv2_cache", "h", "c")
+
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = VisionTransformer(config.encoder_config)
+        self.head = StreamingHead(config.feature_dim, config.hidden, config.num_classes)
+
+    # -- shapes ------------------------------------------------------------------------------------------
+    def state_spec(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [(n, tuple(t.shape)) for n, t in zip(self.state_names, self.init_state(1))]
+
+    def init_state(self, batch: int = 1) -> list[torch.Tensor]:
+        return self.head.init_state(batch, device=self.encoder.proj.device)
+
+    def input_names(self) -> list[str]:
+        return ["frames", *self.state_names]
+
+    def output_names(self) -> list[str]:
+        return ["log_probs", *(f"{n}_out" for n in self.state_names)]
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        s = self.config.image_size
+        return (torch.zeros(1, self.config.chunk_frames, 3, s, s), *self.init_state(1))
+
+    @staticmethod
+    def output_length(num_frames: int) -> int:
+        return math.ceil(num_frames / OUTPUT_STRIDE)
+
+    # -- compute -----------------------------------------------------------------------------------------
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [B, T, 3, S, S] -> features [B, T, D]."""
+        b, t = frames.shape[:2]
+        return self.encoder(frames.reshape(b * t, *frames.shape[2:])).reshape(b, t, -1)
+
+    def step(self, frames: torch.Tensor, state: list[torch.Tensor]):
+        """One streaming step: frames [B, C, 3, S, S] (C multiple of 4) -> (log_probs [B, C/4, V], state)."""
+        if frames.shape[1] % OUTPUT_STRIDE:
+            raise ValueError(f"chunk of {frames.shape[1]} frames is not a multiple of {OUTPUT_STRIDE}")
+        logits, _, state = self.head(self.encode_frames(frames), state)
+        return F.log_softmax(logits, dim=-1), state
+
+    def forward(self, videos: torch.Tensor, lengths: torch.Tensor) -> dict:
+        """Whole videos [B, T, 3, S, S] -> dict(sequence_logits [T', B, V], feat_lengths, features, hidden).
+
+        T is zero-padded up to a multiple of 4, exactly as the runtime pads the last chunk.
+        """
+        t = videos.shape[1]
+        pad = (-t) % OUTPUT_STRIDE
+        if pad:
+            videos = F.pad(videos, (0, 0, 0, 0, 0, 0, 0, pad))
+        features = self.encode_frames(videos)
+        logits, hidden, _ = self.head(features, self.init_state(videos.shape[0]))
+        feat_lengths = torch.div(lengths + OUTPUT_STRIDE - 1, OUTPUT_STRIDE, rounding_mode="floor")
+        return {"sequence_logits": logits.transpose(0, 1), "feat_lengths": feat_lengths,
+                "features": features[:, :t], "hidden": hidden}
+
+    def log_probs(self, videos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self(videos, lengths)["sequence_logits"], dim=-1)
+
+    def export_module(self) -> nn.Module:
+        """A module with flat tensor inputs/outputs for exporters: (frames, *state) -> (log_probs, *state)."""
+        return _StreamingStep(self).eval()
+
+    # -- initialisation ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def init_from_teacher(self, teacher: nn.Module) -> list[str]:
+        """Copy the teacher backbone's weights where shapes allow; returns the names copied."""
+        src = next((m for m in teacher.modules() if isinstance(m, VisionTransformer)), None)
+        if src is None:
+            return []
+        dst, copied = self.encoder, []
+        if src.config.width != dst.config.width:
+            return []
+        if src.conv1.weight.shape == dst.conv1.weight.shape:
+            dst.conv1.weight.copy_(src.conv1.weight)
+            copied.append("conv1")
+        dst.class_embedding.copy_(src.class_embedding)
+        dst.positional_embedding.copy_(interpolate_pos_embed(src.positional_embedding, dst.config.grid ** 2))
+        dst.ln_pre.load_state_dict(src.ln_pre.state_dict())
+        copied += ["class_embedding", "positional_embedding", "ln_pre"]
+        for i, block in enumerate(dst.transformer.resblocks):
+            if i < len(src.transformer.resblocks):
+                block.load_state_dict(src.transformer.resblocks[i].state_dict(), strict=False)
+                copied.append(f"transformer.resblocks.{i}")
+        dst.ln_post.load_state_dict(src.ln_post.state_dict())
+        copied.append("ln_post")
+        if src.proj.shape == dst.proj.shape:
+            dst.proj.copy_(src.proj)
+            copied.append("proj")
+        return copied
+
+
+class _StreamingStep(nn.Module):
+    def __init__(self, student: StreamingStudent):
+        super().__init__()
+        self.student = student
+
+    def forward(self, frames, conv1_cache, conv2_cache, h, c):
+        log_probs, state = self.student.step(frames, [conv1_cache, conv2_cache, h, c])
+        return (log_probs, *state)
+
+
+__all__ = ["StudentConfig", "StreamingStudent", "StreamingHead", "CLIP_MEAN", "CLIP_STD"]
