@@ -1,0 +1,506 @@
+"""The embedded default dataset: synthetic continuous signing rendered with numpy only.
+
+Each gloss is a distinct sign = (dominant hand shape, orientation, location relative to head and
+torso, movement path, one or two hands). A sentence is 2-6 signs joined by interpolated transitions,
+starting and ending at a rest pose. Signers differ in skin, hair and clothing colours, background,
+body scale, camera offset and signing speed; every frame gets a little noise, and videos are stored
+as H.264 mp4 (so compression artefacts are part of the data too).
+
+Splits follow Isharah: ``train``; ``dev`` (seen signers, seen sentences, unseen signer/sentence
+pairs); ``test_si`` (held-out signers, seen sentences); ``test_us`` (seen signers, held-out
+sentences). Ids are Isharah-style: 2-digit signer + 4-digit sentence. Everything is deterministic
+from ``seed``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .readers import Sample, write_folder_annotations
+from .video import write_frames, write_video
+
+GLOSS_NAMES = (
+    "HELLO", "THANKS", "HOME", "WATER", "EAT", "WORK", "FRIEND", "SCHOOL", "HELP", "GOOD", "BAD", "TODAY",
+    "TOMORROW", "YES", "NO", "WANT", "GO", "COME", "RAIN", "SUN", "BOOK", "CAR", "MOTHER", "FATHER",
+    "DOCTOR", "MONEY", "TIME", "NAME", "PLAY", "SLEEP", "DRINK", "LEARN",
+)
+SHAPES = ("fist", "flat", "spread", "point", "v", "c", "y")
+LOCATIONS = {  # body coordinates of the dominant hand (x to the image left = signer's right hand)
+    "forehead": (0.42, 0.15), "chin": (0.44, 0.36), "chest": (0.40, 0.56), "belly": (0.40, 0.76),
+    "side": (0.16, 0.58), "front": (0.28, 0.42), "shoulder": (0.64, 0.50),
+}
+MOVEMENTS = ("static", "circle", "updown", "side", "diagonal")
+REST = ((0.30, 0.98), (0.70, 0.98))  # dominant, non-dominant rest positions
+SKIN = ((241, 194, 165), (224, 172, 135), (198, 134, 96), (161, 102, 68), (120, 76, 50), (250, 214, 190),
+        (180, 120, 85), (232, 185, 150))
+
+
+@dataclass(frozen=True)
+class SignSpec:
+    name: str
+    shape: str
+    angle: float  # degrees, direction the fingers point (0 = up)
+    location: str
+    movement: str
+    two_handed: bool
+    frames: int  # base duration at speed 1
+
+
+@dataclass(frozen=True)
+class SignerSpec:
+    id: str
+    skin: tuple
+    hair: tuple
+    clothing: tuple
+    bg_top: tuple
+    bg_bottom: tuple
+    scale: float
+    offset: tuple  # (dx, dy) in units of the image size
+    speed: float  # > 1 signs faster (fewer frames)
+
+
+def _hamming(a: tuple, b: tuple) -> int:
+    return sum(x != y for x, y in zip(a, b))
+
+
+def make_lexicon(num_glosses: int = 12, seed: int = 0) -> list[SignSpec]:
+    """``num_glosses`` signs whose (shape, location, movement, hands) tuples differ in >= 2 places."""
+    if not 1 <= num_glosses <= len(GLOSS_NAMES):
+        raise ValueError(f"num_glosses must be in 1..{len(GLOSS_NAMES)}, got {num_glosses}")
+    rng = np.random.default_rng([seed, 1])
+    combos = [(s, l, m, h) for s in SHAPES for l in LOCATIONS for m in MOVEMENTS for h in (False, True)]
+    order = rng.permutation(len(combos))
+    chosen: list[tuple] = []
+    for min_dist in (3, 2, 1):
+        for i in order:
+            c = combos[i]
+            if c not in chosen and all(_hamming(c, o) >= min_dist for o in chosen):
+                # balance: no shape/location used more than ceil(n/len)+1 times
+                if sum(o[0] == c[0] for o in chosen) > num_glosses // len(SHAPES) + 1:
+                    continue
+                if sum(o[1] == c[1] for o in chosen) > num_glosses // len(LOCATIONS) + 1:
+                    continue
+                chosen.append(c)
+            if len(chosen) == num_glosses:
+                break
+        if len(chosen) == num_glosses:
+            break
+    lex = []
+    for k, (shape, loc, mov, two) in enumerate(chosen):
+        angle = float(rng.choice([-60, -30, 0, 30, 60, 90]))
+        lex.append(SignSpec(GLOSS_NAMES[k], shape, angle, loc, mov, bool(two), int(rng.integers(6, 9))))
+    return lex
+
+
+def _colour(rng, lo=30, hi=230) -> tuple:
+    return tuple(int(v) for v in rng.integers(lo, hi, 3))
+
+
+def make_signer(index: int, seed: int = 0) -> SignerSpec:
+    rng = np.random.default_rng([seed, 2, index])
+    skin = np.array(SKIN[index % len(SKIN)]) + rng.integers(-12, 13, 3)
+    hair = _colour(rng, 10, 90) if rng.random() < 0.8 else _colour(rng, 120, 200)
+    return SignerSpec(
+        id=f"{index:02d}", skin=tuple(int(v) for v in np.clip(skin, 0, 255)), hair=hair,
+        clothing=_colour(rng, 20, 200), bg_top=_colour(rng, 60, 250), bg_bottom=_colour(rng, 40, 230),
+        scale=float(rng.uniform(0.86, 1.04)), offset=(float(rng.uniform(-0.06, 0.06)), float(rng.uniform(-0.03, 0.05))),
+        speed=float(rng.uniform(0.85, 1.2)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- drawing
+class _Canvas:
+    def __init__(self, img: np.ndarray):
+        self.img = img  # float32 [H, W, 3]
+        self.h, self.w = img.shape[:2]
+
+    def _window(self, x0, y0, x1, y1):
+        xa, ya = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
+        xb, yb = min(int(np.ceil(x1)) + 1, self.w), min(int(np.ceil(y1)) + 1, self.h)
+        if xa >= xb or ya >= yb:
+            return None
+        ys, xs = np.mgrid[ya:yb, xa:xb].astype(np.float32)
+        return ya, yb, xa, xb, xs + 0.5, ys + 0.5
+
+    def _blend(self, win, alpha, colour):
+        ya, yb, xa, xb = win[:4]
+        a = np.clip(alpha, 0.0, 1.0)[..., None]
+        region = self.img[ya:yb, xa:xb]
+        region += a * (np.asarray(colour, np.float32) - region)
+
+    def ellipse(self, cx, cy, rx, ry, colour, angle=0.0):
+        r = max(rx, ry)
+        win = self._window(cx - r - 1, cy - r - 1, cx + r + 1, cy + r + 1)
+        if win is None:
+            return
+        dx, dy = win[4] - cx, win[5] - cy
+        if angle:
+            c, s = np.cos(angle), np.sin(angle)
+            dx, dy = c * dx + s * dy, -s * dx + c * dy
+        d = np.sqrt((dx / rx) ** 2 + (dy / ry) ** 2)
+        self._blend(win, (1.0 - d) * min(rx, ry) + 0.5, colour)
+
+    def capsule(self, p0, p1, width, colour):
+        (x0, y0), (x1, y1) = p0, p1
+        r = width / 2
+        win = self._window(min(x0, x1) - r - 1, min(y0, y1) - r - 1, max(x0, x1) + r + 1, max(y0, y1) + r + 1)
+        if win is None:
+            return
+        vx, vy = x1 - x0, y1 - y0
+        L2 = vx * vx + vy * vy + 1e-9
+        t = np.clip(((win[4] - x0) * vx + (win[5] - y0) * vy) / L2, 0, 1)
+        d = np.hypot(win[4] - (x0 + t * vx), win[5] - (y0 + t * vy))
+        self._blend(win, r - d + 0.5, colour)
+
+    def arc(self, cx, cy, r_in, r_out, centre_angle, half_span, colour):
+        win = self._window(cx - r_out - 1, cy - r_out - 1, cx + r_out + 1, cy + r_out + 1)
+        if win is None:
+            return
+        dx, dy = win[4] - cx, win[5] - cy
+        rad = np.hypot(dx, dy)
+        ang = np.arctan2(dx, -dy)  # 0 = up, clockwise
+        diff = np.abs((ang - centre_angle + np.pi) % (2 * np.pi) - np.pi)
+        alpha = np.minimum(np.minimum(rad - r_in + 0.5, r_out - rad + 0.5), (half_span - diff) * rad + 0.5)
+        self._blend(win, alpha, colour)
+
+
+def _hand(cv: _Canvas, x, y, r, shape, angle_deg, colour, mirror=False):
+    a = np.deg2rad(-angle_deg if mirror else angle_deg)
+    dark = tuple(c * 0.78 for c in colour)
+
+    def finger(off_deg, length, width):
+        t = a + np.deg2rad(-off_deg if mirror else off_deg)
+        start = (x + 0.45 * r * np.sin(t), y - 0.45 * r * np.cos(t))
+        end = (x + length * r * np.sin(t), y - length * r * np.cos(t))
+        cv.capsule(start, end, width * r, colour)
+
+    if shape == "c":
+        cv.arc(x, y, 0.55 * r, 1.05 * r, a + np.pi / 2 * (-1 if mirror else 1), 2.0, colour)
+        return
+    if shape == "fist":
+        cv.ellipse(x, y, 0.85 * r, 0.85 * r, dark)
+        cv.ellipse(x, y, 0.7 * r, 0.7 * r, colour)
+        return
+    cv.ellipse(x, y, 0.68 * r, 0.75 * r, colour, angle=a)
+    if shape == "flat":
+        cv.capsule((x, y), (x + 1.5 * r * np.sin(a), y - 1.5 * r * np.cos(a)), 1.15 * r, colour)
+    elif shape == "spread":
+        for off in (-75, -35, -10, 15, 40):
+            finger(off, 1.55, 0.32)
+    elif shape == "point":
+        finger(0, 1.9, 0.38)
+    elif shape == "v":
+        finger(-20, 1.75, 0.34)
+        finger(20, 1.75, 0.34)
+    elif shape == "y":
+        finger(-80, 1.45, 0.36)
+        finger(60, 1.5, 0.34)
+
+
+def _movement(kind: str, u: np.ndarray, amp: float) -> np.ndarray:
+    tau = 2 * np.pi * u
+    if kind == "static":
+        return np.zeros((len(u), 2))
+    if kind == "circle":
+        return np.stack([amp * np.sin(tau), -amp * (1 - np.cos(tau)) / 1.0 + amp], 1) * 0.9
+    if kind == "updown":
+        return np.stack([np.zeros_like(u), amp * 1.2 * np.sin(2 * tau)], 1)
+    if kind == "side":
+        return np.stack([amp * 1.3 * np.sin(2 * tau), np.zeros_like(u)], 1)
+    if kind == "diagonal":
+        return np.stack([amp * np.sin(tau), -amp * np.sin(tau)], 1) * 1.3
+    raise ValueError(f"unknown movement {kind!r}")
+
+
+def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generator):
+    """Per-frame poses: (dom_xy, nd_xy, dom_shape, nd_shape, angle, nd_visible) and gloss segments."""
+    amp = 0.07
+    dom, nd, shapes, nd_shapes, angles, segments = [], [], [], [], [], []
+    cur_dom, cur_nd, cur_shape, cur_angle = np.array(REST[0]), np.array(REST[1]), "flat", 180.0
+    cur_nd_shape = "flat"
+
+    def hold(n):
+        for _ in range(n):
+            dom.append(cur_dom.copy()); nd.append(cur_nd.copy())
+            shapes.append(cur_shape); nd_shapes.append(cur_nd_shape); angles.append(cur_angle)
+
+    def move_to(tgt_dom, tgt_nd, shape, nd_shape, angle, n):
+        nonlocal cur_dom, cur_nd, cur_shape, cur_angle, cur_nd_shape
+        for k in range(1, n + 1):
+            w = k / (n + 1)
+            w = w * w * (3 - 2 * w)  # smoothstep
+            dom.append(cur_dom + w * (tgt_dom - cur_dom)); nd.append(cur_nd + w * (tgt_nd - cur_nd))
+            shapes.append(shape if k > n // 2 else cur_shape)
+            nd_shapes.append(nd_shape if k > n // 2 else cur_nd_shape)
+            angles.append(cur_angle + w * (angle - cur_angle))
+        cur_dom, cur_nd, cur_shape, cur_angle, cur_nd_shape = tgt_dom, tgt_nd, shape, angle, nd_shape
+
+    def frames(base):
+        return max(3, int(round(base / signer.speed * rng.uniform(0.9, 1.12))))
+
+    hold(int(rng.integers(3, 6)))
+    for sign in signs:
+        loc = np.array(LOCATIONS[sign.location]) + rng.normal(0, 0.008, 2)
+        path = _movement(sign.movement, np.linspace(0, 1, frames(sign.frames)), amp)
+        start_dom = loc + path[0]
+        if sign.two_handed:
+            start_nd = np.array([1 - start_dom[0], start_dom[1]])
+            nd_shape = sign.shape
+        else:
+            start_nd, nd_shape = np.array(REST[1]), "flat"
+        move_to(start_dom, start_nd, sign.shape, nd_shape, sign.angle, frames(4))
+        seg_start = len(dom)
+        for p in path:
+            cur_dom = loc + p
+            if sign.two_handed:
+                cur_nd = np.array([1 - cur_dom[0], cur_dom[1]])
+            dom.append(cur_dom.copy()); nd.append(cur_nd.copy())
+            shapes.append(sign.shape); nd_shapes.append(nd_shape); angles.append(sign.angle)
+        segments.append((sign.name, seg_start, len(dom)))
+    move_to(np.array(REST[0]), np.array(REST[1]), "flat", "flat", 180.0, frames(4))
+    hold(int(rng.integers(3, 6)))
+    return dom, nd, shapes, nd_shapes, angles, segments
+
+
+def _static_layer(signer: SignerSpec, size: int, to_px, rng) -> np.ndarray:
+    t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
+    top, bottom = np.asarray(signer.bg_top, np.float32), np.asarray(signer.bg_bottom, np.float32)
+    img = np.broadcast_to(top + t * (bottom - top), (size, size, 3)).copy()
+    cv = _Canvas(img)
+    sc = signer.scale * size
+    # a background object (door/shelf) for clutter
+    bx = to_px((0.05 if signer.id < "04" else 0.85, 0.25))
+    cv.capsule((bx[0], bx[1]), (bx[0], bx[1] + 0.5 * sc), 0.12 * sc, tuple(c * 0.8 for c in signer.bg_bottom))
+    cx, cy = to_px((0.5, 0.95))
+    cv.ellipse(cx, cy, 0.34 * sc, 0.52 * sc, signer.clothing)  # torso
+    nx0, ny0 = to_px((0.5, 0.33))
+    nx1, ny1 = to_px((0.5, 0.47))
+    cv.capsule((nx0, ny0), (nx1, ny1), 0.13 * sc, signer.skin)  # neck
+    hx, hy = to_px((0.5, 0.22))
+    cv.ellipse(hx, hy - 0.03 * sc, 0.135 * sc, 0.14 * sc, signer.hair)  # hair
+    cv.ellipse(hx, hy, 0.115 * sc, 0.14 * sc, signer.skin)  # face
+    for ex in (-0.045, 0.045):
+        cv.ellipse(hx + ex * sc, hy - 0.01 * sc, 0.014 * sc, 0.012 * sc, (25, 20, 20))
+    cv.capsule((hx - 0.03 * sc, hy + 0.07 * sc), (hx + 0.03 * sc, hy + 0.07 * sc), 0.012 * sc, (120, 50, 50))
+    return img
+
+
+def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
+                    lexicon: list[SignSpec] | None = None, image_size: int = 96, noise: float = 3.0,
+                    return_segments: bool = False):
+    """Render one signing video: ``uint8 [T, S, S, 3]`` (and ``[(gloss, start, end)]`` if asked).
+
+    ``glosses``: names or indices into ``lexicon`` (default: ``make_lexicon()``, the default data
+    set's signs); ``signer``: a ``SignerSpec`` or an index for ``make_signer(index)``.
+    """
+    lexicon = lexicon if lexicon is not None else make_lexicon()
+    by_name = {s.name: s for s in lexicon}
+    signs = []
+    for g in glosses:
+        if isinstance(g, (int, np.integer)):
+            if not 0 <= g < len(lexicon):
+                raise ValueError(f"gloss index {g} out of range for a lexicon of {len(lexicon)} signs")
+            signs.append(lexicon[int(g)])
+        elif g in by_name:
+            signs.append(by_name[g])
+        else:
+            raise ValueError(f"gloss {g!r} is not in the synthetic lexicon ({', '.join(by_name)})")
+    if not signs:
+        raise ValueError("render_sentence needs at least one gloss")
+    if isinstance(signer, (int, np.integer)):
+        signer = make_signer(int(signer))
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    size = int(image_size)
+    sc = signer.scale * size
+    jitter = rng.normal(0, 0.008, 2)
+    ox = (0.5 + signer.offset[0] + jitter[0]) * size
+    oy = (0.06 + signer.offset[1] + jitter[1]) * size
+
+    def to_px(p):
+        return (ox + (p[0] - 0.5) * sc, oy + p[1] * sc)
+
+    base = _static_layer(signer, size, to_px, rng)
+    gain = np.float32(rng.uniform(0.92, 1.08))
+    bank = rng.normal(0, noise, (4, size, size, 3)).astype(np.float32) if noise > 0 else None
+    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng)
+    r = 0.062 * sc
+    arm_w = 0.085 * sc
+    sleeve = tuple(c * 0.72 for c in signer.clothing)
+    out = np.empty((len(dom), size, size, 3), np.uint8)
+    shoulders = ((0.31, 0.49), (0.69, 0.49))
+    noise_idx = rng.integers(0, 4, len(dom))
+    for i in range(len(dom)):
+        img = base.copy()
+        cv = _Canvas(img)
+        for hand, sh, side in ((dom[i], shoulders[0], -1), (nd[i], shoulders[1], 1)):
+            s_px, h_px = to_px(sh), to_px(hand)
+            elbow = ((s_px[0] + h_px[0]) / 2 + side * 0.09 * sc, max(s_px[1], h_px[1]) + 0.06 * sc)
+            cv.capsule(s_px, elbow, arm_w, sleeve)
+            cv.capsule(elbow, h_px, arm_w * 0.85, sleeve)
+        _hand(cv, *to_px(nd[i]), r, nd_shapes[i], angles[i] if nd_shapes[i] != "flat" or angles[i] != 180 else 180,
+              signer.skin, mirror=True)
+        _hand(cv, *to_px(dom[i]), r, shapes[i], angles[i], signer.skin)
+        img *= gain
+        if bank is not None:
+            img += bank[noise_idx[i]]
+        np.clip(img, 0, 255, out=img)
+        out[i] = img.astype(np.uint8)
+    return (out, segments) if return_segments else out
+
+
+# --------------------------------------------------------------------------------------- the data set
+def _sentences(rng, n_glosses: int, count: int, min_len: int, max_len: int) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = []
+    seen = set()
+    while len(out) < count:
+        n = int(rng.integers(min_len, max_len + 1))
+        seq = [int(rng.integers(n_glosses))]
+        while len(seq) < n:
+            g = int(rng.integers(n_glosses))
+            if g != seq[-1]:
+                seq.append(g)
+        t = tuple(seq)
+        if t not in seen:
+            seen.add(t)
+            out.append(t)
+    return out
+
+
+def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12, num_signers: int = 8,
+                       sentences_per_signer: int = 56, *, num_test_si_signers: int = 2,
+                       num_train_sentences: int = 64, num_test_us_sentences: int = 10, dev_per_signer: int = 7,
+                       test_si_per_signer: int = 20, test_us_per_sentence: int = 4, image_size: int = 96,
+                       fps: int = 25, min_len: int = 2, max_len: int = 6, noise: float = 3.0,
+                       video_format: str = "mp4", overwrite: bool = False) -> Path:
+    """Write the synthetic data set to ``out_dir`` (folder format) and return ``out_dir``.
+
+    Files: ``annotations.csv`` (``id,video,signer,split,glosses``), ``videos/{split}/{id}.mp4`` (or
+    PNG frame folders with ``video_format="png"``), ``synthetic.json`` (lexicon, signers, settings).
+    An existing complete data set with the same settings is reused unless ``overwrite``.
+    """
+    out = Path(out_dir)
+    settings = dict(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
+                    sentences_per_signer=sentences_per_signer, num_test_si_signers=num_test_si_signers,
+                    num_train_sentences=num_train_sentences, num_test_us_sentences=num_test_us_sentences,
+                    dev_per_signer=dev_per_signer, test_si_per_signer=test_si_per_signer,
+                    test_us_per_sentence=test_us_per_sentence, image_size=image_size, fps=fps, min_len=min_len,
+                    max_len=max_len, noise=noise, video_format=video_format)
+    spec_path = out / "synthetic.json"
+    if spec_path.is_file() and (out / "annotations.csv").is_file() and not overwrite:
+        try:
+            if json.loads(spec_path.read_text())["settings"] == settings:
+                return out
+        except (ValueError, KeyError):
+            pass
+    if video_format not in ("mp4", "png"):
+        raise ValueError(f"video_format must be 'mp4' or 'png', got {video_format!r}")
+    n_train_signers = num_signers - num_test_si_signers
+    if n_train_signers < 1 or num_test_si_signers < 0:
+        raise ValueError(f"need at least one training signer: num_signers={num_signers}, "
+                         f"num_test_si_signers={num_test_si_signers}")
+    if sentences_per_signer > num_train_sentences:
+        raise ValueError(f"sentences_per_signer ({sentences_per_signer}) > num_train_sentences ({num_train_sentences})")
+    if max_len < min_len or min_len < 1:
+        raise ValueError(f"bad sentence lengths min_len={min_len}, max_len={max_len}")
+    t0 = time.perf_counter()
+    lexicon = make_lexicon(num_glosses, seed)
+    signers = [make_signer(i, seed) for i in range(num_signers)]
+    rng = np.random.default_rng([seed, 3])
+    for _attempt in range(100):
+        pool = _sentences(rng, num_glosses, num_train_sentences + num_test_us_sentences, min_len, max_len)
+        train_pool, us_pool = pool[:num_train_sentences], pool[num_train_sentences:]
+        if len({g for s in train_pool for g in s}) == num_glosses:
+            break
+    else:  # pragma: no cover - only with absurd settings
+        raise ValueError("could not draw training sentences that cover every gloss; raise num_train_sentences")
+    train_signers = list(range(n_train_signers))
+    si_signers = list(range(n_train_signers, num_signers))
+    plan: list[tuple[str, int, int, tuple[int, ...]]] = []  # split, signer, sentence index, glosses
+    for s in train_signers:
+        perm = rng.permutation(num_train_sentences)
+        for j in sorted(perm[:sentences_per_signer]):
+            plan.append(("train", s, int(j), train_pool[j]))
+        for j in sorted(perm[sentences_per_signer:sentences_per_signer + dev_per_signer]):
+            plan.append(("dev", s, int(j), train_pool[j]))
+    for s in si_signers:
+        for j in sorted(rng.permutation(num_train_sentences)[:test_si_per_signer]):
+            plan.append(("test_si", s, int(j), train_pool[j]))
+    for k, sent in enumerate(us_pool):
+        for s in sorted(rng.choice(train_signers, size=min(test_us_per_sentence, len(train_signers)), replace=False)):
+            plan.append(("test_us", int(s), num_train_sentences + k, sent))
+    if out.exists() and overwrite:
+        for sub in ("videos",):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = []
+    num_frames = 0
+    for split, s, j, sent in plan:
+        vid = f"{s:02d}{j:04d}"
+        vrng = np.random.default_rng([seed, 4, s, j])
+        frames = render_sentence(sent, signers[s], vrng, lexicon=lexicon, image_size=image_size, noise=noise)
+        num_frames += len(frames)
+        if video_format == "mp4":
+            path = write_video(out / "videos" / split / f"{vid}.mp4", frames, fps)
+        else:
+            path = write_frames(out / "videos" / split / vid, frames)
+        samples.append(Sample(vid, [lexicon[g].name for g in sent], path, signers[s].id, split,
+                              {"num_frames": len(frames)}))
+    write_folder_annotations(out, samples)
+    spec = {"format": "slsdk-synthetic-1", "settings": settings,
+            "lexicon": [asdict(x) for x in lexicon], "signers": [asdict(x) for x in signers],
+            "splits": {k: sum(1 for p in plan if p[0] == k) for k in ("train", "dev", "test_si", "test_us")},
+            "frames": num_frames, "test_si_signers": [signers[s].id for s in si_signers],
+            "seconds": round(time.perf_counter() - t0, 2)}
+    spec_path.write_text(json.dumps(spec, indent=1) + "\n")
+    return out
+
+
+def load_spec(out_dir: str | Path) -> tuple[list[SignSpec], list[SignerSpec], dict]:
+    """Lexicon, signers and settings of a generated data set (for ``render_sentence``)."""
+    path = Path(out_dir) / "synthetic.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"not a synthetic data set (no synthetic.json): {path}")
+    d = json.loads(path.read_text())
+    lex = [SignSpec(**x) for x in d["lexicon"]]
+    signers = [SignerSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in x.items()}) for x in d["signers"]]
+    return lex, signers, d["settings"]
+
+
+def preview(out_dir: str | Path | None, png_path: str | Path, *, glosses: int = 6, frames_per_sign: int = 4,
+            signer: int = 0, seed: int = 0) -> Path:
+    """Contact sheet PNG: one row per gloss (isolated sign, ``frames_per_sign`` frames)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if out_dir is not None and (Path(out_dir) / "synthetic.json").is_file():
+        lex, signers, settings = load_spec(out_dir)
+        size = settings["image_size"]
+        sp = signers[signer]
+    else:
+        lex, sp, size = make_lexicon(seed=seed), make_signer(signer, seed), 96
+    lex = lex[:glosses]
+    fig, axes = plt.subplots(len(lex), frames_per_sign, figsize=(1.4 * frames_per_sign, 1.5 * len(lex)), squeeze=False)
+    for r, sign in enumerate(lex):
+        video, segs = render_sentence([sign.name], sp, np.random.default_rng([seed, 9, r]), lexicon=lex,
+                                      image_size=size, return_segments=True)
+        _, a, b = segs[0]
+        for c, t in enumerate(np.linspace(a, b - 1, frames_per_sign).round().astype(int)):
+            ax = axes[r][c]
+            ax.imshow(video[t])
+            ax.set_xticks([]); ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(f"{sign.name}\n{sign.shape}/{sign.movement}", fontsize=7)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=80)
+    plt.close(fig)
+    return png_path

@@ -1,0 +1,109 @@
+"""The CSLR teacher: CLIP frame encoder (AdaptSign / CLIP-SLA) + sequence model (conv + BiLSTM + classifier)."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from slsdk.models.adapters import FrameEncoder, FrameEncoderConfig
+from slsdk.models.clip import VisionTransformer, get_config, interpolate_pos_embed, resize_config
+from slsdk.models.sequence import SequenceModel
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class RecognizerConfig:
+    """Everything needed to rebuild a `CSLRRecognizer` (JSON-serialisable)."""
+
+    backbone: str = "ViT-S/16-demo"          # registered CLIP config name (slsdk.models.list_models())
+    backbone_weights: str | None = None      # file or name for slsdk.models.load_clip_visual; None = random
+    image_size: int | None = None            # None = the backbone config's
+    encoder: FrameEncoderConfig = field(default_factory=FrameEncoderConfig)
+    hidden: int = 1024
+    num_classes: int = 389                   # vocabulary size incl. blank (Isharah-500: 388 glosses + blank)
+    conv_type: str = "K5-P2-K5-P2"
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    def __post_init__(self):
+        if isinstance(self.encoder, dict):
+            self.encoder = FrameEncoderConfig.from_dict(self.encoder)
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+
+    @property
+    def input_size(self) -> int:
+        return self.image_size or get_config(self.backbone).image_size
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RecognizerConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, s: str) -> "RecognizerConfig":
+        return cls.from_dict(json.loads(s))
+
+
+def build_backbone(cfg: RecognizerConfig) -> VisionTransformer:
+    """The CLIP tower for `cfg`: loaded from `backbone_weights` if set, else randomly initialised."""
+    vcfg = get_config(cfg.backbone)
+    if cfg.backbone_weights:
+        from slsdk.models import load_clip_visual
+
+        vit = load_clip_visual(cfg.backbone_weights, config=vcfg)
+    else:
+        vit = VisionTransformer(vcfg)
+    size = cfg.image_size or vit.config.image_size
+    if size != vit.config.image_size:
+        new_cfg = resize_config(vit.config, size)
+        with torch.no_grad():
+            pos = interpolate_pos_embed(vit.positional_embedding.data, new_cfg.grid ** 2)
+        vit.positional_embedding = nn.Parameter(pos, requires_grad=vit.positional_embedding.requires_grad)
+        vit.config = new_cfg
+    return vit
+
+
+class CSLRRecognizer(nn.Module):
+    """videos [B, T, 3, H, W] (normalised), lengths [B] -> SequenceModel dict (time-major logits)."""
+
+    def __init__(self, cfg: RecognizerConfig | None = None):
+        super().__init__()
+        cfg = cfg or RecognizerConfig()
+        self.config = cfg
+        self.frame_encoder = FrameEncoder(build_backbone(cfg), cfg.encoder)
+        self.sequence = SequenceModel(self.frame_encoder.output_dim, cfg.hidden, cfg.num_classes, cfg.conv_type)
+
+    def set_trainable(self, backbone: bool = False) -> "CSLRRecognizer":
+        self.frame_encoder.set_trainable(backbone)
+        self.sequence.requires_grad_(True)
+        return self
+
+    def frame_features(self, videos: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.frame_encoder(videos, lengths)
+
+    def forward(self, videos: torch.Tensor, lengths: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if lengths is None:
+            lengths = torch.full((videos.shape[0],), videos.shape[1], dtype=torch.long)
+        return self.sequence(self.frame_features(videos, lengths), lengths)
+
+    def log_probs(self, videos: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Sequence-branch CTC log-probabilities [T', B, V]."""
+        return self.forward(videos, lengths)["sequence_logits"].log_softmax(-1)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        return SequenceModel.output_length(lengths, self.config.conv_type)
+
+
+__all__ = ["RecognizerConfig", "CSLRRecognizer", "build_backbone", "CLIP_MEAN", "CLIP_STD"]

@@ -1,0 +1,287 @@
+"""Training checkpoints: one dict of ``torch.load(weights_only=True)``-safe values, written atomically.
+
+Layout (format ``slsdk-checkpoint``, version 1)::
+
+    {"format": "slsdk-checkpoint", "version": 1,
+     "kind": "teacher" | "student",
+     "config": model config dict (RecognizerConfig / StudentConfig .to_dict()),
+     "vocab": [gloss, ...] (index 0 = "<blank>"),
+     "model": state_dict,
+     "optimizer": state_dict | None, "scheduler": state_dict | None, "scaler": state_dict | None,
+     "aux": state_dict | None           # e.g. the feature projection of distillation
+     "epoch": epochs completed, "step": optimizer steps taken, "best_metric": float | None,
+     "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy": {...}, "python": {...}},
+     "metrics_history": [dict per epoch],
+     "train_config": dict, "extra": dict}
+
+Only dicts, lists, tuples, str, int, float, bool, None and tensors go in, so the files load with
+``weights_only=True`` (no pickled code is ever executed when a checkpoint is opened).
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "slsdk-checkpoint"
+VERSION = 1
+KINDS = ("teacher", "student")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: truncated, not an slsdk checkpoint, wrong kind or vocabulary."""
+
+
+# -- weights_only safety --------------------------------------------------------------------------------
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_safe(obj: Any, where: str) -> None:
+    """Raise TypeError naming the key path of the first value weights_only loading would refuse."""
+    if isinstance(obj, _SCALARS) or isinstance(obj, torch.Tensor):
+        return
+    if isinstance(obj, (torch.dtype, torch.device, torch.Size)):
+        return
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int, float, bool)):
+                raise TypeError(f"checkpoint key {where}[{k!r}] has type {type(k).__name__}; keys must be str/int")
+            _check_safe(v, f"{where}[{k!r}]")
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_safe(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"checkpoint value {where} has type {type(obj).__name__}, which torch.load(weights_only=True) "
+                    "refuses; store tensors, numbers, strings, lists or dicts")
+
+
+def _plain(obj: Any) -> Any:
+    """OrderedDict -> dict, numpy scalars/arrays -> python/tensors, recursively."""
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_plain(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj.copy())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+# -- RNG state ------------------------------------------------------------------------------------------
+def get_rng_state() -> dict[str, Any]:
+    """torch / CUDA / numpy / python RNG states as weights_only-safe values."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(np_state[0]), "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
+                   "gauss_next": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of :func:`get_rng_state`."""
+    if "torch" in state:
+        torch.set_rng_state(state["torch"].cpu())
+    if "numpy" in state:
+        s = state["numpy"]
+        np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"],
+                             s["cached_gaussian"]))
+    if "python" in state:
+        s = state["python"]
+        random.setstate((s["version"], tuple(int(x) for x in s["internal"].tolist()), s["gauss_next"]))
+    if state.get("cuda") and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+# -- write / read ---------------------------------------------------------------------------------------
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not supported (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], vocab, model: Mapping[str, Any],
+                    optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None,
+                    scaler: Mapping[str, Any] | None = None, aux: Mapping[str, Any] | None = None,
+                    epoch: int = 0, step: int = 0, best_metric: float | None = None,
+                    rng: Mapping[str, Any] | None = None, metrics_history: list | None = None,
+                    train_config: Mapping[str, Any] | None = None,
+                    extra: Mapping[str, Any] | None = None) -> Path:
+    """Write a checkpoint atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    A crash or an error at any point leaves either the old file or the new one, never a torn file,
+    and no temp file behind. ``vocab`` is a :class:`~slsdk.data.Vocabulary` or a list of glosses;
+    ``model`` etc. are state dicts (tensors are moved to CPU).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind must be one of {KINDS}, got {kind!r}")
+    glosses = list(getattr(vocab, "glosses", vocab))
+    payload = {
+        "format": FORMAT, "version": VERSION, "kind": kind, "config": dict(config), "vocab": glosses,
+        "model": {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.items()},
+        "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler, "aux": aux,
+        "epoch": int(epoch), "step": int(step),
+        "best_metric": None if best_metric is None else float(best_metric),
+        "rng": rng if rng is not None else get_rng_state(),
+        "metrics_history": list(metrics_history or []),
+        "train_config": dict(train_config or {}), "extra": dict(extra or {}),
+    }
+    payload = _plain(payload)
+    _check_safe(payload, "checkpoint")
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    kind: str | None = None) -> dict[str, Any]:
+    """Read and validate a checkpoint with ``torch.load(weights_only=True)``.
+
+    Errors name the file: :class:`FileNotFoundError` if missing, :class:`CheckpointError` if truncated,
+    corrupt, not an slsdk checkpoint, of a newer format version, or not of ``kind`` (when given).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file (expected e.g. {path / 'best.pt'})")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError / UnpicklingError / EOFError / ...
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "weights_only" in str(e) or "Unsupported global" in str(e):
+            raise CheckpointError(
+                f"{path}: holds Python objects that torch.load(weights_only=True) refuses to unpickle; "
+                f"it was not written by slsdk.train.save_checkpoint ({msg})") from None
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({size} bytes; truncated or corrupt?): "
+                              f"{type(e).__name__}: {msg}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        got = f"keys {sorted(map(str, ckpt))[:8]}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+        raise CheckpointError(f"{path}: not an slsdk checkpoint (expected 'format': {FORMAT!r}, got {got})")
+    version = ckpt.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} is newer than this slsdk "
+                              f"supports ({VERSION}); upgrade slsdk")
+    for key in ("kind", "config", "vocab", "model"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: slsdk checkpoint lacks the {key!r} entry")
+    if ckpt["kind"] not in KINDS:
+        raise CheckpointError(f"{path}: unknown model kind {ckpt['kind']!r} (expected one of {KINDS})")
+    if kind is not None and ckpt["kind"] != kind:
+        raise CheckpointError(f"{path}: is a {ckpt['kind']} checkpoint, expected a {kind} checkpoint")
+    return ckpt
+
+
+def _vocab_of(ckpt: Mapping[str, Any], path: Path | str):
+    from slsdk.data.vocab import Vocabulary, VocabularyError
+
+    try:
+        return Vocabulary(ckpt["vocab"])
+    except VocabularyError as e:
+        raise CheckpointError(f"{path}: bad vocabulary in checkpoint: {e}") from None
+
+
+def build_model(kind: str, config: Mapping[str, Any]):
+    """The model class for ``kind`` built from its config dict (random weights)."""
+    if kind == "teacher":
+        from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
+
+        return CSLRRecognizer(RecognizerConfig.from_dict(dict(config)))
+    if kind == "student":
+        from slsdk.models.student import StreamingStudent, StudentConfig
+
+        return StreamingStudent(StudentConfig.from_dict(dict(config)))
+    raise ValueError(f"unknown model kind {kind!r} (expected one of {KINDS})")
+
+
+def model_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path = "checkpoint"):
+    """(model in eval mode, Vocabulary, kind) from an already loaded checkpoint dict."""
+    vocab = _vocab_of(ckpt, path)
+    kind = ckpt["kind"]
+    num_classes = ckpt["config"].get("num_classes")
+    if num_classes is not None and int(num_classes) != len(vocab):
+        raise CheckpointError(f"{path}: model has {num_classes} classes but the checkpoint vocabulary has "
+                              f"{len(vocab)} entries (incl. blank)")
+    try:
+        model = build_model(kind, ckpt["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: cannot build the {kind} model from the stored config: {e}") from None
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the {kind} model built from its config: "
+                              f"{str(e).splitlines()[0]}") from None
+    return model.eval(), vocab, kind
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu", kind: str | None = None):
+    """Load a checkpoint and build its model: returns ``(model.eval(), Vocabulary, kind)``."""
+    ckpt = load_checkpoint(path, map_location=map_location, kind=kind)
+    return model_from_checkpoint(ckpt, path)
+
+
+def check_vocab(checkpoint_vocab, samples, *, where: str = "checkpoint", dataset: str = "dataset") -> None:
+    """Raise :class:`CheckpointError` if ``samples`` use glosses the checkpoint's vocabulary lacks.
+
+    ``checkpoint_vocab`` is a Vocabulary (an ``<unk>`` entry accepts anything).
+    """
+    if getattr(checkpoint_vocab, "unk", False):
+        return
+    missing: dict[str, str] = {}
+    for s in samples:
+        for g in s.glosses:
+            if g not in checkpoint_vocab and g not in missing:
+                missing[g] = s.id
+    if missing:
+        shown = ", ".join(f"{g!r} (in {i})" for g, i in list(missing.items())[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise CheckpointError(
+            f"vocabulary mismatch: {dataset} uses {len(missing)} gloss(es) that {where} "
+            f"({len(checkpoint_vocab)} classes incl. blank) does not know: {shown}{more}")
+
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_model", "model_from_checkpoint",
+           "build_model", "check_vocab", "get_rng_state", "set_rng_state", "FORMAT", "VERSION"]

@@ -1,0 +1,201 @@
+"""Decode a split with a teacher or student and score it (WER with sub/del/ins), optionally writing CTM/STM."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DECODERS = ("greedy", "beam")
+DEFAULT_FPS = 25.0
+OUTPUT_STRIDE = 4
+
+
+@dataclass
+class Prediction:
+    """One decoded video: gloss ids and (start, end) seconds per gloss."""
+
+    id: str
+    tokens: list[int]
+    times: list[tuple[float, float]]
+    num_frames: int
+
+
+@dataclass
+class EvalResult:
+    """WER in percent plus its error counts, and the per-utterance hypotheses / references (gloss lists)."""
+
+    wer: float
+    sub: int
+    dels: int
+    ins: int
+    n_ref: int
+    hyps: dict[str, list[str]]
+    refs: dict[str, list[str]]
+    split: str = ""
+    decoder: str = "greedy"
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (f"{self.split or 'eval'}: WER {self.wer:.2f}% (sub {self.sub}, del {self.dels}, ins {self.ins}, "
+                f"{self.n_ref} ref glosses, {len(self.hyps)} videos, {self.decoder})")
+
+
+def input_spec(model: nn.Module) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """(image size, mean, std) a model expects, from its config."""
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        raise ValueError(f"{type(model).__name__} has no .config; cannot tell its input size and normalisation")
+    size = getattr(cfg, "input_size", None) or getattr(cfg, "image_size", None)
+    if not size:
+        raise ValueError(f"{type(cfg).__name__} names no image size")
+    return int(size), tuple(cfg.mean), tuple(cfg.std)
+
+
+def _step_times(model: nn.Module, fps: float) -> tuple[float, float]:
+    """(seconds per output step, seconds of the first step's start) for CTM timestamps."""
+    stride = getattr(model, "output_stride", OUTPUT_STRIDE)
+    return stride / fps, 0.0
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", decoder: str = "greedy",
+            beam: int = 10, fps: float = DEFAULT_FPS, progress=None) -> list[Prediction]:
+    """Run ``model`` over a DataLoader of ``collate`` batches and CTC-decode each video.
+
+    ``model(videos, lengths)`` must return ``sequence_logits [T', B, V]`` and ``feat_lengths [B]``.
+    """
+    from slsdk.decode import BeamStream, GreedyStream
+
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    was_training = model.training
+    model.eval()
+    shift, _ = _step_times(model, fps)
+    preds: list[Prediction] = []
+    try:
+        for batch in loader:
+            videos = batch["videos"].to(device, non_blocking=True)
+            lengths = batch["lengths"]
+            out = model(videos, lengths.to(device))
+            lp = F.log_softmax(out["sequence_logits"].float(), dim=-1).cpu()
+            fl = out["feat_lengths"].cpu()
+            for b, vid in enumerate(batch["ids"]):
+                x = lp[: int(fl[b]), b].numpy()
+                stream = GreedyStream(frame_shift=shift) if decoder == "greedy" else \
+                    BeamStream(beam=beam, frame_shift=shift)
+                stream.accept(x)
+                r = stream.finalize()
+                preds.append(Prediction(vid, list(r.tokens), [(e.start, e.end) for e in r.events],
+                                        int(lengths[b])))
+            if progress is not None:
+                progress(len(batch["ids"]))
+    finally:
+        model.train(was_training)
+    return preds
+
+
+def score(preds: Sequence[Prediction], samples: Sequence[Any], vocab) -> tuple[Any, dict, dict]:
+    """(WERResult, hyps, refs) of predictions against the samples' gloss sequences."""
+    from slsdk.eval import wer
+
+    by_id = {p.id: p for p in preds}
+    missing = [s.id for s in samples if s.id not in by_id]
+    if missing:
+        raise RuntimeError(f"no prediction for {len(missing)} video(s): {missing[:5]}")
+    refs = {s.id: list(s.glosses) for s in samples}
+    hyps = {s.id: vocab.decode(by_id[s.id].tokens) for s in samples}
+    ids = [s.id for s in samples]
+    res = wer([refs[i] for i in ids], [hyps[i] for i in ids])
+    return res, hyps, refs
+
+
+def make_loader(samples, vocab, model: nn.Module, *, batch_size: int = 1, num_workers: int = 0,
+                sampler=None):
+    """Eval DataLoader (no augmentation, no shuffling) for ``samples`` sized for ``model``."""
+    from slsdk.data import VideoDataset, collate
+
+    size, mean, std = input_spec(model)
+    ds = VideoDataset(samples, vocab, size, mean, std, train=False)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, sampler=sampler,
+                                       num_workers=num_workers, collate_fn=collate)
+
+
+def _resolve_samples(data, split: str, layout: str):
+    if isinstance(data, (str, Path)):
+        from slsdk.train.trainer import read_split
+
+        return read_split(data, split, layout)
+    if isinstance(data, Mapping):
+        if split not in data:
+            raise KeyError(f"split {split!r} not in the given datasets (have {sorted(data)})")
+        return list(data[split])
+    return list(data)
+
+
+def write_ctm_stm(preds: Sequence[Prediction], samples: Sequence[Any], vocab, out_dir: str | Path,
+                  name: str) -> dict[str, Path]:
+    """``{name}.ctm`` (hypotheses with times) and ``{name}.stm`` (references) for NIST sclite."""
+    from slsdk.eval import write_ctm, write_stm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_id = {p.id: p for p in preds}
+    ctm_rows, stm_rows = [], []
+    for s in samples:
+        p = by_id[s.id]
+        glosses = vocab.decode(p.tokens)
+        ctm_rows.append((s.id, [(g, t0, max(t1 - t0, 1e-3)) for g, (t0, t1) in zip(glosses, p.times)]))
+        stm_rows.append((s.id, list(s.glosses), p.num_frames / DEFAULT_FPS))
+    ctm = write_ctm(out_dir / f"{name}.ctm", ctm_rows)
+    stm = write_stm(out_dir / f"{name}.stm", stm_rows)
+    return {"ctm": Path(ctm), "stm": Path(stm)}
+
+
+def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "greedy", beam: int = 10,
+             out_dir: str | Path | None = None, *, vocab=None, layout: str = "folder", batch_size: int = 1,
+             device: str = "auto", num_workers: int = 0) -> EvalResult:
+    """Decode ``split`` of ``data`` (dataset root, ``{split: samples}`` or a sample list) and score it.
+
+    ``checkpoint_or_model``: a checkpoint path (teacher or student) or a model (then pass ``vocab``).
+    With ``out_dir``, writes ``{split}.ctm`` / ``{split}.stm`` and ``{split}.hyp.txt``.
+    """
+    from slsdk.train.checkpoint import check_vocab, load_model
+    from slsdk.train.trainer import resolve_device
+
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    where = "the model"
+    if isinstance(checkpoint_or_model, (str, Path)):
+        where = f"checkpoint {checkpoint_or_model}"
+        model, vocab, _ = load_model(checkpoint_or_model)
+    else:
+        model = checkpoint_or_model
+        if vocab is None:
+            raise ValueError("evaluate(model, ...) needs vocab= (the model's gloss vocabulary)")
+    samples = _resolve_samples(data, split, layout)
+    if not samples:
+        raise ValueError(f"split {split!r} has no samples")
+    check_vocab(vocab, samples, where=where, dataset=f"split {split!r}")
+    dev = resolve_device(device)
+    model = model.to(dev)
+    loader = make_loader(samples, vocab, model, batch_size=batch_size, num_workers=num_workers)
+    preds = predict(model, loader, device=dev, decoder=decoder, beam=beam)
+    res, hyps, refs = score(preds, samples, vocab)
+    files: dict[str, Path] = {}
+    if out_dir is not None:
+        files = write_ctm_stm(preds, samples, vocab, out_dir, split)
+        hyp_txt = Path(out_dir) / f"{split}.hyp.txt"
+        hyp_txt.write_text("".join(f"{i}\t{' '.join(hyps[i])}\t{' '.join(refs[i])}\n" for i in hyps),
+                           encoding="utf-8")
+        files["hyp"] = hyp_txt
+    return EvalResult(float(res.wer), int(res.sub), int(res.dels), int(res.ins), int(res.n_ref), hyps, refs,
+                      split, decoder if decoder == "greedy" else f"beam {beam}", files)
+
+
+__all__ = ["EvalResult", "Prediction", "evaluate", "predict", "score", "make_loader", "input_spec",
+           "write_ctm_stm"]
