@@ -120,7 +120,7 @@ def test_backbone_state_dict_loads_under_prefix():
     assert torch.allclose(enc(x), other(x.flatten(0, 1)).unsqueeze(0), atol=1e-5)
 
 
-@pytest.mark.parametrize("variant", ["adaptsign", "sla-adapter"])
+@pytest.mark.parametrize("variant", ["adaptsign", "sla-lora", "sla-adapter"])
 def test_frame_encoder_exports(variant):
     enc = _perturb(FrameEncoder(_vit(), FrameEncoderConfig(variant=variant))).eval()
     x, lengths = _frames(1, 4), torch.tensor([3])

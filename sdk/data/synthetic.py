@@ -93,7 +93,7 @@ def make_lexicon(num_glosses: int = 12, seed: int = 0) -> list[SignSpec]:
     lex = []
     for k, (shape, loc, mov, two) in enumerate(chosen):
         angle = float(rng.choice([-60, -30, 0, 30, 60, 90]))
-        lex.append(SignSpec(GLOSS_NAMES[k], shape, angle, loc, mov, bool(two), int(rng.integers(6, 9))))
+        lex.append(SignSpec(GLOSS_NAMES[k], shape, angle, loc, mov, bool(two), int(rng.integers(5, 8))))
     return lex
 
 
@@ -209,9 +209,9 @@ def _movement(kind: str, u: np.ndarray, amp: float) -> np.ndarray:
     if kind == "circle":
         return np.stack([amp * np.sin(tau), -amp * (1 - np.cos(tau)) / 1.0 + amp], 1) * 0.9
     if kind == "updown":
-        return np.stack([np.zeros_like(u), amp * 1.2 * np.sin(2 * tau)], 1)
+        return np.stack([np.zeros_like(u), amp * 1.3 * np.sin(tau)], 1)
     if kind == "side":
-        return np.stack([amp * 1.3 * np.sin(2 * tau), np.zeros_like(u)], 1)
+        return np.stack([amp * 1.4 * np.sin(tau), np.zeros_like(u)], 1)
     if kind == "diagonal":
         return np.stack([amp * np.sin(tau), -amp * np.sin(tau)], 1) * 1.3
     raise ValueError(f"unknown movement {kind!r}")
@@ -243,7 +243,7 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
     def frames(base):
         return max(3, int(round(base / signer.speed * rng.uniform(0.9, 1.12))))
 
-    hold(int(rng.integers(3, 6)))
+    hold(int(rng.integers(2, 5)))
     for sign in signs:
         loc = np.array(LOCATIONS[sign.location]) + rng.normal(0, 0.008, 2)
         path = _movement(sign.movement, np.linspace(0, 1, frames(sign.frames)), amp)
@@ -253,7 +253,7 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
             nd_shape = sign.shape
         else:
             start_nd, nd_shape = np.array(REST[1]), "flat"
-        move_to(start_dom, start_nd, sign.shape, nd_shape, sign.angle, frames(4))
+        move_to(start_dom, start_nd, sign.shape, nd_shape, sign.angle, frames(3))
         seg_start = len(dom)
         for p in path:
             cur_dom = loc + p
@@ -262,8 +262,8 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
             dom.append(cur_dom.copy()); nd.append(cur_nd.copy())
             shapes.append(sign.shape); nd_shapes.append(nd_shape); angles.append(sign.angle)
         segments.append((sign.name, seg_start, len(dom)))
-    move_to(np.array(REST[0]), np.array(REST[1]), "flat", "flat", 180.0, frames(4))
-    hold(int(rng.integers(3, 6)))
+    move_to(np.array(REST[0]), np.array(REST[1]), "flat", "flat", 180.0, frames(3))
+    hold(int(rng.integers(2, 5)))
     return dom, nd, shapes, nd_shapes, angles, segments
 
 
@@ -358,7 +358,12 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
 def _sentences(rng, n_glosses: int, count: int, min_len: int, max_len: int) -> list[tuple[int, ...]]:
     out: list[tuple[int, ...]] = []
     seen = set()
+    tries = 0
     while len(out) < count:
+        tries += 1
+        if tries > 1000 * count:
+            raise ValueError(f"cannot draw {count} distinct sentences of {min_len}-{max_len} glosses "
+                             f"from {n_glosses} glosses")
         n = int(rng.integers(min_len, max_len + 1))
         seq = [int(rng.integers(n_glosses))]
         while len(seq) < n:
@@ -370,6 +375,49 @@ def _sentences(rng, n_glosses: int, count: int, min_len: int, max_len: int) -> l
             seen.add(t)
             out.append(t)
     return out
+
+
+def make_plan(*, seed: int = 0, num_glosses: int = 12, num_signers: int = 8, sentences_per_signer: int = 56,
+              num_test_si_signers: int = 2, num_train_sentences: int = 64, num_test_us_sentences: int = 10,
+              dev_per_signer: int = 7, test_si_per_signer: int = 20, test_us_per_sentence: int = 4,
+              min_len: int = 2, max_len: int = 6) -> list[tuple[str, int, int, tuple[int, ...]]]:
+    """The split plan without rendering: ``[(split, signer, sentence_index, gloss_indices)]``.
+
+    Signers ``num_signers - num_test_si_signers ..`` are held out (test_si); sentences
+    ``num_train_sentences ..`` are held out (test_us).
+    """
+    n_train_signers = num_signers - num_test_si_signers
+    if n_train_signers < 1 or num_test_si_signers < 0:
+        raise ValueError(f"need at least one training signer: num_signers={num_signers}, "
+                         f"num_test_si_signers={num_test_si_signers}")
+    if sentences_per_signer > num_train_sentences:
+        raise ValueError(f"sentences_per_signer ({sentences_per_signer}) > num_train_sentences ({num_train_sentences})")
+    if max_len < min_len or min_len < 1:
+        raise ValueError(f"bad sentence lengths min_len={min_len}, max_len={max_len}")
+    rng = np.random.default_rng([seed, 3])
+    for _attempt in range(100):
+        pool = _sentences(rng, num_glosses, num_train_sentences + num_test_us_sentences, min_len, max_len)
+        train_pool, us_pool = pool[:num_train_sentences], pool[num_train_sentences:]
+        if len({g for s in train_pool for g in s}) == num_glosses:
+            break
+    else:  # pragma: no cover - only with absurd settings
+        raise ValueError("could not draw training sentences that cover every gloss; raise num_train_sentences")
+    train_signers = list(range(n_train_signers))
+    si_signers = list(range(n_train_signers, num_signers))
+    plan: list[tuple[str, int, int, tuple[int, ...]]] = []
+    for s in train_signers:
+        perm = rng.permutation(num_train_sentences)
+        for j in sorted(perm[:sentences_per_signer]):
+            plan.append(("train", s, int(j), train_pool[j]))
+        for j in sorted(perm[sentences_per_signer:sentences_per_signer + dev_per_signer]):
+            plan.append(("dev", s, int(j), train_pool[j]))
+    for s in si_signers:
+        for j in sorted(rng.permutation(num_train_sentences)[:test_si_per_signer]):
+            plan.append(("test_si", s, int(j), train_pool[j]))
+    for k, sent in enumerate(us_pool):
+        for s in sorted(rng.choice(train_signers, size=min(test_us_per_sentence, len(train_signers)), replace=False)):
+            plan.append(("test_us", int(s), num_train_sentences + k, sent))
+    return plan
 
 
 def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12, num_signers: int = 8,
@@ -400,40 +448,15 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
             pass
     if video_format not in ("mp4", "png"):
         raise ValueError(f"video_format must be 'mp4' or 'png', got {video_format!r}")
-    n_train_signers = num_signers - num_test_si_signers
-    if n_train_signers < 1 or num_test_si_signers < 0:
-        raise ValueError(f"need at least one training signer: num_signers={num_signers}, "
-                         f"num_test_si_signers={num_test_si_signers}")
-    if sentences_per_signer > num_train_sentences:
-        raise ValueError(f"sentences_per_signer ({sentences_per_signer}) > num_train_sentences ({num_train_sentences})")
-    if max_len < min_len or min_len < 1:
-        raise ValueError(f"bad sentence lengths min_len={min_len}, max_len={max_len}")
     t0 = time.perf_counter()
     lexicon = make_lexicon(num_glosses, seed)
     signers = [make_signer(i, seed) for i in range(num_signers)]
-    rng = np.random.default_rng([seed, 3])
-    for _attempt in range(100):
-        pool = _sentences(rng, num_glosses, num_train_sentences + num_test_us_sentences, min_len, max_len)
-        train_pool, us_pool = pool[:num_train_sentences], pool[num_train_sentences:]
-        if len({g for s in train_pool for g in s}) == num_glosses:
-            break
-    else:  # pragma: no cover - only with absurd settings
-        raise ValueError("could not draw training sentences that cover every gloss; raise num_train_sentences")
-    train_signers = list(range(n_train_signers))
-    si_signers = list(range(n_train_signers, num_signers))
-    plan: list[tuple[str, int, int, tuple[int, ...]]] = []  # split, signer, sentence index, glosses
-    for s in train_signers:
-        perm = rng.permutation(num_train_sentences)
-        for j in sorted(perm[:sentences_per_signer]):
-            plan.append(("train", s, int(j), train_pool[j]))
-        for j in sorted(perm[sentences_per_signer:sentences_per_signer + dev_per_signer]):
-            plan.append(("dev", s, int(j), train_pool[j]))
-    for s in si_signers:
-        for j in sorted(rng.permutation(num_train_sentences)[:test_si_per_signer]):
-            plan.append(("test_si", s, int(j), train_pool[j]))
-    for k, sent in enumerate(us_pool):
-        for s in sorted(rng.choice(train_signers, size=min(test_us_per_sentence, len(train_signers)), replace=False)):
-            plan.append(("test_us", int(s), num_train_sentences + k, sent))
+    plan = make_plan(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
+                     sentences_per_signer=sentences_per_signer, num_test_si_signers=num_test_si_signers,
+                     num_train_sentences=num_train_sentences, num_test_us_sentences=num_test_us_sentences,
+                     dev_per_signer=dev_per_signer, test_si_per_signer=test_si_per_signer,
+                     test_us_per_sentence=test_us_per_sentence, min_len=min_len, max_len=max_len)
+    si_signers = sorted({p[1] for p in plan if p[0] == "test_si"})
     if out.exists() and overwrite:
         for sub in ("videos",):
             shutil.rmtree(out / sub, ignore_errors=True)

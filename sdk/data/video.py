@@ -102,7 +102,8 @@ def _iter_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
     n = 0
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if (stream.codec_context.width or 0) * (stream.codec_context.height or 0) > 320 * 240:
+            stream.thread_type = "AUTO"  # threads only pay off on larger frames
         try:
             for frame in container.decode(stream):
                 if max_frames is not None and n >= max_frames:

@@ -11,5 +11,18 @@ def load_clip_visual(path_or_name, config=None, **kwargs):
     return _load(path_or_name, config=config, **kwargs)
 
 
+def __getattr__(name: str):
+    """Lazy access to the heavier model modules (teacher, student, frame encoders)."""
+    import importlib
+
+    where = {"FrameEncoderConfig": "adapters", "FrameEncoder": "adapters", "build_frame_encoder": "adapters",
+             "SequenceModel": "sequence", "cslr_losses": "sequence", "RecognizerConfig": "recognizer",
+             "CSLRRecognizer": "recognizer", "StudentConfig": "student", "StreamingStudent": "student"}
+    if name in where:
+        return getattr(importlib.import_module(f"slsdk.models.{where[name]}"), name)
+    raise AttributeError(f"module 'slsdk.models' has no attribute {name!r}")
+
+
 __all__ = ["CLIPVisionConfig", "VisionTransformer", "get_config", "list_models", "register_config",
-           "load_clip_visual"]
+           "load_clip_visual", "FrameEncoderConfig", "FrameEncoder", "build_frame_encoder", "SequenceModel",
+           "cslr_losses", "RecognizerConfig", "CSLRRecognizer", "StudentConfig", "StreamingStudent"]

@@ -160,7 +160,7 @@ class CrossFrame(nn.Module):
         valid_pad = F.pad(valid, (r, r))                                   # [B, T + 2r], False outside
         ok = torch.stack([valid_pad[:, o:o + t] for o in range(2 * r + 1)], dim=2)  # [B, T, K]
         aff = torch.einsum("btw,btkpw->btkp", cls, neigh) / math.sqrt(w)
-        weight = (torch.sigmoid(aff) - 0.5) * 1.0
+        weight = (torch.sigmoid(aff) - 0.5) * ok[..., None].to(aff.dtype)
         return torch.einsum("btkp,btkpw->btw", weight, neigh)
 
 

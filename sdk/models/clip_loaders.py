@@ -295,7 +295,7 @@ _HF_TOP_MAP = {
     "embeddings.patch_embedding.weight": "conv1.weight",
     "embeddings.position_embedding.weight": "positional_embedding",
     "pre_layrnorm.weight": "ln_pre.weight", "pre_layrnorm.bias": "ln_pre.bias",
-    "post_layernorm.weight": "ln_post.weight", "post_layernorm.bias": "ln_post.bias",
+    "post_layernorm.weight": "ln_post.weight", "post_layernorm.bias": "ln_pre.bias", "pre_layrnorm.bias": "ln_post.bias",
 }
 _HF_IGNORED = ("embeddings.position_ids",)
 

@@ -16,11 +16,13 @@ wrist = 0, same scale as normalised x).
 """
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import tempfile
 import urllib.error
 import urllib.request
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -321,13 +323,26 @@ def resize_square(img: np.ndarray, size: int, *, antialias: bool = True) -> np.n
     n = img.shape[-2]
     if n == size:
         return img.copy()
-    wts = _resize_weights(n, size) if antialias or size > n else _plain_bilinear(n, size)
+    idx, wts = _taps(n, size, antialias or size > n)
     x = img.astype(np.float32)
-    out = np.einsum("oh,...hwc->...owc", wts, x, optimize=True)
-    out = np.einsum("pw,...owc->...opc", wts, out, optimize=True)
+    rows = sum(wts[:, j, None, None] * np.take(x, idx[:, j], axis=-3) for j in range(idx.shape[1]))
+    out = sum(wts[None, :, j, None] * np.take(rows, idx[:, j], axis=-2) for j in range(idx.shape[1]))
     if img.dtype == np.uint8:
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return out.astype(img.dtype)
+
+
+@lru_cache(maxsize=64)
+def _taps(n_in: int, n_out: int, antialias: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The dense weights as (indices, weights) ``[n_out, k]`` of the k non-zero taps per output."""
+    dense = _resize_weights(n_in, n_out) if antialias else _plain_bilinear(n_in, n_out)
+    nz = dense > 0
+    k = int(nz.sum(axis=1).max())
+    first = nz.argmax(axis=1)
+    pos = first[:, None] + np.arange(k)[None, :]
+    idx = np.minimum(pos, n_in - 1)
+    wts = np.where(pos < n_in, np.take_along_axis(dense, idx, axis=1), 0.0).astype(np.float32)
+    return idx, wts
 
 
 def _plain_bilinear(n_in: int, n_out: int) -> np.ndarray:
@@ -360,6 +375,19 @@ def _mediapipe():
     except ImportError as e:  # pragma: no cover - depends on the install
         raise ImportError(f"hand cropping needs mediapipe: pip install 'slsdk[hands]' ({e})") from None
     return mp, BaseOptions, HandLandmarker, HandLandmarkerOptions, RunningMode
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close landmarkers still open at exit (MediaPipe's own __del__ fails once the interpreter tears down)."""
+    for obj in list(_OPEN):
+        try:
+            obj.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _create_landmarker(model_path: Path, mode: str, num_hands: int, det: float, pres: float, track: float):
@@ -411,6 +439,7 @@ class HandDetector:
         self.model_path = resolve_hand_model(model_path)
         self._lm = _create_landmarker(self.model_path, "IMAGE", num_hands, min_detection_confidence,
                                       min_presence_confidence, 0.5)
+        _OPEN.add(self)
 
     def detect(self, image) -> list[Hand]:
         """Hands in one RGB image (array ``uint8 [H,W,3]`` or a path)."""
@@ -460,6 +489,7 @@ class HandCropper:
         self._lm = None
         self._new_landmarker()
         self.reset_state()
+        _OPEN.add(self)
 
     # -- state ----------------------------------------------------------------------------------
     def _new_landmarker(self) -> None:

@@ -27,7 +27,7 @@ class Prediction:
 
 @dataclass
 class EvalResult:
-    """WER in percent plus its error counts, and the per-utterance hypotheses / references (gloss lists)."""
+    """WER in percent (``wer``) plus its error counts, and the per-utterance hypotheses / references (gloss lists)."""
 
     wer: float
     sub: int
@@ -145,15 +145,14 @@ def write_ctm_stm(preds: Sequence[Prediction], samples: Sequence[Any], vocab, ou
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     by_id = {p.id: p for p in preds}
-    ctm_rows, stm_rows = [], []
+    hyps = {}
     for s in samples:
         p = by_id[s.id]
-        glosses = vocab.decode(p.tokens)
-        ctm_rows.append((s.id, [(g, t0, max(t1 - t0, 1e-3)) for g, (t0, t1) in zip(glosses, p.times)]))
-        stm_rows.append((s.id, list(s.glosses), p.num_frames / DEFAULT_FPS))
-    ctm = write_ctm(out_dir / f"{name}.ctm", ctm_rows)
-    stm = write_stm(out_dir / f"{name}.stm", stm_rows)
-    return {"ctm": Path(ctm), "stm": Path(stm)}
+        hyps[s.id] = [(g, t0, max(t1 - t0, 0.0)) for g, (t0, t1) in zip(vocab.decode(p.tokens), p.times)]
+    ctm, stm = out_dir / f"{name}.ctm", out_dir / f"{name}.stm"
+    write_ctm(ctm, hyps)
+    write_stm(stm, {s.id: list(s.glosses) for s in samples})
+    return {"ctm": ctm, "stm": stm}
 
 
 def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "greedy", beam: int = 10,
@@ -193,7 +192,7 @@ def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "gree
         hyp_txt.write_text("".join(f"{i}\t{' '.join(hyps[i])}\t{' '.join(refs[i])}\n" for i in hyps),
                            encoding="utf-8")
         files["hyp"] = hyp_txt
-    return EvalResult(float(res.wer), int(res.sub), int(res.dels), int(res.ins), int(res.n_ref), hyps, refs,
+    return EvalResult(100.0 * float(res.wer), int(res.sub), int(res.del_), int(res.ins), int(res.n_ref), hyps, refs,
                       split, decoder if decoder == "greedy" else f"beam {beam}", files)
 
 

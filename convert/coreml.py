@@ -1,0 +1,176 @@
+"""Core ML export (``coreml`` target): an iOS 17 / macOS 14 ML Program ``.mlpackage``.
+
+coremltools converts on Linux, but prediction needs macOS. On Linux the saved package is validated:
+the spec loads, it is an ML Program of specification version >= 8 (iOS 17), inputs/outputs have the
+expected names and shapes, and the MIL program deserialises from the package (its ops are counted,
+including int8 ``constexpr_*dequantize`` weights). coremltools is imported inside the functions.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["export_coreml", "save_mlpackage", "validate_coreml", "CoreMLRunner", "prediction_available",
+           "PREDICTION_UNAVAILABLE_REASON", "IOS17_SPEC_VERSION"]
+
+IOS17_SPEC_VERSION = 8
+PREDICTION_UNAVAILABLE_REASON = ("Core ML prediction needs macOS (coremltools: 'Model prediction is only "
+                                 "supported on macOS'); the package was validated structurally instead")
+
+
+def prediction_available() -> bool:
+    return platform.system() == "Darwin"
+
+
+def _quiet():
+    import logging
+
+    for name in ("coremltools",):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def convert_to_mlmodel(module, example_inputs: Sequence, *, input_names: Sequence[str],
+                       output_names: Sequence[str], precision: str = "fp16"):
+    """Convert ``module`` to an in-memory ``MLModel`` (tracing first, torch.export as a fallback)."""
+    import coremltools as ct
+    import torch
+
+    _quiet()
+    args = tuple(example_inputs)
+    prec = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32, "int8": ct.precision.FLOAT16}[precision]
+    errors = []
+    inputs = [ct.TensorType(name=n, shape=tuple(x.shape)) for n, x in zip(input_names, args)]
+    outputs = [ct.TensorType(name=n) for n in output_names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            traced = torch.jit.trace(module.eval(), args, check_trace=False)
+            return ct.convert(traced, inputs=inputs, outputs=outputs, convert_to="mlprogram",
+                              minimum_deployment_target=ct.target.iOS17, compute_precision=prec)
+        except Exception as e:
+            errors.append(f"jit.trace: {type(e).__name__}: {str(e)[:800]}")
+        try:
+            ep = torch.export.export(module, args, strict=False).run_decompositions({})
+            return ct.convert(ep, outputs=outputs, convert_to="mlprogram",
+                              minimum_deployment_target=ct.target.iOS17, compute_precision=prec)
+        except Exception as e:
+            errors.append(f"torch.export: {type(e).__name__}: {str(e)[:800]}")
+    raise RuntimeError("Core ML conversion failed:\n" + "\n".join(errors))
+
+
+def save_mlpackage(mlmodel, path: str | os.PathLike) -> Path:
+    """Save an MLModel as ``path`` (.mlpackage directory) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        pkg = tmp / path.name
+        mlmodel.save(str(pkg))
+        if path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(pkg, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def export_coreml(module, example_inputs: Sequence, path: str | os.PathLike, *, input_names: Sequence[str],
+                  output_names: Sequence[str], precision: str = "fp16") -> Path:
+    """Convert and save; fp16 / fp32 compute precision (int8 weights: ``slsdk.quantize`` recipe)."""
+    try:
+        ml = convert_to_mlmodel(module, example_inputs, input_names=input_names, output_names=output_names,
+                                precision=precision)
+    except RuntimeError as e:
+        raise RuntimeError(f"{path}: {e}") from None
+    return save_mlpackage(ml, path)
+
+
+def validate_coreml(path: str | os.PathLike, *, inputs: dict[str, Sequence[int]] | None = None,
+                    outputs: dict[str, Sequence[int] | None] | None = None) -> dict:
+    """Validate a saved .mlpackage without running it (works on Linux).
+
+    ``inputs`` / ``outputs`` map names to the expected shapes (None: any shape). Returns a summary
+    with the spec version, input/output shapes and MIL op counts; raises ValueError naming the file.
+    """
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
+
+    _quiet()
+    path = Path(path)
+    if not path.is_dir() or not (path / "Manifest.json").is_file():
+        raise ValueError(f"{path}: not an .mlpackage directory (no Manifest.json)")
+    try:
+        model = ct.models.MLModel(str(path), skip_model_load=True)
+        spec = model.get_spec()
+    except Exception as e:
+        raise ValueError(f"{path}: coremltools cannot read the package: {type(e).__name__}: {str(e)[:300]}") from None
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise ValueError(f"{path}: expected an ML Program, got {spec.WhichOneof('Type')!r}")
+    if spec.specificationVersion < IOS17_SPEC_VERSION:
+        raise ValueError(f"{path}: specification version {spec.specificationVersion} is below iOS 17's "
+                         f"({IOS17_SPEC_VERSION})")
+
+    def shapes(descs):
+        out = {}
+        for d in descs:
+            t = d.type.WhichOneof("Type")
+            out[d.name] = list(d.type.multiArrayType.shape) if t == "multiArrayType" else t
+        return out
+
+    got_in, got_out = shapes(spec.description.input), shapes(spec.description.output)
+    for want, got, kind in ((inputs, got_in, "input"), (outputs, got_out, "output")):
+        if want is None:
+            continue
+        if list(got) != list(want):
+            raise ValueError(f"{path}: {kind} names {list(got)} differ from the expected {list(want)}")
+        for name, shape in want.items():
+            if shape is not None and got[name] != list(shape):
+                raise ValueError(f"{path}: {kind} {name!r} has shape {got[name]}, expected {list(shape)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prog = milproto_load(spec, spec.specificationVersion, model.weights_dir)
+    except Exception as e:
+        raise ValueError(f"{path}: the MIL program does not load/validate: {type(e).__name__}: "
+                         f"{str(e)[:300]}") from None
+    counts: dict[str, int] = {}
+    for fn in prog.functions.values():
+        for op in fn.operations:
+            counts[op.op_type] = counts.get(op.op_type, 0) + 1
+    quantized = sum(n for k, n in counts.items() if k.startswith("constexpr_") and "dequantize" in k
+                    or k.startswith("constexpr_blockwise"))
+    return {"spec_version": int(spec.specificationVersion), "inputs": got_in, "outputs": got_out,
+            "ops": sum(n for k, n in counts.items() if k != "const"), "op_counts": counts,
+            "quantized_weight_ops": quantized,
+            "compute_ops": sorted(k for k in counts if not k.startswith("const"))}
+
+
+class CoreMLRunner:
+    """Runs an .mlpackage with Core ML (macOS only): ``runner([x, *state]) -> [y, *state]``."""
+
+    runtime = "coreml"
+
+    def __init__(self, path: str | os.PathLike):
+        if not prediction_available():
+            raise RuntimeError(f"{path}: {PREDICTION_UNAVAILABLE_REASON}")
+        import coremltools as ct
+
+        self.path = Path(path)
+        try:
+            self.model = ct.models.MLModel(str(self.path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        except Exception as e:
+            raise RuntimeError(f"{self.path}: Core ML cannot load the package: {e}") from None
+        spec = self.model.get_spec()
+        self.input_names = [d.name for d in spec.description.input]
+        self.output_names = [d.name for d in spec.description.output]
+
+    def __call__(self, inputs: Sequence) -> list:
+        import numpy as np
+
+        out = self.model.predict({n: np.asarray(x, dtype=np.float32) for n, x in zip(self.input_names, inputs)})
+        return [np.asarray(out[n], dtype=np.float32) for n in self.output_names]

@@ -1,0 +1,162 @@
+"""ExecuTorch export: ``executorch`` (XNNPACK delegate) and ``executorch-coreml`` (Core ML delegate).
+
+torch.export -> to_edge_transform_and_lower(partitioner) -> to_executorch -> .pte, then the file is
+loaded back: XNNPACK programs run in ``executorch.runtime.Runtime``; Core ML delegated programs are
+validated structurally (the Linux ExecuTorch runtime has no CoreMLBackend).
+executorch / coremltools are imported inside the functions.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["export_executorch", "ExecuTorchRunner", "validate_pte", "coreml_backend_available"]
+
+DELEGATES = ("xnnpack", "coreml", "none")
+
+
+def _partitioners(delegate: str, compute_precision: str):
+    if delegate == "xnnpack":
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+        return [XnnpackPartitioner()]
+    if delegate == "coreml":
+        import coremltools as ct
+        from executorch.backends.apple.coreml.compiler import CoreMLBackend
+        from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+
+        prec = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}[compute_precision]
+        specs = CoreMLBackend.generate_compile_specs(compute_precision=prec,
+                                                     minimum_deployment_target=ct.target.iOS17)
+        return [CoreMLPartitioner(compile_specs=specs, take_over_mutable_buffer=False)]
+    if delegate == "none":
+        return []
+    raise ValueError(f"unknown ExecuTorch delegate {delegate!r} (valid: {', '.join(DELEGATES)})")
+
+
+def export_executorch(module, example_inputs: Sequence, path: str | os.PathLike, *, delegate: str = "xnnpack",
+                      compute_precision: str = "fp32", dynamic_shapes=None) -> Path:
+    """Export ``module`` (an nn.Module or an already quantized GraphModule) to a .pte at ``path``."""
+    import logging
+
+    import torch
+    from executorch.exir import to_edge_transform_and_lower
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = tuple(example_inputs)
+    level = logging.getLogger("executorch").level
+    logging.getLogger("executorch").setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ep = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
+            except Exception as e:
+                raise RuntimeError(f"{path}: torch.export failed for the ExecuTorch target: "
+                                   f"{type(e).__name__}: {str(e)[:1500]}") from e
+            try:
+                edge = to_edge_transform_and_lower(ep, partitioner=_partitioners(delegate, compute_precision))
+                program = edge.to_executorch()
+            except Exception as e:
+                raise RuntimeError(f"{path}: lowering to ExecuTorch ({delegate}) failed: "
+                                   f"{type(e).__name__}: {str(e)[:1500]}") from e
+    finally:
+        logging.getLogger("executorch").setLevel(level)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            program.write_to_file(f) if hasattr(program, "write_to_file") else f.write(program.buffer)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def validate_pte(path: str | os.PathLike, *, expect_backend: str | None = None, num_inputs: int | None = None,
+                 num_outputs: int | None = None) -> dict:
+    """Parse a .pte and check its structure: one ``forward`` plan, input/output counts, delegates.
+
+    ``expect_backend`` (e.g. "CoreMLBackend", "XnnpackBackend") must own at least one delegate
+    with a non-empty blob. Returns a summary dict; raises ValueError naming the file otherwise.
+    """
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such .pte file")
+    data = path.read_bytes()
+    try:
+        pte = deserialize_pte_binary(data)
+    except Exception as e:
+        raise ValueError(f"{path}: not a valid ExecuTorch program ({type(e).__name__}: {str(e)[:300]})") from None
+    prog = getattr(pte, "program", pte)
+    plans = {p.name: p for p in prog.execution_plan}
+    if "forward" not in plans:
+        raise ValueError(f"{path}: ExecuTorch program has no 'forward' method (has {sorted(plans)})")
+    plan = plans["forward"]
+    backends = [d.id for d in plan.delegates]
+    blobs = [len(b.data) for b in prog.backend_delegate_data]
+    # segments hold large delegate blobs outside the flatbuffer
+    seg_sizes = [s.size for s in getattr(prog, "segments", [])]
+    if num_inputs is not None and len(plan.inputs) != num_inputs:
+        raise ValueError(f"{path}: forward takes {len(plan.inputs)} inputs, expected {num_inputs}")
+    if num_outputs is not None and len(plan.outputs) != num_outputs:
+        raise ValueError(f"{path}: forward returns {len(plan.outputs)} outputs, expected {num_outputs}")
+    if expect_backend is not None:
+        if expect_backend not in backends:
+            raise ValueError(f"{path}: no {expect_backend} delegate in the program (delegates: {backends or 'none'})")
+        if not any(n > 0 for n in blobs + seg_sizes):
+            raise ValueError(f"{path}: the {expect_backend} delegate blob is empty")
+    return {"methods": sorted(plans), "num_inputs": len(plan.inputs), "num_outputs": len(plan.outputs),
+            "delegates": backends, "delegate_blob_bytes": sum(blobs) + sum(seg_sizes), "bytes": len(data)}
+
+
+def coreml_backend_available() -> bool:
+    """Whether this machine's ExecuTorch runtime can run Core ML delegated programs (macOS only)."""
+    if platform.system() != "Darwin":
+        return False
+    try:
+        from executorch.runtime import Runtime
+
+        return Runtime.get().backend_registry.is_available("CoreMLBackend")
+    except Exception:
+        return False
+
+
+class ExecuTorchRunner:
+    """Runs a .pte's ``forward`` in ``executorch.runtime.Runtime``: ``runner([x, *state]) -> [y, *state]``."""
+
+    runtime = "executorch"
+
+    def __init__(self, path: str | os.PathLike):
+        from executorch.runtime import Runtime
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such .pte file")
+        try:
+            self.program = Runtime.get().load_program(self.path)
+            self.method = self.program.load_method("forward")
+        except Exception as e:
+            raise RuntimeError(f"{self.path}: ExecuTorch runtime cannot load the program: "
+                               f"{type(e).__name__}: {str(e)[:300]} (truncated/corrupt file, or a delegate "
+                               f"this runtime lacks)") from None
+        meta = self.method.metadata
+        self.num_inputs = meta.num_inputs()
+
+    def __call__(self, inputs: Sequence) -> list:
+        import numpy as np
+        import torch
+
+        if len(inputs) != self.num_inputs:
+            raise ValueError(f"{self.path}: expected {self.num_inputs} inputs, got {len(inputs)}")
+        ts = [x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+              for x in inputs]
+        outs = self.method.execute([t.contiguous().float() for t in ts])
+        return [o.detach().numpy().copy() for o in outs]

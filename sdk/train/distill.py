@@ -1,0 +1,295 @@
+"""Distil a trained teacher into the streaming edge student, reusing the trainer's loop.
+
+Loss per batch (all terms averaged per sample, then over the batch)::
+
+    ctc_weight * CTC(student, labels)
+  + kl_weight * T^2 * KL(p_teacher^T || p_student^T)      on the aligned grid, all classes incl. blank
+  + feature_weight * MSE(proj(student frame features), teacher frame features)   (optional)
+
+Alignment: the teacher's valid K5-P2-K5-P2 output step ``j`` covers input frames ``[4j, 4j+15]``; the causal
+student's step ``i`` ends at frame ``4i+3``; so student step ``i`` is paired with teacher step
+``i - student.teacher_offset`` (3), on the steps valid for both. Frame features share the input frame grid,
+so the feature term needs no alignment (a learned linear projection maps student width to teacher width;
+it is saved as the checkpoint's ``aux``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from slsdk.train.checkpoint import check_vocab, load_checkpoint, model_from_checkpoint
+from slsdk.train.trainer import (
+    Job,
+    TrainConfig,
+    TrainResult,
+    _has_split,
+    _make_console,
+    init_distributed,
+    read_split,
+    resolve_datasets,
+    resolve_device,
+    run_training,
+    seed_everything,
+)
+
+REPORT_SPLITS = ("dev", "test", "test_si", "test_us")
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    """Distillation settings (every :class:`TrainConfig` field applies too)."""
+
+    epochs: int = 15
+    lr: float = 1e-3
+    temperature: float = 2.0
+    kl_weight: float = 1.0
+    ctc_weight: float = 1.0
+    feature_weight: float = 0.0        # > 0: feature distillation through a learned projection
+    student: dict = field(default_factory=dict)   # StudentConfig overrides (image_size, width, layers, ...)
+    init_from_teacher: bool = True     # copy the teacher's backbone weights where shapes allow
+    report_splits: tuple = REPORT_SPLITS   # splits scored for the final report (missing ones skipped)
+    report: bool = True                # evaluate student and teacher at the end
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if min(self.kl_weight, self.ctc_weight, self.feature_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+        if self.kl_weight == self.ctc_weight == self.feature_weight == 0:
+            raise ValueError("all distillation loss weights are 0: nothing to train")
+        self.report_splits = tuple(self.report_splits)
+
+
+@dataclass
+class DistillResult(TrainResult):
+    report: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [super().summary()]
+        r = self.report
+        if r.get("wer"):
+            splits = sorted({s for m in r["wer"].values() for s in m}, key=lambda s: REPORT_SPLITS.index(s)
+                            if s in REPORT_SPLITS else 99)
+            lines.append(f"{'model':<9}" + "".join(f"{s + ' WER':>14}" for s in splits) + f"{'GMACs/frame':>14}"
+                         + f"{'params (M)':>12}")
+            for who in ("teacher", "student"):
+                w = r["wer"].get(who, {})
+                g = r.get("gmacs_per_frame", {}).get(who)
+                p = r.get("params_m", {}).get(who)
+                lines.append(f"{who:<9}" + "".join(f"{w[s]:>13.2f}%" if s in w else f"{'-':>14}" for s in splits)
+                             + (f"{g:>14.3f}" if g is not None else f"{'-':>14}")
+                             + (f"{p:>12.2f}" if p is not None else f"{'-':>12}"))
+        return "\n".join(lines)
+
+
+def aligned_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student_lengths: torch.Tensor,
+               teacher_lengths: torch.Tensor, offset: int, temperature: float) -> torch.Tensor:
+    """T^2 * KL(teacher || student) over all classes, student step i <-> teacher step i - offset.
+
+    Logits are time-major ``[T', B, V]``; averaged over each sample's aligned valid steps, then samples.
+    """
+    n = min(student_logits.shape[0] - offset, teacher_logits.shape[0])
+    if n <= 0:
+        return student_logits.sum() * 0.0
+    s = student_logits[offset:offset + n].float() / temperature
+    t = teacher_logits[:n].detach().float() / temperature
+    log_s, log_t = s.log_softmax(-1), t.log_softmax(-1)
+    kl = (log_t.exp() * (log_t - log_s)).sum(-1)                                   # [n, B]
+    steps = torch.arange(n, device=kl.device)[:, None]
+    mask = (steps < teacher_lengths.to(kl.device)[None]) & (steps + offset < student_lengths.to(kl.device)[None])
+    per = (kl * mask).sum(0) / mask.sum(0).clamp(min=1)
+    return per.mean() * temperature ** 2
+
+
+class DistillObjective(nn.Module):
+    """What DDP wraps for distillation: the student (+ projection); the frozen teacher is held unregistered."""
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, cfg: DistillConfig, proj: nn.Module | None = None):
+        super().__init__()
+        self.student = student
+        self.proj = proj
+        object.__setattr__(self, "teacher", teacher)   # not a submodule: not trained, saved or DDP-synced
+        self.cfg = cfg
+
+    def forward(self, videos, lengths, labels, label_lengths) -> dict[str, torch.Tensor]:
+        cfg, teacher = self.cfg, self.teacher
+        teacher.eval()
+        with torch.no_grad():
+            t_feats = teacher.frame_features(videos, lengths)
+            t_out = teacher.sequence(t_feats, lengths)
+        s_videos = videos
+        size = self.student.config.image_size
+        if videos.shape[-1] != size or videos.shape[-2] != size:
+            b, t = videos.shape[:2]
+            s_videos = F.interpolate(videos.flatten(0, 1), size=(size, size), mode="bilinear",
+                                     align_corners=False, antialias=True).reshape(b, t, 3, size, size)
+        if cfg.grad_checkpointing and self.training:
+            s_out = torch.utils.checkpoint.checkpoint(self.student, s_videos, lengths, use_reentrant=False)
+        else:
+            s_out = self.student(s_videos, lengths)
+        s_logits, s_len = s_out["sequence_logits"], s_out["feat_lengths"].to(torch.long)
+        terms: dict[str, torch.Tensor] = {}
+        if cfg.ctc_weight:
+            lp = s_logits.float().log_softmax(-1)
+            per = F.ctc_loss(lp, labels, s_len.to(lp.device), label_lengths, blank=0, reduction="none",
+                             zero_infinity=False)
+            terms["ctc"] = per.mean()
+        if cfg.kl_weight:
+            terms["kl"] = aligned_kl(s_logits, t_out["sequence_logits"], s_len, t_out["feat_lengths"].to(torch.long),
+                                     int(getattr(self.student, "teacher_offset", 3)), cfg.temperature)
+        if cfg.feature_weight:
+            if self.proj is None or "features" not in s_out:
+                raise RuntimeError("feature distillation needs the student's 'features' output and a projection")
+            sf = self.proj(s_out["features"].float())                                  # [B, T, Dt]
+            tf = t_feats.float()
+            tmax = min(sf.shape[1], tf.shape[1])
+            mask = (torch.arange(tmax, device=sf.device)[None] < lengths.to(sf.device)[:, None]).float()
+            err = ((sf[:, :tmax] - tf[:, :tmax]) ** 2).mean(-1)                        # [B, T]
+            terms["feature"] = ((err * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+        weights = {"ctc": cfg.ctc_weight, "kl": cfg.kl_weight, "feature": cfg.feature_weight}
+        terms["total"] = sum(weights[k] * v for k, v in terms.items())
+        return terms
+
+
+def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
+    from slsdk.models.student import StudentConfig
+
+    if student_config is not None:
+        cfg = student_config if isinstance(student_config, StudentConfig) else StudentConfig.from_dict(
+            dict(student_config))
+    elif hasattr(StudentConfig, "from_teacher"):
+        cfg = StudentConfig.from_teacher(teacher.config, **dcfg.student) if dcfg.student else \
+            StudentConfig.from_teacher(teacher.config)
+    else:
+        tc = teacher.config
+        cfg = StudentConfig(**{"num_classes": len(vocab), "mean": tuple(tc.mean), "std": tuple(tc.std),
+                               **dcfg.student})
+    if cfg.num_classes != len(vocab):
+        cfg = StudentConfig.from_dict({**cfg.to_dict(), "num_classes": len(vocab)})
+    if tuple(cfg.mean) != tuple(teacher.config.mean) or tuple(cfg.std) != tuple(teacher.config.std):
+        raise ValueError(f"student normalisation (mean {cfg.mean}, std {cfg.std}) differs from the teacher's "
+                         f"({teacher.config.mean}, {teacher.config.std}); both see the same frames")
+    return cfg
+
+
+def _gmacs_per_frame(model: nn.Module, size: int, frames: int = 16) -> float | None:
+    try:
+        from slsdk.models.flops import count_macs_per_frame
+    except ImportError:
+        return None
+    x = torch.zeros(1, frames, 3, size, size)
+    was = model.training
+    model.eval()
+    try:
+        return count_macs_per_frame(model, (x, torch.tensor([frames])), frames=frames) / 1e9
+    finally:
+        model.train(was)
+
+
+def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: DistillConfig | None = None,
+            student_config=None, *, resume: bool = False, progress: bool = True, layout: str = "folder",
+            overwrite: bool = False, on_epoch_end: Callable[[dict], None] | None = None) -> DistillResult:
+    """Distil ``teacher_checkpoint`` into a :class:`StreamingStudent` trained on ``data``.
+
+    ``data``: dataset root (``layout``) or ``{split: samples}``. ``student_config``: a StudentConfig (default:
+    from the teacher + ``config.student`` overrides). Same outputs, resume and DDP behaviour as
+    :func:`slsdk.train.train`; at the end (rank 0) student and teacher are scored on ``config.report_splits``
+    and their GMACs/frame counted: ``result.report`` and ``out_dir/report.json``.
+    """
+    import json
+
+    from slsdk.models.student import StreamingStudent
+
+    cfg = config or DistillConfig()
+    if isinstance(cfg, Mapping):
+        cfg = DistillConfig.from_dict(cfg)
+    tpath = Path(teacher_checkpoint)
+    tckpt = load_checkpoint(tpath, kind="teacher")
+    teacher, vocab, _ = model_from_checkpoint(tckpt, tpath)
+    teacher.requires_grad_(False).eval()
+    splits = resolve_datasets(data, layout)
+    for name, samples in splits.items():
+        check_vocab(vocab, samples, where=f"teacher checkpoint {tpath}", dataset=f"the {name} split")
+    env = init_distributed(cfg.device)
+    console = _make_console(env.is_main)
+    try:
+        device = resolve_device(cfg.device, env.local_rank)
+        teacher.to(device)
+        seed_everything(cfg.seed)
+        scfg = _student_config(teacher, vocab, cfg, student_config)
+        student = StreamingStudent(scfg)
+        copied = student.init_from_teacher(teacher) if cfg.init_from_teacher else []
+        if cfg.init_from_teacher:
+            console.print(f"student initialised from the teacher: {len(copied)} tensor group(s) copied"
+                          if copied else "note: no teacher weights fit the student; it starts from random weights")
+        proj = None
+        if cfg.feature_weight:
+            tdim = teacher.frame_encoder.output_dim
+            proj = nn.Linear(scfg.feature_dim, tdim)
+        objective = DistillObjective(student, teacher, cfg, proj)
+        from slsdk.data import conv_output_length
+        from slsdk.train.evaluate import input_spec
+
+        job = Job("student", student, objective, scfg.to_dict(), vocab, splits["train"], splits.get("dev"), cfg,
+                  Path(out_dir), env, device, aux=proj,
+                  extra={"teacher_checkpoint": str(tpath.resolve()), "distill": {
+                      "temperature": cfg.temperature, "kl_weight": cfg.kl_weight, "ctc_weight": cfg.ctc_weight,
+                      "feature_weight": cfg.feature_weight}},
+                  title="distill", output_length_fn=conv_output_length, train_input=input_spec(teacher))
+        res = run_training(job, resume=resume, overwrite=overwrite, progress=progress, on_epoch_end=on_epoch_end,
+                           console=console)
+        report: dict[str, Any] = {}
+        if env.is_main and cfg.report:
+            report = _report(res, teacher, vocab, data, layout, splits, cfg, device, console)
+            (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        out = DistillResult(res.best_checkpoint, res.last_checkpoint, res.history, res.dev_wer, res.out_dir, report)
+        if env.is_main and report:
+            console.print(out.summary())
+        if env.enabled:
+            dist.barrier()
+        return out
+    finally:
+        if env.created and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _report(res: TrainResult, teacher, vocab, data, layout, splits, cfg: DistillConfig, device, console) -> dict:
+    from slsdk.models.flops import parameter_report
+    from slsdk.train.checkpoint import load_model
+    from slsdk.train.evaluate import evaluate, input_spec
+
+    student, _, _ = load_model(res.best_checkpoint)
+    wers: dict[str, dict[str, float]] = {"teacher": {}, "student": {}}
+    for split in cfg.report_splits:
+        if split in splits:
+            samples = splits[split]
+        elif isinstance(data, (str, Path)) and _has_split(data, split, layout):
+            samples = read_split(data, split, layout)
+        else:
+            continue
+        for who, model in (("teacher", teacher), ("student", student)):
+            r = evaluate(model, samples, split=split, vocab=vocab, device=str(device))
+            wers[who][split] = r.wer
+    report: dict[str, Any] = {"wer": wers, "gmacs_per_frame": {}, "params_m": {}}
+    for who, model in (("teacher", teacher), ("student", student)):
+        size = input_spec(model)[0]
+        try:
+            g = _gmacs_per_frame(model.cpu(), size)
+        except Exception as e:  # noqa: BLE001 - the count is informative, never fatal
+            console.print(f"[yellow]note[/]: could not count {who} MACs: {e}")
+            g = None
+        report["gmacs_per_frame"][who] = g
+        report["params_m"][who] = parameter_report(model)["total"] / 1e6
+    teacher.to(device)
+    return report
+
+
+__all__ = ["DistillConfig", "DistillResult", "DistillObjective", "aligned_kl", "distill"]
