@@ -55,14 +55,16 @@ def main() -> None:
     a = ap.parse_args()
     x = peaky_log_probs(a.T, a.V)
     print(f"V={a.V}, T={a.T} steps, best of {a.repeats}; us per output step (result() polled per chunk)")
-    print(f"{'decoder':<14}{'whole':>10}{'chunk 8':>10}{'chunk 1':>10}{'overhead 1':>12}")
+    print(f"{'decoder':<16}{'whole':>10}{'chunk 8':>10}{'chunk 1':>10}{'overhead 1':>12}")
     rows = [("greedy", lambda: GreedyStream())]
     rows += [(f"beam {b}", (lambda b=b: BeamStream(beam=b))) for b in (1, 4, 8, 16, 32)]
+    # candidate pruning: only ids with log prob >= -8 (p >= 3.4e-4) extend a prefix
+    rows += [(f"beam {b} prune", (lambda b=b: BeamStream(beam=b, prune_logp=-8.0))) for b in (8, 16, 32)]
     for name, make in rows:
         whole = run(make, x, a.T, a.repeats)
         c8 = run(make, x, 8, a.repeats)
         c1 = run(make, x, 1, a.repeats)
-        print(f"{name:<14}{whole:>10.1f}{c8:>10.1f}{c1:>10.1f}{c1 - whole:>12.1f}")
+        print(f"{name:<16}{whole:>10.1f}{c8:>10.1f}{c1:>10.1f}{c1 - whole:>12.1f}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import pytest
 import torch
 
 
-
 def _import_open_clip_with_stand_in():
     """Import open_clip with the tests-only torchvision stand-in visible only during the import.
 
@@ -58,7 +57,7 @@ def _perturb(model: torch.nn.Module, seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            pass
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
 
 
 def _open_clip_model(width=64, head_width=32, layers=2, image_size=32, patch=16, embed_dim=32, quick_gelu=True,
@@ -155,6 +154,11 @@ def test_open_clip_state_dict_pt_nested_and_prefixed(tmp_path, oc_model, oc_refe
     torch.save(ckpt, nested)
     _assert_close(_embed(load_clip_visual(nested, config={"heads": 2}), _images()), oc_reference)
 
+    legacy = tmp_path / "legacy.pth"  # torch.save's pre-1.6 (non-zip) pickle format
+    torch.save(sd, legacy, _use_new_zipfile_serialization=False)
+    assert legacy.read_bytes()[:2] == b"\x80\x02"
+    _assert_close(_embed(load_clip_visual(legacy, config={"heads": 2}), _images()), oc_reference)
+
 
 def test_open_clip_safetensors(tmp_path, oc_model, oc_reference):
     path = tmp_path / "weights.safetensors"
@@ -209,7 +213,7 @@ def test_openai_torchscript_archive_fp16(tmp_path, oc_model):
     assert any(k.startswith("transformer.") for k in traced.state_dict()), "whole model, text tower included"
 
     assert detect_format(path) == "openai-torchscript"
-    with pytest.raises(RuntimeError):  # not readable as a plain state dict: the loader must go through torch.jit
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError):  # not readable as a plain state dict: the loader must go through torch.jit
         torch.load(path, weights_only=True)
     tower = load_clip_visual(path, config={"heads": 2})
     _check_tower(tower)
@@ -402,10 +406,12 @@ def test_unknown_format_lists_formats_tried(tmp_path):
 def test_truncated_files_give_clear_errors(tmp_path, oc_model):
     sd = {k: v.contiguous() for k, v in oc_model.state_dict().items()}
     full_pt, full_st, full_js = tmp_path / "full.pt", tmp_path / "full.safetensors", tmp_path / "full.jit"
+    full_legacy = tmp_path / "full_legacy.pt"
+    torch.save(sd, full_legacy, _use_new_zipfile_serialization=False)
     torch.save(sd, full_pt)
     save_file(sd, str(full_st))
     torch.jit.save(torch.jit.trace(oc_model.visual, _images(1), check_trace=False), str(full_js))
-    for full in (full_pt, full_st, full_js):
+    for full in (full_pt, full_legacy, full_st, full_js):
         data = full.read_bytes()
         for cut in (len(data) // 2, len(data) - 10):
             broken = tmp_path / f"cut_{cut}_{full.name}"
@@ -426,6 +432,19 @@ def test_in_memory_state_dict_and_config_dict_validation(oc_model, oc_reference)
     with torch.no_grad():
         tower.proj.zero_()
     assert oc_model.visual.proj.abs().sum() > 0
+    # slsdk's own tower state dict (no prefix) round-trips
+    again = load_clip_visual(tower.state_dict())
+    assert again.config == tower.config
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), tower.state_dict().values()))
     with pytest.raises(ValueError, match="unknown config fields"):
         load_clip_visual(oc_model.state_dict(), config={"num_heads": 2})
 
+
+
+def test_torchvision_stand_in_does_not_leak():
+    import importlib.util
+
+    stubs = str(Path(__file__).parent / "stubs")
+    assert stubs not in sys.path
+    spec = importlib.util.find_spec("torchvision")
+    assert spec is None or stubs not in str(spec.origin), "the stand-in must not be importable outside open_clip"

@@ -361,14 +361,22 @@ class _Hyp:
         self.lm = 0.0
         self.vb = NEG_INF  # best single path ending in blank
         self.vnb = NEG_INF
-        self.rb: tuple = ()  # runs (id, start, end, prob_sum, n) of that path
-        self.rnb: tuple = ()
+        # runs of that path as a linked list (parent, (id, start, end, prob_sum, n)) or None:
+        # extending a path is O(1) whatever the utterance length
+        self.rb = None
+        self.rnb = None
 
     def total(self) -> float:
         return _lse(self.pb, self.pnb)
 
-    def runs(self) -> tuple:
-        return self.rnb if self.vnb > self.vb else self.rb
+    def runs(self) -> list:
+        node = self.rnb if self.vnb > self.vb else self.rb
+        out = []
+        while node is not None:
+            node, run = node
+            out.append(run)
+        out.reverse()
+        return out
 
 
 class BeamStream(_StreamBase):
@@ -480,9 +488,9 @@ class BeamStream(_StreamBase):
                         nh = get(prefix, h.lm)
                         nh.pnb = _lse(nh.pnb, h.pnb + lp)
                         if h.vnb + lp > nh.vnb:
-                            i, s, _e, ps, n = h.rnb[-1]
+                            parent, (i, s, _e, ps, n) = h.rnb
                             nh.vnb = h.vnb + lp
-                            nh.rnb = h.rnb[:-1] + ((i, s, t + 1, ps + math.exp(lp), n + 1),)
+                            nh.rnb = (parent, (i, s, t + 1, ps + math.exp(lp), n + 1))
                 # 3) extensions by a new token
                 for c in cands:
                     lp = rowl[c]
@@ -502,7 +510,7 @@ class BeamStream(_StreamBase):
                     nh.pnb = _lse(nh.pnb, src_p + lp)
                     if src_v + lp > nh.vnb:
                         nh.vnb = src_v + lp
-                        nh.rnb = src_r + ((c, t, t + 1, math.exp(lp), 1),)
+                        nh.rnb = (src_r, (c, t, t + 1, math.exp(lp), 1))
             ranked = sorted(nxt.items(), key=lambda kv: (-(kv[1].total() + kv[1].lm), kv[0]))
             beams = [kv for kv in ranked[: self.beam] if kv[1].total() > NEG_INF]
             if not beams:
@@ -517,8 +525,8 @@ class BeamStream(_StreamBase):
 
     def _trailing_blanks(self) -> int:
         _, h = self._best()
-        runs = h.runs()
-        end = runs[-1][2] if runs else self._utt_start
+        node = h.rnb if h.vnb > h.vb else h.rb
+        end = node[1][2] if node is not None else self._utt_start
         return self._frame - end
 
     def _has_tokens(self) -> bool:

@@ -135,8 +135,9 @@ def _torch_load(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise CheckpointError(f"{path}: torch.load(weights_only=True) refused the file: it holds objects other "
-                              f"than tensors and plain containers ({str(e).splitlines()[0][:200]})") from None
+        first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: torch.load(weights_only=True) cannot unpickle the file: it is corrupt or "
+                              f"truncated, or holds objects other than tensors and plain containers ({first})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: cannot read torch checkpoint (truncated or corrupt?): "
                               f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from None
@@ -295,7 +296,7 @@ _HF_TOP_MAP = {
     "embeddings.patch_embedding.weight": "conv1.weight",
     "embeddings.position_embedding.weight": "positional_embedding",
     "pre_layrnorm.weight": "ln_pre.weight", "pre_layrnorm.bias": "ln_pre.bias",
-    "post_layernorm.weight": "ln_post.weight", "post_layernorm.bias": "ln_pre.bias", "pre_layrnorm.bias": "ln_post.bias",
+    "post_layernorm.weight": "ln_post.weight", "post_layernorm.bias": "ln_post.bias",
 }
 _HF_IGNORED = ("embeddings.position_ids",)
 
