@@ -36,7 +36,7 @@ def _quiet():
 
 def convert_to_mlmodel(module, example_inputs: Sequence, *, input_names: Sequence[str],
                        output_names: Sequence[str], precision: str = "fp16"):
-    """Convert ``module`` to an in-memory ``MLModel`` (tracing first, torch.export as a fallback)."""
+    """Convert ``module`` to an in-memory ``MLModel`` (torch.export first, jit.trace as a fallback)."""
     import coremltools as ct
     import torch
 
@@ -49,17 +49,17 @@ def convert_to_mlmodel(module, example_inputs: Sequence, *, input_names: Sequenc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
+            ep = torch.export.export(module, args, strict=False).run_decompositions()
+            return ct.convert(ep, outputs=outputs, convert_to="mlprogram",
+                              minimum_deployment_target=ct.target.iOS17, compute_precision=prec)
+        except Exception as e:
+            errors.append(f"torch.export: {type(e).__name__}: {str(e)[:800]}")
+        try:
             traced = torch.jit.trace(module.eval(), args, check_trace=False)
             return ct.convert(traced, inputs=inputs, outputs=outputs, convert_to="mlprogram",
                               minimum_deployment_target=ct.target.iOS17, compute_precision=prec)
         except Exception as e:
             errors.append(f"jit.trace: {type(e).__name__}: {str(e)[:800]}")
-        try:
-            ep = torch.export.export(module, args, strict=False).run_decompositions({})
-            return ct.convert(ep, outputs=outputs, convert_to="mlprogram",
-                              minimum_deployment_target=ct.target.iOS17, compute_precision=prec)
-        except Exception as e:
-            errors.append(f"torch.export: {type(e).__name__}: {str(e)[:800]}")
     raise RuntimeError("Core ML conversion failed:\n" + "\n".join(errors))
 
 

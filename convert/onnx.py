@@ -60,9 +60,13 @@ def export_onnx(module, example_inputs: Sequence, path: str | os.PathLike, *, in
                                                  dynamic_shapes=dyn, verbose=False, optimize=True)
                         prog.save(str(tmp))
                     else:
+                        legacy = None
+                        if dynamic_axes:
+                            legacy = {k: {ax: (s[0] if isinstance(s, tuple) else s) for ax, s in axes.items()}
+                                      for k, axes in dynamic_axes.items()}
                         torch.onnx.export(module, args, str(tmp), dynamo=False, input_names=list(input_names),
                                           output_names=list(output_names), opset_version=opset,
-                                          dynamic_axes=dict(dynamic_axes) if dynamic_axes else None)
+                                          dynamic_axes=legacy)
                 used = kind
                 break
             except Exception as e:  # try the next exporter

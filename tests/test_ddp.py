@@ -29,13 +29,13 @@ def _tcfg(**kw):
     return TrainConfig(**base)
 
 
-def _worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+def _worker(rank: int, world: int, port: int, data: str, out: str, freeze_bn: bool = True) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from slsdk.train import teacher_config, train
 
-    train(data, out, teacher_config(**TINY_TEACHER), _tcfg(), progress=False)
+    train(data, out, teacher_config(**TINY_TEACHER), _tcfg(freeze_bn=freeze_bn), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,7 @@ def data(tmp_path_factory):
                               test_us_per_sentence=1, image_size=32, min_len=1, max_len=2, video_format="png")
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(data, tmp_path):
     import torch.multiprocessing as mp
 
@@ -64,8 +65,8 @@ def test_two_processes_match_one(data, tmp_path):
     a = load_checkpoint(single.last_checkpoint)
     b = load_checkpoint(ddp_out / "last.pt")
     assert a["step"] == b["step"] == 2          # 8 training videos, global batch 4
-    assert not (ddp_out / "last.pt.tmp").exists()
-    init = train.__globals__["CSLRRecognizer"] if "CSLRRecognizer" in train.__globals__ else None  # noqa: F841
+    assert not list(ddp_out.glob("*.tmp")), "temp files left behind"
+    assert (ddp_out / "metrics.jsonl").read_text().count("\n") == 1   # rank 0 alone writes the log
     moved = 0
     for k, va in a["model"].items():
         vb = b["model"][k]

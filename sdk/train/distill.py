@@ -85,7 +85,7 @@ class DistillResult(TrainResult):
                 g = r.get("gmacs_per_frame", {}).get(who)
                 p = r.get("params_m", {}).get(who)
                 lines.append(f"{who:<9}" + "".join(f"{w[s]:>13.2f}%" if s in w else f"{'-':>14}" for s in splits)
-                             + (f"{g:>14.3f}" if g is not None else f"{'-':>14}")
+                             + (f"{g:>14.4g}" if g is not None else f"{'-':>14}")
                              + (f"{p:>12.2f}" if p is not None else f"{'-':>12}"))
         return "\n".join(lines)
 
@@ -166,8 +166,12 @@ def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
         cfg = student_config if isinstance(student_config, StudentConfig) else StudentConfig.from_dict(
             dict(student_config))
     elif hasattr(StudentConfig, "from_teacher"):
-        cfg = StudentConfig.from_teacher(teacher.config, **dcfg.student) if dcfg.student else \
-            StudentConfig.from_teacher(teacher.config)
+        import inspect
+
+        kw = dict(dcfg.student)
+        if "num_classes" in inspect.signature(StudentConfig.from_teacher).parameters:
+            kw.setdefault("num_classes", len(vocab))
+        cfg = StudentConfig.from_teacher(teacher.config, **kw)
     else:
         tc = teacher.config
         cfg = StudentConfig(**{"num_classes": len(vocab), "mean": tuple(tc.mean), "std": tuple(tc.std),
@@ -253,9 +257,7 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
         out = DistillResult(res.best_checkpoint, res.last_checkpoint, res.history, res.dev_wer, res.out_dir, report)
         if env.is_main and report:
             console.print(out.summary())
-        if env.enabled:
-            dist.barrier()
-        return out
+        return out   # other ranks return without waiting for rank 0's report (no collective follows)
     finally:
         if env.created and dist.is_initialized():
             dist.destroy_process_group()

@@ -10,8 +10,8 @@ Guarantees:
   scheduler, AMP scaler, RNG states, best metric and history come back from the checkpoint).
 * **DDP**: launched by ``torchrun`` (``RANK``/``WORLD_SIZE`` set) the trainer joins the process group
   (gloo on CPU, nccl on CUDA) and wraps the model in ``DistributedDataParallel``; ``batch_size`` is the
-  *global* batch (split evenly over processes), so N processes take the same steps as one process; only
-  rank 0 evaluates and writes files.
+  *global* batch (split evenly over processes), so N processes take the same steps as one process; each
+  process decodes its share of the dev split, and only rank 0 writes files.
 * Never prompts; an existing run in ``out_dir`` is an error unless ``resume`` or ``overwrite``.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -428,9 +427,10 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
                                          collate_fn=collate, pin_memory=device.type == "cuda", generator=loader_gen,
                                          persistent_workers=False)
     dev_loader = None
-    if job.dev_samples and main:
+    if job.dev_samples:   # every process decodes its share (rank::world_size); rank 0 gathers and scores
         dev_ds = VideoDataset(job.dev_samples, job.vocab, size, mean, std, train=False, **ds_kw)
-        dev_loader = torch.utils.data.DataLoader(dev_ds, batch_size=per_proc, shuffle=False,
+        dev_loader = torch.utils.data.DataLoader(dev_ds, batch_size=per_proc,
+                                                 sampler=list(range(env.rank, len(dev_ds), env.world_size)),
                                                  num_workers=cfg.num_workers, collate_fn=collate)
     steps_per_epoch = len(loader)
 
@@ -533,11 +533,15 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
             row.update({f"loss/{k}": sums[k] / max(count, 1) for k in keys if k != "total"})
             row["lr"] = scheduler.get_last_lr()[0]
             dev_wer = None
-            if main and dev_loader is not None:
-                etask = bar.add_task(f"{job.title} dev", total=len(dev_loader.dataset), info="")
+            if dev_loader is not None:
+                etask = bar.add_task(f"{job.title} dev", total=len(dev_loader.sampler), info="")
                 preds = predict(job.model, dev_loader, device=device, decoder=cfg.eval_decoder, beam=cfg.eval_beam,
                                 progress=lambda k: bar.update(etask, advance=k))
                 bar.remove_task(etask)
+                if env.enabled:
+                    parts: list = [None] * env.world_size
+                    dist.all_gather_object(parts, preds)
+                    preds = [p for part in parts for p in part]
                 res, _, _ = score(preds, dev_loader.dataset.samples, job.vocab)
                 dev_wer = 100.0 * float(res.wer)
             objective.train()

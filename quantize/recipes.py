@@ -1,0 +1,307 @@
+"""int8 recipes, one or more per target family, registered by name (like ExecuTorch export recipes).
+
+Each recipe takes the artifact of its family and returns the quantized one:
+
+- ``executorch``: ``fn(module, example_inputs, calib) -> torch.fx.GraphModule`` (PT2E, ready to
+  re-export and lower to XNNPACK);
+- ``onnx`` (also ``ort``): ``fn(onnx_in, onnx_out, calib, input_names) -> Path``;
+- ``coreml``: ``fn(mlmodel, calib) -> MLModel``.
+
+``calib`` is a list of input tuples (see ``slsdk.quantize.calibration``); recipes with
+``needs_calibration`` refuse an empty list. Toolchain modules are imported inside the recipes.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from slsdk.quantize.calibration import CalibrationError
+
+__all__ = ["QuantRecipe", "RECIPES", "register_recipe", "get_recipe", "recipes_for", "COREML_ACTIVATION_REASON"]
+
+COREML_ACTIVATION_REASON = ("Core ML activation quantization calibrates by running the model, which needs "
+                            "macOS (coremltools prediction); only int8 weights are applied here")
+
+
+@dataclass(frozen=True)
+class QuantRecipe:
+    name: str
+    backend: str                 # "executorch" | "onnx" | "coreml"
+    description: str
+    needs_calibration: bool
+    fn: Callable
+
+    def apply(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def info(self, n_calib: int | None = None) -> dict:
+        d = {"recipe": self.name, "backend": self.backend, "description": self.description,
+             "weights": "int8"}
+        if n_calib is not None and self.needs_calibration:
+            d["calibration_chunks"] = n_calib
+        return d
+
+
+RECIPES: dict[str, QuantRecipe] = {}
+_BACKEND_OF_TARGET = {"executorch": "executorch", "onnx": "onnx", "ort": "onnx", "coreml": "coreml",
+                      "executorch-coreml": "executorch-coreml"}
+
+
+def register_recipe(name: str, backend: str, description: str, needs_calibration: bool):
+    def deco(fn):
+        if name in RECIPES:
+            raise ValueError(f"quantization recipe {name!r} is already registered")
+        RECIPES[name] = QuantRecipe(name, backend, description, needs_calibration, fn)
+        return fn
+    return deco
+
+
+def get_recipe(name: str) -> QuantRecipe:
+    if name in RECIPES:
+        return RECIPES[name]
+    close = difflib.get_close_matches(str(name), list(RECIPES), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown quantization recipe {name!r}{hint} (registered: {', '.join(RECIPES)})")
+
+
+def recipes_for(target: str) -> list[QuantRecipe]:
+    """The recipes that apply to a target name (``ort`` shares the ONNX recipes)."""
+    backend = _BACKEND_OF_TARGET.get(target, target)
+    return [r for r in RECIPES.values() if r.backend == backend]
+
+
+def _need(calib, name: str) -> list:
+    calib = list(calib or [])
+    if not calib:
+        raise CalibrationError(f"recipe {name!r} needs calibration data, but the calibration set is empty")
+    return calib
+
+
+# ---------------------------------------------------------------------------------------------------
+# ExecuTorch / XNNPACK: PT2E
+# ---------------------------------------------------------------------------------------------------
+def _pt2e(module, example_inputs, calib, *, dynamic: bool):
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = torch.export.export(module.eval(), tuple(example_inputs), strict=False).module()
+        config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic)
+        if dynamic:
+            # dynamic activations: linear layers only (XNNPACK's dynamically quantized conv path
+            # fails to export on 5-D video inputs: "required rank 4 tensor to use channels_last")
+            quantizer = XNNPACKQuantizer().set_module_type(torch.nn.Linear, config)
+        else:
+            quantizer = XNNPACKQuantizer().set_global(config)
+        prepared = prepare_pt2e(gm, quantizer)
+        with torch.no_grad():
+            for inputs in (calib if not dynamic else (calib or [tuple(example_inputs)])):
+                prepared(*inputs)
+        return convert_pt2e(prepared)
+
+
+@register_recipe("xnnpack-int8-static", "executorch",
+                 "PT2E XNNPACKQuantizer: int8 per-channel weights, int8 static activations calibrated on chunks",
+                 needs_calibration=True)
+def xnnpack_int8_static(module, example_inputs, calib):
+    return _pt2e(module, example_inputs, _need(calib, "xnnpack-int8-static"), dynamic=False)
+
+
+@register_recipe("xnnpack-int8-dynamic", "executorch",
+                 "PT2E XNNPACKQuantizer: int8 per-channel Linear weights, activations quantized dynamically "
+                 "per call (convs stay fp32)",
+                 needs_calibration=False)
+def xnnpack_int8_dynamic(module, example_inputs, calib=None):
+    return _pt2e(module, example_inputs, list(calib or []), dynamic=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# ONNX Runtime: quantize_static (QDQ) / quantize_dynamic
+# ---------------------------------------------------------------------------------------------------
+_FLOAT_OPS = ("LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean", "Pow", "Sqrt", "Div", "Erf")
+
+
+def classifier_nodes(model) -> list[str]:
+    """Names of the final classifier MatMul/Gemm (+ its bias Add): the MatMul/Gemm nearest the
+    first graph output, walking back through element-wise ops."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    names: list[str] = []
+    seen = set()
+    frontier = [model.graph.output[0].name]
+    while frontier:
+        t = frontier.pop()
+        n = producers.get(t)
+        if n is None or n.name in seen:
+            continue
+        seen.add(n.name)
+        if n.op_type in ("MatMul", "Gemm"):
+            names.append(n.name)
+            continue
+        if n.op_type in ("Add", "LogSoftmax", "Softmax", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+                         "Identity", "Cast", "Concat"):
+            if n.op_type == "Add":
+                names.append(n.name)
+            frontier.extend(n.input)
+    return names
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over input tuples."""
+
+    def __init__(self, calib: Sequence, input_names: Sequence[str]):
+        import numpy as np
+
+        self._items = [{n: np.ascontiguousarray(np.asarray(x, dtype=np.float32)) for n, x in zip(input_names, it)}
+                       for it in calib]
+        self._i = 0
+
+    def get_next(self):
+        if self._i >= len(self._items):
+            return None
+        self._i += 1
+        return self._items[self._i - 1]
+
+    def rewind(self):
+        self._i = 0
+
+
+def _tmp_path(out: Path, suffix: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def _preprocess(onnx_in: Path, work: Path) -> Path:
+    """onnxruntime's quant_pre_process (shape inference + graph optimisation) when it succeeds."""
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        out = work / "pre.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quant_pre_process(str(onnx_in), str(out), skip_symbolic_shape=True)
+        return out
+    except Exception:
+        return onnx_in
+
+
+@register_recipe("onnx-int8-static", "onnx",
+                 "onnxruntime quantize_static, QDQ, int8 per-channel weights + int8 activations calibrated on "
+                 "chunks; LayerNorm/Softmax and the final classifier stay float",
+                 needs_calibration=True)
+def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    calib = _need(calib, "onnx-int8-static")
+    onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
+    with tempfile.TemporaryDirectory(prefix="slsdk-q-") as work:
+        src = _preprocess(onnx_in, Path(work))
+        model = onnx.load(str(src))
+        exclude = classifier_nodes(model)
+        exclude += [n.name for n in model.graph.node if n.op_type in _FLOAT_OPS]
+        tmp = _tmp_path(onnx_out, ".onnx")
+        try:
+            quantize_static(str(src), str(tmp), _Reader(calib, input_names), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=exclude,
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                                           "DefaultTensorType": onnx.TensorProto.FLOAT})
+            _copy_metadata(onnx_in, tmp)
+            os.replace(tmp, onnx_out)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return onnx_out
+
+
+@register_recipe("onnx-int8-dynamic", "onnx",
+                 "onnxruntime quantize_dynamic: int8 per-tensor MatMul/Gemm weights, activations quantized at "
+                 "run time (no calibration)", needs_calibration=False)
+def onnx_int8_dynamic(onnx_in, onnx_out, calib=None, input_names=None):
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
+    with tempfile.TemporaryDirectory(prefix="slsdk-q-") as work:
+        src = Path(work) / "untied.onnx"
+        onnx.save(_pretranspose_gemm_weights(onnx.load(str(onnx_in))), str(src))
+        tmp = _tmp_path(onnx_out, ".onnx")
+        try:
+            quantize_dynamic(str(src), str(tmp), per_channel=False, weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["MatMul", "Gemm"],
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
+            _copy_metadata(onnx_in, tmp)
+            os.replace(tmp, onnx_out)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return onnx_out
+
+
+def _pretranspose_gemm_weights(model):
+    """Gemm(transB=1) with an initializer B -> Gemm(transB=0) with one shared B^T initializer.
+
+    onnxruntime's quantize_dynamic rewrites Gemm into MatMul + Add, transposing B in place; a weight
+    shared by several Gemms (an unrolled LSTM cell) gets transposed more than once and the graph no
+    longer loads. Pre-transposing once per weight avoids that.
+    """
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    made: dict[str, str] = {}
+    for node in model.graph.node:
+        if node.op_type != "Gemm" or len(node.input) < 2 or node.input[1] not in inits:
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if "transB" not in attrs or attrs["transB"].i != 1:
+            continue
+        b = node.input[1]
+        if b not in made:
+            arr = numpy_helper.to_array(inits[b]).T.copy()
+            made[b] = f"{b}__T"
+            model.graph.initializer.append(numpy_helper.from_array(arr, made[b]))
+        node.input[1] = made[b]
+        attrs["transB"].i = 0
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return model
+
+
+def _copy_metadata(src: Path, dst: Path) -> None:
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
+    if props:
+        from slsdk.convert.onnx import add_metadata
+
+        add_metadata(dst, props)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Core ML
+# ---------------------------------------------------------------------------------------------------
+@register_recipe("coreml-int8-weights", "coreml",
+                 "coremltools linear_quantize_weights: int8 symmetric per-channel weights, fp16 compute "
+                 "(activation quantization needs macOS)", needs_calibration=False)
+def coreml_int8_weights(mlmodel, calib=None):
+    import coremltools.optimize.coreml as cto
+
+    cfg = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cto.linear_quantize_weights(mlmodel, config=cfg)
