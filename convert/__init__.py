@@ -257,13 +257,8 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
 
     kind_name = io.kind
     out_dir = Path(out_dir or f"slsdk-{kind_name}-{tgt.name}-{precision}")
-    manifest = Manifest(
-        target=tgt.name, precision=precision, model_kind=kind_name, model_file="model" + tgt.suffix,
-        vocab=vocab_list, input=default_input_spec(io.image_size, io.image_size, io.mean, io.std),
-        fps=io.fps, streaming=io.streaming_section(), model_config=io.config,
-        crop=dict(crop) if crop else {"policy": "full"},
-        quantization=qrecipe.info(len(calib_inputs) if calib_inputs else None) if qrecipe else None,
-    )
+    manifest = _manifest(io, vocab_list, tgt, precision, crop,
+                         qrecipe.info(len(calib_inputs) if calib_inputs else None) if qrecipe else None)
     manifest.validate(source=f"{out_dir} (manifest being built)")
 
     work = Path(tempfile.mkdtemp(prefix="slsdk-convert-"))
@@ -283,6 +278,22 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
                       f"{fidelity['wer_torch']:.2f}% by {fidelity['wer_delta']:.2f} points (budget "
                       f"{fidelity['wer_budget']}); see manifest fidelity", Int8BudgetWarning, stacklevel=2)
     return bundle
+
+
+def _manifest(io: ModelIO, vocab_list: list[str], tgt: Target, precision: str, crop=None, quantization=None):
+    from slsdk.bundle import Manifest, default_input_spec
+
+    return Manifest(
+        target=tgt.name, precision=precision, model_kind=io.kind, model_file="model" + tgt.suffix,
+        vocab=vocab_list, input=default_input_spec(io.image_size, io.image_size, io.mean, io.std),
+        fps=io.fps, streaming=io.streaming_section(), model_config=io.config,
+        crop=dict(crop) if crop else {"policy": "full"}, quantization=quantization)
+
+
+def manifest_for_model(model, vocab, target: str = "onnx", precision: str = "fp32", crop: dict | None = None):
+    """The manifest `convert` would write for this model (used by the torch runtime backend)."""
+    tgt = get_target(target)
+    return _manifest(model_io(model), _vocab_list(vocab), tgt, check_precision(tgt, precision), crop)
 
 
 def _scalars(d: dict) -> dict:

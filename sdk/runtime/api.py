@@ -258,7 +258,7 @@ def _torch_manifest_and_backend(path: Path, threads: int):
     model, vocab, kind = load_model(path)
     if kind != "student":
         raise BackendError(f"{path}: the torch backend streams a student checkpoint, this one is a {kind}")
-    manifest = manifest_for_model(model, vocab, target="onnx", precision="fp32", model_file="model.onnx")
+    manifest = manifest_for_model(model, vocab, target="onnx", precision="fp32")
     ins = [io["name"] for io in manifest.streaming["inputs"]]
     outs = [io["name"] for io in manifest.streaming["outputs"]]
     return manifest, TorchBackend(model.eval(), ins, outs, threads=threads)
