@@ -74,7 +74,8 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
 def data_synth(out: Path = typer.Argument(..., help="output folder"),
                seed: int = typer.Option(0), quick: bool = typer.Option(False, help="a tiny set for tests")):
     """Generate the synthetic signing dataset (the embedded default) in the folder format."""
-    from slsdk.data.synthetic import generate_synthetic, quick_kwargs
+    from slsdk.data.synthetic import generate_synthetic
+    from slsdk.demos.pipeline import quick_kwargs
 
     path = _run(generate_synthetic, out, seed=seed, **(quick_kwargs() if quick else {}))
     console.print(f"wrote {path}")

@@ -1,0 +1,145 @@
+"""`slsdk demo`: the whole pipeline offline on the embedded synthetic signing data.
+
+synthetic data -> teacher (frozen-architecture CLIP + AdaptSign, CTC) -> streaming student (distilled) ->
+every target x precision (bundles, fidelity measured by each target's runtime) -> stream a held-out video
+through the runtime -> one results table (results.json, results.md) and PNGs in the output folder.
+"""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+# (target, precision) pairs the demo converts: every target, fp32/fp16 and int8 where the target allows
+DEMO_TARGETS = (("onnx", "fp32"), ("onnx", "int8"), ("ort", "fp32"), ("ort", "int8"), ("executorch", "fp32"),
+                ("executorch", "int8"), ("executorch-coreml", "fp16"), ("coreml", "fp16"), ("coreml", "int8"))
+
+
+def quick_kwargs() -> dict:
+    """A tiny synthetic set (tests, `--quick`)."""
+    return dict(num_glosses=6, num_signers=3, sentences_per_signer=6, num_test_si_signers=1,
+                num_train_sentences=8, num_test_us_sentences=2, dev_per_signer=2, test_si_per_signer=3,
+                test_us_per_sentence=1, min_len=2, max_len=3)
+
+
+def _heldout(samples, vocab, limit: int):
+    from slsdk.data.video import read_video
+
+    return [(read_video(s.video), vocab.encode(s.glosses)) for s in samples[:limit]]
+
+
+def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dict:
+    """Run every stage; returns the results dict also written to OUT/results.json."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from slsdk.bench import bench_bundle, dir_size_mb, write_table
+    from slsdk.convert import convert
+    from slsdk.data import read_folder
+    from slsdk.data.synthetic import generate_synthetic
+    from slsdk.runtime.api import recognize_video
+    from slsdk.train import DistillConfig, TrainConfig, distill, teacher_config, train
+    from slsdk.train.checkpoint import load_model
+
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    stages: dict[str, float] = {}
+
+    def stage(name):
+        console.rule(f"[bold]{name}")
+        stages[name] = time.perf_counter()
+
+    def done(name):
+        stages[name] = round(time.perf_counter() - stages[name], 1)
+
+    stage("1/6 synthetic signing data")
+    data = generate_synthetic(out / "data", seed=seed, **(quick_kwargs() if quick else {}))
+    done("1/6 synthetic signing data")
+
+    stage("2/6 teacher: CLIP ViT + AdaptSign + CTC")
+    tcfg = TrainConfig(epochs=1 if quick else 10, batch_size=4 if quick else 8, lr=1e-3, seed=seed,
+                       unfreeze_backbone=True, augment=not quick)
+    teacher = train(data, out / "teacher", teacher_config(hidden=64 if quick else 256), tcfg,
+                    overwrite=True, progress=not quick)
+    done("2/6 teacher: CLIP ViT + AdaptSign + CTC")
+
+    stage("3/6 distil the streaming student")
+    dcfg = DistillConfig(epochs=1 if quick else 12, batch_size=4 if quick else 8, seed=seed, augment=not quick,
+                         student={"hidden": 64} if quick else {})
+    student = distill(teacher.best_checkpoint, data, out / "student", dcfg, overwrite=True, progress=not quick)
+    console.print(student.summary())
+    done("3/6 distil the streaming student")
+
+    stage("4/6 int8 + convert to every target")
+    model, vocab, _ = load_model(student.best_checkpoint)
+    test = read_folder(data, "test_si")
+    heldout = _heldout(test, vocab, 4 if quick else len(test))
+    calib = [v for v, _ in _heldout(read_folder(data, "train"), vocab, 4 if quick else 16)]
+    bundles, rows = {}, []
+    for target, precision in DEMO_TARGETS:
+        name = f"{target}-{precision}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                b = convert(model, target, precision, out / "bundles" / name, vocab=vocab, heldout=heldout,
+                            calib=calib if precision == "int8" else None)
+            bundles[name] = b
+            row = bench_bundle(b.root, iters=5 if quick else 20)
+            row.wer = b.manifest.fidelity.get("wer")
+            rows.append(row)
+            f = b.manifest.fidelity
+            console.print(f"{name}: max abs logit err {f.get('max_abs_err')}, WER {f.get('wer')} "
+                          f"(torch {f.get('wer_torch')})")
+        except Exception as e:  # keep going: the table says what failed
+            from slsdk.bench import BenchRow
+
+            rows.append(BenchRow(target, precision, "failed", note=str(e)[:120]))
+            console.print(f"[red]{name} failed: {e}")
+    done("4/6 int8 + convert to every target")
+
+    stage("5/6 stream a held-out video through the runtime")
+    run_bundle = next((bundles[k] for k in ("onnx-int8", "executorch-int8", "onnx-fp32") if k in bundles), None)
+    streamed = None
+    if run_bundle is not None:
+        rec = recognize_video(run_bundle.root, test[0].video)
+        streamed = {"video": str(test[0].video), "bundle": run_bundle.root.name, "reference": test[0].glosses,
+                    "recognised": rec.result.glosses, "events": rec.result.events,
+                    "real_time_factor": round(rec.real_time_factor, 4)}
+        console.print(f"reference : {' '.join(test[0].glosses)}\nrecognised: {rec.result.text}  "
+                      f"(real-time factor {rec.real_time_factor:.3f})")
+    done("5/6 stream a held-out video through the runtime")
+
+    stage("6/6 results")
+    report = student.report or {}
+    results = {
+        "teacher": {"checkpoint": str(teacher.best_checkpoint), "dev_wer": teacher.dev_wer,
+                    "size_mb": round(dir_size_mb(teacher.best_checkpoint), 2)},
+        "student": {"checkpoint": str(student.best_checkpoint), "dev_wer": student.dev_wer,
+                    "size_mb": round(dir_size_mb(student.best_checkpoint), 2)},
+        "distill_report": report, "targets": [r.__dict__ for r in rows], "streamed": streamed,
+        "stage_seconds": stages, "total_seconds": round(time.perf_counter() - t_start, 1), "quick": quick,
+    }
+    table = Table(title="slsdk demo: synthetic signing, test_si split")
+    for c in ("model / target", "precision", "status", "WER %", "size MB", "chunk ms p50", "frames/s"):
+        table.add_column(c)
+    wer = report.get("wer", {}) if isinstance(report, dict) else {}
+    for who in ("teacher", "student"):
+        w = wer.get(who, {}).get("test_si") if isinstance(wer.get(who), dict) else None
+        table.add_row(f"torch {who}", "fp32", "ok", "-" if w is None else f"{w:.2f}",
+                      f"{results[who]['size_mb']:.2f}", "-", "-")
+    for r in rows:
+        table.add_row(r.format, r.precision, r.status, "-" if r.wer is None else f"{r.wer:.2f}",
+                      "-" if r.size_mb is None else f"{r.size_mb:.2f}",
+                      "-" if r.chunk_ms_p50 is None else f"{r.chunk_ms_p50:.2f}",
+                      "-" if r.frames_per_s is None else f"{r.frames_per_s:.0f}")
+    console.print(table)
+    if rows:
+        write_table(rows, out / "bench")
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    console.print(f"total {results['total_seconds']} s; wrote {out / 'results.json'}, curves "
+                  f"{out / 'teacher' / 'curves.png'}, bundles in {out / 'bundles'}")
+    done("6/6 results")
+    return results
