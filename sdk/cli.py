@@ -172,12 +172,32 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
             out: Path = typer.Option(Path("bundles"), "--out", "-o"),
             zip_: bool = typer.Option(False, "--zip", help="also write OUT.zip")):
     """Convert a checkpoint into a bundle for one target, and measure its fidelity to torch."""
-    from slsdk.convert import convert_checkpoint
+    from slsdk.convert import convert as run_convert
+    from slsdk.convert.targets import check_precision, get_target
 
-    bundle = _run(convert_checkpoint, checkpoint, target=target, precision=precision, out_dir=out,
-                  calib_root=calib, heldout_root=heldout, heldout_split=split, make_zip=zip_)
-    console.print(f"wrote {bundle.path}")
-    console.print_json(json.dumps(bundle.manifest.fidelity))
+    tgt = _run(get_target, target)  # refuse unknown targets / precisions before any heavy work
+    _run(check_precision, tgt, precision)
+    if not checkpoint.is_file():
+        fail(f"{checkpoint}: no such checkpoint")
+    from slsdk.train.checkpoint import load_model
+
+    model, vocab, kind = _run(load_model, checkpoint)
+    calib_videos = _videos(calib, "train", vocab, 16)[0] if calib else None
+    held = _videos(heldout, split, vocab, None)[1] if heldout else None
+    bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
+                  teacher=kind == "teacher", zip=zip_)
+    console.print(f"wrote {bundle.root}")
+    console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
+
+
+def _videos(root: Path, split: str, vocab, limit):
+    """(videos, [(frames, gloss ids)]) of a folder-format split."""
+    from slsdk.data import read_folder
+    from slsdk.data.video import read_video
+
+    samples = _run(read_folder, root, split)[:limit]
+    frames = [read_video(s.video) for s in samples]
+    return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
 
 
 @app.command()

@@ -136,7 +136,9 @@ class Recognizer:
         if self.crop_policy == "hands":
             from slsdk.runtime.hands import CropConfig, HandCropper
 
-            self.cropper = HandCropper(CropConfig.from_dict(crop_cfg), model_path=hand_model)
+            # crops come out square at the transform's resize size, so a batch is one tensor op
+            self.cropper = HandCropper(CropConfig.from_dict(crop_cfg), model_path=hand_model,
+                                       size=self._transform.resize_to)
 
     # -- sherpa-style API -------------------------------------------------------------------------------
     def create_stream(self) -> Stream:
@@ -198,8 +200,7 @@ class Recognizer:
             stream.frame_index += len(frames)
             stream.crop_stats.frames += len(frames)
         t1 = time.perf_counter()
-        x = np.concatenate([self.preprocess(np.asarray(f)[None]) for f in frames]) if self.cropper else \
-            self.preprocess(np.asarray(frames))
+        x = self.preprocess(np.stack(frames) if self.cropper else np.asarray(frames))
         t2 = time.perf_counter()
         stream.timing.crop += t1 - t0
         stream.timing.preprocess += t2 - t1
