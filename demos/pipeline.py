@@ -60,14 +60,14 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
     done("1/6 synthetic signing data")
 
     stage("2/6 teacher: CLIP ViT + AdaptSign + CTC")
-    tcfg = TrainConfig(epochs=1 if quick else 10, batch_size=4 if quick else 8, lr=1e-3, seed=seed,
+    tcfg = TrainConfig(epochs=1 if quick else 6, batch_size=4 if quick else 8, lr=1e-3, seed=seed,
                        unfreeze_backbone=True, augment=not quick)
     teacher = train(data, out / "teacher", teacher_config(hidden=64 if quick else 256), tcfg,
                     overwrite=True, progress=not quick)
     done("2/6 teacher: CLIP ViT + AdaptSign + CTC")
 
     stage("3/6 distil the streaming student")
-    dcfg = DistillConfig(epochs=1 if quick else 12, batch_size=4 if quick else 8, seed=seed, augment=not quick,
+    dcfg = DistillConfig(epochs=1 if quick else 8, batch_size=4 if quick else 8, seed=seed, augment=not quick,
                          student={"hidden": 64} if quick else {})
     student = distill(teacher.best_checkpoint, data, out / "student", dcfg, overwrite=True, progress=not quick)
     console.print(student.summary())
