@@ -14,8 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from slsdk.models.clip import CLIP_MEAN, CLIP_STD
 
 
 def resize_size(image_size: int, ratio: float = 256 / 224) -> int:

@@ -13,6 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# the pixel normalisation CLIP was trained with (RGB in [0, 1])
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
 
 @dataclass(frozen=True)
 class CLIPVisionConfig:

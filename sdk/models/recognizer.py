@@ -8,11 +8,9 @@ import torch
 from torch import nn
 
 from slsdk.models.adapters import FrameEncoder, FrameEncoderConfig
-from slsdk.models.clip import VisionTransformer, get_config, interpolate_pos_embed, resize_config
+from slsdk.models.clip import (CLIP_MEAN, CLIP_STD, VisionTransformer, get_config, interpolate_pos_embed,
+                               resize_config)
 from slsdk.models.sequence import SequenceModel
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass

@@ -14,10 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slsdk.models.clip import CLIPVisionConfig, VisionTransformer, interpolate_pos_embed
-
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from slsdk.models.clip import CLIP_MEAN, CLIP_STD, CLIPVisionConfig, VisionTransformer, interpolate_pos_embed
 
 OUTPUT_STRIDE = 4
 CONV_KERNEL = 5

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from slsdk.runtime.backends import Backend, BackendError, TorchBackend, open_backend
+from slsdk.runtime.hands import CropStats
 
 
 @dataclass
@@ -56,18 +57,6 @@ class RecognitionResult:
                 "events": self.events, "is_final": self.is_final}
 
 
-@dataclass
-class CropStats:
-    frames: int = 0
-    frames_with_hands: int = 0
-    hands_total: int = 0
-
-    def to_dict(self) -> dict:
-        d = dict(self.__dict__)
-        d["hand_rate"] = self.frames_with_hands / self.frames if self.frames else 0.0
-        return d
-
-
 class Stream:
     """One video or camera stream: buffered frames, the model state and the decoder state."""
 
@@ -77,7 +66,7 @@ class Stream:
         self.state = rec._initial_state()
         self.decoder = rec._new_decoder()
         self.timing = Timing()
-        self.crop_stats = CropStats()
+        self.crop_stats = CropStats(keep_boxes=False)  # counts only: bounded memory on long streams
         self.frame_index = 0  # global frames accepted (timestamps for the hand tracker)
         self.finished = False
         self.last_crops: list = []  # crop results of the latest accept_frames call (for overlays)
@@ -138,7 +127,7 @@ class Recognizer:
 
             # crops come out square at the transform's resize size, so a batch is one tensor op
             self.cropper = HandCropper(CropConfig.from_dict(crop_cfg), model_path=hand_model,
-                                       size=self._transform.resize_to)
+                                       size=self._transform.resize_to, keep_boxes=False)
 
     # -- sherpa-style API -------------------------------------------------------------------------------
     def create_stream(self) -> Stream:
@@ -190,9 +179,7 @@ class Recognizer:
             for f in frames:
                 res = self.cropper.crop(f, int(round(stream.frame_index * 1000.0 / self.fps)))
                 stream.frame_index += 1
-                stream.crop_stats.frames += 1
-                stream.crop_stats.frames_with_hands += int(res.hands_found > 0)
-                stream.crop_stats.hands_total += res.hands_found
+                stream.crop_stats.add(res)
                 crops.append(res.image)
                 stream.last_crops.append(res)
             frames = crops

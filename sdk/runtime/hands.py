@@ -238,6 +238,17 @@ class CropStats:
     held_frames: int = 0
     fallback_frames: int = 0
     boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    keep_boxes: bool = True  # False for live streams: counts only, memory stays bounded
+
+    def add(self, res: CropResult) -> None:
+        """Count one frame's crop."""
+        self.frames += 1
+        self.frames_with_hands += res.hands_found > 0
+        self.total_hands += res.hands_found
+        self.held_frames += res.status == "held"
+        self.fallback_frames += res.status == "fallback"
+        if self.keep_boxes:
+            self.boxes.append(res.box)
 
     @property
     def mean_hands(self) -> float:
@@ -245,6 +256,7 @@ class CropStats:
 
     def to_dict(self) -> dict:
         d = asdict(self)
+        d.pop("keep_boxes")
         d["mean_hands"] = self.mean_hands
         return d
 
@@ -482,9 +494,10 @@ class HandCropper:
     """
 
     def __init__(self, config: CropConfig | None = None, model_path: str | Path | None = None, *,
-                 size: int | None = None):
+                 size: int | None = None, keep_boxes: bool = True):
         self.config = config or CropConfig()
         self.size = size
+        self.keep_boxes = keep_boxes  # False for live streams: stats keep counts only (bounded memory)
         self.model_path = resolve_hand_model(model_path) if self.config.policy == "hands" else None
         self._lm = None
         self._new_landmarker()
@@ -504,7 +517,7 @@ class HandCropper:
         """Forget the smoothed box and the hold counter (the tracker keeps running)."""
         self._state: tuple[float, float, float] | None = None
         self._missing = 0
-        self.stats = CropStats()
+        self.stats = CropStats(keep_boxes=self.keep_boxes)
 
     def reset(self) -> None:
         """Start over as for a new video: fresh tracker, timestamps and box state."""
@@ -561,13 +574,7 @@ class HandCropper:
         return res
 
     def _record(self, res: CropResult) -> None:
-        s = self.stats
-        s.frames += 1
-        s.frames_with_hands += res.hands_found > 0
-        s.total_hands += res.hands_found
-        s.held_frames += res.status == "held"
-        s.fallback_frames += res.status == "fallback"
-        s.boxes.append(res.box)
+        self.stats.add(res)
 
     # -- whole videos -----------------------------------------------------------------------------
     def crop_video(self, frames: Iterable[np.ndarray], fps: float = 25.0, *, size: int | None = None,
