@@ -1,0 +1,145 @@
+package com.example.slsdk
+
+import org.json.JSONArray
+import org.json.JSONObject
+
+// The parts of an slsdk bundle's manifest.json that an app needs to feed the model and decode its output.
+// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 1). Each class reads its own keys in `from`,
+// and tests/test_demos_samples.py checks every key against a manifest the SDK writes.
+
+/** manifest.json (top level). */
+data class Manifest(
+    val format: String,
+    val formatVersion: Int,
+    val target: String,        // "onnx" or "ort" for this sample
+    val precision: String,
+    val modelKind: String,     // "student": the streaming model
+    val modelFile: String,     // "model.onnx" / "model.ort"
+    val vocab: List<String>,   // gloss names; index = class id
+    val blankId: Int,          // CTC blank (0)
+    val fps: Double,           // frame rate the model was trained on
+    val input: InputSpec,
+    val crop: CropSpec,
+    val streaming: StreamingSpec,
+) {
+    companion object {
+        /** Parses and checks manifest.json; throws IllegalArgumentException for bundles this sample cannot run. */
+        fun from(o: JSONObject): Manifest {
+            val m = Manifest(
+                format = o.getString("format"),
+                formatVersion = o.getInt("format_version"),
+                target = o.getString("target"),
+                precision = o.getString("precision"),
+                modelKind = o.getString("model_kind"),
+                modelFile = o.getString("model_file"),
+                vocab = o.getJSONArray("vocab").strings(),
+                blankId = o.getInt("blank_id"),
+                fps = o.getDouble("fps"),
+                input = InputSpec.from(o.getJSONObject("input")),
+                crop = CropSpec.from(o.getJSONObject("crop")),
+                streaming = StreamingSpec.from(o.getJSONObject("streaming")),
+            )
+            require(m.format == "slsdk-bundle" && m.formatVersion == 1) {
+                "format ${m.format} v${m.formatVersion}: this app reads slsdk-bundle v1"
+            }
+            val s = m.streaming
+            require(m.modelKind == "student" && s.mode == "streaming") {
+                "${m.modelKind} / ${s.mode}: convert the streaming student"
+            }
+            require(s.chunkFrames % s.outputStride == 0 && s.shiftFrames == s.chunkFrames && s.lookaheadFrames == 0) {
+                "chunks must be non-overlapping multiples of the output stride"
+            }
+            return m
+        }
+
+        fun parse(json: String): Manifest = from(JSONObject(json))
+    }
+}
+
+/** manifest["input"]: how a camera frame becomes the model's input. */
+data class InputSpec(
+    val height: Int,
+    val width: Int,
+    val channels: Int,          // 3
+    val layout: String,         // "NTCHW": [batch, time, channel, height, width]
+    val colour: String,         // "RGB"
+    val valueRange: List<Double>, // pixels are scaled to this range first ([0, 1]) ...
+    val mean: List<Double>,     // ... then normalised per channel: (x - mean) / std
+    val std: List<Double>,
+) {
+    companion object {
+        fun from(o: JSONObject) = InputSpec(
+            height = o.getInt("height"),
+            width = o.getInt("width"),
+            channels = o.getInt("channels"),
+            layout = o.getString("layout"),
+            colour = o.getString("colour"),
+            valueRange = o.getJSONArray("value_range").doubles(),
+            mean = o.getJSONArray("mean").doubles(),
+            std = o.getJSONArray("std").doubles(),
+        )
+    }
+}
+
+/** manifest["crop"]: "full" (whole frame) or "hands" (a square around the hands; needs a hand tracker). */
+data class CropSpec(val policy: String) {
+    companion object {
+        fun from(o: JSONObject) = CropSpec(policy = o.getString("policy"))
+    }
+}
+
+/** manifest["streaming"]: chunking, the model's named tensors and the state carried between chunks. */
+data class StreamingSpec(
+    val mode: String,           // "streaming"
+    val chunkFrames: Int,       // frames per model call
+    val shiftFrames: Int,       // == chunkFrames (no overlap)
+    val lookaheadFrames: Int,   // 0
+    val outputStride: Int,      // frames per output (log-prob) step
+    val inputs: List<TensorSpec>,  // inputs[0]: the frames [1, chunk, 3, H, W]; then the state inputs
+    val outputs: List<TensorSpec>, // outputs[0]: log-probs [1, chunk / stride, vocab]; then the state outputs
+    val state: List<StateSpec>,
+) {
+    companion object {
+        fun from(o: JSONObject) = StreamingSpec(
+            mode = o.getString("mode"),
+            chunkFrames = o.getInt("chunk_frames"),
+            shiftFrames = o.getInt("shift_frames"),
+            lookaheadFrames = o.getInt("lookahead_frames"),
+            outputStride = o.getInt("output_stride"),
+            inputs = o.getJSONArray("inputs").objects().map(TensorSpec::from),
+            outputs = o.getJSONArray("outputs").objects().map(TensorSpec::from),
+            state = o.getJSONArray("state").objects().map(StateSpec::from),
+        )
+    }
+}
+
+/** One named model input or output. */
+data class TensorSpec(val name: String, val shape: LongArray, val dtype: String) {
+    companion object {
+        fun from(o: JSONObject) = TensorSpec(
+            name = o.getString("name"),
+            shape = o.getJSONArray("shape").longs(),
+            dtype = o.getString("dtype"),
+        )
+    }
+}
+
+/** One state tensor: fed as [input], returned as [output], zeros at the start of a stream. */
+data class StateSpec(val name: String, val input: String, val output: String, val shape: LongArray, val init: String) {
+    val size: Int get() = shape.fold(1L) { a, b -> a * b }.toInt()
+
+    companion object {
+        fun from(o: JSONObject) = StateSpec(
+            name = o.getString("name"),
+            input = o.getString("input"),
+            output = o.getString("output"),
+            shape = o.getJSONArray("shape").longs(),
+            init = o.getString("init"),
+        )
+    }
+}
+
+private fun JSONArray.strings() = List(length()) { getString(it) }
+private fun JSONArray.doubles() = List(length()) { getDouble(it) }
+private fun JSONArray.longs() = LongArray(length()) { getLong(it) }
+private fun JSONArray.objects() = List(length()) { getJSONObject(it) }

@@ -1,0 +1,147 @@
+import Foundation
+
+// The parts of an slsdk bundle's manifest.json that an app needs to feed the model and decode its output.
+// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 1). Every JSON key is spelled out in a
+// CodingKeys enum, and tests/test_demos_samples.py checks each one against a manifest the SDK writes.
+
+enum ManifestError: Error, CustomStringConvertible {
+    case unsupported(String)
+
+    var description: String {
+        switch self {
+        case .unsupported(let why): return "unsupported bundle: \(why)"
+        }
+    }
+}
+
+/// manifest.json (top level).
+struct Manifest: Decodable {
+    let format: String
+    let formatVersion: Int
+    let target: String          // "coreml" for this sample
+    let precision: String
+    let modelKind: String       // "student": the streaming model
+    let modelFile: String       // "model.mlpackage"
+    let vocab: [String]         // gloss names; index = class id
+    let blankId: Int            // CTC blank (0)
+    let fps: Double             // frame rate the model was trained on
+    let input: InputSpec
+    let crop: CropSpec
+    let streaming: StreamingSpec
+
+    enum CodingKeys: String, CodingKey {
+        case format = "format"
+        case formatVersion = "format_version"
+        case target = "target"
+        case precision = "precision"
+        case modelKind = "model_kind"
+        case modelFile = "model_file"
+        case vocab = "vocab"
+        case blankId = "blank_id"
+        case fps = "fps"
+        case input = "input"
+        case crop = "crop"
+        case streaming = "streaming"
+    }
+
+    /// Reads and checks `manifest.json`; throws for bundles this sample cannot run.
+    static func load(from url: URL) throws -> Manifest {
+        let m = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: url))
+        guard m.format == "slsdk-bundle", m.formatVersion == 1 else {
+            throw ManifestError.unsupported("format \(m.format) v\(m.formatVersion); this app reads slsdk-bundle v1")
+        }
+        guard m.modelKind == "student", m.streaming.mode == "streaming" else {
+            throw ManifestError.unsupported("\(m.modelKind) / \(m.streaming.mode): convert the streaming student")
+        }
+        guard m.streaming.chunkFrames % m.streaming.outputStride == 0,
+              m.streaming.shiftFrames == m.streaming.chunkFrames, m.streaming.lookaheadFrames == 0 else {
+            throw ManifestError.unsupported("chunks must be non-overlapping multiples of the output stride")
+        }
+        return m
+    }
+}
+
+/// manifest["input"]: how a camera frame becomes the model's input.
+struct InputSpec: Decodable {
+    let height: Int
+    let width: Int
+    let channels: Int           // 3
+    let layout: String          // "NTCHW": [batch, time, channel, height, width]
+    let colour: String          // "RGB"
+    let valueRange: [Double]    // pixels are scaled to this range first ([0, 1]) ...
+    let mean: [Double]          // ... then normalised per channel: (x - mean) / std
+    let std: [Double]
+
+    enum CodingKeys: String, CodingKey {
+        case height = "height"
+        case width = "width"
+        case channels = "channels"
+        case layout = "layout"
+        case colour = "colour"
+        case valueRange = "value_range"
+        case mean = "mean"
+        case std = "std"
+    }
+}
+
+/// manifest["crop"]: "full" (whole frame) or "hands" (a square around the hands; needs a hand tracker).
+struct CropSpec: Decodable {
+    let policy: String
+
+    enum CodingKeys: String, CodingKey {
+        case policy = "policy"
+    }
+}
+
+/// manifest["streaming"]: chunking, the model's named tensors and the state carried between chunks.
+struct StreamingSpec: Decodable {
+    let mode: String            // "streaming"
+    let chunkFrames: Int        // frames per model call
+    let shiftFrames: Int        // == chunkFrames (no overlap)
+    let lookaheadFrames: Int    // 0
+    let outputStride: Int       // frames per output (log-prob) step
+    let inputs: [TensorSpec]    // inputs[0]: the frames [1, chunk, 3, H, W]; then the state inputs
+    let outputs: [TensorSpec]   // outputs[0]: log-probs [1, chunk / stride, vocab]; then the state outputs
+    let state: [StateSpec]
+
+    enum CodingKeys: String, CodingKey {
+        case mode = "mode"
+        case chunkFrames = "chunk_frames"
+        case shiftFrames = "shift_frames"
+        case lookaheadFrames = "lookahead_frames"
+        case outputStride = "output_stride"
+        case inputs = "inputs"
+        case outputs = "outputs"
+        case state = "state"
+    }
+}
+
+/// One named model input or output.
+struct TensorSpec: Decodable {
+    let name: String
+    let shape: [Int]
+    let dtype: String
+
+    enum CodingKeys: String, CodingKey {
+        case name = "name"
+        case shape = "shape"
+        case dtype = "dtype"
+    }
+}
+
+/// One state tensor: fed as `input`, returned as `output`, zeros at the start of a stream.
+struct StateSpec: Decodable {
+    let name: String
+    let input: String
+    let output: String
+    let shape: [Int]
+    let initial: String         // "zeros"
+
+    enum CodingKeys: String, CodingKey {
+        case name = "name"
+        case input = "input"
+        case output = "output"
+        case shape = "shape"
+        case initial = "init"
+    }
+}

@@ -1,0 +1,160 @@
+"""Live sign recognition from a camera: one live line of glosses, a new line at each endpoint.
+
+    python demos/webcam.py BUNDLE                      # camera 0 (PyAV: v4l2 / avfoundation / dshow)
+    python demos/webcam.py BUNDLE --source /dev/video2 --crop hands --hand-model hand_landmarker.task
+    python demos/webcam.py BUNDLE --source clip.mp4    # a video file instead of a camera (no camera needed)
+
+The loop is the sherpa-style runtime API: ``rec.create_stream()``, ``s.accept_frames(chunk)``,
+``rec.result(s)``, ``rec.is_endpoint(s)`` -> print the sentence and ``rec.reset(s)``. Frames are resampled
+to the manifest's frame rate by their timestamps; when the model is slower than the camera the camera
+reader drops the oldest frames (``slsdk.runtime.sources``), so the line stays live. Ctrl-C stops.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+
+class FrameRateGate:
+    """Keep frames at (at most) ``fps`` by their timestamps: drop early ones, never burst after a stall.
+
+    The same rule as the phone samples (demos/ios, demos/android).
+    """
+
+    def __init__(self, fps: float, tolerance: float = 0.25):
+        self.period = 1.0 / fps
+        self.tolerance = tolerance * self.period
+        self.next = -math.inf
+
+    def keep(self, t: float) -> bool:
+        if t < self.next - self.tolerance:
+            return False
+        self.next = t + self.period if t - self.next > self.period else self.next + self.period
+        return True
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from slsdk.runtime.backends import BACKENDS  # light: numpy only, so --help works without a camera or torch
+
+    p = argparse.ArgumentParser(description="Live sign recognition from a camera with an slsdk bundle.")
+    p.add_argument("bundle", type=Path, help="bundle directory or .zip")
+    p.add_argument("--source", default="0", help="camera index, /dev/videoN, or a video file (default: 0)")
+    p.add_argument("--device", default=None, help="camera name (Windows dshow) or device path")
+    p.add_argument("--size", default=None, help="camera frame size WxH, e.g. 640x480")
+    p.add_argument("--camera-fps", type=float, default=None,
+                   help="rate to ask the camera for (default: the manifest's fps, else the camera's own)")
+    p.add_argument("--backend", choices=BACKENDS, default=None)
+    p.add_argument("--crop", choices=("full", "hands"), default=None, help="override the manifest's crop policy")
+    p.add_argument("--hand-model", type=Path, default=None, help="MediaPipe hand_landmarker.task (crop 'hands')")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    return p.parse_args(argv)
+
+
+def open_source(args, fps: float):
+    """A camera (asking for ``fps``, falling back to the camera's own rate) or a video file."""
+    from slsdk.runtime.sources import CameraError, CameraSource, VideoFileSource
+
+    spec = str(args.source)
+    if not (spec.isdigit() or spec.startswith("/dev/video") or args.device):
+        return VideoFileSource(spec)
+    index = int(spec) if spec.isdigit() else spec
+    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
+    try:
+        return CameraSource(index, fps=args.camera_fps or fps, size=size, device=args.device)
+    except CameraError:
+        if args.camera_fps:
+            raise
+        return CameraSource(index, size=size, device=args.device)  # the gate resamples to the model's rate
+
+
+class LiveLine:
+    """Rewrites one terminal line in place; on a pipe prints a line only when the text changes."""
+
+    def __init__(self, out=sys.stdout):
+        self.out, self.tty, self.last = out, out.isatty(), None
+
+    def show(self, text: str, t: float) -> None:
+        if self.tty:
+            self.out.write(f"\r\033[K[{t:7.2f}s] {text}")
+            self.out.flush()
+        elif text != self.last:
+            print(f"[{t:7.2f}s] {text}", file=self.out, flush=True)
+        self.last = text
+
+    def commit(self, text: str, t: float) -> None:
+        if self.tty:
+            self.out.write(f"\r\033[K[{t:7.2f}s] {text}\n")
+        else:
+            print(f"[{t:7.2f}s] == {text}", file=self.out, flush=True)
+        self.last = None
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import numpy as np
+
+    import slsdk
+    from slsdk.runtime.sources import CameraError
+
+    rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
+                           threads=args.threads)
+    try:
+        source = open_source(args, rec.fps)
+    except (CameraError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    s = rec.create_stream()
+    gate, line = FrameRateGate(rec.fps), LiveLine()
+    batch: list = []
+    sentences: list[str] = []
+    t_start = time.monotonic()
+
+    def flush() -> None:
+        if not batch:
+            return
+        s.accept_frames(np.stack(batch))
+        batch.clear()
+        now = s.frame_index / rec.fps
+        res = rec.result(s)
+        line.show(res.text, now)
+        if rec.is_endpoint(s):  # a pause after glosses, a long silence, or a too-long utterance
+            if res.glosses:
+                line.commit(res.text, now)
+                sentences.append(res.text)
+            rec.reset(s)
+
+    try:
+        for frame, ts in source:
+            if not gate.keep(ts):
+                continue
+            batch.append(frame)
+            if len(batch) == rec.chunk:  # one model step per chunk: the lowest latency the model allows
+                flush()
+            if args.max_seconds is not None and time.monotonic() - t_start > args.max_seconds:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+    flush()
+    if s.frame_index:
+        s.input_finished()
+        res = rec.result(s)
+        if res.glosses:
+            line.commit(res.text, s.frame_index / rec.fps)
+            sentences.append(res.text)
+    elif line.tty:
+        print()
+    dropped = getattr(source, "dropped", 0)
+    print(f"{s.frame_index} frames, {len(sentences)} sentence(s), {dropped} frame(s) dropped by the reader",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

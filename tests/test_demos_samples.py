@@ -1,0 +1,281 @@
+"""The demo samples: the Python scripts run on a real bundle, and the phone samples (which cannot be built
+here) read only manifest keys, tensor names and conventions that a bundle written by the SDK really has."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from slsdk.data.video import write_video
+from slsdk.models.student import StreamingStudent, StudentConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMOS = ROOT / "demos"
+VOCAB = ["<blank>", *(f"G{i}" for i in range(9))]
+
+# where each sample type reads its keys from: "" is the top level, "[]" every item of a list
+SECTIONS = {
+    "Manifest": [""], "InputSpec": ["input"], "CropSpec": ["crop"], "StreamingSpec": ["streaming"],
+    "TensorSpec": ["streaming.inputs[]", "streaming.outputs[]"], "StateSpec": ["streaming.state[]"],
+}
+# what a sample must read to feed the model and decode its output (the brief of the phone samples)
+MUST_READ = {
+    "": {"vocab", "blank_id", "fps", "model_file", "target"},
+    "input": {"height", "width", "mean", "std", "value_range"},
+    "crop": {"policy"},
+    "streaming": {"chunk_frames", "shift_frames", "output_stride", "inputs", "outputs", "state"},
+    "streaming.inputs[]": {"name", "shape"},
+    "streaming.state[]": {"input", "output", "shape"},
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# fixtures: a tiny student, its ONNX bundle and a synthetic video (as tests/test_runtime.py builds them)
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def student():
+    torch.manual_seed(0)
+    m = StreamingStudent(StudentConfig(num_classes=len(VOCAB), image_size=32, width=64, layers=1, heads=2,
+                                       feature_dim=64, hidden=64, chunk_frames=8)).eval()
+    with torch.no_grad():
+        m.head.classifier.weight.mul_(8.0)  # random weights still emit a varied gloss sequence
+    return m
+
+
+@pytest.fixture(scope="module")
+def onnx_bundle(student, tmp_path_factory):
+    from slsdk.convert import convert
+
+    return convert(student, "onnx", "fp32", tmp_path_factory.mktemp("bundles") / "student-onnx", vocab=VOCAB)
+
+
+@pytest.fixture(scope="module")
+def manifest(onnx_bundle) -> dict:
+    return json.loads((onnx_bundle.root / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    frames = np.zeros((45, 48, 64, 3), np.uint8)
+    for t in range(45):  # a moving bright blob over noise: the model's output changes over time
+        frames[t] = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+        frames[t, 10:30, 5 + t:17 + t] = (230, 200, 170)
+    return write_video(tmp_path_factory.mktemp("videos") / "clip.mp4", frames, fps=25)
+
+
+def _run(*args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+
+
+# --------------------------------------------------------------------------------------------------
+# the Python scripts
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("script", ["webcam.py", "video_file.py"])
+def test_script_help_needs_no_camera(script):
+    r = _run(DEMOS / script, "--help", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "usage:" in r.stdout and "bundle" in r.stdout
+
+
+def test_video_file_prints_glosses_with_timestamps(onnx_bundle, video):
+    from slsdk.runtime.api import recognize_video
+
+    expected = recognize_video(onnx_bundle.root, video).result
+    assert len(expected.glosses) >= 2, "the reference should emit glosses for this test to mean anything"
+    r = _run(DEMOS / "video_file.py", onnx_bundle.root, video)
+    assert r.returncode == 0, r.stderr
+    assert f"glosses: {expected.text}" in r.stdout
+    rows = re.findall(r"^\s+([\d.]+) -\s+([\d.]+) s\s+(\S+)\s+conf ([\d.]+)$", r.stdout, flags=re.M)
+    assert [g for _, _, g, _ in rows] == expected.glosses
+    assert [(float(a), float(b)) for a, b, _, _ in rows] == [(e["start"], e["end"]) for e in expected.events]
+
+
+def test_webcam_loop_over_a_video_file(onnx_bundle, video):
+    from slsdk.runtime.api import recognize_video
+
+    expected = recognize_video(onnx_bundle.root, video).result.text
+    r = _run(DEMOS / "webcam.py", onnx_bundle.root, "--source", video)
+    assert r.returncode == 0, r.stderr
+    sentences = re.findall(r"== (.*)$", r.stdout, flags=re.M)  # endpoints + the end of the stream
+    assert " ".join(sentences) == expected
+    assert "45 frames" in r.stderr
+
+
+def test_video_file_overlay_with_real_hands(onnx_bundle, shared_file, tmp_path):
+    pytest.importorskip("mediapipe")
+    clip, model = shared_file("data/hands/webcam_gestures.mp4"), shared_file("models/hand_landmarker.task")
+    png = tmp_path / "overlay.png"
+    r = _run(DEMOS / "video_file.py", onnx_bundle.root, clip, "--crop", "hands", "--hand-model", model,
+             "--overlay", png, "--overlay-frames", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["overlay"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert out["crop"]["frames_with_hands"] > 0 and out["glosses"]
+
+
+def test_frame_rate_gate_resamples_to_the_manifest_fps():
+    from slsdk.demos.webcam import FrameRateGate
+
+    gate = FrameRateGate(25.0)
+    kept = sum(gate.keep(i / 30.0) for i in range(300))  # 10 s of a 30 fps camera
+    assert 249 <= kept <= 251
+    gate = FrameRateGate(25.0)
+    jitter = np.random.default_rng(0).uniform(-0.004, 0.004, 250)
+    assert all(gate.keep(i / 25.0 + j) for i, j in enumerate(jitter))  # a 25 fps camera loses nothing
+    gate = FrameRateGate(25.0)
+    assert gate.keep(0.0) and gate.keep(5.0) and not gate.keep(5.01)  # no burst after a stall
+
+
+# --------------------------------------------------------------------------------------------------
+# the phone samples against a real manifest
+# --------------------------------------------------------------------------------------------------
+SWIFT = sorted((DEMOS / "ios").glob("*.swift"))
+KOTLIN = sorted((DEMOS / "android").glob("*.kt"))
+SWIFT_TYPE = re.compile(r"^(?:final\s+)?(?:struct|class|enum)\s+(\w+)", re.M)
+SWIFT_KEY = re.compile(r'\bcase\s+\w+\s*=\s*"([^"]+)"')  # CodingKeys: case blankId = "blank_id"
+KOTLIN_TYPE = re.compile(r"^(?:data\s+|private\s+)?class\s+(\w+)", re.M)
+KOTLIN_KEY = re.compile(r'\.(?:get|opt)(?:String|Int|Long|Double|Boolean|JSONObject|JSONArray)?\(\s*"([^"]+)"')
+
+
+def keys_by_type(sources: list[Path], type_re: re.Pattern, key_re: re.Pattern) -> dict[str, set[str]]:
+    """JSON keys read inside each top-level type declaration of the sources."""
+    found: dict[str, set[str]] = {}
+    for path in sources:
+        text = path.read_text()
+        starts = [(m.start(), m.group(1)) for m in type_re.finditer(text)] + [(len(text), None)]
+        for (a, name), (b, _) in zip(starts, starts[1:]):
+            keys = set(key_re.findall(text[a:b]))
+            if keys:
+                found.setdefault(name, set()).update(keys)
+    return found
+
+
+def sections(manifest: dict, path: str) -> list[dict]:
+    """The manifest objects at ``path`` ("" the top level, "a.b" nested, "a.b[]" every item of a list)."""
+    objs = [manifest]
+    for part in filter(None, path.split(".")):
+        many = part.endswith("[]")
+        objs = [o[part.removesuffix("[]")] for o in objs]
+        if many:
+            objs = [item for o in objs for item in o]
+    return objs
+
+
+def missing_keys(found: dict[str, set[str]], manifest: dict) -> list[str]:
+    """Every (type, key) a sample reads that the manifest lacks at that place."""
+    errors = []
+    for type_name, keys in sorted(found.items()):
+        if type_name not in SECTIONS:
+            errors.append(f"{type_name} reads {sorted(keys)}: add where it reads from to SECTIONS")
+            continue
+        for path in SECTIONS[type_name]:
+            objs = sections(manifest, path)
+            if not objs:
+                errors.append(f"{type_name}: the manifest has no items at {path!r} to check against")
+            for obj in objs:
+                for key in sorted(keys - set(obj)):
+                    errors.append(f"{type_name} reads {key!r} but manifest {path or '(top level)'} has only "
+                                  f"{sorted(obj)}")
+    return sorted(set(errors))
+
+
+@pytest.mark.parametrize("lang", ["swift", "kotlin"])
+def test_phone_sample_reads_only_manifest_keys(lang, manifest):
+    sources, type_re, key_re = (SWIFT, SWIFT_TYPE, SWIFT_KEY) if lang == "swift" else (KOTLIN, KOTLIN_TYPE, KOTLIN_KEY)
+    assert sources, f"no {lang} sources under demos/"
+    found = keys_by_type(sources, type_re, key_re)
+    assert missing_keys(found, manifest) == []
+    read: dict[str, set[str]] = {}
+    for type_name, keys in found.items():
+        for path in SECTIONS[type_name]:
+            read.setdefault(path, set()).update(keys)
+    for path, keys in MUST_READ.items():
+        assert keys <= read.get(path, set()), f"{lang} sample does not read {sorted(keys - read.get(path, set()))} " \
+                                              f"from {path or 'the top level'}"
+
+
+def test_key_check_fails_for_a_key_the_manifest_lacks(manifest):
+    """The check above can fail: a sample reading a misspelt or nested-elsewhere key is reported."""
+    swift = 'struct StreamingSpec: Decodable {\n  enum CodingKeys: String, CodingKey {\n' \
+            '    case chunkFrames = "chunk_frame"\n    case fps = "fps"\n  }\n}\n'
+    found = {}
+    for m in SWIFT_TYPE.finditer(swift):
+        found[m.group(1)] = set(SWIFT_KEY.findall(swift))
+    errors = missing_keys(found, manifest)
+    assert any("'chunk_frame'" in e for e in errors) and any("'fps'" in e for e in errors)
+    kotlin = 'data class StateSpec(val x: Int) {\n  fun from(o: JSONObject) = StateSpec(o.getInt("size"))\n}\n'
+    found = {m.group(1): set(KOTLIN_KEY.findall(kotlin)) for m in KOTLIN_TYPE.finditer(kotlin)}
+    assert any("'size'" in e for e in missing_keys(found, manifest))
+
+
+def test_tensor_names_come_from_the_manifest_and_match_the_model(onnx_bundle, manifest):
+    import onnxruntime as ort
+
+    s = manifest["streaming"]
+    sess = ort.InferenceSession(str(onnx_bundle.model_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == [t["name"] for t in s["inputs"]]
+    assert [o.name for o in sess.get_outputs()] == [t["name"] for t in s["outputs"]]
+    # the samples' conventions: inputs[0] = frames, outputs[0] = log-probs, state fed back by name
+    c, stride, size = s["chunk_frames"], s["output_stride"], manifest["input"]["height"]
+    assert s["inputs"][0]["shape"] == [1, c, 3, size, manifest["input"]["width"]]
+    assert s["outputs"][0]["shape"] == [1, c // stride, len(manifest["vocab"])]
+    # one chunk fed exactly as the samples feed it: names and shapes from the manifest only
+    feeds = {s["inputs"][0]["name"]: np.zeros(s["inputs"][0]["shape"], np.float32),
+             **{st["input"]: np.zeros(st["shape"], np.float32) for st in s["state"]}}
+    outs = dict(zip([o["name"] for o in s["outputs"]], sess.run(None, feeds)))
+    assert list(outs[s["outputs"][0]["name"]].shape) == s["outputs"][0]["shape"]
+    for st in s["state"]:
+        assert list(outs[st["output"]].shape) == st["shape"]
+    # and no sample hard-codes a tensor name (they must follow the manifest)
+    names = {t["name"] for t in s["inputs"] + s["outputs"]} | {st["name"] for st in s["state"]}
+    literals = {lit for p in SWIFT + KOTLIN for lit in re.findall(r'"([^"\\\n]*)"', p.read_text())}
+    assert not (literals & names), f"hard-coded tensor names {sorted(literals & names)}: read them from the manifest"
+
+
+RULE = re.compile(r"EndpointRule\(\s*mustContainNonsilence\s*[:=]\s*(true|false),\s*minTrailingSilence\s*[:=]\s*"
+                  r"([\d.]+),\s*minUtteranceLength\s*[:=]\s*([\d.]+)\s*\)")
+
+
+@pytest.mark.parametrize("source", ["ios/CTCGreedyDecoder.swift", "android/CtcGreedyDecoder.kt"])
+def test_phone_endpoint_rules_match_the_python_decoder(source):
+    from slsdk.decode.ctc import EndpointConfig
+
+    got = [(m[0] == "true", float(m[1]), float(m[2])) for m in RULE.findall((DEMOS / source).read_text())]
+    want = [(r.must_contain_nonsilence, r.min_trailing_silence, r.min_utterance_length)
+            for r in EndpointConfig().rules()]
+    assert got == want
+
+
+@pytest.mark.parametrize("source,name", [("ios/FramePreprocessor.swift", "resizeRatio"),
+                                         ("android/FramePreprocessor.kt", "RESIZE_RATIO")])
+def test_phone_resize_matches_the_eval_transform(source, name):
+    from slsdk.data.transforms import eval_transform
+
+    m = re.search(rf"\b{name}\s*=\s*([\d.]+)\s*/\s*([\d.]+)", (DEMOS / source).read_text())
+    assert m, f"{source}: no {name} = A / B"
+    assert float(m[1]) / float(m[2]) == pytest.approx(eval_transform(32).resize_ratio)
+
+
+@pytest.mark.slow
+def test_coreml_package_names_match_the_manifest(student, tmp_path):
+    """The iOS sample feeds the .mlpackage by the manifest's names; fp16 packages return Float16 outputs."""
+    pytest.importorskip("coremltools")
+    import coremltools as ct
+
+    from slsdk.convert import convert
+
+    bundle = convert(student, "coreml", "fp16", tmp_path / "student-coreml", vocab=VOCAB)
+    s = bundle.manifest.streaming
+    spec = ct.utils.load_spec(str(bundle.model_path))
+    assert [d.name for d in spec.description.input] == [t["name"] for t in s["inputs"]]
+    assert [d.name for d in spec.description.output] == [t["name"] for t in s["outputs"]]
+    for d in spec.description.input:  # the sample builds float32 inputs
+        assert d.type.multiArrayType.dataType == ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
