@@ -4,7 +4,9 @@
     python demos/video_file.py BUNDLE VIDEO --crop hands --hand-model hand_landmarker.task --overlay crops.png
     python demos/video_file.py BUNDLE VIDEO --json
 
-BUNDLE is a bundle directory or .zip (``slsdk convert``); VIDEO a video file or a folder of frames.
+BUNDLE is a bundle directory or .zip (``slsdk convert``); VIDEO a video file or a folder of frames. The runtime
+resamples a file's frames to the model's frame rate (the manifest's ``fps``) by their timestamps, so the times
+printed are the video's.
 ``--overlay`` writes a PNG contact sheet of the hand crops with the gloss active at each frame (it needs the
 "hands" crop policy: with "full" there is nothing detected to draw).
 """
@@ -39,17 +41,17 @@ def gloss_at(events: list[dict], t: float) -> str:
     return next((e["gloss"] for e in events if e["start"] <= t < e["end"]), "")
 
 
-def write_overlay(path: Path, rec_result, fps: float, n: int) -> Path | None:
+def write_overlay(path: Path, rec_result, n: int) -> Path | None:
     """Contact sheet of ``n`` evenly spaced (frame, crop) pairs captioned with time and gloss; None if no crops."""
     from slsdk.runtime.hands import save_overlay_png
 
-    items = rec_result.overlay_frames
+    items = rec_result.overlay_frames  # (frame, crop, time in seconds)
     if not items:
         return None
     step = max(1, len(items) // max(1, n))
     events = rec_result.result.events
-    picked = [(frame, crop, f"{i / fps:.2f}s {gloss_at(events, i / fps)}")
-              for i, (frame, crop) in enumerate(items) if i % step == 0][:n]
+    picked = [(frame, crop, f"{t:.2f}s {gloss_at(events, t)}")
+              for i, (frame, crop, t) in enumerate(items) if i % step == 0][:n]
     return save_overlay_png(path, picked, title=rec_result.result.text[:60] or "(no glosses)")
 
 
@@ -57,18 +59,12 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import slsdk  # torch and the backend load here, after argument parsing
 
-    from slsdk.data.video import video_info
-
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
                            decoder=args.decoder, beam=args.beam, threads=args.threads)
-    info = video_info(args.video)
-    if info.fps and abs(info.fps - rec.fps) > 0.5:
-        print(f"note: {args.video} is {info.fps:.3g} fps but the model expects {rec.fps:g}; every frame is used "
-              f"and times assume {rec.fps:g} fps", file=sys.stderr)
     out = slsdk.recognize_video(args.bundle, args.video, recognizer=rec, keep_overlay=args.overlay is not None)
     overlay = None
     if args.overlay is not None:
-        overlay = write_overlay(args.overlay, out, rec.fps, args.overlay_frames)
+        overlay = write_overlay(args.overlay, out, args.overlay_frames)
         if overlay is None:
             print(f"no overlay written: crop policy is {rec.crop_policy!r}, so there are no hand crops to draw "
                   "(use --crop hands)", file=sys.stderr)
@@ -76,7 +72,10 @@ def main(argv=None) -> int:
         print(json.dumps({**out.to_dict(), "overlay": str(overlay) if overlay else None}))
         return 0
     m = rec.manifest
-    print(f"{args.video}: {out.frames} frames (model rate {rec.fps:g} fps) | {m.target} {m.precision} on "
+    r = out.resample
+    how = (f", resampled from {r['source_frames']} at {r['source_fps'] or 0:.3g} fps ({r['dropped']} dropped, "
+           f"{r['repeated']} repeated)") if r and (r["dropped"] or r["repeated"]) else ""
+    print(f"{args.video}: {out.frames} frames (model rate {rec.fps:g} fps{how}) | {m.target} {m.precision} on "
           f"{rec.backend.name} | crop {rec.crop_policy}")
     for e in out.result.events:
         print(f"  {e['start']:7.2f} - {e['end']:7.2f} s  {e['gloss']:<20} conf {e['confidence']:.2f}")

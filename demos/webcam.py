@@ -4,36 +4,18 @@
     python demos/webcam.py BUNDLE --source /dev/video2 --crop hands --hand-model hand_landmarker.task
     python demos/webcam.py BUNDLE --source clip.mp4    # a video file instead of a camera (no camera needed)
 
-The loop is the sherpa-style runtime API: ``rec.create_stream()``, ``s.accept_frames(chunk)``,
-``rec.result(s)``, ``rec.is_endpoint(s)`` -> print the sentence and ``rec.reset(s)``. Frames are resampled
-to the manifest's frame rate by their timestamps; when the model is slower than the camera the camera
-reader drops the oldest frames (``slsdk.runtime.sources``), so the line stays live. Ctrl-C stops.
+The loop is the sherpa-style runtime API: ``rec.create_stream()``, ``s.accept_frames(chunk, timestamps)``,
+``rec.result(s)``, ``rec.is_endpoint(s)`` -> print the sentence and ``rec.reset(s)``. The runtime resamples
+the frames to the manifest's frame rate by their timestamps (nearest frame by presentation time; for a camera,
+stalls longer than ``LIVE_MAX_GAP_S`` are skipped rather than filled); when the model is slower than the camera
+the camera reader drops the oldest frames (``slsdk.runtime.sources``), so the line stays live. Ctrl-C stops.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
-
-
-class FrameRateGate:
-    """Keep frames at (at most) ``fps`` by their timestamps: drop early ones, never burst after a stall.
-
-    The same rule as the phone samples (demos/ios, demos/android).
-    """
-
-    def __init__(self, fps: float, tolerance: float = 0.25):
-        self.period = 1.0 / fps
-        self.tolerance = tolerance * self.period
-        self.next = -math.inf
-
-    def keep(self, t: float) -> bool:
-        if t < self.next - self.tolerance:
-            return False
-        self.next = t + self.period if t - self.next > self.period else self.next + self.period
-        return True
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,7 +50,7 @@ def open_source(args, fps: float):
     except CameraError:
         if args.camera_fps:
             raise
-        return CameraSource(index, size=size, device=args.device)  # the gate resamples to the model's rate
+        return CameraSource(index, size=size, device=args.device)  # the runtime resamples to the model's rate
 
 
 class LiveLine:
@@ -98,7 +80,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     import slsdk
-    from slsdk.runtime.sources import CameraError
+    from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraError
 
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
                            threads=args.threads)
@@ -107,17 +89,19 @@ def main(argv=None) -> int:
     except (CameraError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    s = rec.create_stream()
-    gate, line = FrameRateGate(rec.fps), LiveLine()
+    s = rec.create_stream(max_gap=LIVE_MAX_GAP_S if source.live else None)
+    line = LiveLine()
     batch: list = []
+    times: list[float] = []
     sentences: list[str] = []
     t_start = time.monotonic()
 
     def flush() -> None:
         if not batch:
             return
-        s.accept_frames(np.stack(batch))
+        s.accept_frames(np.stack(batch), timestamps=list(times) if source.timed else None)
         batch.clear()
+        times.clear()
         now = s.frame_index / rec.fps
         res = rec.result(s)
         line.show(res.text, now)
@@ -129,10 +113,9 @@ def main(argv=None) -> int:
 
     try:
         for frame, ts in source:
-            if not gate.keep(ts):
-                continue
             batch.append(frame)
-            if len(batch) == rec.chunk:  # one model step per chunk: the lowest latency the model allows
+            times.append(ts)
+            if len(batch) == rec.chunk:  # about one model step per chunk: the lowest latency the model allows
                 flush()
             if args.max_seconds is not None and time.monotonic() - t_start > args.max_seconds:
                 break
@@ -142,7 +125,7 @@ def main(argv=None) -> int:
         if hasattr(source, "close"):
             source.close()
     flush()
-    if s.frame_index:
+    if s.source_frames:
         s.input_finished()
         res = rec.result(s)
         if res.glosses:
@@ -151,8 +134,11 @@ def main(argv=None) -> int:
     elif line.tty:
         print()
     dropped = getattr(source, "dropped", 0)
-    print(f"{s.frame_index} frames, {len(sentences)} sentence(s), {dropped} frame(s) dropped by the reader",
-          file=sys.stderr)
+    r = s.resample_stats
+    how = (f" (resampled from {r['source_frames']} frames at {r['source_fps'] or 0:.3g} fps: {r['dropped']} "
+           f"dropped, {r['repeated']} repeated, {r['gaps']} gap(s) skipped)") if r else ""
+    print(f"{s.frame_index} frames at {rec.fps:g} fps{how}, {len(sentences)} sentence(s), {dropped} frame(s) "
+          "dropped by the reader", file=sys.stderr)
     return 0
 
 

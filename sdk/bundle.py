@@ -26,14 +26,21 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 FORMAT = "slsdk-bundle"
-FORMAT_VERSION = 1
+# 2: input.resize_shorter + input.crop (the resize before the centre crop) and the real tensor dtypes of the
+#    model file (a Core ML fp16 package returns float16). Version 1 bundles still load: their input section
+#    gets the rule every v1 bundle was made with (shorter side to round(S * 256 / 224), centre crop).
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+INPUT_CROPS = ("center",)
+TENSOR_DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8")
 MANIFEST_NAME = "manifest.json"
 MODEL_KINDS = ("student", "teacher")
 _MAX_ZIP_BYTES = 4 << 30  # refuse zip bombs: 4 GiB uncompressed in all
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "MANIFEST_NAME", "BundleError", "Manifest", "Bundle", "write_bundle",
-    "load_bundle", "zip_bundle", "inspect_bundle", "sha256_file", "default_input_spec",
+    "FORMAT", "FORMAT_VERSION", "READABLE_FORMAT_VERSIONS", "MANIFEST_NAME", "BundleError", "Manifest", "Bundle",
+    "write_bundle", "load_bundle", "zip_bundle", "inspect_bundle", "sha256_file", "default_input_spec",
+    "legacy_resize_shorter",
 ]
 
 
@@ -54,14 +61,39 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def default_input_spec(height: int, width: int, mean, std, layout: str = "NTCHW") -> dict:
-    """The ``input`` section: how to turn camera frames into the model's input tensor."""
+def legacy_resize_shorter(height: int, width: int) -> int:
+    """The resize every format-version-1 bundle was made with: the shorter side to ``round(S * 256 / 224)``
+    (``S`` the crop size, never below it), as ``slsdk.data.transforms.VideoTransform`` does by default."""
+    size = max(int(height), int(width))
+    return max(size, int(round(size * 256 / 224)))
+
+
+def default_input_spec(height: int, width: int, mean, std, layout: str = "NTCHW", *,
+                       resize_shorter: int | None = None, crop: str = "center") -> dict:
+    """The ``input`` section: how to turn camera frames into the model's input tensor.
+
+    A frame's shorter side is resized to ``resize_shorter`` pixels (aspect ratio kept, antialiased), then
+    ``crop`` ("center": the middle ``height x width``) is cut out, then the pixels are scaled and normalised.
+    """
     return {
         "height": int(height), "width": int(width), "channels": 3, "layout": layout,
         "colour": "RGB", "dtype": "float32",
+        "resize_shorter": int(resize_shorter if resize_shorter is not None else legacy_resize_shorter(height, width)),
+        "crop": crop,
         # pixels are scaled to value_range first, then normalised: (x - mean) / std per channel
         "value_range": [0.0, 1.0], "mean": [float(m) for m in mean], "std": [float(s) for s in std],
     }
+
+
+def _upgrade_v1(d: dict) -> dict:
+    """A version-1 manifest with the fields version 2 added, at the values every v1 bundle was made with."""
+    inp = d.get("input")
+    if isinstance(inp, Mapping) and _posint(inp.get("height")) and _posint(inp.get("width")):
+        inp = dict(inp)
+        inp.setdefault("resize_shorter", legacy_resize_shorter(inp["height"], inp["width"]))
+        inp.setdefault("crop", "center")
+        d = {**d, "input": inp}
+    return d
 
 
 @dataclass
@@ -112,8 +144,11 @@ class Manifest:
         if version > FORMAT_VERSION:
             raise BundleError(f"{source}: bundle format_version {version} is newer than this slsdk "
                               f"({_slsdk_version()}) supports ({FORMAT_VERSION}); upgrade slsdk")
-        if version < 1:
-            raise BundleError(f"{source}: invalid format_version {version}")
+        if version not in READABLE_FORMAT_VERSIONS:
+            raise BundleError(f"{source}: invalid format_version {version} (this slsdk reads "
+                              f"{list(READABLE_FORMAT_VERSIONS)})")
+        if version == 1:
+            d = _upgrade_v1(dict(d))
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -134,8 +169,8 @@ class Manifest:
 
         if self.format != FORMAT:
             bad(f"format must be {FORMAT!r}, got {self.format!r}")
-        if self.format_version != FORMAT_VERSION:
-            bad(f"format_version must be {FORMAT_VERSION}, got {self.format_version!r}")
+        if self.format_version not in READABLE_FORMAT_VERSIONS or isinstance(self.format_version, bool):
+            bad(f"format_version must be one of {list(READABLE_FORMAT_VERSIONS)}, got {self.format_version!r}")
         try:
             tgt = get_target(self.target)
             check_precision(tgt, self.precision)
@@ -152,11 +187,18 @@ class Manifest:
         inp = self.input
         if not isinstance(inp, dict):
             bad("input must be an object")
-        for k in ("height", "width", "channels", "layout", "mean", "std", "colour", "value_range"):
+        for k in ("height", "width", "channels", "layout", "mean", "std", "colour", "value_range", "resize_shorter",
+                  "crop"):
             if k not in inp:
                 bad(f"input.{k} is missing")
         if not (_posint(inp["height"]) and _posint(inp["width"])):
             bad(f"input.height/width must be positive integers, got {inp['height']!r}x{inp['width']!r}")
+        if not _posint(inp["resize_shorter"]) or inp["resize_shorter"] < max(inp["height"], inp["width"]):
+            bad(f"input.resize_shorter must be an integer >= max(height, width) = {max(inp['height'], inp['width'])} "
+                f"(the shorter side is resized to it, then the {inp['height']}x{inp['width']} crop is cut), "
+                f"got {inp['resize_shorter']!r}")
+        if inp["crop"] not in INPUT_CROPS:
+            bad(f"input.crop must be one of {list(INPUT_CROPS)}, got {inp['crop']!r}")
         if inp["channels"] != 3 or len(inp["mean"]) != 3 or len(inp["std"]) != 3:
             bad("input must have 3 channels with 3 mean and 3 std values")
         if any((not isinstance(s, (int, float))) or s <= 0 for s in inp["std"]):
@@ -185,6 +227,9 @@ class Manifest:
             for io in s[group]:
                 if not isinstance(io, dict) or not isinstance(io.get("name"), str) or "shape" not in io:
                     bad(f"streaming.{group} entries need a name and a shape, got {io!r}")
+                if io.get("dtype", "float32") not in TENSOR_DTYPES:
+                    bad(f"streaming.{group} {io['name']!r}: dtype must be one of {list(TENSOR_DTYPES)}, "
+                        f"got {io.get('dtype')!r}")
         io_names = {io["name"] for io in s["inputs"]} | {io["name"] for io in s["outputs"]}
         for st in s["state"]:
             for k in ("name", "input", "output", "shape"):
@@ -495,6 +540,9 @@ def inspect_bundle(path: str | os.PathLike) -> str:
                        + ", ".join(m.vocab[1:6]) + (" ..." if len(m.vocab) > 6 else "")),
         ("input", f"{m.input['channels']}x{m.input['height']}x{m.input['width']} {m.input['colour']} "
                   f"{m.input['layout']}, mean {m.input['mean']}, std {m.input['std']}"),
+        ("preprocess", f"resize shorter side to {m.input['resize_shorter']} px, {m.input['crop']} crop "
+                       f"{m.input['height']}x{m.input['width']}"
+                       + (" (format v1 default)" if m.format_version == 1 else "")),
         ("fps", _fmt(m.fps)),
         ("crop", json.dumps(m.crop)),
         ("mode", s["mode"]),

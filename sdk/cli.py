@@ -95,6 +95,24 @@ def data_show(root: Path, layout: str = typer.Option("folder", help="folder|phoe
 
 # -- training -----------------------------------------------------------------------------------------
 @app.command()
+def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`slsdk data synth`)"),
+             out: Path = typer.Option(Path("runs/clip-synthetic.safetensors"), "--out", "-o"),
+             backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name"),
+             student: bool = typer.Option(False, help="pretrain the default student's encoder instead"),
+             steps: int = typer.Option(1000), lr: float = typer.Option(1e-3), seed: int = typer.Option(0)):
+    """Pretrain a CLIP tower on synthetic frames: the demo's stand-in for downloadable CLIP weights."""
+    from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
+
+    vision = None
+    if student:
+        from slsdk.models.student import StudentConfig
+
+        vision = StudentConfig(num_classes=2).encoder_config
+    _run(pretrain_backbone, data, out, PretrainConfig(backbone=backbone, steps=steps, lr=lr, seed=seed),
+         vision_config=vision)
+
+
+@app.command()
 def train(data: Path = typer.Argument(..., help="dataset root"),
           out: Path = typer.Option(Path("runs/teacher"), "--out", "-o"),
           layout: str = typer.Option("folder", help="folder|phoenix2014|phoenix2014t|csl-daily|isharah"),
@@ -121,12 +139,15 @@ def distill(data: Path = typer.Argument(..., help="dataset root"),
             teacher: Path = typer.Option(..., "--teacher", help="teacher checkpoint"),
             out: Path = typer.Option(Path("runs/student"), "--out", "-o"),
             layout: str = typer.Option("folder"), epochs: int = typer.Option(15),
-            image_size: int = typer.Option(32), chunk_frames: int = typer.Option(8),
+            chunk_frames: int = typer.Option(8),
+            student_weights: Optional[Path] = typer.Option(None, help="pretrained student encoder "
+                                                           "(`slsdk pretrain --student`)"),
             resume: bool = typer.Option(False), seed: int = typer.Option(0)):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
     from slsdk.train import DistillConfig, distill as run_distill
 
-    cfg = DistillConfig(epochs=epochs, seed=seed, student={"image_size": image_size, "chunk_frames": chunk_frames})
+    cfg = DistillConfig(epochs=epochs, seed=seed, student={"chunk_frames": chunk_frames},
+                        student_weights=str(student_weights) if student_weights else None)
     res = _run(run_distill, teacher, data, out, cfg, resume=resume, layout=layout)
     console.print(res.summary() if hasattr(res, "summary") else res)
 

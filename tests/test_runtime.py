@@ -150,3 +150,149 @@ def test_hand_crop_runtime_on_frames_without_hands(onnx_bundle, shared_dir):
     s.input_finished()
     assert s.crop_stats.frames == 12 and s.crop_stats.frames_with_hands == 0
     assert isinstance(rec.result(s).glosses, list)
+
+
+# --------------------------------------------------------------------------------------------------
+# frame rate: sources at another rate are resampled to the manifest's fps by timestamp
+# --------------------------------------------------------------------------------------------------
+def _resample_counts(times, fps=25.0, **kw):
+    from slsdk.runtime.sources import FrameResampler
+
+    r = FrameResampler(fps, **kw)
+    counts = [c for c in (r.push(t) for t in times) if c is not None] + [r.finish()]
+    assert len(counts) == len(times) and sum(counts) == r.frames
+    return counts, r.stats()
+
+
+def test_frame_resampler_nearest_frame_by_time():
+    # 1 s of a 30 fps source -> 25 frames, each the source frame nearest to k / 25 s
+    counts, st = _resample_counts([i / 30 for i in range(30)])
+    chosen = [i for i, c in enumerate(counts) for _ in range(c)]
+    assert chosen == [round(k * 30 / 25) for k in range(25)]
+    assert st["frames"] == 25 and st["dropped"] == 5 and st["repeated"] == 0 and st["source_fps"] == 30.0
+    assert st["policy"] == "nearest"
+    # a source at the model's rate passes unchanged, timing jitter included
+    jitter = np.random.default_rng(0).uniform(-0.004, 0.004, 250)
+    counts, st = _resample_counts([i / 25 + j for i, j in enumerate(jitter)])
+    assert set(counts) == {1} and st["dropped"] == st["repeated"] == 0
+    # a slower source repeats frames: 20 -> 25 fps shows one frame in four twice
+    counts, st = _resample_counts([i / 20 for i in range(20)])
+    assert sum(counts) == 25 and st["repeated"] == 5 and st["dropped"] == 0
+    # a file's gap is filled (its clock is the truth); a live source skips it instead of adding work
+    times = [0.0, 0.04, 0.08, 2.08, 2.12]
+    assert sum(_resample_counts(times)[0]) == 54
+    counts, st = _resample_counts(times, max_gap=0.25)
+    assert counts == [1] * 5 and st["gaps"] == 1 and st["gap_s"] == pytest.approx(1.96)
+    # a timestamp going backwards is a discontinuity, not a stall
+    counts, st = _resample_counts([0.0, 0.04, 0.08, 0.02, 0.06], max_gap=0.25)
+    assert counts == [1] * 5 and st["gaps"] == 1
+
+
+def _blocks_video(path, fps, seconds=2.0):
+    """The same content at any frame rate: a coloured block that jumps every 0.2 s (no noise, so encodes of
+    the same picture decode alike). Nearest-frame resampling of the 30 fps file gives the 25 fps frames."""
+    colours = [(230, 200, 170), (40, 220, 90), (250, 60, 60), (60, 80, 240), (240, 240, 60)]
+    n = int(round(seconds * fps))
+    frames = np.full((n, 48, 64, 3), 20, np.uint8)
+    for i in range(n):
+        seg = i * 5 // int(fps)  # 0.2 s segments, computed exactly
+        x, y = 4 + (seg * 11) % 40, 4 + (seg * 7) % 24
+        frames[i, y:y + 20, x:x + 16] = colours[seg % len(colours)]
+    return write_video(path, frames, fps=fps)
+
+
+@pytest.fixture(scope="module")
+def videos_25_30(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rates")
+    return _blocks_video(d / "blocks25.mp4", 25), _blocks_video(d / "blocks30.mp4", 30)
+
+
+def _recognize_capturing_inputs(bundle_root, video, **kw):
+    from slsdk.runtime.api import Recognizer, recognize_video
+
+    rec = Recognizer(bundle_root)
+    seen, run = [], rec.backend.run
+    rec.backend.run = lambda feeds: (seen.append(feeds[rec.frames_input][0].copy()), run(feeds))[1]
+    return recognize_video(bundle_root, video, recognizer=rec, **kw), np.concatenate(seen)
+
+
+@pytest.mark.parametrize("batch_frames", [1, 7, 32])
+def test_30fps_video_is_resampled_to_the_manifest_fps(onnx_bundle, videos_25_30, batch_frames):
+    v25, v30 = videos_25_30
+    a, x25 = _recognize_capturing_inputs(onnx_bundle.root, v25)
+    b, x30 = _recognize_capturing_inputs(onnx_bundle.root, v30, batch_frames=batch_frames)
+    assert a.fps == b.fps == 25.0
+    assert a.frames == 50 and a.resample["dropped"] == a.resample["repeated"] == 0
+    # 60 frames at 30 fps: 50 model frames at 25 fps, one in six dropped, and the result says so
+    assert b.source_frames == 60 and b.frames == 50
+    assert b.resample == {"policy": "nearest", "fps": 25.0, "source_fps": pytest.approx(30.0, abs=0.01),
+                          "source_frames": 60, "frames": 50, "dropped": 10, "repeated": 0, "gaps": 0, "gap_s": 0.0}
+    assert b.to_dict()["resample"]["dropped"] == 10
+    # the model sees the motion at its own speed: the same frames as the 25 fps encode of the content
+    # (per-frame mean |difference| ~0.01, codec noise at the block edges; a frame of another segment is ~0.4)
+    assert x25.shape == x30.shape
+    assert np.abs(x30 - x25).reshape(len(x25), -1).mean(1).max() < 0.05
+    assert a.result.glosses and b.result.glosses == a.result.glosses
+    # ... and event times are on the video's clock (2 s), not 60 / 25 = 2.4 s
+    assert [(e["start"], e["end"]) for e in b.result.events] == [(e["start"], e["end"]) for e in a.result.events]
+    assert b.result.events[-1]["end"] <= 2.0 + 1e-6
+    assert b.real_time_factor == pytest.approx(sum(b.timing[k] for k in ("crop", "preprocess", "model", "decode")) / 2.0)
+
+
+def test_resample_false_feeds_every_frame(onnx_bundle, videos_25_30):
+    from slsdk.runtime.api import recognize_video
+
+    got = recognize_video(onnx_bundle.root, videos_25_30[1], resample=False)
+    assert got.frames == got.source_frames == 60 and got.resample is None
+
+
+def test_cli_run_reports_the_resampling(onnx_bundle, videos_25_30, capsys):
+    from rich.console import Console
+
+    from slsdk.runtime.cli_run import run_command
+    from slsdk.runtime.api import recognize_video
+
+    summary = run_command(onnx_bundle.root, video=videos_25_30[1], as_json=True, console=Console())
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert lines[-1] == json.loads(json.dumps(summary))
+    assert summary["frames"] == 50 and summary["source_frames"] == 60 and summary["seconds"] == 2.0
+    r = summary["resample"]
+    assert (r["source_fps"], r["dropped"], r["repeated"]) == (pytest.approx(30.0, abs=0.01), 10, 0)
+    assert summary["glosses"] == recognize_video(onnx_bundle.root, videos_25_30[1]).result.glosses
+
+
+def test_timed_and_untimed_frames_do_not_mix(onnx_bundle):
+    from slsdk.runtime.api import Recognizer
+
+    rec = Recognizer(onnx_bundle.root)
+    s = rec.create_stream()
+    frames = np.full((3, 48, 64, 3), 50, np.uint8)
+    s.accept_frames(frames, timestamps=[0.0, 1 / 30, 2 / 30])
+    assert s.frame_index == 2 and s.source_frames == 3  # the last frame waits for the next one's time
+    with pytest.raises(ValueError, match="not both"):
+        s.accept_frames(frames)
+    with pytest.raises(ValueError, match="3 frames but 2 timestamps"):
+        s.accept_frames(frames, timestamps=[0.2, 0.3])
+    s.input_finished()
+    assert s.frame_index == 3 and s.resample_stats["source_frames"] == 3
+
+
+def test_runtime_preprocesses_with_the_manifest_resize(onnx_bundle, tmp_path):
+    """input.resize_shorter drives the runtime's resize (not a ratio built into the runtime)."""
+    import shutil
+
+    from slsdk.data.transforms import VideoTransform
+    from slsdk.runtime.api import Recognizer
+
+    m = onnx_bundle.manifest
+    assert m.input["resize_shorter"] == 37 and m.input["crop"] == "center"  # round(32 * 256 / 224)
+    other = tmp_path / "b"
+    shutil.copytree(onnx_bundle.root, other)
+    d = json.loads((other / "manifest.json").read_text())
+    d["input"]["resize_shorter"] = 48
+    (other / "manifest.json").write_text(json.dumps(d))
+    frames = np.random.default_rng(0).integers(0, 255, (2, 60, 80, 3), dtype=np.uint8)
+    got = Recognizer(other).preprocess(frames)
+    want = VideoTransform(32, m.input["mean"], m.input["std"], resize_ratio=48 / 32)(frames).numpy()
+    np.testing.assert_array_equal(got, want)
+    assert not np.allclose(got, Recognizer(onnx_bundle.root).preprocess(frames))

@@ -7,24 +7,23 @@ import kotlin.math.roundToInt
 
 /**
  * A camera frame -> one model frame, float32 CHW [3, S, S], with the steps of slsdk's eval transform
- * (sdk/data/transforms.py): resize the shorter side to round(S * 256 / 224) (antialiased), centre-crop
- * S x S, scale the pixels to `input.value_range`, then (x - mean) / std per RGB channel.
+ * (sdk/data/transforms.py) as the manifest states them: resize the shorter side to `input.resize_shorter`
+ * (antialiased), centre-crop S x S (`input.crop` "center"), scale the pixels to `input.value_range`, then
+ * (x - mean) / std per RGB channel.
  */
 class FramePreprocessor(input: InputSpec) {
-    companion object {
-        /** slsdk.data.transforms.VideoTransform.resize_ratio: an SDK convention, not a manifest field. */
-        const val RESIZE_RATIO = 256.0 / 224.0
-    }
-
     val size: Int = input.height
+    private val resizeShorter: Int = input.resizeShorter
     val floatsPerFrame: Int get() = 3 * size * size
     private val scale: FloatArray  // value = byte * scale[c] + offset[c] folds value_range, mean and std
     private val offset: FloatArray
     private val pixels = IntArray(size * size)
 
     init {
-        require(input.channels == 3 && input.colour == "RGB" && input.layout == "NTCHW" && input.height == input.width) {
-            "unsupported input ${input.channels}x${input.height}x${input.width} ${input.colour} ${input.layout}"
+        require(input.channels == 3 && input.colour == "RGB" && input.layout == "NTCHW" && input.height == input.width &&
+                input.crop == "center" && input.resizeShorter >= input.height) {
+            "unsupported input ${input.channels}x${input.height}x${input.width} ${input.colour} ${input.layout}, " +
+                "${input.crop} crop after a resize to ${input.resizeShorter}"
         }
         val (lo, hi) = input.valueRange
         scale = FloatArray(3) { ((hi - lo) / 255.0 / input.std[it]).toFloat() }
@@ -39,7 +38,7 @@ class FramePreprocessor(input: InputSpec) {
         var img = if (region != null) Bitmap.createBitmap(frame, region.left, region.top, region.width(), region.height()) else frame
         val w = img.width
         val h = img.height
-        val r = max(size, (size * RESIZE_RATIO).roundToInt())
+        val r = resizeShorter
         // the resized size, as slsdk.data.transforms.resize_shorter computes it
         val nw = if (h <= w) max(r, (w.toDouble() * r / h).roundToInt()) else r
         val nh = if (h <= w) r else max(r, (h.toDouble() * r / w).roundToInt())

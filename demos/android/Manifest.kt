@@ -4,7 +4,7 @@ import org.json.JSONArray
 import org.json.JSONObject
 
 // The parts of an slsdk bundle's manifest.json that an app needs to feed the model and decode its output.
-// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 1). Each class reads its own keys in `from`,
+// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 2). Each class reads its own keys in `from`,
 // and tests/test_demos_samples.py checks every key against a manifest the SDK writes.
 
 /** manifest.json (top level). */
@@ -39,8 +39,10 @@ data class Manifest(
                 crop = CropSpec.from(o.getJSONObject("crop")),
                 streaming = StreamingSpec.from(o.getJSONObject("streaming")),
             )
-            require(m.format == "slsdk-bundle" && m.formatVersion == 1) {
-                "format ${m.format} v${m.formatVersion}: this app reads slsdk-bundle v1"
+            // v2 added input.resize_shorter / input.crop and the model file's real tensor dtypes; convert the
+            // model again with this slsdk for an older bundle
+            require(m.format == "slsdk-bundle" && m.formatVersion == 2) {
+                "format ${m.format} v${m.formatVersion}: this app reads slsdk-bundle v2"
             }
             val s = m.streaming
             require(m.modelKind == "student" && s.mode == "streaming") {
@@ -63,6 +65,8 @@ data class InputSpec(
     val channels: Int,          // 3
     val layout: String,         // "NTCHW": [batch, time, channel, height, width]
     val colour: String,         // "RGB"
+    val resizeShorter: Int,     // the frame's shorter side is resized to this many pixels (aspect kept) ...
+    val crop: String,           // ... then "center": the middle height x width is cut out
     val valueRange: List<Double>, // pixels are scaled to this range first ([0, 1]) ...
     val mean: List<Double>,     // ... then normalised per channel: (x - mean) / std
     val std: List<Double>,
@@ -74,6 +78,8 @@ data class InputSpec(
             channels = o.getInt("channels"),
             layout = o.getString("layout"),
             colour = o.getString("colour"),
+            resizeShorter = o.getInt("resize_shorter"),
+            crop = o.getString("crop"),
             valueRange = o.getJSONArray("value_range").doubles(),
             mean = o.getJSONArray("mean").doubles(),
             std = o.getJSONArray("std").doubles(),
@@ -113,7 +119,7 @@ data class StreamingSpec(
     }
 }
 
-/** One named model input or output. */
+/** One named model input or output; [dtype] is the model file's element type ("float32" for ONNX bundles). */
 data class TensorSpec(val name: String, val shape: LongArray, val dtype: String) {
     companion object {
         fun from(o: JSONObject) = TensorSpec(

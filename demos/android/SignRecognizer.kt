@@ -11,7 +11,8 @@ import java.nio.FloatBuffer
 
 /**
  * Keeps frames at (at most) the manifest's fps by their timestamps: drops early frames and never bursts after
- * a stall. The same rule as demos/webcam.py and the iOS sample.
+ * a stall (the iOS sample does the same). The Python runtime resamples by nearest presentation time, which also
+ * repeats frames of a camera slower than the model; this gate only drops, so keep the camera at >= fps.
  */
 class FrameRateGate(fps: Double, tolerance: Double = 0.25) {
     private val period = 1.0 / fps
@@ -61,6 +62,8 @@ class SignRecognizer(val manifest: Manifest, model: ByteArray, threads: Int = 2)
         require(manifest.target == "onnx" || manifest.target == "ort") {
             "target ${manifest.target}: this sample runs ONNX Runtime bundles (see the README for ExecuTorch)"
         }
+        val notFloat32 = (streaming.inputs + streaming.outputs).filter { it.dtype != "float32" }.map { it.name + " " + it.dtype }
+        require(notFloat32.isEmpty()) { "this sample feeds and reads float32 tensors; the manifest has $notFloat32" }
         val options = OrtSession.SessionOptions().apply { setIntraOpNumThreads(threads) }
         session = env.createSession(model, options)
         val wanted = listOf(framesInput.name) + streaming.state.map { it.input }

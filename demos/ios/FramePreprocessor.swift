@@ -4,13 +4,12 @@ import CoreImage.CIFilterBuiltins
 import CoreVideo
 
 /// A camera frame -> one model frame, float32 CHW [3, S, S], with the steps of slsdk's eval transform
-/// (sdk/data/transforms.py): resize the shorter side to round(S * 256 / 224) (antialiased), centre-crop
-/// S x S, scale the pixels to `input.value_range`, then (x - mean) / std per RGB channel.
+/// (sdk/data/transforms.py) as the manifest states them: resize the shorter side to `input.resize_shorter`
+/// (antialiased), centre-crop S x S (`input.crop` "center"), scale the pixels to `input.value_range`, then
+/// (x - mean) / std per RGB channel.
 final class FramePreprocessor {
-    /// slsdk.data.transforms.VideoTransform.resize_ratio: an SDK convention, not a manifest field.
-    static let resizeRatio = 256.0 / 224.0
-
     let size: Int
+    let resizeShorter: Int
     private let scale: [Float]   // value = byte * scale[c] + offset[c] folds value_range, mean and std
     private let offset: [Float]
     private let context = CIContext(options: [.workingColorSpace: NSNull()])
@@ -19,11 +18,14 @@ final class FramePreprocessor {
 
     init(input: InputSpec) throws {
         guard input.channels == 3, input.colour == "RGB", input.layout == "NTCHW", input.height == input.width,
+              input.crop == "center", input.resizeShorter >= input.height,
               input.valueRange.count == 2, input.mean.count == 3, input.std.count == 3 else {
             throw ManifestError.unsupported("input \(input.channels)x\(input.height)x\(input.width) "
-                                            + "\(input.colour) \(input.layout)")
+                                            + "\(input.colour) \(input.layout), \(input.crop) crop after a resize "
+                                            + "to \(input.resizeShorter)")
         }
         size = input.height
+        resizeShorter = input.resizeShorter
         let lo = input.valueRange[0], hi = input.valueRange[1]
         scale = (0..<3).map { Float((hi - lo) / 255.0 / input.std[$0]) }
         offset = (0..<3).map { Float((lo - input.mean[$0]) / input.std[$0]) }
@@ -42,7 +44,7 @@ final class FramePreprocessor {
             image = image.cropped(to: CGRect(x: r.minX, y: h - r.maxY, width: r.width, height: r.height))
         }
         let w = Double(image.extent.width), h = Double(image.extent.height)
-        let r = max(size, Int((Double(size) * Self.resizeRatio).rounded()))
+        let r = resizeShorter
         // the resized size, as slsdk.data.transforms.resize_shorter computes it
         let (nw, nh) = h <= w ? (max(r, Int((w * Double(r) / h).rounded())), r)
                               : (r, max(r, Int((h * Double(r) / w).rounded())))

@@ -1,7 +1,7 @@
 import Foundation
 
 // The parts of an slsdk bundle's manifest.json that an app needs to feed the model and decode its output.
-// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 1). Every JSON key is spelled out in a
+// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 2). Every JSON key is spelled out in a
 // CodingKeys enum, and tests/test_demos_samples.py checks each one against a manifest the SDK writes.
 
 enum ManifestError: Error, CustomStringConvertible {
@@ -47,8 +47,10 @@ struct Manifest: Decodable {
     /// Reads and checks `manifest.json`; throws for bundles this sample cannot run.
     static func load(from url: URL) throws -> Manifest {
         let m = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: url))
-        guard m.format == "slsdk-bundle", m.formatVersion == 1 else {
-            throw ManifestError.unsupported("format \(m.format) v\(m.formatVersion); this app reads slsdk-bundle v1")
+        guard m.format == "slsdk-bundle", m.formatVersion == 2 else {
+            // v2 added input.resize_shorter / input.crop and the model file's real tensor dtypes; convert the
+            // model again with this slsdk for an older bundle
+            throw ManifestError.unsupported("format \(m.format) v\(m.formatVersion); this app reads slsdk-bundle v2")
         }
         guard m.modelKind == "student", m.streaming.mode == "streaming" else {
             throw ManifestError.unsupported("\(m.modelKind) / \(m.streaming.mode): convert the streaming student")
@@ -68,6 +70,8 @@ struct InputSpec: Decodable {
     let channels: Int           // 3
     let layout: String          // "NTCHW": [batch, time, channel, height, width]
     let colour: String          // "RGB"
+    let resizeShorter: Int      // the frame's shorter side is resized to this many pixels (aspect kept) ...
+    let crop: String            // ... then "center": the middle height x width is cut out
     let valueRange: [Double]    // pixels are scaled to this range first ([0, 1]) ...
     let mean: [Double]          // ... then normalised per channel: (x - mean) / std
     let std: [Double]
@@ -78,6 +82,8 @@ struct InputSpec: Decodable {
         case channels = "channels"
         case layout = "layout"
         case colour = "colour"
+        case resizeShorter = "resize_shorter"
+        case crop = "crop"
         case valueRange = "value_range"
         case mean = "mean"
         case std = "std"
@@ -120,7 +126,7 @@ struct StreamingSpec: Decodable {
 struct TensorSpec: Decodable {
     let name: String
     let shape: [Int]
-    let dtype: String
+    let dtype: String           // the model file's element type: "float32", or "float16" (outputs of fp16 packages)
 
     enum CodingKeys: String, CodingKey {
         case name = "name"

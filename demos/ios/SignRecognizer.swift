@@ -4,7 +4,8 @@ import CoreVideo
 import Foundation
 
 /// Keeps frames at (at most) the manifest's fps by their timestamps: drops early frames and never bursts after
-/// a stall. The same rule as demos/webcam.py and the Android sample.
+/// a stall (the Android sample does the same). The Python runtime resamples by nearest presentation time, which
+/// also repeats frames of a camera slower than the model; this gate only drops, so keep the camera at >= fps.
 struct FrameRateGate {
     let period: Double
     let tolerance: Double
@@ -33,6 +34,7 @@ final class SignRecognizer {
     private let decoder: CTCGreedyDecoder
     private let framesInput: TensorSpec
     private let logProbsOutput: TensorSpec
+    private var elementTypes: [String: MLMultiArrayDataType] = [:]  // manifest dtype of every input and output
     private let chunk: Int
     private let outputStride: Int
     private var gate: FrameRateGate
@@ -69,6 +71,19 @@ final class SignRecognizer {
         let wanted = [framesInput.name] + s.state.map(\.input)
         guard wanted.allSatisfy({ names.contains($0) }) else {
             throw ManifestError.unsupported("model inputs \(names.sorted()) differ from the manifest's \(wanted)")
+        }
+        // element types as the manifest states them (an fp16 package: float32 inputs, float16 outputs), checked
+        // against the compiled model so a mismatch fails here rather than as garbage glosses
+        let described = model.modelDescription.inputDescriptionsByName
+            .merging(model.modelDescription.outputDescriptionsByName) { a, _ in a }
+        for spec in s.inputs + s.outputs {
+            let type = try Self.arrayType(for: spec.dtype)
+            let actual = described[spec.name]?.multiArrayConstraint?.dataType
+            guard actual == type else {
+                let found = actual.map { "MLMultiArrayDataType(rawValue: \($0.rawValue))" } ?? "no such array"
+                throw ManifestError.unsupported("\(spec.name): the manifest says \(spec.dtype), the model has \(found)")
+            }
+            elementTypes[spec.name] = type
         }
         if manifest.crop.policy == "hands" {
             // the model was trained on hand crops: pass `region` boxes from a hand tracker to accept(_:time:region:)
@@ -107,8 +122,8 @@ final class SignRecognizer {
     /// Zero state: a new stream (another video or signer).
     func resetState() {
         for spec in manifest.streaming.state {
-            let zeros = MLShapedArray<Float>(repeating: 0, shape: spec.shape)
-            state[spec.input] = MLMultiArray(zeros)
+            let zeros = MLMultiArray(MLShapedArray<Float>(repeating: 0, shape: spec.shape))
+            state[spec.input] = Self.converted(zeros, to: elementTypes[spec.input] ?? .float32)
         }
         pending.removeAll(keepingCapacity: true)
         pendingFrames = 0
@@ -117,14 +132,14 @@ final class SignRecognizer {
     private func runChunk(steps: Int) throws {
         // the last chunk is zero-padded in normalised pixel space, as the SDK pads it
         pending.append(contentsOf: repeatElement(0, count: (chunk - pendingFrames) * preprocessor.floatsPerFrame))
-        var features: [String: Any] = [framesInput.name: MLMultiArray(MLShapedArray<Float>(scalars: pending,
-                                                                                               shape: framesInput.shape))]
+        let frames = MLMultiArray(MLShapedArray<Float>(scalars: pending, shape: framesInput.shape))
+        var features: [String: Any] = [framesInput.name: Self.converted(frames, to: elementTypes[framesInput.name] ?? .float32)]
         for (name, value) in state { features[name] = value }
         let out = try model.prediction(from: MLDictionaryFeatureProvider(dictionary: features))
         pending.removeAll(keepingCapacity: true)
         pendingFrames = 0
 
-        // log-probs [1, chunk / stride, V]; Core ML fp16 bundles return Float16 arrays, converted here
+        // log-probs [1, chunk / stride, V] of the manifest's dtype (float16 for fp16 packages), read as Float
         guard let lp = out.featureValue(for: logProbsOutput.name)?.multiArrayValue else {
             throw ManifestError.unsupported("model has no output \(logProbsOutput.name)")
         }
@@ -137,7 +152,26 @@ final class SignRecognizer {
             guard let next = out.featureValue(for: spec.output)?.multiArrayValue else {
                 throw ManifestError.unsupported("model has no state output \(spec.output)")
             }
-            state[spec.input] = MLMultiArray(MLShapedArray<Float>(converting: next))  // float32, as the inputs
+            // a state output (float16 in an fp16 package) goes back in as its input's dtype (float32)
+            state[spec.input] = Self.converted(next, to: elementTypes[spec.input] ?? .float32)
+        }
+    }
+
+    /// The Core ML element type of a manifest dtype; this sample handles "float32" and "float16".
+    static func arrayType(for dtype: String) throws -> MLMultiArrayDataType {
+        switch dtype {
+        case "float32": return .float32
+        case "float16": return .float16
+        default: throw ManifestError.unsupported("tensor dtype \(dtype): this sample handles float32 and float16")
+        }
+    }
+
+    /// `array` with `type` elements (a copy when it has another type).
+    static func converted(_ array: MLMultiArray, to type: MLMultiArrayDataType) -> MLMultiArray {
+        if array.dataType == type { return array }
+        switch type {
+        case .float16: return MLMultiArray(MLShapedArray<Float16>(converting: array))
+        default: return MLMultiArray(MLShapedArray<Float>(converting: array))
         }
     }
 

@@ -292,8 +292,11 @@ def _static_layer(signer: SignerSpec, size: int, to_px, rng) -> np.ndarray:
 
 def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
                     lexicon: list[SignSpec] | None = None, image_size: int = 96, noise: float = 3.0,
-                    return_segments: bool = False):
+                    return_segments: bool = False, return_poses: bool = False):
     """Render one signing video: ``uint8 [T, S, S, 3]`` (and ``[(gloss, start, end)]`` if asked).
+
+    ``return_poses``: also return the per-frame hand poses (:func:`pose_targets` layout) that
+    :func:`slsdk.train.pretrain.pretrain_backbone` learns from.
 
     ``glosses``: names or indices into ``lexicon`` (default: ``make_lexicon()``, the default data
     set's signs); ``signer``: a ``SignerSpec`` or an index for ``make_signer(index)``.
@@ -351,7 +354,25 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
             img += bank[noise_idx[i]]
         np.clip(img, 0, 255, out=img)
         out[i] = img.astype(np.uint8)
-    return (out, segments) if return_segments else out
+    if return_poses:
+        px = np.array([[*to_px(a), *to_px(b)] for a, b in zip(dom, nd)], np.float32) / size
+        poses = np.concatenate([_pose_array(dom, nd, shapes, nd_shapes, angles), px], 1)
+    extra = ((segments,) if return_segments else ()) + ((poses,) if return_poses else ())
+    return (out, *extra) if extra else out
+
+
+POSE_SHAPES = ("flat",) + tuple(s for s in SHAPES if s != "flat")
+
+
+def _pose_array(dom, nd, shapes, nd_shapes, angles) -> np.ndarray:
+    """Per-frame pose ``float32 [T, 8]``: dominant xy, other hand xy (body units), shape ids, sin/cos angle.
+
+    ``render_sentence(return_poses=True)`` appends both hands' image positions (fractions of the size): [T, 12].
+    """
+    ids = {s: i for i, s in enumerate(POSE_SHAPES)}
+    a = np.deg2rad(np.asarray(angles, np.float64))
+    return np.concatenate([np.asarray(dom), np.asarray(nd), np.array([[ids[x], ids[y]] for x, y in
+                           zip(shapes, nd_shapes)]), np.sin(a)[:, None], np.cos(a)[:, None]], 1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------- the data set

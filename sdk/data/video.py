@@ -95,7 +95,7 @@ def _open_container(path: Path):
     return container
 
 
-def _iter_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
+def _iter_file(path: Path, max_frames: int | None, *, times: bool = False) -> Iterator:
     import av
 
     container = _open_container(path)
@@ -104,11 +104,26 @@ def _iter_file(path: Path, max_frames: int | None) -> Iterator[np.ndarray]:
         stream = container.streams.video[0]
         if (stream.codec_context.width or 0) * (stream.codec_context.height or 0) > 320 * 240:
             stream.thread_type = "AUTO"  # threads only pay off on larger frames
+        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+        period = 1.0 / float(rate) if rate else None
+        t0 = last = None
         try:
             for frame in container.decode(stream):
                 if max_frames is not None and n >= max_frames:
                     return
-                yield frame.to_ndarray(format="rgb24")
+                if not times:
+                    yield frame.to_ndarray(format="rgb24")
+                else:
+                    raw = frame.time  # presentation time (s); None when the frame has no timestamp
+                    if raw is not None:
+                        t0 = float(raw) if t0 is None else t0
+                        t = float(raw) - t0
+                    elif period is not None:
+                        t = 0.0 if last is None else last + period
+                    else:
+                        t = None
+                    last = t
+                    yield frame.to_ndarray(format="rgb24"), t
                 n += 1
         except av.error.FFmpegError as e:
             raise VideoError(f"{path}: decoding failed after {n} frames ({e}); the file is corrupt or truncated") from None
@@ -128,6 +143,21 @@ def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.n
         if path.stat().st_size == 0:
             raise VideoError(f"{path}: file is empty (0 bytes)")
         yield from _iter_file(path, max_frames)
+
+
+def iter_video_timed(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[np.ndarray, float | None]]:
+    """Yield ``(frame, t)``: ``uint8 [H, W, 3]`` RGB frames with their presentation time in seconds from the
+    first frame (the container's timestamps, so a variable frame rate shows). ``t`` is None for a frame folder,
+    which has no timing, and for a file whose container gives neither timestamps nor a frame rate."""
+    path = Path(path)
+    _check_exists(path)
+    if path.is_dir():
+        for frame in _iter_folder(path, max_frames):
+            yield frame, None
+    else:
+        if path.stat().st_size == 0:
+            raise VideoError(f"{path}: file is empty (0 bytes)")
+        yield from _iter_file(path, max_frames, times=True)
 
 
 def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:

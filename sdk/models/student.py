@@ -25,12 +25,12 @@ class StudentConfig:
     """Shape of the student; serialised into checkpoints and bundle manifests."""
 
     num_classes: int
-    image_size: int = 32
-    patch_size: int = 16
-    width: int = 128
+    image_size: int = 48
+    patch_size: int = 8
+    width: int = 48
     layers: int = 2
     heads: int = 4
-    feature_dim: int = 128
+    feature_dim: int = 64
     hidden: int = 192
     chunk_frames: int = 8
     fps: float = 25.0
@@ -179,6 +179,20 @@ class StreamingStudent(nn.Module):
         return _StreamingStep(self).eval()
 
     # -- initialisation ----------------------------------------------------------------------------------
+    def load_encoder(self, weights) -> None:
+        """Load pretrained CLIP-visual weights (any format ``load_clip_visual`` reads) into the encoder.
+
+        The file's tower must have the encoder's shape (``StudentConfig.encoder_config``).
+        """
+        from slsdk.models import load_clip_visual
+
+        mine = self.encoder.config
+        try:
+            src = load_clip_visual(weights, config=mine)
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{weights}: the tower does not fit the student encoder ({mine}): {e}") from None
+        self.encoder.load_state_dict(src.state_dict())
+
     @torch.no_grad()
     def init_from_teacher(self, teacher: nn.Module) -> list[str]:
         """Copy the teacher backbone's weights where shapes allow; returns the names copied."""

@@ -1,4 +1,8 @@
-"""`slsdk run`: stream a video file or a camera through a bundle; a live line or JSON lines out."""
+"""`slsdk run`: stream a video file or a camera through a bundle; a live line or JSON lines out.
+
+Frames go in with their timestamps, so the runtime resamples them to the manifest's ``fps`` (nearest frame by
+presentation time); the summary's ``resample`` says how (source fps, frames dropped / repeated).
+"""
 from __future__ import annotations
 
 import json
@@ -19,28 +23,40 @@ def _emit(as_json: bool, console, record: dict, live: str | None = None) -> None
         console.print(live)
 
 
+def _resample_note(r: dict | None) -> str:
+    if not r or (r["dropped"] == 0 and r["repeated"] == 0 and r["gaps"] == 0):
+        return ""
+    src = f"{r['source_fps']:.3g} fps" if r["source_fps"] else "the source"
+    return (f" (from {src}: {r['source_frames']} frames, {r['dropped']} dropped, {r['repeated']} repeated"
+            + (f", {r['gaps']} gaps skipped" if r["gaps"] else "") + ")")
+
+
 def run_command(bundle: Path, video: Path | None = None, camera: int | None = None, backend: str | None = None,
                 crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = 8,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
                 max_seconds: float | None = None) -> dict:
     """Run the recognizer over a source; print committed glosses as they come and a summary at the end."""
-    from slsdk.runtime.sources import CameraSource, VideoFileSource
+    from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraSource, VideoFileSource
 
     rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
                      threads=threads)
     source = VideoFileSource(video) if video is not None else CameraSource(camera)
-    stream = rec.create_stream()
-    batch, overlay_items, printed, utterances = [], [], 0, []
+    stream = rec.create_stream(max_gap=LIVE_MAX_GAP_S if source.live else None)
+    batch, times, overlay_items, printed, utterances = [], [], [], 0, []
     t_start = time.perf_counter()
+
+    def keep_overlay():
+        if overlay is not None and stream.last_crops:
+            overlay_items.extend(list(zip(stream.last_frames, stream.last_crops))[::4])
 
     def flush():
         nonlocal printed
         if not batch:
             return
-        stream.accept_frames(np.stack(batch))
-        if overlay is not None and stream.last_crops:
-            overlay_items.extend(zip(batch[::4], stream.last_crops[::4]))
+        stream.accept_frames(np.stack(batch), timestamps=list(times) if source.timed else None)
+        keep_overlay()
         batch.clear()
+        times.clear()
         res = rec.result(stream)
         for ev in res.events[printed:len(res.committed)]:
             _emit(as_json, console, {"type": "gloss", **ev},
@@ -53,8 +69,9 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
             printed = 0
 
     try:
-        for frame, _ts in source:
+        for frame, ts in source:
             batch.append(frame)
+            times.append(ts)
             if len(batch) >= rec.chunk:
                 flush()
             if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
@@ -63,11 +80,12 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     finally:
         if hasattr(source, "close"):
             source.close()
-    if stream.frame_index == 0:
+    if stream.source_frames == 0:
         from slsdk.data.video import VideoError
 
         raise VideoError(f"{video if video is not None else f'camera {camera}'}: no frames decoded")
     stream.input_finished()
+    keep_overlay()
     res = rec.result(stream)
     for ev in res.events[printed:]:
         _emit(as_json, console, {"type": "gloss", **ev},
@@ -78,15 +96,17 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     busy = sum(getattr(stream.timing, k) for k in ("crop", "preprocess", "model", "decode"))
     summary = {"type": "summary", "source": str(video) if video is not None else f"camera:{camera}",
                "backend": rec.backend.name, "target": rec.manifest.target, "precision": rec.manifest.precision,
-               "frames": stream.frame_index, "seconds": round(seconds, 3),
+               "frames": stream.frame_index, "fps": rec.fps, "source_frames": stream.source_frames,
+               "resample": stream.resample_stats, "seconds": round(seconds, 3),
                "glosses": [g for u in utterances for g in u["glosses"]],
                "crop": stream.crop_stats.to_dict(), "timing_s": {k: round(v, 4) if isinstance(v, float) else v
                                                                  for k, v in stream.timing.to_dict().items()},
                "real_time_factor": round(busy / seconds, 4) if seconds else None,
                "dropped_frames": getattr(source, "dropped", 0)}
     _emit(as_json, console, summary, f"[green]{' '.join(summary['glosses']) or '(nothing recognised)'}[/]\n"
-          f"{summary['frames']} frames, real-time factor {summary['real_time_factor']}, "
-          f"hands in {summary['crop'].get('frames_with_hands', 0)} frames, dropped {summary['dropped_frames']}")
+          f"{summary['frames']} frames at {rec.fps:g} fps{_resample_note(summary['resample'])}, real-time factor "
+          f"{summary['real_time_factor']}, hands in {summary['crop'].get('frames_with_hands', 0)} frames, "
+          f"dropped by the reader {summary['dropped_frames']}")
     if overlay is not None and overlay_items:
         from slsdk.runtime.hands import save_overlay_png
 

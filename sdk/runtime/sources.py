@@ -1,6 +1,12 @@
 """Frame sources for the runtime: video files and cameras, as iterables of ``(frame, timestamp_s)``.
 
-``frame`` is ``uint8 [H, W, 3]`` RGB; ``timestamp_s`` is seconds from the first frame.
+``frame`` is ``uint8 [H, W, 3]`` RGB; ``timestamp_s`` is seconds from the first frame (the file's or the
+camera's presentation times, so a 30 fps clip has steps of 1/30 s whatever rate the model wants).
+
+A model is trained at one frame rate (the manifest's ``fps``). :class:`FrameResampler` maps any source onto
+that rate by timestamp (nearest frame by presentation time: drops frames of a faster source, repeats frames of
+a slower one); ``Stream.accept_frames(frames, timestamps)`` uses it, so files and cameras feed the model at
+its rate and event times are on the source's clock.
 
 Live sources (cameras) produce frames at their own pace. When the consumer (hand cropping + model) is
 slower, frames must be dropped rather than queued without bound: :class:`BackgroundReader` reads a
@@ -10,6 +16,7 @@ consumer always gets the freshest frames. ``"block"`` (for files) makes the read
 """
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -20,6 +27,107 @@ from pathlib import Path
 import numpy as np
 
 POLICIES = ("drop-oldest", "block")
+RESAMPLE_POLICY = "nearest"
+LIVE_MAX_GAP_S = 0.25  # cameras: a longer gap between frames is skipped, not filled with repeated frames
+
+
+class FrameResampler:
+    """Resample a frame stream to ``fps`` by presentation time: each output frame is the nearest source frame.
+
+    Output frame ``k`` stands for time ``t0 + k / fps`` (``t0``: the first frame's time) and shows the source
+    frame whose timestamp is nearest to it (a tie goes to the later frame). A faster source loses frames
+    (30 -> 25 fps drops one in six), a slower one repeats frames (20 -> 25 fps shows one in four twice), a
+    source at the target rate passes unchanged, timing jitter under half a frame period included. The input
+    ends half a source period after the last frame, so ``n`` frames at ``f`` fps give about ``n * fps / f``.
+
+    Only times go in. ``push(t)`` registers the next source frame and returns how many output frames the
+    *previous* one fills (0: dropped; None for the first frame): that is known once the next frame's time is.
+    ``finish()`` returns the count of the last frame. So a stream holds one frame back (one source period of
+    latency).
+
+    ``max_gap`` (seconds; for live sources): a longer gap between consecutive frames (a camera stall, frames
+    the reader dropped because the consumer is behind) is not filled with repeats, which would hand a slow
+    consumer more work; the clock moves on as if the next frame came one output period later, and ``gaps`` /
+    ``gap_s`` count what was skipped. A timestamp that goes backwards is treated the same way. Files use no
+    limit: their timestamps are the truth, so event times stay on the file's clock.
+    """
+
+    def __init__(self, fps: float, max_gap: float | None = None):
+        if not (isinstance(fps, (int, float)) and fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"fps must be positive, got {fps!r}")
+        if max_gap is not None and not max_gap > 0:
+            raise ValueError(f"max_gap must be positive seconds or None, got {max_gap!r}")
+        self.fps, self.period, self.max_gap = float(fps), 1.0 / float(fps), max_gap
+        self.source_frames = self.frames = self.dropped = self.repeated = self.gaps = 0
+        self.gap_s = 0.0
+        self._span = 0.0  # source time covered, gaps excluded (for the measured source rate)
+        self.restart()
+
+    def restart(self) -> None:
+        """Forget the clock (a new segment of input follows); the counters keep running."""
+        self._t0 = self._prev = self._interval = None
+        self._offset = 0.0
+        self._next = 0  # index of the next output slot
+        self._finished = False
+
+    def _take(self, limit: float) -> int:
+        """Output slots with a time before ``limit`` not yet given out."""
+        n = max(0, math.ceil((limit - self._t0) * self.fps - 1e-9))
+        c = max(0, n - self._next)
+        self._next += c
+        return c
+
+    def _count(self, c: int) -> int:
+        self.frames += c
+        if c == 0:
+            self.dropped += 1
+        else:
+            self.repeated += c - 1
+        return c
+
+    def push(self, t: float) -> int | None:
+        t = float(t)
+        if not math.isfinite(t):
+            raise ValueError(f"frame timestamp must be a finite number of seconds, got {t!r}")
+        if self._finished:
+            raise RuntimeError("FrameResampler.push after finish(); call restart() first")
+        self.source_frames += 1
+        if self._t0 is None:
+            self._t0 = self._prev = t
+            return None
+        ta = t - self._offset
+        d = ta - self._prev
+        if d < 0 or (self.max_gap is not None and d > self.max_gap):
+            shift = d - self.period  # skip the gap: the frame comes one output period after the previous one
+            self._offset += shift
+            ta -= shift
+            self.gaps += 1
+            self.gap_s += max(0.0, shift)
+            d = self.period
+        c = self._take((self._prev + ta) / 2)
+        if d > 0:
+            self._interval = d
+            self._span += d
+        self._prev = ta
+        return self._count(c)
+
+    def finish(self) -> int | None:
+        """The number of output frames the last source frame fills (None when nothing was pushed)."""
+        if self._t0 is None or self._finished:
+            return None
+        self._finished = True
+        return self._count(self._take(self._prev + 0.5 * (self._interval or self.period)))
+
+    @property
+    def source_fps(self) -> float | None:
+        """The source's measured frame rate (gaps excluded), None before two frames."""
+        return (self.source_frames - 1) / self._span if self._span > 0 and self.source_frames > 1 else None
+
+    def stats(self) -> dict:
+        src = self.source_fps
+        return {"policy": RESAMPLE_POLICY, "fps": self.fps, "source_fps": None if src is None else round(src, 3),
+                "source_frames": self.source_frames, "frames": self.frames, "dropped": self.dropped,
+                "repeated": self.repeated, "gaps": self.gaps, "gap_s": round(self.gap_s, 3)}
 
 
 class CameraError(RuntimeError):
@@ -168,7 +276,14 @@ class BackgroundReader:
 
 
 class VideoFileSource:
-    """Frames of a video file or frame folder with timestamps ``i / fps`` (slsdk.data.video)."""
+    """Frames of a video file or frame folder with their timestamps (slsdk.data.video).
+
+    A file's timestamps are its presentation times (seconds from the first frame). ``fps`` overrides them with
+    ``i / fps``; a frame folder has no timing, so it gets ``i / fps`` with ``fps`` (default 25) and ``timed`` is
+    False: the runtime then uses its frames as they are, at the model's rate.
+    """
+
+    live = False  # a file's timestamps are the truth: gaps are filled (FrameResampler without max_gap)
 
     def __init__(self, path: str | Path, *, fps: float | None = None, max_frames: int | None = None):
         from slsdk.data.video import video_info
@@ -176,6 +291,8 @@ class VideoFileSource:
         self.path = Path(path)
         self.info = video_info(self.path)  # FileNotFoundError / VideoError early, not mid-iteration
         self.fps = float(fps or self.info.fps or 25.0)
+        self._fixed_rate = fps is not None
+        self.timed = fps is not None or not self.info.is_folder
         self.max_frames = max_frames
 
     def __len__(self) -> int:
@@ -183,10 +300,14 @@ class VideoFileSource:
         return min(n, self.max_frames) if self.max_frames is not None else n
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
-        from slsdk.data.video import iter_video
+        from slsdk.data.video import iter_video_timed
 
-        for i, frame in enumerate(iter_video(self.path, max_frames=self.max_frames)):
-            yield frame, i / self.fps
+        last = None
+        for i, (frame, t) in enumerate(iter_video_timed(self.path, max_frames=self.max_frames)):
+            if self._fixed_rate or t is None:
+                t = i / self.fps if last is None or self._fixed_rate else last + 1.0 / self.fps
+            last = t
+            yield frame, t
 
 
 def _camera_input(index: int | str, device: str | None) -> tuple[str, str]:
@@ -209,8 +330,12 @@ class CameraSource:
     Opened on construction (a :class:`CameraError` says why it cannot be). Iterating yields
     ``(frame, timestamp_s)``; with ``buffer > 0`` frames are read on a background thread into a
     :class:`FrameDropper` of that capacity (``policy`` "drop-oldest" by default), and ``dropped`` counts
-    the frames the consumer was too slow for.
+    the frames the consumer was too slow for. The runtime resamples the frames to the model's rate by these
+    timestamps, skipping gaps longer than ``LIVE_MAX_GAP_S`` rather than filling them (``live``).
     """
+
+    live = True
+    timed = True
 
     def __init__(self, index: int | str = 0, fps: float | None = None, *, size: tuple[int, int] | None = None,
                  device: str | None = None, buffer: int = 2, policy: str = "drop-oldest"):
@@ -297,5 +422,5 @@ def open_source(spec: str | int | Path, **kwargs):
     return VideoFileSource(spec, **kwargs)
 
 
-__all__ = ["CameraError", "FrameDropper", "BackgroundReader", "VideoFileSource", "CameraSource", "open_source",
-           "POLICIES"]
+__all__ = ["CameraError", "FrameDropper", "BackgroundReader", "FrameResampler", "VideoFileSource", "CameraSource",
+           "open_source", "POLICIES", "RESAMPLE_POLICY", "LIVE_MAX_GAP_S"]

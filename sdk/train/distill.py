@@ -54,6 +54,7 @@ class DistillConfig(TrainConfig):
     feature_weight: float = 0.0        # > 0: feature distillation through a learned projection
     student: dict = field(default_factory=dict)   # StudentConfig overrides (image_size, width, layers, ...)
     init_from_teacher: bool = True     # copy the teacher's backbone weights where shapes allow
+    student_weights: str | None = None  # pretrained weights for the student's encoder (a CLIP visual file)
     report_splits: tuple = REPORT_SPLITS   # splits scored for the final report (missing ones skipped)
     report: bool = True                # evaluate student and teacher at the end
 
@@ -230,8 +231,11 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
         seed_everything(cfg.seed)
         scfg = _student_config(teacher, vocab, cfg, student_config)
         student = StreamingStudent(scfg)
-        copied = student.init_from_teacher(teacher) if cfg.init_from_teacher else []
-        if cfg.init_from_teacher:
+        copied = student.init_from_teacher(teacher) if cfg.init_from_teacher and not cfg.student_weights else []
+        if cfg.student_weights:
+            student.load_encoder(cfg.student_weights)
+            console.print(f"student encoder loaded from {cfg.student_weights}")
+        elif cfg.init_from_teacher:
             console.print(f"student initialised from the teacher: {len(copied)} tensor group(s) copied"
                           if copied else "note: no teacher weights fit the student; it starts from random weights")
         proj = None
