@@ -282,10 +282,14 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
 
 def _manifest(io: ModelIO, vocab_list: list[str], tgt: Target, precision: str, crop=None, quantization=None):
     from slsdk.bundle import Manifest, default_input_spec
+    from slsdk.data.transforms import eval_transform
 
+    # the resize the model was trained and evaluated with (the shorter side, before the centre crop)
+    resize = eval_transform(io.image_size, io.mean, io.std).resize_to
     return Manifest(
         target=tgt.name, precision=precision, model_kind=io.kind, model_file="model" + tgt.suffix,
-        vocab=vocab_list, input=default_input_spec(io.image_size, io.image_size, io.mean, io.std),
+        vocab=vocab_list, input=default_input_spec(io.image_size, io.image_size, io.mean, io.std,
+                                                   resize_shorter=resize, crop="center"),
         fps=io.fps, streaming=io.streaming_section(), model_config=io.config,
         crop=dict(crop) if crop else {"policy": "full"}, quantization=quantization)
 
@@ -307,6 +311,7 @@ def _onnx_metadata(manifest, io: ModelIO) -> dict:
         "model_type": f"slsdk-{io.kind}", "model_author": "slsdk", "slsdk_version": manifest.slsdk_version,
         "slsdk_manifest": json.dumps(essentials), "vocab": "\n".join(manifest.vocab), "vocab_size": str(len(manifest.vocab)),
         "blank_id": "0", "image_size": str(io.image_size), "mean": json.dumps(io.mean), "std": json.dumps(io.std),
+        "resize_shorter": str(manifest.input["resize_shorter"]), "crop": manifest.input["crop"],
         "fps": str(io.fps), "output_stride": str(io.output_stride), "mode": manifest.streaming["mode"],
     }
     if io.streaming:
@@ -382,10 +387,23 @@ def _export(tgt: Target, precision: str, io: ModelIO, manifest, work: Path, qrec
             outputs={n: list(o.shape) for n, o in zip(io.output_names, outs)})
         if precision == "int8" and validation["quantized_weight_ops"] == 0:
             raise RuntimeError(f"{path}: int8 recipe produced no quantized weights")
+        # the package's own tensor types: fp16 (and int8-weight, fp16-compute) packages take float32 inputs
+        # but return float16 outputs, state outputs included; the manifest says what the file really does
+        _set_dtypes(manifest, validation["input_dtypes"], validation["output_dtypes"], path)
         files[name] = path
     else:  # pragma: no cover - the table and this function change together
         raise ValueError(f"no exporter for target {tgt.name!r}")
     return files, validation
+
+
+def _set_dtypes(manifest, input_dtypes: dict, output_dtypes: dict, where) -> None:
+    """Write the model file's real input/output dtypes into ``manifest.streaming`` (by tensor name)."""
+    s = manifest.streaming
+    for group, dtypes in (("inputs", input_dtypes), ("outputs", output_dtypes)):
+        for io in s[group]:
+            if io["name"] not in dtypes:
+                raise RuntimeError(f"{where}: the model file has no {group[:-1]} {io['name']!r}")
+            io["dtype"] = dtypes[io["name"]]
 
 
 def _apply_recipe(qrecipe, where, *args):

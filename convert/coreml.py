@@ -4,6 +4,10 @@ coremltools converts on Linux, but prediction needs macOS. On Linux the saved pa
 the spec loads, it is an ML Program of specification version >= 8 (iOS 17), inputs/outputs have the
 expected names and shapes, and the MIL program deserialises from the package (its ops are counted,
 including int8 ``constexpr_*dequantize`` weights). coremltools is imported inside the functions.
+
+Tensor types: the inputs stay float32 at every precision, but an fp16 package (and an int8 one, whose compute
+is fp16) declares FLOAT16 outputs, state outputs included. ``validate_coreml`` reports the declared types and
+``slsdk.convert`` writes them into the manifest's ``streaming.inputs/outputs[].dtype``.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["export_coreml", "save_mlpackage", "validate_coreml", "CoreMLRunner", "prediction_available",
+__all__ = ["export_coreml", "save_mlpackage", "validate_coreml", "io_dtypes", "CoreMLRunner", "prediction_available",
            "PREDICTION_UNAVAILABLE_REASON", "IOS17_SPEC_VERSION"]
 
 IOS17_SPEC_VERSION = 8
@@ -90,6 +94,28 @@ def export_coreml(module, example_inputs: Sequence, path: str | os.PathLike, *, 
     return save_mlpackage(ml, path)
 
 
+# Core ML multi-array element types -> the manifest's dtype names
+_ARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32", "INT8": "int8"}
+
+
+def io_dtypes(descs) -> dict[str, str]:
+    """``{name: dtype}`` of a spec's input or output feature descriptions (``spec.description.output``).
+
+    An fp16 ML Program (compute precision FLOAT16, also int8-weight packages) keeps float32 inputs but its
+    outputs are FLOAT16: this reads what the package really declares."""
+    from coremltools.proto import FeatureTypes_pb2
+
+    names = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType
+    out = {}
+    for d in descs:
+        if d.type.WhichOneof("Type") != "multiArrayType":
+            out[d.name] = d.type.WhichOneof("Type")
+            continue
+        enum = names.Name(d.type.multiArrayType.dataType)
+        out[d.name] = _ARRAY_DTYPES.get(enum, enum.lower())
+    return out
+
+
 def validate_coreml(path: str | os.PathLike, *, inputs: dict[str, Sequence[int]] | None = None,
                     outputs: dict[str, Sequence[int] | None] | None = None) -> dict:
     """Validate a saved .mlpackage without running it (works on Linux).
@@ -123,6 +149,7 @@ def validate_coreml(path: str | os.PathLike, *, inputs: dict[str, Sequence[int]]
         return out
 
     got_in, got_out = shapes(spec.description.input), shapes(spec.description.output)
+    dtypes_in, dtypes_out = io_dtypes(spec.description.input), io_dtypes(spec.description.output)
     for want, got, kind in ((inputs, got_in, "input"), (outputs, got_out, "output")):
         if want is None:
             continue
@@ -145,6 +172,7 @@ def validate_coreml(path: str | os.PathLike, *, inputs: dict[str, Sequence[int]]
     quantized = sum(n for k, n in counts.items() if k.startswith("constexpr_") and "dequantize" in k
                     or k.startswith("constexpr_blockwise"))
     return {"spec_version": int(spec.specificationVersion), "inputs": got_in, "outputs": got_out,
+            "input_dtypes": dtypes_in, "output_dtypes": dtypes_out,
             "ops": sum(n for k, n in counts.items() if k != "const"), "op_counts": counts,
             "quantized_weight_ops": quantized,
             "compute_ops": sorted(k for k in counts if not k.startswith("const"))}

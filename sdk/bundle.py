@@ -543,7 +543,7 @@ def inspect_bundle(path: str | os.PathLike) -> str:
         ("preprocess", f"resize shorter side to {m.input['resize_shorter']} px, {m.input['crop']} crop "
                        f"{m.input['height']}x{m.input['width']}"
                        + (" (format v1 default)" if m.format_version == 1 else "")),
-        ("fps", _fmt(m.fps)),
+        ("fps", f"{_fmt(m.fps)} (the runtime resamples sources to it by timestamp)"),
         ("crop", json.dumps(m.crop)),
         ("mode", s["mode"]),
     ]

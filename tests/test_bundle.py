@@ -223,3 +223,63 @@ def test_precision_not_allowed():
     with pytest.raises(ValueError, match="did you mean 'int8'"):
         check_precision("onnx", "int9")
     assert check_precision("coreml", "INT8") == "int8"
+
+
+# --------------------------------------------------------------------------------------------------
+# format version 2: the resize before the centre crop and the real tensor dtypes are in the manifest
+# --------------------------------------------------------------------------------------------------
+def test_manifest_records_the_resize_before_the_crop(bundle_dir):
+    from slsdk.data.transforms import eval_transform
+
+    m = load_bundle(bundle_dir).manifest
+    assert FORMAT_VERSION == 2 and m.format_version == 2
+    assert m.input["resize_shorter"] == eval_transform(32).resize_to == 37 and m.input["crop"] == "center"
+    text = inspect_bundle(bundle_dir)
+    assert "resize shorter side to 37 px, center crop 32x32" in text and "v2" in text
+
+
+def test_version_1_bundle_still_loads_with_the_256_224_rule(bundle_dir):
+    mp = bundle_dir / "manifest.json"
+    d = json.loads(mp.read_text())
+    d["format_version"] = 1
+    for k in ("resize_shorter", "crop"):
+        del d["input"][k]
+    mp.write_text(json.dumps(d))
+    m = load_bundle(bundle_dir).manifest
+    assert m.format_version == 1 and m.input["resize_shorter"] == 37 and m.input["crop"] == "center"
+    assert "(format v1 default)" in inspect_bundle(bundle_dir)
+
+
+def test_version_2_manifest_needs_the_resize(bundle_dir):
+    d = json.loads((bundle_dir / "manifest.json").read_text())
+    del d["input"]["resize_shorter"]
+    with pytest.raises(BundleError, match="input.resize_shorter is missing"):
+        Manifest.from_dict(d)
+
+
+@pytest.mark.parametrize("field,value,msg", [
+    ("resize_shorter", 31, r"input.resize_shorter must be an integer >= max\(height, width\) = 32"),
+    ("resize_shorter", 36.5, "input.resize_shorter must be an integer"),
+    ("resize_shorter", True, "input.resize_shorter must be an integer"),
+    ("crop", "random", r"input.crop must be one of \['center'\]"),
+])
+def test_input_resize_and_crop_validated(field, value, msg):
+    d = _manifest().to_dict()
+    d["input"][field] = value
+    with pytest.raises(BundleError, match=msg):
+        Manifest.from_dict(d)
+
+
+def test_tensor_dtypes_validated_and_shown(bundle_dir):
+    d = _manifest().to_dict()
+    d["streaming"]["outputs"][0]["dtype"] = "half"
+    with pytest.raises(BundleError, match=r"streaming.outputs 'log_probs': dtype must be one of"):
+        Manifest.from_dict(d)
+    d["streaming"]["outputs"][0]["dtype"] = "float16"
+    assert Manifest.from_dict(d).streaming["outputs"][0]["dtype"] == "float16"
+    assert "output log_probs" in inspect_bundle(bundle_dir) and "float32 [1, 3]" in inspect_bundle(bundle_dir)
+
+
+def test_format_version_zero_refused():
+    with pytest.raises(BundleError, match="invalid format_version 0"):
+        Manifest.from_dict({**_manifest().to_dict(), "format_version": 0})

@@ -54,15 +54,17 @@ def _check_runs_like_torch(bundle, model, heldout):
         np.testing.assert_allclose(got, ref, atol=FP32_TOL)
 
 
-def _check_manifest(b, target, precision):
+def _check_manifest(b, target, precision, out_dtype="float32"):
     m = b.manifest
+    assert m.input["resize_shorter"] == 37 and m.input["crop"] == "center"  # round(32 * 256 / 224), as trained
     assert (m.target, m.precision, m.model_kind) == (target, precision, "student")
     assert m.vocab == VOCAB and m.model_config["chunk_frames"] == 8
     s = m.streaming
     assert s["chunk_frames"] == 8 and s["output_stride"] == 4 and s["lookahead_frames"] == 0
     assert [st["name"] for st in s["state"]] == ["conv1_cache", "conv2_cache", "h", "c"]
     assert [io["name"] for io in s["inputs"]] == ["frames", "conv1_cache", "conv2_cache", "h", "c"]
-    assert s["outputs"][0] == {"name": "log_probs", "shape": [1, 2, len(VOCAB)], "dtype": "float32"}
+    assert s["outputs"][0] == {"name": "log_probs", "shape": [1, 2, len(VOCAB)], "dtype": out_dtype}
+    assert {io["dtype"] for io in s["inputs"]} == {"float32"}
     assert load_bundle(b.root).manifest.to_dict() == m.to_dict()
 
 
@@ -134,7 +136,8 @@ def test_unknown_target_and_precision_refused_before_work(student, tmp_path):
 
 def test_coreml_validated(student, tmp_path):
     b = convert(student, "coreml", "fp16", tmp_path / "cm", vocab=VOCAB)
-    _check_manifest(b, "coreml", "fp16")
+    # an fp16 package takes float32 inputs and returns float16 outputs (state outputs too): the manifest says so
+    _check_manifest(b, "coreml", "fp16", out_dtype="float16")
     assert b.model_path.is_dir() and b.model_path.name == "model.mlpackage"
     assert any(n.startswith("model.mlpackage/") and n.endswith("weight.bin") for n in b.manifest.files)
     from slsdk.convert.coreml import validate_coreml
@@ -142,6 +145,10 @@ def test_coreml_validated(student, tmp_path):
     v = validate_coreml(b.model_path, inputs={"frames": [1, 8, 3, 32, 32], "conv1_cache": [1, 32, 4],
                                               "conv2_cache": [1, 32, 4], "h": [1, 32], "c": [1, 32]})
     assert v["spec_version"] >= 8 and v["outputs"]["log_probs"] == [1, 2, len(VOCAB)]
+    s = b.manifest.streaming
+    assert {io["name"]: io["dtype"] for io in s["inputs"]} == v["input_dtypes"]
+    assert {io["name"]: io["dtype"] for io in s["outputs"]} == v["output_dtypes"]
+    assert set(v["output_dtypes"].values()) == {"float16"} and set(v["input_dtypes"].values()) == {"float32"}
     assert {"conv", "lstm", "linear", "layer_norm"} & set(v["compute_ops"])
     with pytest.raises(ValueError, match=r"model\.mlpackage: input 'frames' has shape"):
         validate_coreml(b.model_path, inputs={"frames": [1, 4, 3, 32, 32], "conv1_cache": None,

@@ -26,11 +26,12 @@ SECTIONS = {
 }
 # what a sample must read to feed the model and decode its output (the brief of the phone samples)
 MUST_READ = {
-    "": {"vocab", "blank_id", "fps", "model_file", "target"},
-    "input": {"height", "width", "mean", "std", "value_range"},
+    "": {"vocab", "blank_id", "fps", "model_file", "target", "format_version"},
+    "input": {"height", "width", "mean", "std", "value_range", "resize_shorter", "crop"},
     "crop": {"policy"},
     "streaming": {"chunk_frames", "shift_frames", "output_stride", "inputs", "outputs", "state"},
-    "streaming.inputs[]": {"name", "shape"},
+    "streaming.inputs[]": {"name", "shape", "dtype"},
+    "streaming.outputs[]": {"name", "dtype"},
     "streaming.state[]": {"input", "output", "shape"},
 }
 
@@ -41,8 +42,8 @@ MUST_READ = {
 @pytest.fixture(scope="module")
 def student():
     torch.manual_seed(0)
-    m = StreamingStudent(StudentConfig(num_classes=len(VOCAB), image_size=32, width=64, layers=1, heads=2,
-                                       feature_dim=64, hidden=64, chunk_frames=8)).eval()
+    m = StreamingStudent(StudentConfig(num_classes=len(VOCAB), image_size=32, patch_size=16, width=64, layers=1,
+                                       heads=2, feature_dim=64, hidden=64, chunk_frames=8)).eval()
     with torch.no_grad():
         m.head.classifier.weight.mul_(8.0)  # random weights still emit a varied gloss sequence
     return m
@@ -60,14 +61,24 @@ def manifest(onnx_bundle) -> dict:
     return json.loads((onnx_bundle.root / "manifest.json").read_text())
 
 
+def _blob_frames(n: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    frames = np.zeros((n, 48, 64, 3), np.uint8)
+    for t in range(n):  # a moving bright blob over noise: the model's output changes over time
+        frames[t] = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
+        frames[t, 10:30, 5 + t * 45 // n:17 + t * 45 // n] = (230, 200, 170)
+    return frames
+
+
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    frames = np.zeros((45, 48, 64, 3), np.uint8)
-    for t in range(45):  # a moving bright blob over noise: the model's output changes over time
-        frames[t] = rng.integers(0, 60, (48, 64, 3), dtype=np.uint8)
-        frames[t, 10:30, 5 + t:17 + t] = (230, 200, 170)
-    return write_video(tmp_path_factory.mktemp("videos") / "clip.mp4", frames, fps=25)
+    return write_video(tmp_path_factory.mktemp("videos") / "clip.mp4", _blob_frames(45), fps=25)
+
+
+@pytest.fixture(scope="module")
+def video30(tmp_path_factory):
+    """1.8 s at 30 fps: 54 frames, which a 25 fps model sees as 45."""
+    return write_video(tmp_path_factory.mktemp("videos") / "clip30.mp4", _blob_frames(54), fps=30)
 
 
 def _run(*args, timeout=120) -> subprocess.CompletedProcess:
@@ -121,17 +132,25 @@ def test_video_file_overlay_with_real_hands(onnx_bundle, shared_file, tmp_path):
     assert out["crop"]["frames_with_hands"] > 0 and out["glosses"]
 
 
-def test_frame_rate_gate_resamples_to_the_manifest_fps():
-    from slsdk.demos.webcam import FrameRateGate
+def test_scripts_rely_on_the_runtime_to_resample_a_30fps_file(onnx_bundle, video30):
+    """Both scripts hand the frames' timestamps to the runtime: a 30 fps file gives the 25 fps model 45 frames
+    and the times of the video, and the scripts say how the frames were resampled."""
+    from slsdk.runtime.api import recognize_video
 
-    gate = FrameRateGate(25.0)
-    kept = sum(gate.keep(i / 30.0) for i in range(300))  # 10 s of a 30 fps camera
-    assert 249 <= kept <= 251
-    gate = FrameRateGate(25.0)
-    jitter = np.random.default_rng(0).uniform(-0.004, 0.004, 250)
-    assert all(gate.keep(i / 25.0 + j) for i, j in enumerate(jitter))  # a 25 fps camera loses nothing
-    gate = FrameRateGate(25.0)
-    assert gate.keep(0.0) and gate.keep(5.0) and not gate.keep(5.01)  # no burst after a stall
+    expected = recognize_video(onnx_bundle.root, video30)
+    assert expected.frames == 45 and expected.resample["dropped"] == 9 and expected.result.glosses
+    r = _run(DEMOS / "video_file.py", onnx_bundle.root, video30)
+    assert r.returncode == 0, r.stderr
+    assert "45 frames (model rate 25 fps, resampled from 54 at 30 fps (9 dropped, 0 repeated))" in r.stdout
+    rows = re.findall(r"^\s+([\d.]+) -\s+([\d.]+) s\s+(\S+)\s+conf ([\d.]+)$", r.stdout, flags=re.M)
+    assert [(float(a), float(b), g) for a, b, g, _ in rows] == \
+        [(e["start"], e["end"], e["gloss"]) for e in expected.result.events]
+    assert "every frame is used" not in r.stderr  # the old warning: the runtime resamples now
+    r = _run(DEMOS / "webcam.py", onnx_bundle.root, "--source", video30)
+    assert r.returncode == 0, r.stderr
+    assert " ".join(re.findall(r"== (.*)$", r.stdout, flags=re.M)) == expected.result.text
+    assert "45 frames at 25 fps (resampled from 54 frames at 30 fps: 9 dropped, 0 repeated" in r.stderr
+    assert "FrameRateGate" not in (DEMOS / "webcam.py").read_text()  # no second resampler in the script
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,14 +273,42 @@ def test_phone_endpoint_rules_match_the_python_decoder(source):
     assert got == want
 
 
-@pytest.mark.parametrize("source,name", [("ios/FramePreprocessor.swift", "resizeRatio"),
-                                         ("android/FramePreprocessor.kt", "RESIZE_RATIO")])
-def test_phone_resize_matches_the_eval_transform(source, name):
+@pytest.mark.parametrize("source,field", [("ios/FramePreprocessor.swift", "input.resizeShorter"),
+                                          ("android/FramePreprocessor.kt", "input.resizeShorter")])
+def test_phone_resize_comes_from_the_manifest(source, field, manifest):
+    """The resize before the centre crop is the manifest's input.resize_shorter (what training used), not a
+    ratio built into the samples."""
     from slsdk.data.transforms import eval_transform
 
-    m = re.search(rf"\b{name}\s*=\s*([\d.]+)\s*/\s*([\d.]+)", (DEMOS / source).read_text())
-    assert m, f"{source}: no {name} = A / B"
-    assert float(m[1]) / float(m[2]) == pytest.approx(eval_transform(32).resize_ratio)
+    assert manifest["input"]["resize_shorter"] == eval_transform(manifest["input"]["height"]).resize_to
+    assert manifest["input"]["crop"] == "center"
+    text = (DEMOS / source).read_text()
+    assert field in text and '"center"' in text
+    assert not re.search(r"\b256(\.0)?\s*/\s*224\b|resize_?ratio", text, flags=re.I), f"{source} hard-codes the ratio"
+
+
+@pytest.mark.parametrize("source,pattern", [("ios/Manifest.swift", r"formatVersion == (\d+)"),
+                                            ("android/Manifest.kt", r"formatVersion == (\d+)")])
+def test_phone_samples_read_the_sdk_format_version(source, pattern, manifest):
+    from slsdk.bundle import FORMAT_VERSION
+
+    assert [int(v) for v in re.findall(pattern, (DEMOS / source).read_text())] == [FORMAT_VERSION]
+    assert manifest["format_version"] == FORMAT_VERSION
+
+
+def swift_dtypes() -> dict[str, str]:
+    """manifest dtype -> MLMultiArrayDataType case that the Swift sample maps."""
+    return dict(re.findall(r'case "(\w+)": return \.(\w+)', (DEMOS / "ios/SignRecognizer.swift").read_text()))
+
+
+def test_phone_samples_handle_the_dtypes_the_manifest_states(manifest):
+    # Swift (Core ML): float32 and float16, each to its own Core ML element type
+    assert swift_dtypes() == {"float32": "float32", "float16": "float16"}
+    # Kotlin (ONNX Runtime): float32 only, refusing anything else; ONNX bundles state float32 throughout
+    kotlin = (DEMOS / "android/SignRecognizer.kt").read_text()
+    assert re.search(r'\.filter \{ it\.dtype != "float32" \}', kotlin)
+    s = manifest["streaming"]
+    assert {t["dtype"] for t in s["inputs"] + s["outputs"]} == {"float32"}
 
 
 @pytest.mark.slow
@@ -277,5 +324,10 @@ def test_coreml_package_names_match_the_manifest(student, tmp_path):
     spec = ct.utils.load_spec(str(bundle.model_path))
     assert [d.name for d in spec.description.input] == [t["name"] for t in s["inputs"]]
     assert [d.name for d in spec.description.output] == [t["name"] for t in s["outputs"]]
-    for d in spec.description.input:  # the sample builds float32 inputs
-        assert d.type.multiArrayType.dataType == ct.proto.FeatureTypes_pb2.ArrayFeatureType.FLOAT32
+    # the manifest states the package's real element types, and the Swift sample maps each of them
+    array = ct.proto.FeatureTypes_pb2.ArrayFeatureType
+    for descs, group in ((spec.description.input, s["inputs"]), (spec.description.output, s["outputs"])):
+        for d, t in zip(descs, group):
+            assert array.ArrayDataType.Name(d.type.multiArrayType.dataType).lower() == t["dtype"]
+            assert t["dtype"] in swift_dtypes()
+    assert {t["dtype"] for t in s["inputs"]} == {"float32"} and {t["dtype"] for t in s["outputs"]} == {"float16"}

@@ -18,8 +18,8 @@ VOCAB = ["<blank>", *(f"G{i}" for i in range(9))]
 @pytest.fixture(scope="module")
 def student():
     torch.manual_seed(0)
-    m = StreamingStudent(StudentConfig(num_classes=len(VOCAB), image_size=32, width=64, layers=1, heads=2,
-                                       feature_dim=64, hidden=64, chunk_frames=8)).eval()
+    m = StreamingStudent(StudentConfig(num_classes=len(VOCAB), image_size=32, patch_size=16, width=64, layers=1,
+                                       heads=2, feature_dim=64, hidden=64, chunk_frames=8)).eval()
     # sharpen the classifier so random weights still emit a varied token sequence
     with torch.no_grad():
         m.head.classifier.weight.mul_(8.0)
@@ -235,8 +235,9 @@ def test_30fps_video_is_resampled_to_the_manifest_fps(onnx_bundle, videos_25_30,
     assert a.result.glosses and b.result.glosses == a.result.glosses
     # ... and event times are on the video's clock (2 s), not 60 / 25 = 2.4 s
     assert [(e["start"], e["end"]) for e in b.result.events] == [(e["start"], e["end"]) for e in a.result.events]
-    assert b.result.events[-1]["end"] <= 2.0 + 1e-6
-    assert b.real_time_factor == pytest.approx(sum(b.timing[k] for k in ("crop", "preprocess", "model", "decode")) / 2.0)
+    assert b.result.events[-1]["end"] <= 13 * 4 / 25 + 1e-6  # ceil(50 / stride 4) output steps of 0.16 s
+    busy = sum(b.timing[k] for k in ("crop", "preprocess", "model", "decode"))
+    assert b.real_time_factor == pytest.approx(busy / 2.0)  # per second of video: 50 frames / 25 fps
 
 
 def test_resample_false_feeds_every_frame(onnx_bundle, videos_25_30):
@@ -295,4 +296,41 @@ def test_runtime_preprocesses_with_the_manifest_resize(onnx_bundle, tmp_path):
     got = Recognizer(other).preprocess(frames)
     want = VideoTransform(32, m.input["mean"], m.input["std"], resize_ratio=48 / 32)(frames).numpy()
     np.testing.assert_array_equal(got, want)
-    assert not np.allclose(got, Recognizer(onnx_bundle.root).preprocess(frames))
+    default = Recognizer(onnx_bundle.root).preprocess(frames)
+    assert not np.allclose(got, default)
+    # a format-version-1 bundle (no resize in its manifest) runs with the 256/224 rule it was made with
+    d["format_version"] = 1
+    del d["input"]["resize_shorter"], d["input"]["crop"]
+    (other / "manifest.json").write_text(json.dumps(d))
+    v1 = Recognizer(other)
+    assert v1.manifest.format_version == 1 and v1.resize_shorter == 37
+    np.testing.assert_array_equal(v1.preprocess(frames), default)
+
+
+def test_real_webcam_clip_is_resampled(onnx_bundle, shared_file):
+    """The shared webcam clip is ~29.9 fps: 58 frames (1.94 s) become 49 model frames at 25 fps, not 58."""
+    from slsdk.runtime.api import recognize_video
+
+    got = recognize_video(onnx_bundle.root, shared_file("data/hands/webcam_gestures.mp4"))
+    r = got.resample
+    assert r["source_fps"] == pytest.approx(29.92, abs=0.01) and r["source_frames"] == 58
+    assert got.frames == r["frames"] == 49 and r["dropped"] == 9 and r["repeated"] == 0
+    assert all(e["end"] <= 13 * 4 / 25 + 1e-6 for e in got.result.events)  # 58 frames at 25 fps would be 2.32 s
+
+
+def test_camera_stream_skips_a_stall_a_file_keeps_its_clock(onnx_bundle):
+    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraSource, VideoFileSource
+
+    assert CameraSource.live and not VideoFileSource.live  # what slsdk run / webcam.py pass as max_gap
+    rec = Recognizer(onnx_bundle.root)
+    frames = np.full((10, 48, 64, 3), 50, np.uint8)
+    ts = [i / 25 for i in range(5)] + [3.0 + i / 25 for i in range(5)]  # a 2.84 s stall in the middle
+    live = rec.create_stream(max_gap=LIVE_MAX_GAP_S)
+    live.accept_frames(frames, timestamps=ts)
+    live.input_finished()
+    assert live.frame_index == 10 and live.resample_stats["gaps"] == 1  # no 70 repeated frames of work
+    file = rec.create_stream()
+    file.accept_frames(frames, timestamps=ts)
+    file.input_finished()
+    assert file.frame_index == 80 and file.resample_stats["repeated"] == 70  # 3.2 s on the file's clock

@@ -7,7 +7,7 @@ from __future__ import annotations
 _LAZY = {
     "Recognizer": "api", "Stream": "api", "recognize_video": "api", "RecognitionResult": "api",
     "HandCropper": "hands", "CropConfig": "hands", "detect_hands": "hands", "resolve_hand_model": "hands",
-    "make_crop_fn": "hands", "VideoFileSource": "sources", "CameraSource": "sources",
+    "make_crop_fn": "hands", "VideoFileSource": "sources", "CameraSource": "sources", "FrameResampler": "sources",
     "open_backend": "backends", "BackendError": "backends",
 }
 
