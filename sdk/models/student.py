@@ -64,16 +64,21 @@ class StudentConfig:
 
 
 class CausalConvPool(nn.Module):
-    """Conv1d (kernel 5) over [cache | x], ReLU, MaxPool 2. Returns output and the new cache."""
+    """Conv1d (kernel 5) over [cache | x], BatchNorm, ReLU, MaxPool 2. Returns output and the new cache.
+
+    BatchNorm (as the teacher's temporal conv) is what lets CTC leave the all-blank plateau in a few hundred
+    steps; in eval mode it is a per-channel affine map, so streaming stays exact and exporters fold it.
+    """
 
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.conv = nn.Conv1d(c_in, c_out, CONV_KERNEL)
+        self.bn = nn.BatchNorm1d(c_out)
 
     def forward(self, x: torch.Tensor, cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # x [B, C, t] with t even; cache [B, C, 4]
         full = torch.cat([cache, x], dim=2)
-        y = F.max_pool1d(F.relu(self.conv(full)), 2, 2)
+        y = F.max_pool1d(F.relu(self.bn(self.conv(full))), 2, 2)
         return y, full[:, :, -(CONV_KERNEL - 1):]
 
 
