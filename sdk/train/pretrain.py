@@ -5,7 +5,8 @@ from OpenAI / open_clip / Hugging Face files (``slsdk.models.load_clip_visual``)
 for the embedded demo, and a randomly initialised ViT trained end to end through CTC learns far too
 slowly on two CPU cores (92 % dev WER after 6 epochs in a trial). So the demo first gives its small
 tower what CLIP gives a real one, a visual vocabulary, here of hands and bodies: frames are rendered
-from the **training signers only** (fresh random sentences, never the held-out signers) and the tower
+from the training signers and from new random people (``extra_signers``; never the held-out signers of
+the data set, as CLIP has seen many people but not ours) signing fresh random sentences, and the tower
 learns to read the pose the renderer drew (both hands' positions relative to the body, their shapes,
 the finger direction) from the CLS embedding through a linear probe. No gloss label is used.
 
@@ -42,6 +43,7 @@ class PretrainConfig:
     pool_videos: int = 160        # sentences rendered for the training pool (frames are sampled from it)
     heldout_videos: int = 16      # sentences rendered (other seeds) to measure the probe at the end
     flip: bool = True             # mirror frames (and the pose targets) like the training augmentation
+    extra_signers: int = 64       # new random people (never the data set's signers), as CLIP has seen many
     seed: int = 0
 
     def __post_init__(self):
@@ -183,6 +185,9 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
     train_signers = [s for s in signers if s.id not in held_out]
     if not train_signers:
         raise ValueError(f"{data_root}: every signer is held out; nothing to pretrain on")
+    from slsdk.data.synthetic import make_signer
+
+    people = train_signers + [make_signer(10_000 + k, cfg.seed + 7919) for k in range(cfg.extra_signers)]
     vcfg = vision_config if vision_config is not None else get_config(cfg.backbone)
     name = cfg.backbone if vision_config is None else (f"{vcfg.image_size}px/{vcfg.patch_size} "
                                                        f"w{vcfg.width} L{vcfg.layers}")
@@ -191,7 +196,7 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
                          f"{vcfg.image_size} px input")
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
-    frames, poses = _render_pool(lexicon, train_signers, settings, cfg.pool_videos, cfg.seed, 11)
+    frames, poses = _render_pool(lexicon, people, settings, cfg.pool_videos, cfg.seed, 11)
     hframes, hposes = _render_pool(lexicon, train_signers, settings, cfg.heldout_videos, cfg.seed, 12)
 
     vit = VisionTransformer(vcfg)
@@ -241,7 +246,7 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
     pos_err = float((pred[:, :4] - ht[:, :4]).abs().mean())
     metrics = {"backbone": name, "vision_config": vcfg.to_dict(), "config": asdict(cfg), "seconds": round(time.perf_counter() - t0, 1),
                "train_frames": int(len(frames)), "heldout_frames": int(len(hframes)),
-               "train_signers": [s.id for s in train_signers], "shape_acc": round(shape_acc, 4),
+               "train_signers": [s.id for s in train_signers], "extra_signers": cfg.extra_signers, "shape_acc": round(shape_acc, 4),
                "position_err": round(pos_err, 4), "hand_patch_acc": round(loc_acc, 4), "final_loss": round(float(np.mean([h["loss"] for h in
                                                                                        history[-20:]])), 4)}
     out_path.parent.mkdir(parents=True, exist_ok=True)
