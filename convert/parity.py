@@ -25,8 +25,10 @@ Runner = Callable[[Sequence], list]
 def prepare_video(frames, image_size: int | None = None, mean=None, std=None):
     """frames -> float32 tensor [T, 3, S, S] as the model expects.
 
-    uint8 frames ([T,3,H,W] or [T,H,W,3]) are scaled to [0, 1] and normalised with mean/std;
-    float frames are taken as already normalised. Frames of another size are resized (bilinear).
+    uint8 frames ([T,3,H,W] or [T,H,W,3]) go through the evaluation transform the model was trained
+    and is served with (shorter side to round(S*256/224), centre crop S, normalise with mean/std: the
+    manifest's ``input`` section), so fidelity and calibration see exactly what the runtime feeds.
+    Float frames are taken as already normalised (resized bilinearly if their size differs).
     """
     import numpy as np
     import torch
@@ -37,15 +39,20 @@ def prepare_video(frames, image_size: int | None = None, mean=None, std=None):
         x = x[0]
     if x.dim() != 4:
         raise ValueError(f"a video must be [T, 3, H, W] or [T, H, W, 3], got shape {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        if mean is None or std is None or image_size is None:
+            raise ValueError("uint8 frames need the model's input size and mean/std to be preprocessed")
+        if x.shape[-1] != 3 and x.shape[1] == 3:
+            x = x.permute(0, 2, 3, 1)
+        if x.shape[-1] != 3:
+            raise ValueError(f"a video must have 3 colour channels, got shape {tuple(x.shape)}")
+        from slsdk.data.transforms import eval_transform
+
+        return eval_transform(int(image_size), mean, std)(x.contiguous().numpy()).contiguous()
     if x.shape[1] != 3 and x.shape[-1] == 3:
         x = x.permute(0, 3, 1, 2)
     if x.shape[1] != 3:
         raise ValueError(f"a video must have 3 colour channels, got shape {tuple(x.shape)}")
-    if x.dtype == torch.uint8:
-        if mean is None or std is None:
-            raise ValueError("uint8 frames need the model's mean/std to be normalised")
-        x = x.float() / 255.0
-        x = (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
     x = x.float()
     if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)

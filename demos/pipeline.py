@@ -71,7 +71,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
 
     stage("2/7 pretrain the CLIP towers (stand-in for CLIP weights)")
     console.print("No pretrained CLIP weights can be downloaded here: the demo pretrains its small CLIP tower "
-                  "(and the student's) on frames of the training signers, then freezes it like real CLIP.")
+                  "(and the student's) on rendered frames of the training signers and of new random people "
+                  "(never the held-out signers), then freezes it like real CLIP.")
     student_cfg = StudentConfig(num_classes=2, **STUDENT)
     p_teacher = pretrain_backbone(data, out / "clip" / "teacher-visual.safetensors",
                                   PretrainConfig(steps=20 if quick else PRETRAIN_STEPS, seed=seed),

@@ -13,6 +13,7 @@ import torch
 from slsdk.bundle import BundleError, load_bundle
 from slsdk.convert import convert
 from slsdk.convert.parity import TorchRunner, load_runner, prepare_video, run_streaming
+from slsdk.models.clip import CLIP_MEAN, CLIP_STD
 from slsdk.models.student import StreamingStudent, StudentConfig
 
 VOCAB = ["<blank>"] + [f"G{i}" for i in range(11)]
@@ -206,3 +207,25 @@ def test_import_is_light():
             "print([m for m in ('executorch', 'coremltools', 'onnxruntime', 'onnx') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fidelity_and_calibration_frames_are_the_runtime_frames():
+    """prepare_video (fidelity WER, int8 calibration) feeds exactly what the runtime and training eval feed:
+    shorter side to round(S*256/224), centre crop, normalise -- not a plain resize of the whole frame."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from slsdk.data.transforms import eval_transform
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 96, 96, 3), dtype=np.uint8)
+    got = prepare_video(frames, 48, CLIP_MEAN, CLIP_STD)
+    want = eval_transform(48, CLIP_MEAN, CLIP_STD)(frames)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(prepare_video(torch.from_numpy(frames).permute(0, 3, 1, 2), 48, CLIP_MEAN, CLIP_STD),
+                               want)
+    naive = F.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, size=(48, 48), mode="bilinear")
+    naive = (naive - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    assert (got - naive).abs().max() > 0.1
+    with pytest.raises(ValueError, match="input size and mean/std"):
+        prepare_video(frames, None, CLIP_MEAN, CLIP_STD)
