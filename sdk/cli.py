@@ -140,6 +140,7 @@ def distill(data: Path = typer.Argument(..., help="dataset root"),
             out: Path = typer.Option(Path("runs/student"), "--out", "-o"),
             layout: str = typer.Option("folder"), epochs: int = typer.Option(15),
             chunk_frames: int = typer.Option(8),
+            feature_weight: float = typer.Option(1.0, help="frame-feature distillation weight (0 = off)"),
             student_weights: Optional[Path] = typer.Option(None, help="pretrained student encoder "
                                                            "(`slsdk pretrain --student`)"),
             resume: bool = typer.Option(False), seed: int = typer.Option(0)):
@@ -147,6 +148,7 @@ def distill(data: Path = typer.Argument(..., help="dataset root"),
     from slsdk.train import DistillConfig, distill as run_distill
 
     cfg = DistillConfig(epochs=epochs, seed=seed, student={"chunk_frames": chunk_frames},
+                        feature_weight=feature_weight,
                         student_weights=str(student_weights) if student_weights else None)
     res = _run(run_distill, teacher, data, out, cfg, resume=resume, layout=layout)
     console.print(res.summary() if hasattr(res, "summary") else res)

@@ -4,7 +4,7 @@ Loss per batch (all terms averaged per sample, then over the batch)::
 
     ctc_weight * CTC(student, labels)
   + kl_weight * T^2 * KL(p_teacher^T || p_student^T)      on the aligned grid, all classes incl. blank
-  + feature_weight * MSE(proj(student frame features), teacher frame features)   (optional)
+  + feature_weight * MSE(proj(student frame features), teacher frame features)   (0 turns it off)
 
 Alignment: the teacher's valid K5-P2-K5-P2 output step ``j`` covers input frames ``[4j, 4j+15]``; the causal
 student's step ``i`` ends at frame ``4i+3``; so student step ``i`` is paired with teacher step
@@ -51,7 +51,8 @@ class DistillConfig(TrainConfig):
     temperature: float = 2.0
     kl_weight: float = 1.0
     ctc_weight: float = 1.0
-    feature_weight: float = 0.0        # > 0: feature distillation through a learned projection
+    feature_weight: float = 1.0        # > 0: feature distillation through a learned projection (on the demo:
+                                       # student test_si WER 15.3% without, 10.4% with; teacher 9.2%)
     student: dict = field(default_factory=dict)   # StudentConfig overrides (image_size, width, layers, ...)
     init_from_teacher: bool = True     # copy the teacher's backbone weights where shapes allow
     student_weights: str | None = None  # pretrained weights for the student's encoder (a CLIP visual file)
