@@ -104,7 +104,14 @@ class _no_grad:
         return self._ctx.__exit__(*a)
 
 
-def _offline_wrapper(model):
+def _offline_wrapper(model, plain_lstm: bool = False):
+    """``frames [1, T, 3, S, S] -> log_probs [T', V]`` around a whole-video model.
+
+    ``plain_lstm`` (for torch.export / ExecuTorch): run a ``CSLRRecognizer``'s BiLSTM over the plain sequence
+    instead of a packed one -- the same numbers for one clip whose frames are all valid, but
+    ``pack_padded_sequence`` does not torch.export. The ONNX exporters keep the packed path (the legacy
+    exporter writes it as one ONNX LSTM that takes any length).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -117,6 +124,13 @@ def _offline_wrapper(model):
 
         def forward(self, frames):
             lengths = torch.full((1,), frames.shape[1], dtype=torch.long)
+            seq = getattr(self.model, "sequence", None)
+            if plain_lstm and hasattr(self.model, "frame_features") and all(
+                    hasattr(seq, a) for a in ("temporal_conv", "lstm", "classifier")):
+                x = self.model.frame_features(frames, lengths)
+                x = seq.temporal_conv(x.transpose(1, 2)).permute(2, 0, 1)   # [T', 1, C]
+                out, _ = seq.lstm(x)
+                return F.log_softmax(seq.classifier(out)[:, 0], dim=-1)
             out = self.model(frames, lengths)
             logits = out["sequence_logits"] if isinstance(out, dict) else out
             return F.log_softmax(logits[:, 0], dim=-1)
@@ -184,7 +198,12 @@ def _heldout_videos(io: ModelIO, heldout, seed: int):
     if heldout is None:
         g = torch.Generator().manual_seed(seed)
         c = io.chunk_frames or 16
-        lengths = [2 * c + 3, 3 * c] if io.streaming else [max(16, c), max(16, c) + 8]
+        if io.streaming:
+            lengths = [2 * c + 3, 3 * c]
+        else:  # two clip lengths inside the model's frames range (one, twice, for a fixed-length model)
+            lo, hi = io.dynamic_axes["frames"][1][1:] if io.dynamic_axes else (16, 1024)
+            n = min(max(16, lo), hi)
+            lengths = [n, min(n + 8, hi)]
         vids = [torch.randn(n, 3, io.image_size, io.image_size, generator=g) for n in lengths]
         return vids, None, "seeded random frames (no held-out set given)"
     vids, refs = [], []
@@ -245,8 +264,12 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     io = model_io(model, teacher=teacher, frames_range=frames_range)
     if len(vocab_list) != io.num_classes:
         raise ValueError(f"vocabulary has {len(vocab_list)} entries but the model has {io.num_classes} classes")
-    if io.kind == "teacher" and tgt.name == "executorch-coreml":
-        raise ValueError("teacher (offline) export supports the onnx, ort, executorch and coreml targets")
+    if io.kind == "teacher" and tgt.name in ("executorch-coreml", "coreml"):
+        raise ValueError("teacher (offline) export supports the onnx, ort and executorch targets")
+    if not io.streaming and tgt.name == "executorch" and frames_range[0] != frames_range[1]:
+        raise ValueError("executorch: lowering unrolls the teacher's BiLSTM over time, so a whole-video .pte "
+                         "takes one fixed frame count; pass frames_range=(T, T) (or use onnx/ort for any length "
+                         f"in {tuple(frames_range)})")
 
     calib_inputs = None
     if qrecipe is not None and (qrecipe.needs_calibration or calib is not None):
@@ -327,6 +350,8 @@ def _dynamic_shapes_for_export(io: ModelIO):
     import torch
 
     _, lo, hi = io.dynamic_axes["frames"][1]
+    if lo == hi:  # one fixed frame count (what an ExecuTorch teacher takes: its BiLSTM unrolls over time)
+        return None
     # whole-video models pad to a multiple of the output stride internally; keep T a multiple of it
     k = torch.export.Dim("k", min=max(1, math.ceil(lo / io.output_stride)), max=hi // io.output_stride)
     return ({1: io.output_stride * k},)
@@ -359,9 +384,9 @@ def _export(tgt: Target, precision: str, io: ModelIO, manifest, work: Path, qrec
     elif tgt.name in ("executorch", "executorch-coreml"):
         from slsdk.convert.executorch import export_executorch, validate_pte
 
-        module = io.module
+        module = io.module if io.streaming else _offline_wrapper(io.source_model, plain_lstm=True)
         if qrecipe is not None:
-            module = _apply_recipe(qrecipe, work / name, io.module, io.example_inputs, calib_inputs)
+            module = _apply_recipe(qrecipe, work / name, module, io.example_inputs, calib_inputs)
         delegate = "xnnpack" if tgt.name == "executorch" else "coreml"
         path = export_executorch(module, io.example_inputs, work / name, delegate=delegate,
                                  compute_precision="fp32" if precision == "int8" else precision,

@@ -274,3 +274,16 @@ def test_info_rows_tiny():
         if v != "frozen":
             assert rows[v]["extra_pct"] > 0
             assert rows[v]["trainable_params"] > rows["frozen"]["trainable_params"]
+
+
+def test_student_lstm_cell_is_torch_lstm_cell():
+    """The student's linear-layer LSTMCell computes exactly nn.LSTMCell (same parameter names and gate order)."""
+    from slsdk.models.student import LSTMCell
+
+    torch.manual_seed(0)
+    ref = torch.nn.LSTMCell(6, 5)
+    mine = LSTMCell(6, 5)
+    mine.load_state_dict(ref.state_dict())
+    x, h, c = torch.randn(3, 6), torch.randn(3, 5), torch.randn(3, 5)
+    for got, want in zip(mine(x, (h, c)), ref(x, (h, c))):
+        torch.testing.assert_close(got, want)

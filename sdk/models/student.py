@@ -82,6 +82,31 @@ class CausalConvPool(nn.Module):
         return y, full[:, :, -(CONV_KERNEL - 1):]
 
 
+class LSTMCell(nn.Module):
+    """``nn.LSTMCell``'s maths and parameter names (gates i, f, g, o), written as two ``F.linear`` calls.
+
+    Exported graphs then hold plain linear layers that every int8 recipe quantizes (XNNPACK's PT2E quantizer
+    leaves ``aten.lstm_cell`` in float, which kept half the student's weights fp32 in the int8 .pte).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
+        bound = 1.0 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        i, f, g, o = (F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)).chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
 class StreamingHead(nn.Module):
     """Causal temporal conv x2 (x4 downsampling) -> LSTM -> classifier, with explicit state."""
 
@@ -90,7 +115,7 @@ class StreamingHead(nn.Module):
         self.feature_dim, self.hidden = feature_dim, hidden
         self.conv1 = CausalConvPool(feature_dim, hidden)
         self.conv2 = CausalConvPool(hidden, hidden)
-        self.lstm = nn.LSTMCell(hidden, hidden)
+        self.lstm = LSTMCell(hidden, hidden)
         self.classifier = nn.Linear(hidden, num_classes)
 
     def init_state(self, batch: int = 1, device=None) -> list[torch.Tensor]:
@@ -236,4 +261,4 @@ class _StreamingStep(nn.Module):
         return (log_probs, *state)
 
 
-__all__ = ["StudentConfig", "StreamingStudent", "StreamingHead", "CLIP_MEAN", "CLIP_STD"]
+__all__ = ["StudentConfig", "StreamingStudent", "StreamingHead", "LSTMCell", "CLIP_MEAN", "CLIP_STD"]
