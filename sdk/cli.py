@@ -193,6 +193,8 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
             heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
             split: str = typer.Option("test_si", help="held-out split"),
             out: Path = typer.Option(Path("bundles"), "--out", "-o"),
+            frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip "
+                                       "(executorch needs one fixed count, e.g. 64:64)"),
             zip_: bool = typer.Option(False, "--zip", help="also write OUT.zip")):
     """Convert a checkpoint into a bundle for one target, and measure its fidelity to torch."""
     from slsdk.convert import convert as run_convert
@@ -200,6 +202,10 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
 
     tgt = _run(get_target, target)  # refuse unknown targets / precisions before any heavy work
     _run(check_precision, tgt, precision)
+    try:
+        lo, hi = (int(v) for v in frames.split(":"))
+    except ValueError:
+        fail(f"--frames must be MIN:MAX (two integers), got {frames!r}")
     if not checkpoint.is_file():
         fail(f"{checkpoint}: no such checkpoint")
     from slsdk.train.checkpoint import load_model
@@ -208,7 +214,7 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
     calib_videos = _videos(calib, "train", vocab, 16)[0] if calib else None
     held = _videos(heldout, split, vocab, None)[1] if heldout else None
     bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
-                  teacher=kind == "teacher", zip=zip_)
+                  teacher=kind == "teacher", zip=zip_, frames_range=(lo, hi))
     console.print(f"wrote {bundle.root}")
     console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
 
