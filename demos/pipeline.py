@@ -93,7 +93,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
     done("3/7 teacher: frozen CLIP ViT + AdaptSign + CTC")
 
     stage("4/7 distil the streaming student")
-    dcfg = DistillConfig(epochs=1 if quick else STUDENT_EPOCHS, batch_size=4, lr=STUDENT_LR, warmup_steps=20, seed=seed,
+    dcfg = DistillConfig(epochs=1 if quick else STUDENT_EPOCHS, batch_size=4, lr=STUDENT_LR, warmup_steps=20,
+                         seed=seed,
                          augment=not quick, student_weights=str(p_student.weights),
                          student={**STUDENT, **({"hidden": 64} if quick else {})})
     student = distill(teacher.best_checkpoint, data, out / "student", dcfg, overwrite=True, progress=not quick)
@@ -175,8 +176,9 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
                       f"{scfg.algorithmic_latency_s:.2f} s (chunk {scfg.chunk_frames} frames at {scfg.fps:g} fps)")
     if rows:
         write_table(rows, out / "bench")
+    done("7/7 results")
+    results["total_seconds"] = round(time.perf_counter() - t_start, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     console.print(f"total {results['total_seconds']} s; wrote {out / 'results.json'}, curves "
                   f"{out / 'teacher' / 'curves.png'}, bundles in {out / 'bundles'}")
-    done("7/7 results")
     return results
