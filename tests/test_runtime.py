@@ -334,3 +334,44 @@ def test_camera_stream_skips_a_stall_a_file_keeps_its_clock(onnx_bundle):
     file.accept_frames(frames, timestamps=ts)
     file.input_finished()
     assert file.frame_index == 80 and file.resample_stats["repeated"] == 70  # 3.2 s on the file's clock
+
+
+def test_long_stream_memory_is_bounded(onnx_bundle, video):
+    """A long live stream (the clip looped 60 times, ~2 minutes of video), reset at each endpoint as the
+    API advises: the Python heap does not grow with the stream's length (frames, log-probs and decoder
+    state are not accumulated), and the global frame clock keeps counting."""
+    import gc
+    import tracemalloc
+
+    from slsdk.data.video import read_video
+    from slsdk.runtime.api import Recognizer
+
+    rec = Recognizer(onnx_bundle.root)
+    s = rec.create_stream()
+    clip = read_video(video)
+    endpoints = 0
+
+    def feed(loops: int) -> None:
+        nonlocal endpoints
+        for _ in range(loops):
+            for i in range(0, len(clip), 9):
+                s.accept_frames(clip[i:i + 9])
+                if rec.is_endpoint(s):
+                    endpoints += 1
+                    rec.reset(s)
+            s.accept_frames(np.zeros((40, *clip.shape[1:]), np.uint8))   # a pause between sentences
+            if rec.is_endpoint(s):
+                endpoints += 1
+                rec.reset(s)
+
+    feed(5)                                     # warm up: caches, first allocations
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    feed(55)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert grown < 2_000_000, f"Python heap grew by {grown / 1e6:.1f} MB over 55 loops of the clip"
+    # endpoints fired (with random weights mostly the 20 s max-utterance rule) and each reset the stream
+    assert endpoints >= 5
