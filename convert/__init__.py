@@ -220,6 +220,13 @@ def _heldout_videos(io: ModelIO, heldout, seed: int):
                 raise ValueError(f"heldout item {i} must be (frames, gloss_ids), got {type(item).__name__}") from None
         vids.append(prepare_video(frames, io.image_size, io.mean, io.std))
         refs.append(None if label is None else [int(x) for x in (label.tolist() if hasattr(label, "tolist") else label)])
+    if not io.streaming and io.dynamic_axes:   # an offline model takes clips of lo..hi frames only
+        lo, hi = io.dynamic_axes["frames"][1][1:]
+        bad = [(i, v.shape[0]) for i, v in enumerate(vids) if not lo <= v.shape[0] <= hi]
+        if bad:
+            raise ValueError(f"held-out clips must have {lo}..{hi} frames for this offline model (frames_range), "
+                             f"got (item, frames) {bad[:5]}{' ...' if len(bad) > 5 else ''}; convert without "
+                             "held-out data or with a frames_range that covers them")
     if any(r is None for r in refs):
         refs = None
     return vids, refs, f"{len(vids)} held-out videos"

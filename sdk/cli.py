@@ -151,7 +151,7 @@ def distill(data: Path = typer.Argument(..., help="dataset root"),
                         feature_weight=feature_weight,
                         student_weights=str(student_weights) if student_weights else None)
     res = _run(run_distill, teacher, data, out, cfg, resume=resume, layout=layout)
-    console.print(res.summary() if hasattr(res, "summary") else res)
+    console.print(f"student checkpoint {res.best_checkpoint}")  # distill() already printed the WER report
 
 
 @eval_app.command("model")

@@ -53,3 +53,22 @@ def shared_file(shared_dir):
         return p
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_student():
+    """``tiny_student(num_classes)`` -> a small random ``StreamingStudent`` (32 px, 8-frame chunks) whose
+    sharpened classifier still emits a varied gloss sequence: the runtime and demo tests' model."""
+    import torch
+
+    from slsdk.models.student import StreamingStudent, StudentConfig
+
+    def make(num_classes: int):
+        torch.manual_seed(0)
+        m = StreamingStudent(StudentConfig(num_classes=num_classes, image_size=32, patch_size=16, width=64,
+                                           layers=1, heads=2, feature_dim=64, hidden=64, chunk_frames=8)).eval()
+        with torch.no_grad():
+            m.head.classifier.weight.mul_(8.0)
+        return m
+
+    return make

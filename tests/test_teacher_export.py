@@ -129,3 +129,12 @@ def test_executorch_teacher_with_a_frame_range_is_refused_before_work(teacher, t
     with pytest.raises(ValueError, match="teacher \\(offline\\) export supports the onnx, ort and executorch"):
         convert(teacher, "coreml", "fp16", tmp_path / "cm", vocab=VOCAB, teacher=True)
     assert not (tmp_path / "et").exists() and not (tmp_path / "cm").exists()
+
+
+def test_heldout_clips_outside_the_frames_range_are_named(teacher, tmp_path):
+    """Held-out clips the offline model cannot take give a clear error, not a runtime resize failure."""
+    frames = (np.random.default_rng(0).random((20, 32, 32, 3)) * 255).astype(np.uint8)
+    with pytest.raises(ValueError, match=r"held-out clips must have 16\.\.16 frames .*\(0, 20\)"):
+        convert(teacher, "onnx", "fp32", tmp_path / "onnx", vocab=VOCAB, teacher=True, frames_range=(16, 16),
+                heldout=[(frames, [1, 2])])
+    assert not (tmp_path / "onnx").exists()

@@ -295,7 +295,7 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
                     return_segments: bool = False, return_poses: bool = False):
     """Render one signing video: ``uint8 [T, S, S, 3]`` (and ``[(gloss, start, end)]`` if asked).
 
-    ``return_poses``: also return the per-frame hand poses (:func:`pose_targets` layout) that
+    ``return_poses``: also return the per-frame hand poses (``float32 [T, 12]``, see ``_pose_array``) that
     :func:`slsdk.train.pretrain.pretrain_backbone` learns from.
 
     ``glosses``: names or indices into ``lexicon`` (default: ``make_lexicon()``, the default data
@@ -356,7 +356,7 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
         out[i] = img.astype(np.uint8)
     if return_poses:
         px = np.array([[*to_px(a), *to_px(b)] for a, b in zip(dom, nd)], np.float32) / size
-        poses = np.concatenate([_pose_array(dom, nd, shapes, nd_shapes, angles), px], 1)
+        poses = _pose_array(dom, nd, shapes, nd_shapes, angles, px)
     extra = ((segments,) if return_segments else ()) + ((poses,) if return_poses else ())
     return (out, *extra) if extra else out
 
@@ -364,15 +364,14 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
 POSE_SHAPES = ("flat",) + tuple(s for s in SHAPES if s != "flat")
 
 
-def _pose_array(dom, nd, shapes, nd_shapes, angles) -> np.ndarray:
-    """Per-frame pose ``float32 [T, 8]``: dominant xy, other hand xy (body units), shape ids, sin/cos angle.
-
-    ``render_sentence(return_poses=True)`` appends both hands' image positions (fractions of the size): [T, 12].
-    """
+def _pose_array(dom, nd, shapes, nd_shapes, angles, image_xy) -> np.ndarray:
+    """Per-frame pose ``float32 [T, 12]``: dominant xy, other hand xy (body units), shape ids (``POSE_SHAPES``),
+    sin/cos of the finger direction, both hands' image positions (fractions of the image size)."""
     ids = {s: i for i, s in enumerate(POSE_SHAPES)}
     a = np.deg2rad(np.asarray(angles, np.float64))
     return np.concatenate([np.asarray(dom), np.asarray(nd), np.array([[ids[x], ids[y]] for x, y in
-                           zip(shapes, nd_shapes)]), np.sin(a)[:, None], np.cos(a)[:, None]], 1).astype(np.float32)
+                           zip(shapes, nd_shapes)]), np.sin(a)[:, None], np.cos(a)[:, None],
+                           np.asarray(image_xy)], 1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------- the data set

@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-POSE_DIM = 8  # dom xy, other xy, dom shape id, other shape id, sin, cos (slsdk.data.synthetic._pose_array)
 
 
 @dataclass
@@ -172,7 +171,7 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
     from rich.console import Console
     from safetensors.torch import save_file
 
-    from slsdk.data.synthetic import POSE_SHAPES, load_spec
+    from slsdk.data.synthetic import POSE_SHAPES, load_spec, make_signer
     from slsdk.models.clip import CLIP_MEAN, CLIP_STD, VisionTransformer, get_config
     from slsdk.train.trainer import _progress, seed_everything
 
@@ -185,8 +184,6 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
     train_signers = [s for s in signers if s.id not in held_out]
     if not train_signers:
         raise ValueError(f"{data_root}: every signer is held out; nothing to pretrain on")
-    from slsdk.data.synthetic import make_signer
-
     people = train_signers + [make_signer(10_000 + k, cfg.seed + 7919) for k in range(cfg.extra_signers)]
     vcfg = vision_config if vision_config is not None else get_config(cfg.backbone)
     name = cfg.backbone if vision_config is None else (f"{vcfg.image_size}px/{vcfg.patch_size} "
