@@ -1,0 +1,13 @@
+"""The base of every error a user can fix.
+
+Each stage raises its own subclass (``BundleError``, ``AnnotationError``, ``VideoError``, ...), always with a
+message that names the file (and line, for annotation files) and what to do. The CLI prints such an error as
+one line without a traceback; anything else is a bug and keeps its traceback. Standard library only.
+"""
+from __future__ import annotations
+
+__all__ = ["SlsdkError"]
+
+
+class SlsdkError(Exception):
+    """An error the user can fix (bad input, a missing file, a refused overwrite): printed without a traceback."""
