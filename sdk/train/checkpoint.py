@@ -29,14 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMAT = "slsdk-checkpoint"
-VERSION = 1
-KINDS = ("teacher", "student")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: truncated, not an slsdk checkpoint, wrong kind or vocabulary."""
-
+# the format is read in the models layer (one door for training, conversion and the runtime)
+from slsdk.models.factory import (  # noqa: F401  (re-exported)
+    FORMAT, KINDS, VERSION, CheckpointError, _vocab_of, build_model, create_model, load_checkpoint, load_model,
+    model_from_checkpoint)
 
 # -- weights_only safety --------------------------------------------------------------------------------
 _SCALARS = (str, int, float, bool, type(None))
@@ -179,95 +175,6 @@ def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], v
     _fsync_dir(path.parent)
     return path
 
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    kind: str | None = None) -> dict[str, Any]:
-    """Read and validate a checkpoint with ``torch.load(weights_only=True)``.
-
-    Errors name the file: :class:`FileNotFoundError` if missing, :class:`CheckpointError` if truncated,
-    corrupt, not an slsdk checkpoint, of a newer format version, or not of ``kind`` (when given).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a checkpoint file (expected e.g. {path / 'best.pt'})")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError / UnpicklingError / EOFError / ...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(
-                f"{path}: holds Python objects that torch.load(weights_only=True) refuses to unpickle; "
-                f"it was not written by slsdk.train.save_checkpoint ({msg})") from None
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({size} bytes; truncated or corrupt?): "
-                              f"{type(e).__name__}: {msg}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        got = f"keys {sorted(map(str, ckpt))[:8]}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
-        raise CheckpointError(f"{path}: not an slsdk checkpoint (expected 'format': {FORMAT!r}, got {got})")
-    version = ckpt.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version!r} is newer than this slsdk "
-                              f"supports ({VERSION}); upgrade slsdk")
-    for key in ("kind", "config", "vocab", "model"):
-        if key not in ckpt:
-            raise CheckpointError(f"{path}: slsdk checkpoint lacks the {key!r} entry")
-    if ckpt["kind"] not in KINDS:
-        raise CheckpointError(f"{path}: unknown model kind {ckpt['kind']!r} (expected one of {KINDS})")
-    if kind is not None and ckpt["kind"] != kind:
-        raise CheckpointError(f"{path}: is a {ckpt['kind']} checkpoint, expected a {kind} checkpoint")
-    return ckpt
-
-
-def _vocab_of(ckpt: Mapping[str, Any], path: Path | str):
-    from slsdk.data.vocab import Vocabulary, VocabularyError
-
-    try:
-        return Vocabulary(ckpt["vocab"])
-    except VocabularyError as e:
-        raise CheckpointError(f"{path}: bad vocabulary in checkpoint: {e}") from None
-
-
-def build_model(kind: str, config: Mapping[str, Any]):
-    """The model class for ``kind`` built from its config dict (random weights)."""
-    if kind == "teacher":
-        from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
-
-        return CSLRRecognizer(RecognizerConfig.from_dict(dict(config)))
-    if kind == "student":
-        from slsdk.models.student import StreamingStudent, StudentConfig
-
-        return StreamingStudent(StudentConfig.from_dict(dict(config)))
-    raise ValueError(f"unknown model kind {kind!r} (expected one of {KINDS})")
-
-
-def model_from_checkpoint(ckpt: Mapping[str, Any], path: str | Path = "checkpoint"):
-    """(model in eval mode, Vocabulary, kind) from an already loaded checkpoint dict."""
-    vocab = _vocab_of(ckpt, path)
-    kind = ckpt["kind"]
-    num_classes = ckpt["config"].get("num_classes")
-    if num_classes is not None and int(num_classes) != len(vocab):
-        raise CheckpointError(f"{path}: model has {num_classes} classes but the checkpoint vocabulary has "
-                              f"{len(vocab)} entries (incl. blank)")
-    try:
-        model = build_model(kind, ckpt["config"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: cannot build the {kind} model from the stored config: {e}") from None
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the {kind} model built from its config: "
-                              f"{str(e).splitlines()[0]}") from None
-    return model.eval(), vocab, kind
-
-
-def load_model(path: str | Path, map_location: str | torch.device = "cpu", kind: str | None = None):
-    """Load a checkpoint and build its model: returns ``(model.eval(), Vocabulary, kind)``."""
-    ckpt = load_checkpoint(path, map_location=map_location, kind=kind)
-    return model_from_checkpoint(ckpt, path)
 
 
 def check_vocab(checkpoint_vocab, samples, *, where: str = "checkpoint", dataset: str = "dataset") -> None:
