@@ -10,6 +10,7 @@ _LAZY = {
     "Recognizer": ("slsdk.runtime.api", "Recognizer"),
     "recognize_video": ("slsdk.runtime.api", "recognize_video"),
     "load_bundle": ("slsdk.bundle", "load_bundle"),
+    "read_video": ("slsdk.data.video", "load_video"), "iter_frames": ("slsdk.data.video", "iter_frames"),
 }
 
 

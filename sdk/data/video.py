@@ -1,12 +1,43 @@
-"""Video I/O for the whole SDK (training data and the runtime): PyAV only, no OpenCV.
+"""Video I/O for the whole SDK (training data, preparation and the runtime): PyAV only, no OpenCV.
 
-Frames are ``uint8`` numpy arrays ``[T, H, W, 3]`` in RGB. A "video" is either a file PyAV can
-demux (mp4, mov, avi, webm, ...) or a folder of images (png/jpg/jpeg/bmp) read in sorted order
+Frames are ``uint8`` numpy arrays ``[T, H, W, 3]`` in RGB, *as they are meant to be seen*: a phone clip stored
+as landscape frames plus a rotation in the container comes out upright. A "video" is either a file PyAV can
+demux (mp4, mov, mkv, avi, webm, ts, ...) or a folder of images (png/jpg/jpeg/bmp) read in sorted order
 (natural sort, so ``2.png`` comes before ``10.png``).
+
+:class:`VideoReader` is the one decoder; everything else wraps it:
+
+* ``load_video(path) -> (frames, times)`` (public as ``slsdk.read_video``) and ``iter_frames(path)`` (the
+  streaming iterator of ``(frame, t)``, for long files); ``read_video`` / ``iter_video`` /
+  ``iter_video_timed`` / ``video_info`` are the older frame-only / info entry points, same decoder.
+* Orientation: the display matrix (frame side data, as ffmpeg exports an mp4/mov ``tkhd`` matrix) or, when
+  there is none, a ``rotate`` stream tag (older muxers, mkv) is applied exactly as ``ffmpeg``'s autorotate does
+  (90/180/270 and horizontal/vertical flips). The sample aspect ratio is applied (the width is scaled), so
+  anamorphic clips are not squeezed.
+* Streams: the first video stream, or ``stream=N`` (the N-th video stream); audio, subtitle and data
+  streams are discarded at the demuxer.
+* Timing: ``t`` is the presentation time in seconds from the first frame, so variable frame rate shows. Gap
+  policy (``max_gap``, default :data:`MAX_GAP_S`): a jump between consecutive timestamps longer than
+  ``max_gap`` (an edit, a broken muxer, a camera pause), or a timestamp going backwards, is cut to one nominal
+  frame period; ``reader.stats`` counts the gaps and the seconds removed, and a warning names the file. So a
+  36-frame file with a +10 min jump stays 36 frames, not 15,000 repeats. ``max_gap=None`` keeps the raw
+  timestamps.
+* Size: ``shorter=N`` / ``max_shorter=N`` / ``size=(W, H)`` scale *in the decoder* (libswscale through
+  PyAV's ``reformat``, bilinear: antialiased when shrinking) before anything becomes numpy, so a 4K clip never
+  exists as full-resolution RGB arrays. A mid-stream resolution change is scaled to the first frame's output
+  size (counted in ``stats["resized_frames"]``), so every frame has the same shape.
+* Threads: frame + slice threading in the decoder (``threads``, default 0 = FFmpeg's choice). PyAV releases
+  the GIL while decoding and scaling.
+* Errors name the file and the reason (:class:`VideoError`): not a video, no video stream, unsupported codec,
+  corrupt data, and truncation: an index (moov at the front) pointing past the end of the file is refused at
+  open, and a stream that yields fewer frames than its header lists raises at the end (``load_video`` /
+  ``read_video`` then return nothing partial).
 """
 from __future__ import annotations
 
+import math
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -15,20 +46,34 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+MAX_GAP_S = 1.0  # files: a longer jump between timestamps is cut to one frame period (see the module doc)
+TRUNCATION_TOLERANCE = 1  # frames a stream may come up short of its header's count (edit lists) before it is truncation
+INTERPOLATION = "BILINEAR"  # libswscale's bilinear widens its support when shrinking (antialiased, like PIL/torch)
 
 
 class VideoError(ValueError):
-    """A video exists but cannot be used: unreadable, corrupt, empty, or inconsistent."""
+    """A video exists but cannot be used: unreadable, corrupt, truncated, empty, or inconsistent."""
 
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """What the container says. ``width``/``height`` are the display size (rotation and aspect ratio applied)."""
+
     path: Path
     fps: float | None  # None for a frame folder (no timing information)
     frames: int
     width: int
     height: int
     is_folder: bool
+    rotation: int = 0  # clockwise degrees applied for display (0/90/180/270)
+    hflip: bool = False
+    vflip: bool = False
+    codec: str | None = None
+    stream: int = 0  # index among the video streams
+    coded_width: int = 0
+    coded_height: int = 0
+    sample_aspect_ratio: float = 1.0
+    duration: float | None = None  # seconds, as the container says
 
 
 def _natural_key(p: Path):
@@ -41,158 +86,385 @@ def list_frame_files(folder: str | Path) -> list[Path]:
                   key=_natural_key)
 
 
-def _check_exists(path: Path) -> None:
+def _check_path(path: Path) -> None:
     if not path.exists():
         raise FileNotFoundError(f"video not found: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise VideoError(f"{path}: file is empty (0 bytes)")
 
 
 def _read_image(path: Path) -> np.ndarray:
     try:
-        from PIL import Image  # ships with matplotlib
-    except ImportError:  # pragma: no cover - PIL is a matplotlib dependency
-        Image = None
-    try:
-        if Image is not None:
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
-        else:  # pragma: no cover
-            import av
+        from PIL import Image, ImageOps  # ships with matplotlib
 
-            with av.open(str(path)) as c:
-                arr = next(c.decode(video=0)).to_ndarray(format="rgb24")
+        with Image.open(path) as im:
+            arr = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # EXIF orientation, as for videos
     except Exception as e:  # noqa: BLE001 - any decoder failure is a corrupt image
         raise VideoError(f"{path}: cannot read image ({type(e).__name__}: {e})") from None
     return np.ascontiguousarray(arr, dtype=np.uint8)
 
 
-def _iter_folder(folder: Path, max_frames: int | None) -> Iterator[np.ndarray]:
-    files = list_frame_files(folder)
-    if not files:
-        raise VideoError(f"{folder}: frame folder contains no images ({', '.join(IMAGE_SUFFIXES)})")
-    shape = None
-    for i, f in enumerate(files):
-        if max_frames is not None and i >= max_frames:
-            return
-        arr = _read_image(f)
-        if shape is None:
-            shape = arr.shape
-        elif arr.shape != shape:
-            raise VideoError(f"{f}: frame size {arr.shape[1]}x{arr.shape[0]} differs from the first frame's "
-                             f"{shape[1]}x{shape[0]} in {folder}")
-        yield arr
+# --------------------------------------------------------------------------------------------------
+# orientation and size
+# --------------------------------------------------------------------------------------------------
+def display_transform(matrix) -> tuple[int, bool, bool, bool]:
+    """``(rotation_cw, transpose_flip, hflip, vflip)`` for an FFmpeg display matrix (9 int32, 16.16).
+
+    Follows ffmpeg's autorotate: the clockwise angle from ``av_display_rotation_get``, then for 90/270 a
+    transpose whose direction depends on the matrix's mirror, for 180/0 flips from the diagonal's signs.
+    Returned as the rotation (multiple of 90) and the flips applied *after* it.
+    """
+    m = [float(v) / 65536.0 for v in matrix]
+    s0, s1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if s0 == 0 or s1 == 0:
+        return 0, False, False, False
+    ccw = -math.degrees(math.atan2(m[1] / s1, m[0] / s0))
+    theta = -round(ccw)
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        # "clock" (plain 90 cw) when m[3] <= 0, else "cclock_flip" = transpose = 90 ccw then vertical flip
+        return (90, False, False, False) if matrix[3] <= 0 else (270, True, False, False)
+    if abs(theta - 270) < 1:
+        # "cclock" (90 ccw) when m[3] >= 0, else "clock_flip" = 90 cw then vertical flip
+        return (270, False, False, False) if matrix[3] >= 0 else (90, True, False, False)
+    if abs(theta - 180) < 1:
+        return 0, False, matrix[0] < 0, matrix[4] < 0
+    if abs(theta) < 1:
+        return 0, False, False, matrix[4] < 0
+    # an arbitrary angle: nearest quarter turn (ffmpeg would rotate by any angle with black corners)
+    q = int(round(theta / 90.0)) % 4 * 90
+    return q, False, False, False
 
 
-def _open_container(path: Path):
-    import av
+def _orient(img: np.ndarray, rot: int, tflip: bool, hflip: bool, vflip: bool) -> np.ndarray:
+    if rot == 90:
+        img = np.rot90(img, -1)
+    elif rot == 180:
+        img = img[::-1, ::-1]
+    elif rot == 270:
+        img = np.rot90(img, 1)
+    if tflip or vflip:
+        img = img[::-1]
+    if hflip:
+        img = img[:, ::-1]
+    return img
 
-    try:
-        container = av.open(str(path))
-    except av.error.FFmpegError as e:
-        raise VideoError(f"{path}: not a readable video ({e})") from None
-    if not container.streams.video:
-        container.close()
-        raise VideoError(f"{path}: contains no video stream")
-    return container
+
+def target_size(width: int, height: int, *, shorter: int | None = None, max_shorter: int | None = None,
+                size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Output ``(w, h)`` for a ``width x height`` display frame: ``size`` exactly, else the shorter side to
+    ``shorter`` (or down to ``max_shorter`` when larger), the other side rounded as ``resize_shorter`` does."""
+    if size is not None:
+        w, h = int(size[0]), int(size[1])
+        if w < 1 or h < 1:
+            raise ValueError(f"size must be positive (w, h), got {size}")
+        return w, h
+    s = shorter
+    if s is None and max_shorter is not None and min(width, height) > max_shorter:
+        s = max_shorter
+    if s is None:
+        return width, height
+    s = int(s)
+    if s < 1:
+        raise ValueError(f"shorter side must be >= 1, got {s}")
+    if height <= width:
+        return max(s, int(round(width * s / height))), s
+    return s, max(s, int(round(height * s / width)))
 
 
-def _iter_file(path: Path, max_frames: int | None, *, times: bool = False) -> Iterator:
-    import av
+# --------------------------------------------------------------------------------------------------
+# the reader
+# --------------------------------------------------------------------------------------------------
+class VideoReader:
+    """Decode one video file or frame folder; iterate for ``(frame uint8 [H, W, 3], t seconds)``.
 
-    container = _open_container(path)
-    n = 0
-    try:
-        stream = container.streams.video[0]
-        if (stream.codec_context.width or 0) * (stream.codec_context.height or 0) > 320 * 240:
-            stream.thread_type = "AUTO"  # threads only pay off on larger frames
-        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
-        period = 1.0 / float(rate) if rate else None
-        t0 = last = None
+    Opening probes the file (errors come here, not mid-iteration): ``info`` is a :class:`VideoInfo`.
+    ``shorter`` / ``max_shorter`` / ``size`` choose the output size (scaled in the decoder), ``stream`` the
+    video stream, ``max_gap`` the gap policy (see the module doc), ``threads`` the decoder threads (0: auto).
+    Frame folders have no timing: ``t`` is ``i / fps`` with ``fps`` (default 25) and ``timed`` is False.
+    After iterating, ``stats`` holds frames, gaps, gap_s, resized_frames and the source fps measured.
+    """
+
+    def __init__(self, path: str | Path, *, shorter: int | None = None, max_shorter: int | None = None,
+                 size: tuple[int, int] | None = None, stream: int | None = None, max_frames: int | None = None,
+                 max_gap: float | None = MAX_GAP_S, threads: int = 0, fps: float | None = None):
+        self.path = Path(path)
+        _check_path(self.path)
+        if max_gap is not None and not max_gap > 0:
+            raise ValueError(f"max_gap must be positive seconds or None, got {max_gap!r}")
+        self.shorter, self.max_shorter, self.size = shorter, max_shorter, size
+        self.stream_index = int(stream or 0)
+        self.max_frames, self.max_gap, self.threads = max_frames, max_gap, int(threads)
+        self.folder_fps = float(fps or 25.0)
+        self.stats = {"frames": 0, "gaps": 0, "gap_s": 0.0, "resized_frames": 0, "corrupt_frames": 0}
+        self.timed = not self.path.is_dir()
+        self.info = self._probe_folder() if self.path.is_dir() else self._probe_file()
+        self.out_size = target_size(self.info.width, self.info.height, shorter=shorter, max_shorter=max_shorter,
+                                    size=size)
+
+    # -- probing ----------------------------------------------------------------------------------
+    def _probe_folder(self) -> VideoInfo:
+        files = list_frame_files(self.path)
+        if not files:
+            raise VideoError(f"{self.path}: frame folder contains no images ({', '.join(IMAGE_SUFFIXES)})")
+        self._files = files
+        h, w = _read_image(files[0]).shape[:2]
+        return VideoInfo(self.path, None, len(files), w, h, True, coded_width=w, coded_height=h)
+
+    def _open(self):
+        import av
+
         try:
+            container = av.open(str(self.path), metadata_errors="ignore")
+        except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            raise VideoError(f"{self.path}: not a readable video ({e})") from None
+        vids = container.streams.video
+        if not vids:
+            kinds = ", ".join(f"{s.type} {getattr(s.codec_context, 'name', '?')}" for s in container.streams) or "none"
+            container.close()
+            raise VideoError(f"{self.path}: contains no video stream (streams: {kinds})")
+        if self.stream_index >= len(vids) or self.stream_index < 0:
+            container.close()
+            raise VideoError(f"{self.path}: has {len(vids)} video stream(s), stream={self.stream_index} asked")
+        stream = vids[self.stream_index]
+        for s in container.streams:
+            if s is not stream:
+                try:
+                    s.discard = "all"  # audio / data / other video streams: dropped at the demuxer
+                except Exception:  # noqa: BLE001 - older PyAV without Stream.discard
+                    pass
+        return container, stream
+
+    def _probe_file(self) -> VideoInfo:
+        container, stream = self._open()
+        try:
+            cc = stream.codec_context
+            name = getattr(cc, "name", None) or "unknown"
+            if cc is None or not cc.width or not cc.height:
+                raise VideoError(f"{self.path}: unsupported codec {name!r} (no decoder in this FFmpeg build, or "
+                                 "the stream gives no frame size)")
+            self._check_index(stream)
+            rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+            fps = float(rate) if rate else None
+            nominal = stream.base_rate or stream.guessed_rate or rate  # r_frame_rate: not skewed by a gap
+            self._period = 1.0 / float(nominal) if nominal and 1 <= float(nominal) <= 1000 else 1.0 / 25.0
+            sar = float(stream.sample_aspect_ratio or cc.sample_aspect_ratio or 1) or 1.0
+            rot, tflip, hflip, vflip = self._orientation(container, stream)
+            if hflip and vflip:  # both mirrors are half a turn
+                rot, hflip, vflip = (rot + 180) % 360, False, False
+            self._orient_args = (rot, tflip, hflip, vflip)
+            w, h = cc.width, cc.height
+            dw = int(round(w * sar)) if abs(sar - 1.0) > 1e-3 else w
+            if rot in (90, 270):
+                dw, h = h, dw
+            duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+            self._header_frames = int(stream.frames or 0)
+            frames = self._header_frames or (int(round(duration * fps)) if duration and fps else 0)
+            return VideoInfo(self.path, fps, frames, dw, h, False, rot, hflip, bool(vflip or tflip), name,
+                             self.stream_index, w, h, sar, duration)
+        finally:
+            container.close()
+
+    def _check_index(self, stream) -> None:
+        """Refuse a file whose sample index (an mp4 moov at the front) points past its end: truncated."""
+        try:
+            entries = stream.index_entries
+            n = len(entries)
+        except Exception:  # noqa: BLE001 - older PyAV or a format without an index
+            return
+        if n == 0:
+            return
+        end = max(entries[i].pos + entries[i].size for i in range(max(0, n - 8), n))
+        size = self.path.stat().st_size
+        if end > size:
+            inside = sum(1 for i in range(n) if entries[i].pos + entries[i].size <= size)
+            raise VideoError(f"{self.path}: truncated: its index lists {n} frames up to byte {end:,} but the file "
+                             f"has {size:,} bytes (only {inside} frames are present); re-copy or re-export it")
+
+    def _orientation(self, container, stream) -> tuple[int, bool, bool, bool]:
+        """Rotation from the first frame's display matrix, else a ``rotate`` stream tag."""
+        import av
+
+        try:
+            from av.sidedata.sidedata import Type
+
             for frame in container.decode(stream):
-                if max_frames is not None and n >= max_frames:
-                    return
-                if not times:
-                    yield frame.to_ndarray(format="rgb24")
-                else:
-                    raw = frame.time  # presentation time (s); None when the frame has no timestamp
-                    if raw is not None:
-                        t0 = float(raw) if t0 is None else t0
-                        t = float(raw) - t0
-                    elif period is not None:
-                        t = 0.0 if last is None else last + period
-                    else:
-                        t = None
-                    last = t
-                    yield frame.to_ndarray(format="rgb24"), t
-                n += 1
+                sd = frame.side_data.get(Type.DISPLAYMATRIX)
+                if sd is not None:
+                    return display_transform(np.frombuffer(bytes(sd), "<i4")[:9].tolist())
+                break
         except av.error.FFmpegError as e:
-            raise VideoError(f"{path}: decoding failed after {n} frames ({e}); the file is corrupt or truncated") from None
-    finally:
-        container.close()
-    if n == 0 and max_frames != 0:
-        raise VideoError(f"{path}: video has 0 decodable frames (empty, truncated or corrupt)")
+            raise VideoError(f"{self.path}: decoding the first frame failed ({e}); corrupt file or unsupported "
+                             f"codec {getattr(stream.codec_context, 'name', '?')!r}") from None
+        except ImportError:  # pragma: no cover - PyAV without side data
+            pass
+        tags = {k.lower(): v for k, v in (stream.metadata or {}).items()}
+        if "rotate" in tags:
+            try:
+                cw = int(float(tags["rotate"])) % 360
+            except ValueError:
+                return 0, False, False, False
+            return (cw if cw in (0, 90, 180, 270) else int(round(cw / 90.0)) % 4 * 90), False, False, False
+        return 0, False, False, False
+
+    # -- iteration --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        n = self.info.frames
+        return min(n, self.max_frames) if self.max_frames is not None else n
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
+        self.stats = {"frames": 0, "gaps": 0, "gap_s": 0.0, "resized_frames": 0, "corrupt_frames": 0}
+        return self._iter_folder() if self.info.is_folder else self._iter_file()
+
+    def _iter_folder(self) -> Iterator[tuple[np.ndarray, float]]:
+        first = None
+        for i, f in enumerate(self._files):
+            if self.max_frames is not None and i >= self.max_frames:
+                return
+            arr = _read_image(f)
+            if first is None:
+                first = arr.shape
+            elif arr.shape != first:
+                raise VideoError(f"{f}: frame size {arr.shape[1]}x{arr.shape[0]} differs from the first frame's "
+                                 f"{first[1]}x{first[0]} in {self.path}")
+            if self.out_size != (arr.shape[1], arr.shape[0]):
+                from PIL import Image
+
+                arr = np.asarray(Image.fromarray(arr).resize(self.out_size, Image.BILINEAR))
+            self.stats["frames"] += 1
+            yield arr, i / self.folder_fps
+
+    def _iter_file(self) -> Iterator[tuple[np.ndarray, float]]:
+        import av
+
+        container, stream = self._open()
+        cc = stream.codec_context
+        try:
+            stream.thread_type = "AUTO"  # frame + slice threads
+            cc.thread_count = self.threads
+        except Exception:  # noqa: BLE001 - a codec without threading
+            pass
+        rot, tflip, hflip, vflip = self._orient_args
+        ow, oh = self.out_size
+        sw, sh = (oh, ow) if rot in (90, 270) else (ow, oh)  # the size in the stored (unrotated) orientation
+        n, t0, prev_raw, t_out, last_d = 0, None, None, 0.0, None
+        first_shape = None
+        try:
+            try:
+                for frame in container.decode(stream):
+                    if self.max_frames is not None and n >= self.max_frames:
+                        return
+                    if getattr(frame, "is_corrupt", False):
+                        self.stats["corrupt_frames"] += 1
+                        raise VideoError(f"{self.path}: frame {n} is corrupt (damaged data in the stream)")
+                    shape = (frame.width, frame.height)
+                    if first_shape is None:
+                        first_shape = shape
+                    elif shape != first_shape:
+                        self.stats["resized_frames"] += 1
+                    if (frame.width, frame.height) == (sw, sh):
+                        arr = frame.to_ndarray(format="rgb24")
+                    else:
+                        arr = frame.to_ndarray(width=sw, height=sh, format="rgb24", interpolation=INTERPOLATION)
+                    if rot or tflip or hflip or vflip:
+                        arr = np.ascontiguousarray(_orient(arr, rot, tflip, hflip, vflip))
+                    raw = frame.time
+                    if raw is None:
+                        raw = (prev_raw + self._period) if prev_raw is not None else 0.0
+                    raw = float(raw)
+                    if t0 is None:
+                        t0 = prev_raw = raw
+                        t_out = 0.0
+                    else:
+                        d = raw - prev_raw
+                        if self.max_gap is not None and (d > self.max_gap or d < 0):
+                            step = last_d if last_d is not None else self._period
+                            self.stats["gaps"] += 1
+                            self.stats["gap_s"] += abs(d) - step
+                            d = step
+                        elif d > 0:
+                            last_d = d
+                        t_out += d
+                        prev_raw = raw
+                    n += 1
+                    self.stats["frames"] = n
+                    yield arr, t_out
+            except av.error.FFmpegError as e:
+                raise VideoError(f"{self.path}: decoding failed after {n} frames ({e}); the file is corrupt or "
+                                 "truncated") from None
+        finally:
+            container.close()
+        if self.stats["gaps"]:
+            warnings.warn(f"{self.path}: {self.stats['gaps']} timestamp gap(s) longer than {self.max_gap} s (or "
+                          f"going backwards), {self.stats['gap_s']:.2f} s in all, cut to one frame period each",
+                          stacklevel=2)
+        if n == 0 and self.max_frames != 0:
+            raise VideoError(f"{self.path}: video has 0 decodable frames (empty, truncated or corrupt)")
+        expected = self._header_frames
+        if self.max_frames is None and expected and n < expected - TRUNCATION_TOLERANCE:
+            raise VideoError(f"{self.path}: truncated or corrupt: its header lists {expected} frames but only {n} "
+                             "could be decoded")
 
 
-def iter_video(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield ``uint8 [H, W, 3]`` RGB frames of a video file or frame folder, one at a time."""
-    path = Path(path)
-    _check_exists(path)
-    if path.is_dir():
-        yield from _iter_folder(path, max_frames)
-    else:
-        if path.stat().st_size == 0:
-            raise VideoError(f"{path}: file is empty (0 bytes)")
-        yield from _iter_file(path, max_frames)
+# --------------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------------
+def iter_frames(path: str | Path, **kwargs) -> VideoReader:
+    """The streaming reader: iterate for ``(frame, t)`` (see :class:`VideoReader` for the options)."""
+    return VideoReader(path, **kwargs)
 
 
-def iter_video_timed(path: str | Path, max_frames: int | None = None) -> Iterator[tuple[np.ndarray, float | None]]:
-    """Yield ``(frame, t)``: ``uint8 [H, W, 3]`` RGB frames with their presentation time in seconds from the
-    first frame (the container's timestamps, so a variable frame rate shows). ``t`` is None for a frame folder,
-    which has no timing, and for a file whose container gives neither timestamps nor a frame rate."""
-    path = Path(path)
-    _check_exists(path)
-    if path.is_dir():
-        for frame in _iter_folder(path, max_frames):
-            yield frame, None
-    else:
-        if path.stat().st_size == 0:
-            raise VideoError(f"{path}: file is empty (0 bytes)")
-        yield from _iter_file(path, max_frames, times=True)
+def load_video(path: str | Path, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """Read a whole video as ``(frames uint8 [T, H, W, 3] RGB upright, times float64 [T] seconds)``.
 
-
-def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
-    """Read a whole video (file or frame folder) as ``uint8 [T, H, W, 3]`` RGB."""
-    frames = list(iter_video(path, max_frames=max_frames))
+    Public as ``slsdk.read_video``. Options as :class:`VideoReader` (``shorter``, ``max_shorter``, ``size``,
+    ``stream``, ``max_frames``, ``max_gap``, ``threads``). Raises :class:`VideoError` rather than returning a
+    partial clip. For long files use :func:`iter_frames` and a ``shorter`` size.
+    """
+    reader = VideoReader(path, **kwargs)
+    frames, times = [], []
+    for f, t in reader:
+        frames.append(f)
+        times.append(t)
     if not frames:
         raise VideoError(f"{path}: video has 0 frames")
-    return np.stack(frames)
+    return np.stack(frames), np.asarray(times, np.float64)
 
 
-def video_info(path: str | Path) -> VideoInfo:
-    """Frame rate, frame count and size. Counts frames by decoding when the container doesn't say."""
-    path = Path(path)
-    _check_exists(path)
-    if path.is_dir():
-        files = list_frame_files(path)
-        if not files:
-            raise VideoError(f"{path}: frame folder contains no images ({', '.join(IMAGE_SUFFIXES)})")
-        h, w = _read_image(files[0]).shape[:2]
-        return VideoInfo(path, None, len(files), w, h, True)
-    if path.stat().st_size == 0:
-        raise VideoError(f"{path}: file is empty (0 bytes)")
-    container = _open_container(path)
-    try:
-        s = container.streams.video[0]
-        rate = s.average_rate or s.base_rate or s.guessed_rate
-        fps = float(rate) if rate else None
-        w, h, frames = s.codec_context.width, s.codec_context.height, int(s.frames or 0)
-    finally:
-        container.close()
-    if frames <= 0:
-        frames = sum(1 for _ in _iter_file(path, None))
-    return VideoInfo(path, fps, frames, w, h, False)
+def iter_video(path: str | Path, max_frames: int | None = None, **kwargs) -> Iterator[np.ndarray]:
+    """Yield ``uint8 [H, W, 3]`` RGB frames of a video file or frame folder, one at a time."""
+    for frame, _ in VideoReader(path, max_frames=max_frames, **kwargs):
+        yield frame
 
 
+def iter_video_timed(path: str | Path, max_frames: int | None = None,
+                     **kwargs) -> Iterator[tuple[np.ndarray, float | None]]:
+    """Yield ``(frame, t)``: ``t`` the presentation time in seconds from the first frame, None for a frame
+    folder (which has no timing)."""
+    reader = VideoReader(path, max_frames=max_frames, **kwargs)
+    for frame, t in reader:
+        yield frame, (t if reader.timed else None)
+
+
+def read_video(path: str | Path, max_frames: int | None = None, **kwargs) -> np.ndarray:
+    """Read a whole video (file or frame folder) as ``uint8 [T, H, W, 3]`` RGB (``load_video`` without times)."""
+    return load_video(path, max_frames=max_frames, **kwargs)[0]
+
+
+def video_info(path: str | Path, *, stream: int | None = None) -> VideoInfo:
+    """Frame rate, frame count, display size and orientation. Counts frames by decoding when the container
+    doesn't say."""
+    reader = VideoReader(path, stream=stream)
+    info = reader.info
+    if info.frames <= 0:
+        info = VideoInfo(**{**info.__dict__, "frames": sum(1 for _ in VideoReader(path, stream=stream,
+                                                                                    size=(16, 16)))})
+    return info
+
+
+# --------------------------------------------------------------------------------------------------
+# writing (tests, synthetic data)
+# --------------------------------------------------------------------------------------------------
 def _encoder() -> str:
     import av
 
@@ -205,11 +477,17 @@ def _encoder() -> str:
     raise VideoError("PyAV has no H.264 or MPEG-4 encoder in this build")  # pragma: no cover
 
 
-def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, codec: str | None = None) -> Path:
+def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, codec: str | None = None,
+                times=None, rotation: int = 0, hflip: bool = False, vflip: bool = False,
+                audio: bool = False, faststart: bool = False) -> Path:
     """Write ``uint8 [T, H, W, 3]`` RGB frames as an mp4 (H.264 via libx264 when present, else MPEG-4).
 
-    yuv420p needs even sizes: an odd height/width is padded by repeating the last row/column, so a
-    read-back is then one pixel larger. Encoding is single-threaded, so output is deterministic.
+    ``codec``: e.g. ``"libx265"`` for HEVC. ``times``: presentation times in seconds (variable frame rate;
+    default ``i / fps``). ``rotation`` (counter-clockwise degrees, as ``VideoFrame.rotation`` reads back) and
+    the flips are written as the container's display matrix, as a phone does: the frames are stored as given
+    and a player (or :class:`VideoReader`) applies it. ``audio`` adds a silent AAC track; ``faststart`` puts the
+    index at the front. yuv420p needs even sizes: an odd height/width is padded by repeating the last row/column.
+    Encoding is single-threaded, so output is deterministic.
     """
     import av
 
@@ -225,21 +503,46 @@ def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, cod
     path.parent.mkdir(parents=True, exist_ok=True)
     name = codec or _encoder()
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w") as container:
+    opts = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", options=opts) as container:
         stream = container.add_stream(name, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
+        tb = Fraction(1, 90000)
+        if times is not None:
+            stream.codec_context.time_base = tb
+        if rotation or hflip or vflip:
+            stream.set_display_rotation(int(rotation), hflip=hflip, vflip=vflip)
         if name in ("libx264", "h264"):
             stream.options = {"crf": str(crf), "preset": "veryfast"}
+        elif name == "libx265":
+            params = "log-level=error:pools=1" + (":lossless=1" if crf == 0 else "")
+            stream.options = {"crf": str(crf), "preset": "ultrafast", "x265-params": params}
         else:
             stream.codec_context.bit_rate = max(200_000, int(frames.shape[1] * frames.shape[2] * float(fps) * 0.6))
             stream.codec_context.qmax = 4
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+        astream = None
+        if audio:
+            astream = container.add_stream("aac", rate=16000)
+            astream.layout = "mono"
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+            if times is not None:
+                vf.pts, vf.time_base = int(round(float(times[i]) * 90000)), tb
+            for packet in stream.encode(vf):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+        if astream is not None:
+            dur = float(times[-1]) + 1.0 / float(fps) if times is not None else t / float(fps)
+            samples = np.zeros((1, max(1024, int(dur * 16000))), np.float32)
+            af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+            af.sample_rate, af.pts = 16000, 0
+            for packet in astream.encode(af):
+                container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
     return path
 
 

@@ -276,38 +276,44 @@ class BackgroundReader:
 
 
 class VideoFileSource:
-    """Frames of a video file or frame folder with their timestamps (slsdk.data.video).
+    """Frames of a video file or frame folder with their timestamps (:class:`slsdk.data.video.VideoReader`).
 
-    A file's timestamps are its presentation times (seconds from the first frame). ``fps`` overrides them with
-    ``i / fps``; a frame folder has no timing, so it gets ``i / fps`` with ``fps`` (default 25) and ``timed`` is
-    False: the runtime then uses its frames as they are, at the model's rate.
+    Frames come upright (the container's rotation applied). A file's timestamps are its presentation times
+    (seconds from the first frame), with gaps longer than ``max_gap`` cut (the reader's policy, default
+    ``slsdk.data.video.MAX_GAP_S``); ``fps`` overrides them with ``i / fps``. A frame folder has no timing, so it
+    gets ``i / fps`` with ``fps`` (default 25) and ``timed`` is False: the runtime then uses its frames as they
+    are, at the model's rate. ``shorter`` / ``max_shorter`` scale in the decoder (a 4K phone clip need not
+    become 4K numpy frames when the next stage wants 448 pixels); ``stream`` picks the N-th video stream.
     """
 
-    live = False  # a file's timestamps are the truth: gaps are filled (FrameResampler without max_gap)
+    live = False  # a file's timestamps are the truth: short gaps are filled (FrameResampler without max_gap)
 
-    def __init__(self, path: str | Path, *, fps: float | None = None, max_frames: int | None = None):
-        from slsdk.data.video import video_info
+    def __init__(self, path: str | Path, *, fps: float | None = None, max_frames: int | None = None,
+                 shorter: int | None = None, max_shorter: int | None = None, stream: int | None = None,
+                 max_gap: float | None | str = "default", threads: int = 0):
+        from slsdk.data.video import MAX_GAP_S, VideoReader
 
         self.path = Path(path)
-        self.info = video_info(self.path)  # FileNotFoundError / VideoError early, not mid-iteration
+        self.reader = VideoReader(self.path, shorter=shorter, max_shorter=max_shorter, stream=stream,
+                                  max_frames=max_frames, max_gap=MAX_GAP_S if max_gap == "default" else max_gap,
+                                  threads=threads, fps=fps)  # FileNotFoundError / VideoError early
+        self.info = self.reader.info
         self.fps = float(fps or self.info.fps or 25.0)
         self._fixed_rate = fps is not None
         self.timed = fps is not None or not self.info.is_folder
         self.max_frames = max_frames
 
     def __len__(self) -> int:
-        n = self.info.frames
-        return min(n, self.max_frames) if self.max_frames is not None else n
+        return len(self.reader)
+
+    @property
+    def stats(self) -> dict:
+        """The reader's counters: frames, timestamp gaps cut, frames rescaled after a resolution change."""
+        return dict(self.reader.stats)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, float]]:
-        from slsdk.data.video import iter_video_timed
-
-        last = None
-        for i, (frame, t) in enumerate(iter_video_timed(self.path, max_frames=self.max_frames)):
-            if self._fixed_rate or t is None:
-                t = i / self.fps if last is None or self._fixed_rate else last + 1.0 / self.fps
-            last = t
-            yield frame, t
+        for i, (frame, t) in enumerate(self.reader):
+            yield frame, (i / self.fps if self._fixed_rate or not self.reader.timed else t)
 
 
 def _camera_input(index: int | str, device: str | None) -> tuple[str, str]:

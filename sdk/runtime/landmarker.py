@@ -1,0 +1,137 @@
+"""MediaPipe HandLandmarker wrappers: hands in photos (IMAGE mode) and the video-mode landmarker the cropper
+tracks with. Landmarks are ``float32 [21, 3]`` per hand: x and y in pixels of the full frame, z as MediaPipe
+gives it (relative depth, wrist = 0, same scale as normalised x).
+
+MediaPipe runs its graph in C++ threads and releases the GIL while it detects.
+"""
+from __future__ import annotations
+
+import atexit
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from slsdk.runtime.hand_model import InvalidHandModel, resolve_hand_model
+
+@dataclass(eq=False)
+class Hand:
+    landmarks: np.ndarray  # float32 [21, 3]: x, y in pixels, z relative
+    handedness: str  # "Left" / "Right" as MediaPipe reports it
+    score: float
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        xy = self.landmarks[:, :2]
+        return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+
+
+
+def _mediapipe():
+    try:
+        import mediapipe as mp
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.vision import HandLandmarker, HandLandmarkerOptions, RunningMode
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ImportError(f"hand cropping needs mediapipe: pip install 'slsdk[hands]' ({e})") from None
+    return mp, BaseOptions, HandLandmarker, HandLandmarkerOptions, RunningMode
+
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Close landmarkers still open at exit (MediaPipe's own __del__ fails once the interpreter tears down)."""
+    for obj in list(_OPEN):
+        try:
+            obj.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _create_landmarker(model_path: Path, mode: str, num_hands: int, det: float, pres: float, track: float):
+    _, BaseOptions, HandLandmarker, HandLandmarkerOptions, RunningMode = _mediapipe()
+    opts = HandLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path)),
+        running_mode=getattr(RunningMode, mode),
+        num_hands=num_hands,
+        min_hand_detection_confidence=det,
+        min_hand_presence_confidence=pres,
+        min_tracking_confidence=track,
+    )
+    try:
+        return HandLandmarker.create_from_options(opts)
+    except Exception as e:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError with C++ text
+        raise InvalidHandModel(f"MediaPipe could not load the hand model {model_path}: {e}") from None
+
+
+def _as_mp_image(frame: np.ndarray):
+    mp = _mediapipe()[0]
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"expected an RGB frame uint8 [H, W, 3], got {frame.dtype} {list(frame.shape)}")
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
+
+
+def _to_hands(result, width: int, height: int) -> list[Hand]:
+    hands = []
+    for lms, cats in zip(result.hand_landmarks, result.handedness):
+        arr = np.array([[p.x * width, p.y * height, p.z] for p in lms], dtype=np.float32)
+        cat = cats[0] if cats else None
+        hands.append(Hand(arr, cat.category_name if cat else "", float(cat.score) if cat else 0.0))
+    return hands
+
+
+def _load_image(image) -> np.ndarray:
+    if isinstance(image, (str, Path)):
+        from slsdk.data.video import _read_image
+
+        return _read_image(Path(image))
+    return np.asarray(image)
+
+
+class HandDetector:
+    """HandLandmarker in IMAGE mode for independent photos (no tracking between calls)."""
+
+    def __init__(self, model_path: str | Path | None = None, *, num_hands: int = 2,
+                 min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5):
+        self.model_path = resolve_hand_model(model_path)
+        self._lm = _create_landmarker(self.model_path, "IMAGE", num_hands, min_detection_confidence,
+                                      min_presence_confidence, 0.5)
+        _OPEN.add(self)
+
+    def detect(self, image) -> list[Hand]:
+        """Hands in one RGB image (array ``uint8 [H,W,3]`` or a path)."""
+        if self._lm is None:
+            raise RuntimeError("HandDetector is closed")
+        frame = _load_image(image)
+        res = self._lm.detect(_as_mp_image(frame))
+        return _to_hands(res, frame.shape[1], frame.shape[0])
+
+    def close(self) -> None:
+        if getattr(self, "_lm", None) is not None:
+            self._lm.close()
+            self._lm = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+def detect_hands(image, model_path: str | Path | None = None, **kwargs) -> list[Hand]:
+    """One-shot IMAGE-mode detection (loads the model each call: use :class:`HandDetector` for many)."""
+    with HandDetector(model_path, **kwargs) as det:
+        return det.detect(image)
+
+
+__all__ = ["Hand", "HandDetector", "detect_hands"]
