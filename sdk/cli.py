@@ -1,46 +1,80 @@
 """The `slsdk` command: one sub-command per stage of the data flow.
 
 Dataset -> train -> distill -> quantize/convert -> bundle -> run/eval/bench. Heavy libraries are imported
-inside each command, so `slsdk --help` stays fast.
+inside each command, so `slsdk --help` stays fast. Every choice option is an Enum read off the table that
+owns the choices (targets, layouts, ...), so `--help` lists the values and the parser refuses a wrong one.
+Expected errors (``slsdk.errors.SlsdkError`` and the OS errors of bad paths) print as one line, no traceback.
 """
 from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from slsdk.data.splits import LAYOUTS
+from slsdk.decode.ctc import DEFAULT_BEAM
+from slsdk.errors import SlsdkError
+from slsdk.targets import PRECISIONS, TARGETS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Continuous sign language recognition from training to phones.")
 eval_app = typer.Typer(no_args_is_help=True, help="Decode and score a model, or score existing CTM/STM files.")
 bundle_app = typer.Typer(no_args_is_help=True, help="Inspect and validate bundles.")
-data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthetic default, read a layout.")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthetic default, summarise a layout.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(data_app, name="data")
+from slsdk.cli_import import import_app  # noqa: E402
+app.add_typer(import_app, name="import")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)   # an error is one line, however long
+
+# -- choices (each read off the table that owns it) ---------------------------------------------------------
+Layout = Enum("Layout", {n.replace("-", "_"): n for n in LAYOUTS}, type=str)
+Target = Enum("Target", {n.replace("-", "_"): n for n in TARGETS}, type=str)
+Precision = Enum("Precision", {p: p for p in PRECISIONS}, type=str)
+VARIANTS = ("adaptsign", "sla-lora", "sla-adapter", "frozen")   # slsdk.models.adapters.VARIANTS (a test checks)
+Variant = Enum("Variant", {n.replace("-", "_"): n for n in VARIANTS}, type=str)
+Decoder = Enum("Decoder", {"greedy": "greedy", "beam": "beam"}, type=str)
+Crop = Enum("Crop", {"hands": "hands", "full": "full"}, type=str)
+BACKENDS = ("onnxruntime", "executorch", "coreml", "torch")      # slsdk.runtime.backends (a test checks)
+Backend = Enum("Backend", {n: n for n in BACKENDS}, type=str)
+Convention = Enum("Convention", {"phoenix": "phoenix", "none": "none"}, type=str)
 
 
-class UserError(Exception):
-    """An error the user can fix; printed without a traceback."""
+def _v(x):
+    """The plain value of an Enum choice (or ``x`` itself)."""
+    return x.value if isinstance(x, Enum) else x
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
+
+
+EXPECTED_ERRORS = (SlsdkError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
+                   FileExistsError, ValueError, KeyError, RuntimeError, OSError)
 
 
 def _run(fn, *args, **kwargs):
     """Call a stage; turn expected user errors into one clear line and a non-zero exit."""
     try:
         return fn(*args, **kwargs)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError, UserError) as e:  # noqa: PERF203
+    except EXPECTED_ERRORS as e:  # noqa: PERF203
+        if isinstance(e, ModuleNotFoundError):
+            raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        fail(f"{type(e).__name__}: {msg}")
+        if isinstance(e, OSError) and not isinstance(e, SlsdkError) and e.filename and str(e.filename) not in msg:
+            msg = f"{e.filename}: {msg}"
+        name = "" if isinstance(e, SlsdkError) else f"{type(e).__name__}: "
+        fail(f"{name}{msg}".replace("\n", " "))
 
 
 # -- models -------------------------------------------------------------------------------------------
@@ -72,25 +106,48 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
 # -- data ---------------------------------------------------------------------------------------------
 @data_app.command("synth")
 def data_synth(out: Path = typer.Argument(..., help="output folder"),
-               seed: int = typer.Option(0), quick: bool = typer.Option(False, help="a tiny set for tests")):
+               seed: int = typer.Option(0), quick: bool = typer.Option(False, help="a tiny set for tests"),
+               preset: str = typer.Option("demo", help="demo (the embedded default) | isharah (phone framing, "
+                                          "15 signers, >= 100 glosses)"),
+               glosses: Optional[int] = typer.Option(None, help="number of glosses (isharah: up to 388 and more)")):
     """Generate the synthetic signing dataset (the embedded default) in the folder format."""
-    from slsdk.data.synthetic import generate_synthetic
+    from slsdk.data.synthetic import generate_synthetic, preset_settings
     from slsdk.demos.pipeline import quick_kwargs
 
-    path = _run(generate_synthetic, out, seed=seed, **(quick_kwargs() if quick else {}))
+    kw = _run(preset_settings, preset, **({"num_glosses": glosses} if glosses else {}))
+    path = _run(generate_synthetic, out, seed=seed, progress=True, **{**kw, **(quick_kwargs() if quick else {})})
     console.print(f"wrote {path}")
 
 
 @data_app.command("show")
-def data_show(root: Path, layout: str = typer.Option("folder", help="folder|phoenix2014|phoenix2014t|csl-daily|isharah"),
-              split: str = typer.Option("train")):
-    """Read a dataset layout and print its size and vocabulary."""
-    from slsdk.data import Vocabulary, read_dataset
+def data_show(root: Path = typer.Argument(..., help="dataset root"),
+              layout: Layout = typer.Option("folder", help="dataset layout"),
+              frames: bool = typer.Option(True, help="count frames per video (container metadata)"),
+              json_: bool = typer.Option(False, "--json", help="print the summary as JSON")):
+    """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos."""
+    from rich.table import Table
 
-    samples = _run(read_dataset, root, layout, split)
-    vocab = Vocabulary.build(samples)
-    console.print(f"{len(samples)} samples in {split}; {len(vocab) - 1} glosses; "
-                  f"signers: {len({s.signer for s in samples})}")
+    from slsdk.data.summary import summarize_dataset
+
+    s = _run(summarize_dataset, root, _v(layout), frames=frames)
+    if json_:
+        print(json.dumps(s.to_dict(), ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"{root} ({_v(layout)}): {s.vocabulary} glosses in train")
+    for col in ("split", "samples", "signers", "glosses", "frames min/median/max", "fps", "unseen glosses",
+                "unreadable"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for sp in s.splits:
+        table.add_row(sp.name, str(sp.samples), str(len(sp.signers)),
+                      str(sp.glosses) if sp.labelled else "unlabelled",
+                      "/".join(map(str, sp.frames)) if sp.frames else "-",
+                      ",".join(f"{r:g}" for r in sp.fps) or "-", str(len(sp.unseen_glosses)), str(len(sp.unreadable)))
+    console.print(table)
+    for sp in s.splits:
+        for video, why in sp.unreadable[:10]:
+            console.print(f"  unreadable ({sp.name}): {escape(video)}: {escape(why)}")
+    for w in s.warnings:
+        console.print(f"[yellow]warning[/]: {escape(w)}")
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -112,139 +169,235 @@ def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`sl
          vision_config=vision)
 
 
+# flag -> (recipe section, field): the flags that a recipe file can also set
+TRAIN_FLAGS = {"layout": ("data", "layout"), "backbone": ("model", "backbone"),
+               "weights": ("model", "backbone_weights"), "variant": ("model.encoder", "variant"),
+               "image_size": ("model", "image_size"), "hidden": ("model", "hidden"),
+               "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
+               "unfreeze_backbone": ("train", "unfreeze_backbone"), "device": ("train", "device"),
+               "workers": ("train", "num_workers"), "seed": ("train", "seed")}
+DISTILL_FLAGS = {"layout": ("data", "layout"), "epochs": ("distill", "epochs"),
+                 "chunk_frames": ("student", "chunk_frames"), "feature_weight": ("distill", "feature_weight"),
+                 "student_weights": ("distill", "student_weights"), "device": ("distill", "device"),
+                 "workers": ("distill", "num_workers"), "seed": ("distill", "seed"),
+                 "student": ("student", "encoder")}
+
+
+def _effective_recipe(ctx: typer.Context, kind: str, config: Path | None, flags: dict):
+    """Defaults of this command < the recipe file < flags typed on the command line."""
+    from slsdk.train.recipe import merge, parse_recipe
+
+    base: dict = {}
+    typed: dict = {}
+    for param, (section, key) in flags.items():
+        value = _v(ctx.params[param])
+        value = str(value) if isinstance(value, Path) else value
+        src = ctx.get_parameter_source(param)
+        into = typed if src in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT) \
+            else base
+        into.setdefault(section, {})[key] = value
+
+    def nest(d):
+        out = {k: dict(v) for k, v in d.items() if k != "model.encoder"}
+        if "model.encoder" in d:
+            out.setdefault("model", {})["encoder"] = dict(d["model.encoder"])
+        return out
+
+    recipe = parse_recipe({"kind": kind, **nest(base)}, kind, "<command defaults>")
+    if config is not None:
+        from slsdk.train.recipe import load_recipe
+
+        file_recipe = load_recipe(config, kind)
+        recipe = merge(recipe, file_recipe.sections)
+        recipe.source = str(config)
+    return merge(recipe, typed) if typed else recipe
+
+
+def _show_recipe(recipe, print_config: bool) -> dict:
+    from slsdk.train.recipe import complete, dump_recipe
+
+    full = complete(recipe)
+    if print_config:
+        print(dump_recipe(full), end="")
+        raise typer.Exit(0)
+    console.print(f"[dim]effective config ({escape(recipe.source or 'command defaults')} + flags):[/]")
+    console.print(escape(dump_recipe(full)), style="dim", end="")
+    return full
+
+
 @app.command()
-def train(data: Path = typer.Argument(..., help="dataset root"),
+def train(ctx: typer.Context,
+          data: Optional[Path] = typer.Argument(None, help="dataset root"),
           out: Path = typer.Option(Path("runs/teacher"), "--out", "-o"),
-          layout: str = typer.Option("folder", help="folder|phoenix2014|phoenix2014t|csl-daily|isharah"),
-          backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name"),
+          config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
+          print_config: bool = typer.Option(False, "--print-config", help="write the complete effective recipe "
+                                            "to stdout and exit"),
+          layout: Layout = typer.Option("folder", help="dataset layout"),
+          backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name (`slsdk info --list`)"),
           weights: Optional[Path] = typer.Option(None, help="CLIP weights (OpenAI, open_clip or HF file)"),
-          variant: str = typer.Option("adaptsign", help="adaptsign|sla-lora|sla-adapter|frozen"),
+          variant: Variant = typer.Option("adaptsign", help="frame encoder"),
+          image_size: Optional[int] = typer.Option(None, help="input size (default: the backbone's)"),
           epochs: int = typer.Option(12), batch_size: int = typer.Option(8), lr: float = typer.Option(1e-3),
           hidden: int = typer.Option(256), unfreeze_backbone: bool = typer.Option(False),
+          device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
+          workers: int = typer.Option(0, help="data loader worker processes"),
           resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
           seed: int = typer.Option(0)):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
-    from slsdk.train import TrainConfig, teacher_config, train as run_train
+    recipe = _run(_effective_recipe, ctx, "teacher", config, TRAIN_FLAGS)
+    full = _show_recipe(recipe, print_config)
+    if data is None:
+        fail("give the dataset root: slsdk train DATA")
+    from slsdk.train import train as run_train
 
-    model_cfg = teacher_config(backbone=backbone, weights=str(weights) if weights else None, variant=variant,
-                               hidden=hidden)
-    tcfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                       unfreeze_backbone=unfreeze_backbone)
-    res = _run(run_train, data, out, model_cfg, tcfg, resume=resume, layout=layout)
-    console.print(f"best dev WER {res.dev_wer:.2f}%  checkpoint {res.best_checkpoint}")
+    model_cfg, tcfg = _run(recipe.build, "model"), _run(recipe.build, "train")
+    res = _run(run_train, data, out, model_cfg, tcfg, resume=resume, layout=recipe.sections["data"]["layout"],
+               extra={"recipe": full})
+    w = "n/a (no dev split)" if res.dev_wer is None else f"{res.dev_wer:.2f}%"
+    console.print(f"best dev WER {w}  checkpoint {res.best_checkpoint}")
 
 
 @app.command()
-def distill(data: Path = typer.Argument(..., help="dataset root"),
-            teacher: Path = typer.Option(..., "--teacher", help="teacher checkpoint"),
+def distill(ctx: typer.Context,
+            data: Optional[Path] = typer.Argument(None, help="dataset root"),
+            teacher: Optional[Path] = typer.Option(None, "--teacher", help="teacher checkpoint"),
             out: Path = typer.Option(Path("runs/student"), "--out", "-o"),
-            layout: str = typer.Option("folder"), epochs: int = typer.Option(15),
+            config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
+            print_config: bool = typer.Option(False, "--print-config", help="write the complete effective recipe "
+                                              "to stdout and exit"),
+            layout: Layout = typer.Option("folder", help="dataset layout"), epochs: int = typer.Option(15),
             chunk_frames: int = typer.Option(8),
+            student: str = typer.Option("vit-tiny", "--student", help="student frame encoder: "
+                                        "vit-tiny | efficientnet-lite0 (slsdk.models.student.list_students())"),
             feature_weight: float = typer.Option(1.0, help="frame-feature distillation weight (0 = off)"),
             student_weights: Optional[Path] = typer.Option(None, help="pretrained student encoder "
                                                            "(`slsdk pretrain --student`)"),
+            device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
+            workers: int = typer.Option(0, help="data loader worker processes"),
             resume: bool = typer.Option(False), seed: int = typer.Option(0)):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
-    from slsdk.train import DistillConfig, distill as run_distill
+    recipe = _run(_effective_recipe, ctx, "student", config, DISTILL_FLAGS)
+    full = _show_recipe(recipe, print_config)
+    if data is None or teacher is None:
+        fail("give the dataset root and the teacher: slsdk distill DATA --teacher runs/teacher/best.pt")
+    from slsdk.train import distill as run_distill
 
-    cfg = DistillConfig(epochs=epochs, seed=seed, student={"chunk_frames": chunk_frames},
-                        feature_weight=feature_weight,
-                        student_weights=str(student_weights) if student_weights else None)
-    res = _run(run_distill, teacher, data, out, cfg, resume=resume, layout=layout)
+    cfg = _run(recipe.build, "distill")
+    res = _run(run_distill, teacher, data, out, cfg, resume=resume, layout=recipe.sections["data"]["layout"],
+               extra={"recipe": full})
     console.print(f"student checkpoint {res.best_checkpoint}")  # distill() already printed the WER report
 
 
+def _print_wer(split: str, wer_pct: float | None, sub: int, dels: int, ins: int, n_ref: int) -> None:
+    console.print(f"{escape(split)}: WER {wer_pct:.2f}%  (sub {sub}, del {dels}, ins {ins}, ref words {n_ref})")
+
+
 @eval_app.command("model")
-def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si"),
-               layout: str = typer.Option("folder"),
-               decoder: str = typer.Option("greedy", help="greedy|beam"), beam: int = typer.Option(10),
+def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si", help="split name (Isharah: "
+                                                                        "train/dev/test or SI/test, US/test)"),
+               layout: Layout = typer.Option("folder", help="dataset layout"),
+               decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
                out: Optional[Path] = typer.Option(None, "--out", "-o", help="write CTM/STM here")):
     """Decode a split with a checkpoint and score it (WER, PHOENIX conventions)."""
     from slsdk.train.evaluate import evaluate
 
-    res = _run(evaluate, checkpoint, data, split=split, layout=layout, decoder=decoder, beam=beam, out_dir=out)
-    console.print(f"{split}: WER {res.wer:.2f}%  (sub {res.sub}, del {res.dels}, ins {res.ins}, "
-                  f"ref words {res.n_ref})")
+    res = _run(evaluate, checkpoint, data, split=split, layout=_v(layout), decoder=_v(decoder), beam=beam,
+               out_dir=out)
+    if res.wer is None:
+        console.print(escape(res.summary()))
+    else:
+        _print_wer(split, res.wer, res.sub, res.dels, res.ins, res.n_ref)
+    for kind, path in res.files.items():
+        console.print(f"  {kind}: {escape(str(path))}")
 
 
 @eval_app.command("wer")
 def eval_wer(ref: Path = typer.Option(..., "--ref", help="reference STM"),
              hyp: Path = typer.Option(..., "--hyp", help="hypothesis CTM"),
-             convention: str = typer.Option("phoenix", help="phoenix|none")):
+             convention: Convention = typer.Option("phoenix", help="PHOENIX gloss clean-up before scoring, or none")):
     """Score existing CTM hypotheses against STM references (same figures as NIST sclite)."""
     from slsdk.eval import score_files
 
-    res = _run(score_files, ref, hyp, convention=convention)
-    console.print(f"WER {res.wer:.2f}%  (sub {res.sub}, del {res.dels}, ins {res.ins}, ref words {res.n_ref})")
+    res = _run(score_files, ref, hyp, convention=_v(convention))
+    _print_wer(str(hyp), 100.0 * res.wer, res.sub, res.del_, res.ins, res.n_ref)
 
 
 # -- export -------------------------------------------------------------------------------------------
-def _target_names() -> str:
-    from slsdk.convert.targets import TARGETS
+def _parse_frames(frames: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in frames.split(":"))
+    except ValueError:
+        fail(f"--frames must be MIN:MAX (two integers), got {frames!r}")
+    return lo, hi
 
-    return ", ".join(TARGETS)
+
+def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, heldout: Path | None, split: str,
+             layout: str, out: Path, frames: tuple[int, int], zip_: bool) -> None:
+    """`slsdk convert` and `slsdk quantize`: refuse bad choices before any heavy work, then convert."""
+    from slsdk.targets import check_precision, get_target
+
+    tgt = _run(get_target, target)
+    _run(check_precision, tgt, precision)
+    if not checkpoint.is_file():
+        fail(f"{checkpoint}: no such checkpoint")
+    from slsdk.convert import convert as run_convert
+    from slsdk.train.checkpoint import load_model
+
+    model, vocab, kind = _run(load_model, checkpoint)
+    calib_videos = _videos(calib, "train", layout, vocab, 16)[0] if calib else None
+    held = _videos(heldout, split, layout, vocab, None)[1] if heldout else None
+    bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
+                  teacher=kind == "teacher", zip=zip_, frames_range=frames)
+    console.print(f"wrote {bundle.root}")
+    console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
+
+
+def _videos(root: Path, split: str, layout: str, vocab, limit):
+    """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout``."""
+    from slsdk.data.splits import read_split
+    from slsdk.data.video import read_video
+
+    samples = _run(read_split, root, split, layout)[:limit]
+    frames = [_run(read_video, s.video) for s in samples]
+    return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
 
 
 @app.command()
 def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
-            target: str = typer.Option(..., "--target", "-t", help="onnx|ort|executorch|executorch-coreml|coreml"),
-            precision: str = typer.Option("fp32", help="fp32|fp16|int8 (what the target allows)"),
-            calib: Optional[Path] = typer.Option(None, help="dataset root for int8 calibration"),
+            target: Target = typer.Option(..., "--target", "-t", help="conversion target (`slsdk targets`)"),
+            precision: Precision = typer.Option("fp32", help="what the target allows (`slsdk targets`)"),
+            calib: Optional[Path] = typer.Option(None, help="dataset root for int8 calibration (its train split)"),
             heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
             split: str = typer.Option("test_si", help="held-out split"),
+            layout: Layout = typer.Option("folder", help="layout of --calib and --heldout"),
             out: Path = typer.Option(Path("bundles"), "--out", "-o"),
             frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip "
                                        "(executorch needs one fixed count, e.g. 64:64)"),
             zip_: bool = typer.Option(False, "--zip", help="also write OUT.zip")):
     """Convert a checkpoint into a bundle for one target, and measure its fidelity to torch."""
-    from slsdk.convert import convert as run_convert
-    from slsdk.convert.targets import check_precision, get_target
-
-    tgt = _run(get_target, target)  # refuse unknown targets / precisions before any heavy work
-    _run(check_precision, tgt, precision)
-    try:
-        lo, hi = (int(v) for v in frames.split(":"))
-    except ValueError:
-        fail(f"--frames must be MIN:MAX (two integers), got {frames!r}")
-    if not checkpoint.is_file():
-        fail(f"{checkpoint}: no such checkpoint")
-    from slsdk.train.checkpoint import load_model
-
-    model, vocab, kind = _run(load_model, checkpoint)
-    calib_videos = _videos(calib, "train", vocab, 16)[0] if calib else None
-    held = _videos(heldout, split, vocab, None)[1] if heldout else None
-    bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
-                  teacher=kind == "teacher", zip=zip_, frames_range=(lo, hi))
-    console.print(f"wrote {bundle.root}")
-    console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
-
-
-def _videos(root: Path, split: str, vocab, limit):
-    """(videos, [(frames, gloss ids)]) of a folder-format split."""
-    from slsdk.data import read_folder
-    from slsdk.data.video import read_video
-
-    samples = _run(read_folder, root, split)[:limit]
-    frames = [read_video(s.video) for s in samples]
-    return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
+    _convert(checkpoint, _v(target), _v(precision), calib, heldout, split, _v(layout), out, _parse_frames(frames),
+             zip_)
 
 
 @app.command()
-def quantize(checkpoint: Path, target: str = typer.Option("executorch", "--target", "-t"),
-             calib: Path = typer.Option(..., help="dataset root for calibration"),
-             heldout: Optional[Path] = typer.Option(None), split: str = typer.Option("test_si"),
-             out: Path = typer.Option(Path("bundles"), "--out", "-o")):
+def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
+             target: Target = typer.Option("executorch", "--target", "-t", help="conversion target"),
+             calib: Path = typer.Option(..., help="dataset root for calibration (its train split)"),
+             heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
+             split: str = typer.Option("test_si", help="held-out split"),
+             layout: Layout = typer.Option("folder", help="layout of --calib and --heldout"),
+             out: Path = typer.Option(Path("bundles"), "--out", "-o"),
+             frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip")):
     """int8 for one target (the target's recipe, calibrated on CALIB): same as convert --precision int8."""
-    convert(checkpoint, target=target, precision="int8", calib=calib, heldout=heldout, split=split, out=out,
-            zip_=False)
+    _convert(checkpoint, _v(target), "int8", calib, heldout, split, _v(layout), out, _parse_frames(frames), False)
 
 
 @app.command()
 def targets():
     """The targets table (what `convert --target` accepts)."""
-    from slsdk.convert.targets import targets_markdown
+    from slsdk.targets import targets_markdown
 
-    console.print(targets_markdown())
+    console.print(escape(targets_markdown()))
 
 
 @bundle_app.command("inspect")
@@ -252,7 +405,7 @@ def bundle_inspect(path: Path):
     """Validate a bundle (schema, checksums, paths) and print its manifest."""
     from slsdk.bundle import inspect_bundle
 
-    console.print(_run(inspect_bundle, path))
+    console.print(escape(str(_run(inspect_bundle, path))))
 
 
 # -- runtime ------------------------------------------------------------------------------------------
@@ -260,10 +413,10 @@ def bundle_inspect(path: Path):
 def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         video: Optional[Path] = typer.Argument(None, help="video file or frame folder"),
         camera: Optional[int] = typer.Option(None, "--camera", help="camera index instead of a video"),
-        backend: Optional[str] = typer.Option(None, help="onnxruntime|executorch|torch (default: from the bundle)"),
-        crop: Optional[str] = typer.Option(None, help="hands|full (default: the bundle's crop policy)"),
+        backend: Optional[Backend] = typer.Option(None, help="default: the bundle's"),
+        crop: Optional[Crop] = typer.Option(None, help="default: the bundle's crop policy"),
         hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
-        decoder: str = typer.Option("greedy", help="greedy|beam"), beam: int = typer.Option(8),
+        decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
         threads: int = typer.Option(0, help="backend threads (0 = runtime default)"),
         json_: bool = typer.Option(False, "--json", help="JSON lines instead of the live line"),
         overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet of crops + glosses")):
@@ -272,8 +425,8 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
 
     if (video is None) == (camera is None):
         fail("give either a VIDEO or --camera N")
-    _run(run_command, bundle, video=video, camera=camera, backend=backend, crop=crop, hand_model=hand_model,
-         decoder=decoder, beam=beam, threads=threads, as_json=json_, overlay=overlay, console=console)
+    _run(run_command, bundle, video=video, camera=camera, backend=_v(backend), crop=_v(crop), hand_model=hand_model,
+         decoder=_v(decoder), beam=beam, threads=threads, as_json=json_, overlay=overlay, console=console)
 
 
 @app.command()
@@ -301,10 +454,10 @@ def main() -> None:
     try:
         app()
     except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("slsdk"):
-            err.print(f"[bold red]error:[/] this stage is not built yet ({e.name} is missing)")
-            sys.exit(2)
-        err.print(f"[bold red]error:[/] {e}. Install the extras: pip install 'slsdk[all]'")
+        if e.name and e.name.split(".")[0] == "slsdk":
+            raise   # a bug in slsdk itself, not a missing extra: keep the traceback
+        err.print(f"[bold red]error:[/] {escape(str(e))}. This command needs an optional dependency; "
+                  "install the extras: " + escape("pip install 'slsdk[all]'"), highlight=False)
         sys.exit(2)
 
 

@@ -17,23 +17,29 @@ Layouts assumed (relative to ``root``):
   ``sentence_frames-512x512/frames_512x512/{name}``, ``frames_512x512/{name}``,
   ``sentence-crop/{name}.mp4``). Signer = the ``P....`` part of the name (``S000000_P0000_T00``).
   Assumed from the public release description and open-source loaders; not checked on the real data.
-* **Isharah** (assumed, not checked on the real data): ``annotations/{SI|US}/{subset}.txt`` (or
-  ``.csv``) with rows ``id|gloss|text`` (header optional); ``id`` = 2-digit signer + 4-digit
-  sentence; one video per id found as ``videos/{id}.mp4``, ``videos/{signer}/{id}.mp4`` or a frame
-  folder ``videos/{id}/`` (``.mov``/``.avi``/``.webm`` also accepted).
+* **Isharah**: the MSLR 2025 starter kit's annotation files (checked against the public
+  ``gufranSabri/Pose86K-CSLR-Isharah`` repository): ``annotations_v2/isharah2000/{SI|US}/{train,dev,test}.csv``
+  (also ``annotations/{SI|US}/{subset}.csv|.txt``), ``|``-separated with the header ``id|gloss``
+  (``id|gloss|text`` also read), ids ``SS_NNNN`` (2-digit signer, 4-digit sentence; ``SSNNNN`` also read),
+  UTF-8 Arabic glosses separated by spaces (``كره_قدم`` is one gloss); test files may carry ids only.
+  Videos (not part of the public kit, layout assumed): ``videos/{id}.mp4``, ``videos/{signer}/{id}.mp4`` or a
+  frame folder ``videos/{id}/`` (``.mov``/``.avi``/``.webm`` also accepted).
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slsdk.errors import SlsdkError
+
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(SlsdkError, ValueError):
     """A malformed annotation file or row; the message names the file and line."""
 
 
@@ -59,7 +65,12 @@ def _need_file(path: Path, what: str) -> Path:
 
 def _read_rows(path: Path, delimiter: str, header: list[str] | None, *, header_optional: bool = False):
     """Yield ``(line_number, dict)``; checks the header (or its absence) and the column count."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise AnnotationError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+                              "save the file as UTF-8") from None
     lines = text.splitlines()
     start = 0
     cols = header
@@ -144,12 +155,22 @@ def write_folder_annotations(root: str | Path, samples: list[Sample], *, annotat
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["id", "video", "signer", "split", "glosses"])
     for s in samples:
-        v = Path(s.video)
-        rel = v.relative_to(root) if v.is_absolute() and v.is_relative_to(root) else v
+        rel = _relative_to_root(Path(s.video), root)
         w.writerow([s.id, rel.as_posix(), s.signer or "", s.split, " ".join(s.glosses)])
     path = root / annotations
     path.write_text(buf.getvalue(), encoding="utf-8")
     return path
+
+
+def _relative_to_root(video: Path, root: Path) -> Path:
+    """``video`` as the annotation file must store it: relative to ``root`` (the reader joins the two).
+
+    Both are resolved first, so a relative ``root`` (``slsdk data synth mydata``) and videos given relative
+    to the working directory (``mydata/videos/x.mp4``) give ``videos/x.mp4``, not ``mydata/videos/x.mp4``.
+    A video outside ``root`` is stored as an absolute path.
+    """
+    v, r = video.resolve(), root.resolve()
+    return v.relative_to(r) if v.is_relative_to(r) else v
 
 
 # ------------------------------------------------------------------------------------------------
@@ -249,9 +270,9 @@ def read_csl_daily(root: str | Path, split: str, *, check_videos: bool = True,
     return out
 
 
-def _isharah_video(root: Path, vid: str, signer: str) -> Path | None:
+def _isharah_video(root: Path, vid: str, signer: str | None) -> Path | None:
     base = root / "videos"
-    for d in (base, base / signer):
+    for d in (base, base / signer) if signer else (base,):
         for suf in VIDEO_SUFFIXES:
             p = d / f"{vid}{suf}"
             if p.is_file():
@@ -261,34 +282,91 @@ def _isharah_video(root: Path, vid: str, signer: str) -> Path | None:
     return None
 
 
+ISHARAH_PROTOCOLS = ("SI", "US")
+ISHARAH_SUBSETS = ("train", "dev", "test")
+_ISHARAH_ID = re.compile(r"^(\d{2})_?(\d{4})$")   # 00_0001 (MSLR 2025 starter kit) or 000001
+
+
+def isharah_annotation_file(root: str | Path, protocol: str, subset: str) -> Path:
+    """The annotation file of one Isharah protocol/subset under ``root`` (first match wins).
+
+    Looked for, with suffix ``.csv`` or ``.txt``: ``annotations/{P}/{subset}``, ``{P}/{subset}``,
+    ``annotations_v2/*/{P}/{subset}`` (the starter kit's ``annotations_v2/isharah2000/SI/train.csv``) and
+    ``annotations_v2/{P}/{P}_{subset}``.
+    """
+    root = Path(root)
+    names = [f"{subset}{suf}" for suf in (".csv", ".txt")]
+    dirs = [root / "annotations" / protocol, root / protocol]
+    v2 = root / "annotations_v2"
+    if v2.is_dir():
+        dirs += sorted(d / protocol for d in v2.iterdir() if (d / protocol).is_dir())
+        dirs.append(v2 / protocol)
+        names += [f"{protocol}_{subset}{suf}" for suf in (".csv", ".txt")]
+    for d in dirs:
+        for n in names:
+            if (d / n).is_file():
+                return d / n
+    raise FileNotFoundError(f"Isharah annotation file not found for {protocol}/{subset} under {root} "
+                            f"(looked for {protocol}/{subset}.csv or .txt in annotations/, ., annotations_v2/*/)")
+
+
 def read_isharah(root: str | Path, split: str = "SI", subset: str = "train", *,
                  check_videos: bool = True) -> list[Sample]:
-    """Isharah CSLR: ``split`` is the protocol (``SI`` signer-independent, ``US`` unseen sentences)."""
-    _check_split(split, ("SI", "US"), "read_isharah")
-    _check_split(subset, ("train", "dev", "test"), "read_isharah")
+    """Isharah CSLR (Saudi Sign Language): ``split`` is the protocol (``SI`` signer-independent, ``US`` unseen
+    sentences), ``subset`` one of train/dev/test.
+
+    The annotation files are the MSLR 2025 starter kit's (``id|gloss`` with a header, UTF-8 Arabic glosses,
+    space separated; ``id|gloss|text`` also read); ids are ``SS_NNNN`` or ``SSNNNN`` (2-digit signer, 4-digit
+    sentence). A test file without glosses (header ``id``, or empty gloss fields) gives samples with empty
+    ``glosses`` and ``meta["labelled"] = False``: readable for inference and hypothesis CTMs; training and
+    scoring refuse it (:func:`require_labels`).
+    """
+    _check_split(split, ISHARAH_PROTOCOLS, "read_isharah")
+    _check_split(subset, ISHARAH_SUBSETS, "read_isharah")
     root = Path(root)
-    ann = None
-    for suf in (".txt", ".csv"):
-        p = root / "annotations" / split / f"{subset}{suf}"
-        if p.is_file():
-            ann = p
-            break
-    if ann is None:
-        raise FileNotFoundError(f"Isharah annotation file not found: {root / 'annotations' / split / (subset + '.txt')}")
-    out = []
-    for ln, row in _read_rows(ann, "|", ["id", "gloss", "text"], header_optional=True):
+    ann = isharah_annotation_file(root, split, subset)
+    lines = ann.read_bytes().decode("utf-8-sig", errors="replace").splitlines()
+    header = [c.strip().lower() for c in (lines[0].split("|") if lines else [])]
+    if header and header[0] == "id" and set(header) <= {"id", "gloss", "text"}:
+        cols, header_optional = header, False
+    else:
+        cols, header_optional = ["id", "gloss"] if (lines and lines[0].count("|") == 1) else ["id", "gloss", "text"], True
+    out, labelled_rows = [], 0
+    for ln, row in _read_rows(ann, "|", cols, header_optional=header_optional):
         vid = row["id"]
-        if len(vid) != 6 or not vid.isdigit():
-            raise AnnotationError(f"{ann}:{ln}: id {vid!r} is not 2-digit signer + 4-digit sentence")
-        signer, sentence = vid[:2], vid[2:]
+        m = _ISHARAH_ID.match(vid)
+        gloss = row.get("gloss", "")
+        if m is None and (gloss or not vid.isdigit()):
+            raise AnnotationError(f"{ann}:{ln}: id {vid!r} is not 2-digit signer + 4-digit sentence "
+                                  "(00_0001 or 000001)")
+        signer, sentence = (m.group(1), m.group(2)) if m else (None, None)
+        glosses = gloss.split()
+        labelled_rows += bool(glosses)
         video = _isharah_video(root, vid, signer)
         if video is None:
             if check_videos:
-                raise FileNotFoundError(f"{ann}:{ln}: video not found for id {vid} under {root / 'videos'}")
+                raise FileNotFoundError(f"{ann}:{ln}: video not found for id {vid} under {root / 'videos'} "
+                                        f"(videos/{vid}.mp4 or videos/{signer or 'SS'}/{vid}.mp4)")
             video = root / "videos" / f"{vid}.mp4"
-        out.append(Sample(vid, _glosses(row["gloss"], ann, ln), video, signer, f"{split}/{subset}",
-                          {"line": ln, "sentence": sentence, "text": row["text"]}))
+        out.append(Sample(vid, glosses, video, signer, f"{split}/{subset}",
+                          {"line": ln, "sentence": sentence, "text": row.get("text", ""),
+                           "labelled": bool(glosses), "annotations": str(ann)}))
+    if 0 < labelled_rows < len(out):
+        bad = next(s for s in out if not s.glosses)
+        raise AnnotationError(f"{ann}:{bad.meta['line']}: empty gloss sequence (other rows have glosses)")
     return out
+
+
+def require_labels(samples: list[Sample], purpose: str) -> list[Sample]:
+    """Refuse samples without gloss labels (a test split as the challenge ships it) for ``purpose``."""
+    unlabelled = [s for s in samples if not s.glosses]
+    if unlabelled:
+        s = unlabelled[0]
+        where = s.meta.get("annotations", s.video)
+        raise AnnotationError(f"{where}: {len(unlabelled)} of {len(samples)} samples have no glosses "
+                              f"(e.g. {s.id!r}, line {s.meta.get('line', '?')}); {purpose} needs labelled data. "
+                              "Unlabelled splits can be decoded: slsdk eval model ... -o DIR writes hypothesis CTMs")
+    return samples
 
 
 READERS = {

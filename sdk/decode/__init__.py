@@ -1,6 +1,7 @@
 """CTC decoding: greedy and prefix beam search, offline and streaming (numpy only)."""
 
 from slsdk.decode.ctc import (
+    DEFAULT_BEAM,
     BeamStream,
     EndpointConfig,
     EndpointRule,
@@ -14,6 +15,7 @@ from slsdk.decode.ctc import (
 )
 
 __all__ = [
+    "DEFAULT_BEAM",
     "greedy",
     "prefix_beam_search",
     "GreedyStream",

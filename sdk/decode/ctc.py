@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 NEG_INF = float("-inf")
+DEFAULT_BEAM = 10   # one beam width for every decoder entry point (AdaptSign decodes with a beam of 10)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -392,7 +393,7 @@ class BeamStream(_StreamBase):
 
     def __init__(
         self,
-        beam: int = 10,
+        beam: int = DEFAULT_BEAM,
         blank: int = 0,
         frame_shift: float = 0.04,
         endpoint: EndpointConfig | None = None,
@@ -574,7 +575,7 @@ def greedy(log_probs, blank: int = 0) -> list[int]:
 
 def prefix_beam_search(
     log_probs,
-    beam: int = 10,
+    beam: int = DEFAULT_BEAM,
     blank: int = 0,
     lm: LanguageModel | None = None,
     lm_weight: float = 0.0,

@@ -29,7 +29,7 @@ class Prediction:
 class EvalResult:
     """WER in percent (``wer``) plus its error counts, and the per-utterance hypotheses / references (gloss lists)."""
 
-    wer: float
+    wer: float | None               # None: the split has no gloss labels (only hypotheses were written)
     sub: int
     dels: int
     ins: int
@@ -41,6 +41,9 @@ class EvalResult:
     files: dict[str, Path] = field(default_factory=dict)
 
     def summary(self) -> str:
+        if self.wer is None:
+            return (f"{self.split or 'eval'}: {len(self.hyps)} videos decoded ({self.decoder}); no gloss labels, "
+                    f"so no WER" + (f"; hypotheses in {self.files['ctm']}" if "ctm" in self.files else ""))
         return (f"{self.split or 'eval'}: WER {self.wer:.2f}% (sub {self.sub}, del {self.dels}, ins {self.ins}, "
                 f"{self.n_ref} ref glosses, {len(self.hyps)} videos, {self.decoder})")
 
@@ -127,7 +130,7 @@ def make_loader(samples, vocab, model: nn.Module, *, batch_size: int = 1, num_wo
 
 def _resolve_samples(data, split: str, layout: str):
     if isinstance(data, (str, Path)):
-        from slsdk.train.trainer import read_split
+        from slsdk.data.splits import read_split
 
         return read_split(data, split, layout)
     if isinstance(data, Mapping):
@@ -151,6 +154,8 @@ def write_ctm_stm(preds: Sequence[Prediction], samples: Sequence[Any], vocab, ou
         hyps[s.id] = [(g, t0, max(t1 - t0, 0.0)) for g, (t0, t1) in zip(vocab.decode(p.tokens), p.times)]
     ctm, stm = out_dir / f"{name}.ctm", out_dir / f"{name}.stm"
     write_ctm(ctm, hyps)
+    if not all(s.glosses for s in samples):   # an unlabelled split (a challenge test set): hypotheses only
+        return {"ctm": ctm}
     write_stm(stm, {s.id: list(s.glosses) for s in samples})
     return {"ctm": ctm, "stm": stm}
 
@@ -179,21 +184,34 @@ def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "gree
     samples = _resolve_samples(data, split, layout)
     if not samples:
         raise ValueError(f"split {split!r} has no samples")
-    check_vocab(vocab, samples, where=where, dataset=f"split {split!r}")
+    labelled = all(s.glosses for s in samples)
+    if not labelled:
+        from slsdk.data.readers import require_labels
+
+        if out_dir is None or any(s.glosses for s in samples):
+            require_labels(samples, "scoring")
+    else:
+        check_vocab(vocab, samples, where=where, dataset=f"split {split!r}")
     dev = resolve_device(device)
     model = model.to(dev)
     loader = make_loader(samples, vocab, model, batch_size=batch_size, num_workers=num_workers)
     preds = predict(model, loader, device=dev, decoder=decoder, beam=beam)
-    res, hyps, refs = score(preds, samples, vocab)
     files: dict[str, Path] = {}
+    name = split.replace("/", "_")
+    if labelled:
+        res, hyps, refs = score(preds, samples, vocab)
+        counts = (100.0 * float(res.wer), int(res.sub), int(res.del_), int(res.ins), int(res.n_ref))
+    else:
+        by_id = {p.id: p for p in preds}
+        hyps, refs = {s.id: vocab.decode(by_id[s.id].tokens) for s in samples}, {s.id: [] for s in samples}
+        counts = (None, 0, 0, 0, 0)
     if out_dir is not None:
-        files = write_ctm_stm(preds, samples, vocab, out_dir, split)
-        hyp_txt = Path(out_dir) / f"{split}.hyp.txt"
+        files = write_ctm_stm(preds, samples, vocab, out_dir, name)
+        hyp_txt = Path(out_dir) / f"{name}.hyp.txt"
         hyp_txt.write_text("".join(f"{i}\t{' '.join(hyps[i])}\t{' '.join(refs[i])}\n" for i in hyps),
                            encoding="utf-8")
         files["hyp"] = hyp_txt
-    return EvalResult(100.0 * float(res.wer), int(res.sub), int(res.del_), int(res.ins), int(res.n_ref), hyps, refs,
-                      split, decoder if decoder == "greedy" else f"beam {beam}", files)
+    return EvalResult(*counts, hyps, refs, split, decoder if decoder == "greedy" else f"beam {beam}", files)
 
 
 __all__ = ["EvalResult", "Prediction", "evaluate", "predict", "score", "make_loader", "input_spec",

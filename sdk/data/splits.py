@@ -1,0 +1,116 @@
+"""Dataset splits by layout: which reader, which split names, which splits a root holds.
+
+``LAYOUTS`` is the one table of dataset layouts (the CLI's ``--layout`` choices come from it). A split is
+named as a user types it: ``train``, ``dev``, ``test`` (PHOENIX, CSL-Daily), ``test_si``/``test_us`` (the
+synthetic default); for Isharah the layout names the protocol (``isharah`` = SI, ``isharah-us`` = US) and
+``SI/train``-style names pick another. Standard library + the readers only (no torch).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .readers import (AnnotationError, Sample, read_csl_daily, read_folder, read_isharah, read_phoenix2014,
+                      read_phoenix2014t, require_labels)
+
+__all__ = ["Layout", "LAYOUTS", "get_layout", "read_split", "has_split", "list_splits", "resolve_datasets",
+           "require_labels"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    description: str
+    splits: tuple[str, ...] | None      # None: whatever the annotation file holds (folder format)
+    protocol: str | None = None          # Isharah: SI or US
+
+    def read(self, root, split: str, *, check_videos: bool = True) -> list[Sample]:
+        if self.name == "folder":
+            return read_folder(root, split, check_videos=check_videos)
+        if self.protocol is not None:
+            protocol, _, subset = split.rpartition("/")
+            return read_isharah(root, protocol or self.protocol, subset, check_videos=check_videos)
+        return _READER[self.name](root, split, check_videos=check_videos)
+
+
+_READER = {"phoenix2014": read_phoenix2014, "phoenix2014t": read_phoenix2014t, "csl-daily": read_csl_daily}
+
+LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
+    Layout("folder", "annotations.csv (id,video,signer,split,glosses): your own data and the synthetic default",
+           None),
+    Layout("phoenix2014", "RWTH-PHOENIX-Weather 2014 (annotations/manual/*.corpus.csv, frame folders)",
+           ("train", "dev", "test")),
+    Layout("phoenix2014t", "RWTH-PHOENIX-Weather 2014 T (PHOENIX-2014-T.*.corpus.csv, frame folders)",
+           ("train", "dev", "test")),
+    Layout("csl-daily", "CSL-Daily (sentence_label/video_map.txt + split_1.txt)", ("train", "dev", "test")),
+    Layout("isharah", "Isharah, signer-independent protocol (annotations_v2/*/SI/{train,dev,test}.csv)",
+           ("train", "dev", "test"), protocol="SI"),
+    Layout("isharah-us", "Isharah, unseen-sentences protocol (annotations_v2/*/US/{train,dev,test}.csv)",
+           ("train", "dev", "test"), protocol="US"),
+)}
+
+
+def get_layout(name: str) -> Layout:
+    """The layout called ``name`` (a clear error listing the known ones otherwise)."""
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset layout {name!r}; known: {', '.join(LAYOUTS)}") from None
+
+
+def read_split(root: str | Path, split: str, layout: str = "folder", *, check_videos: bool = True) -> list[Sample]:
+    """Samples of one split of a dataset root in ``layout`` (a key of :data:`LAYOUTS`)."""
+    return get_layout(layout).read(root, split, check_videos=check_videos)
+
+
+def list_splits(root: str | Path, layout: str = "folder") -> list[str]:
+    """The splits a dataset root holds (in the layout's order; the folder format's in file order)."""
+    lay = get_layout(layout)
+    if lay.splits is None:
+        seen: dict[str, None] = {}
+        for s in read_folder(root, None, check_videos=False):
+            seen.setdefault(s.split, None)
+        return list(seen)
+    return [s for s in lay.splits if has_split(root, s, layout)]
+
+
+def has_split(root: str | Path, split: str, layout: str) -> bool:
+    """Whether ``split`` exists in the dataset (a missing split is not an error, a broken file is)."""
+    try:
+        return bool(read_split(root, split, layout, check_videos=False))
+    except AnnotationError as e:
+        if "no rows with split" in str(e):
+            return False
+        raise
+    except FileNotFoundError as e:
+        if "annotation" in str(e).lower() and "not found" in str(e).lower() and ":" not in str(e).split(" ")[0]:
+            return False
+        raise
+    except ValueError as e:  # the reader does not know this split name
+        if "split must be one of" in str(e):
+            return False
+        raise
+
+
+def resolve_datasets(data, layout: str = "folder", splits: Sequence[str] = ("train", "dev"), *,
+                     purpose: str = "training") -> dict[str, list[Sample]]:
+    """``data`` = dataset root or ``{split: samples}`` -> ``{split: samples}`` (a missing dev is absent).
+
+    Every split returned carries gloss labels (:func:`require_labels` refuses an unlabelled one for
+    ``purpose``).
+    """
+    if isinstance(data, (str, Path)):
+        out = {"train": read_split(data, "train", layout)}
+        for s in splits:
+            if s != "train" and has_split(data, s, layout):
+                out[s] = read_split(data, s, layout)
+    elif isinstance(data, Mapping):
+        if "train" not in data:
+            raise KeyError(f"datasets need a 'train' split, got {sorted(data)}")
+        out = {k: list(getattr(v, "samples", v)) for k, v in data.items()}
+    else:
+        raise TypeError(f"data must be a dataset root or a {{split: samples}} mapping, got {type(data).__name__}")
+    for samples in out.values():
+        require_labels(samples, purpose)
+    return out

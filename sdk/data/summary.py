@@ -1,0 +1,128 @@
+"""What a dataset holds, read fast (annotation files + container metadata): ``slsdk data show``.
+
+The first thing to run on a new dataset: samples, signers and frames per split, the vocabulary built from
+the train split, glosses of dev/test that train never shows, unreadable videos (named), and signers shared
+between splits (an SI split that shares a signer with train is a data bug). No torch, no decoding of frames
+(a container without a frame count is counted by demuxing packets, not by decoding).
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .readers import Sample
+from .splits import get_layout, list_splits, read_split
+
+__all__ = ["SplitSummary", "DatasetSummary", "summarize_dataset"]
+
+
+@dataclass
+class SplitSummary:
+    name: str
+    samples: int
+    labelled: bool
+    signers: list[str]
+    glosses: int                                  # running gloss tokens (reference words)
+    frames: tuple[int, int, int] | None           # (min, median, max) frames per video; None if none readable
+    fps: list[float]                              # distinct container frame rates
+    unseen_glosses: list[str] = field(default_factory=list)  # glosses not in the train split (dev/test only)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+
+
+@dataclass
+class DatasetSummary:
+    root: Path
+    layout: str
+    splits: list[SplitSummary]
+    vocabulary: int                               # glosses in the train split (blank not counted)
+    warnings: list[str]
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["root"] = str(self.root)
+        return d
+
+
+def _frames(s: Sample) -> tuple[int | None, float | None, str | None]:
+    """(frames, fps, error) of one sample's video from its container (or its frame folder)."""
+    from .video import IMAGE_SUFFIXES, VideoError
+
+    v = Path(s.video)
+    try:
+        if v.is_dir():
+            n = sum(1 for p in v.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            return (n, None, None) if n else (None, None, "frame folder holds no images")
+        if not v.is_file():
+            return None, None, "missing"
+        import av
+
+        with av.open(str(v)) as c:
+            if not c.streams.video:
+                return None, None, "no video stream"
+            st = c.streams.video[0]
+            rate = st.average_rate or st.guessed_rate
+            n = int(st.frames or 0)
+            if n <= 0:   # no frame count in the header: count packets (demux only, no decoding)
+                n = sum(1 for p in c.demux(st) if p.size)
+            return (n, float(rate) if rate else None, None) if n else (None, None, "no frames")
+    except (OSError, ValueError, VideoError) as e:    # av.error.* derive from OSError / ValueError
+        return None, None, f"{type(e).__name__}: {e}"
+
+
+def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool = True) -> DatasetSummary:
+    """Read every split of ``root`` in ``layout`` and summarise it (see the module docstring)."""
+    root = Path(root)
+    get_layout(layout)
+    names = list_splits(root, layout)
+    if not names:
+        raise FileNotFoundError(f"{root}: no split of layout {layout!r} found")
+    per = {n: read_split(root, n, layout, check_videos=False) for n in names}
+    train = per.get("train", [])
+    vocab = sorted({g for s in train for g in s.glosses})
+    known = set(vocab)
+    warnings: list[str] = []
+    out: list[SplitSummary] = []
+    for n, samples in per.items():
+        counts, rates, bad = [], set(), []
+        if frames:
+            for s in samples:
+                k, fps, err = _frames(s)
+                if err:
+                    bad.append((str(s.video), err))
+                else:
+                    counts.append(k)
+                    if fps:
+                        rates.add(round(fps, 3))
+        unseen = sorted({g for s in samples for g in s.glosses} - known) if n != "train" and train else []
+        out.append(SplitSummary(
+            n, len(samples), all(s.glosses for s in samples), sorted({s.signer for s in samples if s.signer}),
+            sum(len(s.glosses) for s in samples),
+            (min(counts), int(statistics.median(counts)), max(counts)) if counts else None,
+            sorted(rates), unseen, bad))
+    by_name = {s.name: s for s in out}
+    train_signers = set(by_name["train"].signers) if "train" in by_name else set()
+    for s in out:
+        if s.name == "train":
+            continue
+        shared = sorted(train_signers & set(s.signers))
+        signer_independent = "si" in s.name.lower().replace("/", "_").split("_") or (
+            layout == "isharah" and s.name in ("dev", "test"))
+        if shared and signer_independent:
+            warnings.append(f"split {s.name!r} is meant to hold unseen signers but shares {len(shared)} with train "
+                            f"({', '.join(shared[:5])}): a data bug")
+        if s.unseen_glosses:
+            warnings.append(f"split {s.name!r}: {len(s.unseen_glosses)} glosses never occur in train "
+                            f"(e.g. {', '.join(s.unseen_glosses[:5])}); a model trained on train cannot emit them")
+        if s.unreadable:
+            warnings.append(f"split {s.name!r}: {len(s.unreadable)} unreadable videos, e.g. {s.unreadable[0][0]} "
+                            f"({s.unreadable[0][1]})")
+    if "train" in by_name and by_name["train"].unreadable:
+        t = by_name["train"]
+        warnings.append(f"split 'train': {len(t.unreadable)} unreadable videos, e.g. {t.unreadable[0][0]} "
+                        f"({t.unreadable[0][1]})")
+    if not train:
+        warnings.append("no train split: the vocabulary cannot be built")
+    return DatasetSummary(root, layout, out, len(vocab), warnings)

@@ -1,0 +1,246 @@
+"""Recipe files: every setting of a training or distillation run in one YAML or JSON file.
+
+A recipe has up to five sections, each the fields of one config dataclass (the same dataclasses that are
+stored in checkpoints and bundles)::
+
+    data:    DataSettings       (layout, ...)
+    model:   RecognizerConfig   (teacher; ``encoder:`` = FrameEncoderConfig)
+    train:   TrainConfig        (teacher training)
+    distill: DistillConfig      (distillation; every TrainConfig field too)
+    student: StudentConfig      (the student's shape; ``num_classes`` comes from the teacher)
+
+Precedence: dataclass defaults < the command's own defaults < the file < flags typed on the command line.
+Unknown keys are an error naming the key, the file and the closest valid key; so is a value of the wrong
+type. ``slsdk train --print-config`` / ``slsdk distill --print-config`` write a complete file to start from.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slsdk.errors import SlsdkError
+
+__all__ = ["RecipeError", "DataSettings", "Recipe", "load_recipe", "parse_recipe", "dump_recipe",
+           "SECTIONS"]
+
+
+class RecipeError(SlsdkError, ValueError):
+    """A recipe file that cannot be used; the message names the file and the key."""
+
+
+@dataclass
+class DataSettings:
+    """Which dataset layout to read (the dataset root itself is a command-line argument)."""
+
+    layout: str = "folder"             # slsdk.data.LAYOUTS: folder | phoenix2014 | phoenix2014t | csl-daily | isharah
+
+    def __post_init__(self):
+        from slsdk.data.splits import get_layout
+
+        get_layout(self.layout)
+
+
+def _section_types() -> dict[str, type]:
+    from slsdk.models.adapters import FrameEncoderConfig
+    from slsdk.models.recognizer import RecognizerConfig
+    from slsdk.models.student import StudentConfig
+    from slsdk.train.distill import DistillConfig
+    from slsdk.train.trainer import TrainConfig
+
+    return {"data": DataSettings, "model": RecognizerConfig, "model.encoder": FrameEncoderConfig,
+            "train": TrainConfig, "distill": DistillConfig, "student": StudentConfig}
+
+
+SECTIONS = {"teacher": ("data", "model", "train"), "student": ("data", "distill", "student")}
+_DERIVED = {"model": {"num_classes"}, "student": {"num_classes"}, "distill": {"student"}}  # set from data/teacher
+
+
+@dataclass
+class Recipe:
+    """The effective settings of one run (``kind`` teacher or student)."""
+
+    kind: str
+    sections: dict[str, dict] = field(default_factory=dict)   # section -> {field: value} (validated)
+    source: str | None = None
+
+    def build(self, section: str):
+        """The dataclass of ``section`` (``model``, ``train``, ``distill``, ``student`` needs num_classes)."""
+        types_ = _section_types()
+        vals = dict(self.sections.get(section, {}))
+        if section == "distill":
+            vals["student"] = dict(self.sections.get("student", {}))
+        return types_[section](**vals)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, **{k: v for k, v in self.sections.items()}}
+
+
+def _closest(key: str, valid) -> str:
+    m = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f"; did you mean {m[0]!r}?" if m else f"; valid keys: {', '.join(sorted(valid))}"
+
+
+def _check_type(value, hint, where: str) -> Any:
+    """``value`` if it fits the annotation ``hint`` (ints accepted for floats, lists for tuples)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, where)
+            except RecipeError:
+                pass
+        raise RecipeError(f"{where}: {value!r} is not a {hint}")
+    base = origin or hint
+    if base is Any:
+        return value
+    if base is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if base is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{where}: expected a string, got {value!r}")
+        return value
+    if base in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{where}: expected a list, got {value!r}")
+        return list(value) if base is list else tuple(value)
+    if base is dict:
+        if not isinstance(value, Mapping):
+            raise RecipeError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def _validate_section(name: str, values, cls, where: str) -> dict:
+    if not isinstance(values, Mapping):
+        raise RecipeError(f"{where}: section {name!r} must be a mapping of settings, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)} - _DERIVED.get(name, set())
+    out = {}
+    for k, v in values.items():
+        if k not in names:
+            raise RecipeError(f"{where}: unknown key {name}.{k}{_closest(str(k), names)}")
+        if name == "model" and k == "encoder":
+            out[k] = _validate_section("model.encoder", v, _section_types()["model.encoder"], where)
+            continue
+        out[k] = _check_type(v, hints[k], f"{where}: {name}.{k}")
+    return out
+
+
+def parse_recipe(data: Mapping, kind: str, where: str = "<recipe>") -> Recipe:
+    """Validate a recipe mapping (as read from a file) for a ``kind`` (teacher | student) run."""
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{where}: a recipe is a mapping of sections, got {type(data).__name__}")
+    data = dict(data)
+    file_kind = data.pop("kind", kind)
+    if file_kind != kind:
+        cmd = "slsdk train" if file_kind == "teacher" else "slsdk distill"
+        raise RecipeError(f"{where}: this is a {file_kind} recipe (kind: {file_kind}); use it with `{cmd} --config`")
+    valid = SECTIONS[kind]
+    types_ = _section_types()
+    sections = {}
+    for name, values in data.items():
+        if name not in valid:
+            other = next((k for k, v in SECTIONS.items() if name in v and k != kind), None)
+            hint = (f"; section {name!r} belongs to {other} recipes" if other else _closest(str(name), valid))
+            raise RecipeError(f"{where}: unknown section {name!r}{hint}")
+        sections[name] = _validate_section(name, values or {}, types_[name], where)
+    recipe = Recipe(kind, sections, where)
+    try:   # the dataclasses' own checks (ranges, choices) with the file named
+        for name in valid:
+            if name == "student":
+                types_["student"](num_classes=2, **sections.get("student", {}))
+            else:
+                recipe.build(name)
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"{where}: {e}") from None
+    return recipe
+
+
+def load_recipe(path: str | Path, kind: str) -> Recipe:
+    """Read and validate a YAML (``.yaml``/``.yml``) or JSON recipe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not UTF-8 text") from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)   # safe_load: plain data only, no Python objects
+    except Exception as e:  # noqa: BLE001 - yaml/json syntax errors of any kind become one line
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else (f":{e.lineno}" if hasattr(e, "lineno") else "")
+        raise RecipeError(f"{path}{line}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+                          f"{getattr(e, 'problem', None) or e}") from None
+    return parse_recipe(data or {}, kind, str(path))
+
+
+def merge(base: Recipe, overrides: Mapping[str, Mapping[str, Any]]) -> Recipe:
+    """``base`` with ``{section: {field: value}}`` laid over it (validated again)."""
+    sections = {k: dict(v) for k, v in base.sections.items()}
+    for name, vals in overrides.items():
+        if name == "model.encoder":
+            name, vals = "model", {"encoder": vals}
+        sec = sections.setdefault(name, {})
+        for k, v in vals.items():   # nested sections (model.encoder) merge key by key
+            sec[k] = {**sec[k], **v} if isinstance(v, Mapping) and isinstance(sec.get(k), Mapping) else v
+    return parse_recipe({"kind": base.kind, **sections}, base.kind, base.source or "<command line>")
+
+
+def complete(recipe: Recipe) -> dict:
+    """Every field of every section of ``recipe`` (defaults filled in): what ``--print-config`` writes."""
+    out: dict[str, Any] = {"kind": recipe.kind}
+    for name in SECTIONS[recipe.kind]:
+        if name == "student":
+            d = _section_types()["student"](num_classes=2, **recipe.sections.get("student", {})).to_dict()
+        else:
+            obj = recipe.build(name)
+            d = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        for k in _DERIVED.get(name, ()):
+            d.pop(k, None)
+        out[name] = _plain(d)
+    return out
+
+
+def _plain(v):
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def dump_recipe(data: Mapping, fmt: str = "yaml") -> str:
+    """A recipe mapping as YAML (default) or JSON text."""
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    import yaml
+
+    return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
