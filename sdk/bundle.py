@@ -16,14 +16,19 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
-import tempfile
+import struct
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
+
+from slsdk.errors import SlsdkError
+from slsdk.fileio import OutputExistsError, atomic_dir, atomic_write, temp_dir
 
 FORMAT = "slsdk-bundle"
 # 2: input.resize_shorter + input.crop (the resize before the centre crop) and the real tensor dtypes of the
@@ -37,15 +42,37 @@ MANIFEST_NAME = "manifest.json"
 MODEL_KINDS = ("student", "teacher")
 _MAX_ZIP_BYTES = 4 << 30  # refuse zip bombs: 4 GiB uncompressed in all
 
+# What a manifest may say (every number is bounded, so nothing read from it can ask for a huge allocation).
+LIMITS = {
+    "manifest_bytes": 4 << 20,     # manifest.json size
+    "zip_members": 10_000,         # entries in a bundle zip
+    "zip_central_dir_bytes": 16 << 20,
+    "files": 10_000,               # entries of manifest.files
+    "file_bytes": 1 << 40,         # one listed file
+    "vocab": 100_000,              # vocabulary entries (incl. blank)
+    "gloss_chars": 256,            # characters of one gloss
+    "image_side": 4096,            # input height / width
+    "resize_shorter": 8192,
+    "fps": 1000.0,
+    "chunk_frames": 4096,          # streaming chunk / shift / look-ahead frames
+    "output_stride": 64,
+    "frames": 1 << 20,             # offline frames_range
+    "seconds": 3600.0,             # frame_shift_s, algorithmic_latency_s
+    "dim": 1 << 20,                # one tensor dimension
+    "tensor_elements": 1 << 26,    # elements of one state / io tensor with static shape
+    "tensors": 256,                # inputs / outputs / states
+    "abs_value": 1e6,              # mean, std, value_range
+}
+
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "READABLE_FORMAT_VERSIONS", "MANIFEST_NAME", "BundleError", "Manifest", "Bundle",
     "write_bundle", "load_bundle", "zip_bundle", "inspect_bundle", "sha256_file", "default_input_spec",
-    "legacy_resize_shorter",
+    "legacy_resize_shorter", "is_bundle_dir", "bundle_dir_name", "resolve_bundle_dir", "check_model_file", "LIMITS",
 ]
 
 
-class BundleError(ValueError):
-    """A bundle or its manifest is malformed, tampered with, or unsafe."""
+class BundleError(SlsdkError, ValueError):
+    """A bundle or its manifest is malformed, tampered with, or unsafe (the message names the file)."""
 
 
 def _slsdk_version() -> str:
@@ -162,15 +189,20 @@ class Manifest:
 
     # --- schema -------------------------------------------------------------------------------
     def validate(self, *, source: str = "manifest") -> "Manifest":
+        """Check the schema and every value against :data:`LIMITS`; raise :class:`BundleError` naming ``source``."""
         def bad(msg: str):
             raise BundleError(f"{source}: {msg}")
 
         from slsdk.convert.targets import check_precision, get_target
 
+        L = LIMITS
         if self.format != FORMAT:
-            bad(f"format must be {FORMAT!r}, got {self.format!r}")
+            bad(f"format must be {FORMAT!r}, got {_short(self.format)}")
         if self.format_version not in READABLE_FORMAT_VERSIONS or isinstance(self.format_version, bool):
-            bad(f"format_version must be one of {list(READABLE_FORMAT_VERSIONS)}, got {self.format_version!r}")
+            bad(f"format_version must be one of {list(READABLE_FORMAT_VERSIONS)}, got {_short(self.format_version)}")
+        for k in ("target", "precision", "model_kind", "model_file", "slsdk_version", "created"):
+            if not isinstance(getattr(self, k), str) or len(getattr(self, k)) > 1000:
+                bad(f"{k} must be a string, got {_short(getattr(self, k))}")
         try:
             tgt = get_target(self.target)
             check_precision(tgt, self.precision)
@@ -180,10 +212,20 @@ class Manifest:
             bad(f"model_kind must be one of {list(MODEL_KINDS)}, got {self.model_kind!r}")
         if not isinstance(self.vocab, list) or not self.vocab or not all(isinstance(g, str) for g in self.vocab):
             bad("vocab must be a non-empty list of gloss strings")
-        if self.blank_id != 0:
-            bad(f"blank_id must be 0 (slsdk convention), got {self.blank_id!r}")
+        if len(self.vocab) > L["vocab"] or any(len(g) > L["gloss_chars"] for g in self.vocab):
+            bad(f"vocab has {len(self.vocab)} entries (at most {L['vocab']}, each at most {L['gloss_chars']} "
+                "characters)")
+        if len(self.vocab) < 2:
+            bad("vocab needs the blank and at least one gloss")
+        if self.blank_id != 0 or isinstance(self.blank_id, bool):
+            bad(f"blank_id must be 0 (slsdk convention), got {_short(self.blank_id)}")
         if len(set(self.vocab)) != len(self.vocab):
             bad("vocab has duplicate entries")
+        for k in ("model_config", "fidelity", "extra", "files"):
+            if not isinstance(getattr(self, k), dict):
+                bad(f"{k} must be an object, got {type(getattr(self, k)).__name__}")
+        if self.quantization is not None and not isinstance(self.quantization, dict):
+            bad("quantization must be an object or null")
         inp = self.input
         if not isinstance(inp, dict):
             bad("input must be an object")
@@ -191,21 +233,31 @@ class Manifest:
                   "crop"):
             if k not in inp:
                 bad(f"input.{k} is missing")
-        if not (_posint(inp["height"]) and _posint(inp["width"])):
-            bad(f"input.height/width must be positive integers, got {inp['height']!r}x{inp['width']!r}")
-        if not _posint(inp["resize_shorter"]) or inp["resize_shorter"] < max(inp["height"], inp["width"]):
+        if not (_int_in(inp["height"], 1, L["image_side"]) and _int_in(inp["width"], 1, L["image_side"])):
+            bad(f"input.height/width must be integers in 1..{L['image_side']}, got "
+                f"{_short(inp['height'])}x{_short(inp['width'])}")
+        if not _int_in(inp["resize_shorter"], max(inp["height"], inp["width"]), L["resize_shorter"]):
             bad(f"input.resize_shorter must be an integer >= max(height, width) = {max(inp['height'], inp['width'])} "
-                f"(the shorter side is resized to it, then the {inp['height']}x{inp['width']} crop is cut), "
-                f"got {inp['resize_shorter']!r}")
+                f"and <= {L['resize_shorter']} (the shorter side is resized to it, then the {inp['height']}x{inp['width']} crop is cut), "
+                f"got {_short(inp['resize_shorter'])}")
         if inp["crop"] not in INPUT_CROPS:
-            bad(f"input.crop must be one of {list(INPUT_CROPS)}, got {inp['crop']!r}")
-        if inp["channels"] != 3 or len(inp["mean"]) != 3 or len(inp["std"]) != 3:
-            bad("input must have 3 channels with 3 mean and 3 std values")
-        if any((not isinstance(s, (int, float))) or s <= 0 for s in inp["std"]):
+            bad(f"input.crop must be one of {list(INPUT_CROPS)}, got {_short(inp['crop'])}")
+        if inp["channels"] != 3 or isinstance(inp["channels"], bool):
+            bad("input.channels must be 3")
+        for k in ("layout", "colour"):
+            if not isinstance(inp[k], str) or len(inp[k]) > 16:
+                bad(f"input.{k} must be a short string, got {_short(inp[k])}")
+        for k, n in (("mean", 3), ("std", 3), ("value_range", 2)):
+            v = inp[k]
+            if not isinstance(v, list) or len(v) != n or not all(_num_in(x, -L["abs_value"], L["abs_value"]) for x in v):
+                bad(f"input.{k} must be {n} finite numbers (|x| <= {L['abs_value']:g}), got {_short(v)}")
+        if any(s <= 0 for s in inp["std"]):
             bad(f"input.std must be positive, got {inp['std']!r}")
-        if not isinstance(self.fps, (int, float)) or self.fps <= 0:
-            bad(f"fps must be positive, got {self.fps!r}")
-        if not isinstance(self.crop, dict) or "policy" not in self.crop:
+        if "dtype" in inp and inp["dtype"] not in TENSOR_DTYPES:
+            bad(f"input.dtype must be one of {list(TENSOR_DTYPES)}, got {_short(inp['dtype'])}")
+        if not _num_in(self.fps, 0, L["fps"]) or self.fps <= 0:
+            bad(f"fps must be a finite number in (0, {L['fps']:g}], got {_short(self.fps)}")
+        if not isinstance(self.crop, dict) or not isinstance(self.crop.get("policy"), str):
             bad("crop must be an object with a 'policy'")
         s = self.streaming
         if not isinstance(s, dict):
@@ -214,38 +266,83 @@ class Manifest:
             if k not in s:
                 bad(f"streaming.{k} is missing")
         if s["mode"] not in ("streaming", "offline"):
-            bad(f"streaming.mode must be 'streaming' or 'offline', got {s['mode']!r}")
-        if not _posint(s["output_stride"]):
-            bad(f"streaming.output_stride must be a positive integer, got {s['output_stride']!r}")
+            bad(f"streaming.mode must be 'streaming' or 'offline', got {_short(s['mode'])}")
+        if not _int_in(s["output_stride"], 1, L["output_stride"]):
+            bad(f"streaming.output_stride must be an integer in 1..{L['output_stride']}, got {_short(s['output_stride'])}")
         if s["mode"] == "streaming":
             c = s.get("chunk_frames")
-            if not _posint(c) or c % s["output_stride"]:
-                bad(f"streaming.chunk_frames must be a positive multiple of output_stride, got {c!r}")
+            if not _int_in(c, 1, L["chunk_frames"]) or c % s["output_stride"]:
+                bad(f"streaming.chunk_frames must be a multiple of output_stride in 1..{L['chunk_frames']}, "
+                    f"got {_short(c)}")
+            sh = s.get("shift_frames", c)
+            if not _int_in(sh, 1, c):
+                bad(f"streaming.shift_frames must be an integer in 1..chunk_frames ({c}), got {_short(sh)}")
+            la = s.get("lookahead_frames", 0)
+            if not _int_in(la, 0, L["chunk_frames"]):
+                bad(f"streaming.lookahead_frames must be an integer in 0..{L['chunk_frames']}, got {_short(la)}")
+        else:
+            fr = s.get("frames_range")
+            if fr is not None:
+                if (not isinstance(fr, list) or len(fr) != 2 or not all(x is None or _int_in(x, 1, L["frames"]) for x in fr)
+                        or (None not in fr and fr[0] > fr[1])):
+                    bad(f"streaming.frames_range must be [min, max] frame counts in 1..{L['frames']}, got {_short(fr)}")
+        for k in ("frame_shift_s", "algorithmic_latency_s"):
+            v = s.get(k)
+            if v is not None and not _num_in(v, 0, L["seconds"]):
+                bad(f"streaming.{k} must be a finite number of seconds in 0..{L['seconds']:g}, got {_short(v)}")
         for group in ("inputs", "outputs"):
-            if not isinstance(s[group], list) or not s[group]:
-                bad(f"streaming.{group} must be a non-empty list")
+            if not isinstance(s[group], list) or not s[group] or len(s[group]) > L["tensors"]:
+                bad(f"streaming.{group} must be a non-empty list (at most {L['tensors']})")
+            seen = set()
             for io in s[group]:
                 if not isinstance(io, dict) or not isinstance(io.get("name"), str) or "shape" not in io:
-                    bad(f"streaming.{group} entries need a name and a shape, got {io!r}")
+                    bad(f"streaming.{group} entries need a name and a shape, got {_short(io)}")
+                if not io["name"] or len(io["name"]) > 256 or io["name"] in seen:
+                    bad(f"streaming.{group} name {_short(io['name'])} is empty, too long or repeated")
+                seen.add(io["name"])
                 if io.get("dtype", "float32") not in TENSOR_DTYPES:
                     bad(f"streaming.{group} {io['name']!r}: dtype must be one of {list(TENSOR_DTYPES)}, "
-                        f"got {io.get('dtype')!r}")
+                        f"got {_short(io.get('dtype'))}")
+                why = _shape_problem(io["shape"], symbolic=True)
+                if why:
+                    bad(f"streaming.{group} {io['name']!r}: shape {why}")
         io_names = {io["name"] for io in s["inputs"]} | {io["name"] for io in s["outputs"]}
+        if not isinstance(s["state"], list) or len(s["state"]) > L["tensors"]:
+            bad(f"streaming.state must be a list (at most {L['tensors']})")
+        if s["mode"] == "offline" and s["state"]:
+            bad("streaming.state must be empty for an offline model")
+        shapes = {io["name"]: io["shape"] for io in s["inputs"] + s["outputs"]}
         for st in s["state"]:
+            if not isinstance(st, dict):
+                bad(f"streaming.state entries must be objects, got {_short(st)}")
             for k in ("name", "input", "output", "shape"):
                 if k not in st:
-                    bad(f"streaming.state entry {st!r} is missing {k!r}")
-            if not all(_posint(n) for n in st["shape"]):
-                bad(f"streaming.state {st['name']!r} shape must be positive integers, got {st['shape']!r}")
+                    bad(f"streaming.state entry {_short(st)} is missing {k!r}")
+            why = _shape_problem(st["shape"], symbolic=False)
+            if why:
+                bad(f"streaming.state {_short(st['name'])} shape {why}")
             for k in ("input", "output"):
-                if st[k] not in io_names:
-                    bad(f"streaming.state {st['name']!r}: {k} {st[k]!r} is not among the inputs/outputs")
-        if not isinstance(self.files, dict):
-            bad("files must be an object mapping paths to checksums")
+                if not isinstance(st[k], str) or st[k] not in io_names:
+                    bad(f"streaming.state {_short(st['name'])}: {k} {_short(st[k])} is not among the inputs/outputs")
+                if list(shapes[st[k]]) != list(st["shape"]):
+                    bad(f"streaming.state {st['name']!r}: shape {st['shape']} differs from {k} {st[k]!r} "
+                        f"{shapes[st[k]]}")
+        state_outputs = {st["output"] for st in s["state"]}
+        logits = next((io for io in s["outputs"] if io["name"] not in state_outputs), None)
+        if logits is None:
+            bad("streaming.outputs has no output besides the state outputs (the class scores)")
+        classes = logits["shape"][-1] if logits["shape"] else None
+        if isinstance(classes, int) and classes > 0 and classes != len(self.vocab):
+            bad(f"vocab has {len(self.vocab)} entries but output {logits['name']!r} has {classes} classes "
+                f"(shape {logits['shape']})")
+        if not isinstance(self.files, dict) or len(self.files) > L["files"]:
+            bad(f"files must be an object mapping paths to checksums (at most {L['files']})")
         for name, info in self.files.items():
             _check_relpath(name, source)
             if not isinstance(info, dict) or not isinstance(info.get("sha256"), str) or len(info["sha256"]) != 64:
                 bad(f"files[{name!r}] needs a sha256 hex digest")
+            if "bytes" in info and not _int_in(info["bytes"], 0, L["file_bytes"]):
+                bad(f"files[{name!r}].bytes must be an integer in 0..{L['file_bytes']}, got {_short(info['bytes'])}")
         _check_relpath(self.model_file, source)
         if self.files and not any(n == self.model_file or n.startswith(self.model_file.rstrip("/") + "/")
                                   for n in self.files):
@@ -267,15 +364,49 @@ def _posint(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x > 0
 
 
+def _int_in(x, lo, hi) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
+
+
+def _num_in(x, lo, hi) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and lo <= x <= hi
+
+
+def _short(v, n: int = 60) -> str:
+    """``repr(v)`` cut to ``n`` characters (messages never echo a huge value)."""
+    r = repr(v)
+    return r if len(r) <= n else r[:n] + "..."
+
+
+def _shape_problem(shape, *, symbolic: bool) -> str | None:
+    """Why ``shape`` is not a bounded tensor shape (None when it is). Symbolic dims are names (or None/-1)."""
+    L = LIMITS
+    if not isinstance(shape, list) or len(shape) > 8:
+        return f"must be a list of at most 8 dimensions, got {_short(shape)}"
+    n = 1
+    for d in shape:
+        if isinstance(d, int) and not isinstance(d, bool):
+            if not (1 <= d <= L["dim"]) and not (symbolic and d == -1):
+                return f"dimension {d} is outside 1..{L['dim']}"
+            n *= max(d, 1)
+        elif symbolic and (d is None or (isinstance(d, str) and 0 < len(d) <= 64)):
+            continue
+        else:
+            return f"dimension {_short(d)} is not {'an integer or a name' if symbolic else 'a positive integer'}"
+    if n > L["tensor_elements"]:
+        return f"has {n} elements (at most {L['tensor_elements']})"
+    return None
+
+
 def _check_relpath(name: str, source: str) -> PurePosixPath:
     """Refuse any bundle path that is absolute or climbs out of the bundle."""
-    if not isinstance(name, str) or not name:
-        raise BundleError(f"{source}: empty or non-string file path {name!r}")
+    if not isinstance(name, str) or not name or len(name) > 1024 or "\x00" in name:
+        raise BundleError(f"{source}: empty, over-long or non-string file path {_short(name)}")
     p = PurePosixPath(name)
     if p.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise BundleError(f"{source}: file path {name!r} is absolute; bundle paths must be relative")
+        raise BundleError(f"{source}: file path {_short(name)} is absolute; bundle paths must be relative")
     if any(part in ("..",) for part in p.parts) or "\\" in name:
-        raise BundleError(f"{source}: file path {name!r} escapes the bundle directory")
+        raise BundleError(f"{source}: file path {_short(name)} escapes the bundle directory")
     return p
 
 
@@ -311,7 +442,8 @@ class Bundle:
 
     root: Path
     manifest: Manifest
-    _tmp: Any = field(default=None, repr=False)  # TemporaryDirectory for an extracted zip
+    _tmp: Any = field(default=None, repr=False)  # scratch folder (slsdk.fileio.TempDir) of an extracted zip
+    replaced: bool = False                       # write_bundle replaced an existing bundle (overwrite=True)
 
     @property
     def model_path(self) -> Path:
@@ -369,26 +501,310 @@ def _verify_files(root: Path, manifest: Manifest) -> None:
         raise BundleError(f"{root / manifest.model_file}: model file missing from the bundle")
 
 
+# -- what the model file itself says ---------------------------------------------------------------------------
+_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16", 11: "float64"}
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
+_ET_DTYPES = {0: "uint8", 1: "int8", 3: "int32", 4: "int64", 5: "float16", 6: "float32", 7: "float64"}
+
+
+def _onnx_signature(path: Path) -> dict | None:
+    """{"inputs"/"outputs": [(name, shape, dtype)], "meta": metadata_props} of an .onnx/.ort, without running it."""
+    if path.suffix == ".onnx":
+        try:
+            import onnx
+        except ImportError:
+            onnx = None
+        if onnx is not None:
+            try:
+                m = onnx.load(str(path), load_external_data=False)
+            except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
+                raise BundleError(f"{path}: not a readable ONNX model ({type(e).__name__}: {_short(str(e), 200)})") \
+                    from None
+
+            def vi(v):
+                t = v.type.tensor_type
+                shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+                return v.name, shape, _ONNX_DTYPES.get(t.elem_type, str(t.elem_type))
+
+            inits = {i.name for i in m.graph.initializer}
+            return {"inputs": [vi(v) for v in m.graph.input if v.name not in inits],
+                    "outputs": [vi(v) for v in m.graph.output],
+                    "meta": {p.key: p.value for p in m.metadata_props}, "names": True}
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise BundleError(f"{path}: onnxruntime cannot read the model ({_short(str(e).strip(), 200)})") from None
+
+    def args(xs):
+        return [(x.name, [d if isinstance(d, int) else (d or None) for d in x.shape], _ORT_DTYPES.get(x.type, x.type))
+                for x in xs]
+
+    return {"inputs": args(sess.get_inputs()), "outputs": args(sess.get_outputs()),
+            "meta": dict(sess.get_modelmeta().custom_metadata_map), "names": True}
+
+
+def _pte_signature(path: Path) -> dict | None:
+    """The ExecuTorch program's ``forward`` method meta (counts, static shapes, dtypes; a .pte has no names)."""
+    try:
+        from executorch.runtime import Runtime, Verification
+    except Exception:  # noqa: BLE001 - not installed, or its native part does not load here
+        return None
+    try:
+        program = Runtime.get().load_program(str(path), verification=Verification.Minimal)
+        if "forward" not in program.method_names:
+            raise BundleError(f"{path}: the ExecuTorch program has no 'forward' method "
+                              f"(methods: {sorted(program.method_names)})")
+        meta = program.metadata("forward")
+
+        def tm(t):
+            return None, list(t.sizes()), _ET_DTYPES.get(int(t.dtype()), str(t.dtype()))
+
+        return {"inputs": [tm(meta.input_tensor_meta(i)) for i in range(meta.num_inputs())],
+                "outputs": [tm(meta.output_tensor_meta(i)) for i in range(meta.num_outputs())],
+                "meta": {}, "names": False}
+    except BundleError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the runtime raises RuntimeError / ValueError
+        raise BundleError(f"{path}: not a readable ExecuTorch program ({_short(str(e).strip(), 200)})") from None
+
+
+def _model_signature(path: Path, target: str) -> dict | None:
+    if target in ("onnx", "ort"):
+        return _onnx_signature(path)
+    if target in ("executorch", "executorch-coreml"):
+        return _pte_signature(path)
+    return None          # Core ML packages: validated by coremltools at conversion (no runtime on Linux)
+
+
+def _dims_agree(a, b) -> bool:
+    if len(a) != len(b):
+        return False
+    return all(not (isinstance(x, int) and isinstance(y, int) and x > 0 and y > 0) or x == y for x, y in zip(a, b))
+
+
+def check_model_file(root: str | os.PathLike, manifest: Manifest, *, source: str | None = None) -> dict | None:
+    """Check the manifest against what its model file declares, without running the model.
+
+    Inputs and outputs (names where the format has them, else their number and order), static shapes and
+    dtypes, the vocabulary size against the model's class count (last dimension of the first non-state
+    output), and for ONNX the ``metadata_props`` the converter wrote (``vocab``, ``vocab_size``,
+    ``chunk_frames``, ``output_stride``, ``blank_id``). Returns the signature read (None where no reader is
+    installed for the format); raises :class:`BundleError` naming the file and the disagreement.
+    """
+    path = Path(root) / manifest.model_file
+    sig = _model_signature(path, manifest.target)
+    if sig is None:
+        return None
+    s = manifest.streaming
+    where = source or str(Path(root) / MANIFEST_NAME)
+    for group in ("inputs", "outputs"):
+        declared = [(io["name"], list(io["shape"]), io.get("dtype", "float32")) for io in s[group]]
+        real = sig[group]
+        if sig["names"]:
+            dn, rn = [d[0] for d in declared], [r[0] for r in real]
+            if sorted(dn) != sorted(rn):
+                raise BundleError(f"{where}: streaming.{group} {dn} differ from the model's {group} {rn} "
+                                  f"({path.name}); the manifest does not describe this model")
+            real = sorted(real, key=lambda r: dn.index(r[0]))
+        elif len(declared) != len(real):
+            raise BundleError(f"{where}: streaming.{group} lists {len(declared)} tensors but {path.name} has "
+                              f"{len(real)}; the manifest does not describe this model")
+        for (name, dshape, ddtype), (_, rshape, rdtype) in zip(declared, real):
+            if not _dims_agree(dshape, rshape):
+                raise BundleError(f"{where}: {group[:-1]} {name!r} has shape {dshape} in the manifest but "
+                                  f"{rshape} in {path.name}")
+            if rdtype in TENSOR_DTYPES and ddtype != rdtype:
+                raise BundleError(f"{where}: {group[:-1]} {name!r} has dtype {ddtype} in the manifest but "
+                                  f"{rdtype} in {path.name}")
+    state_outputs = {st["output"] for st in s["state"]}
+    logits = next((io for io in s["outputs"] if io["name"] not in state_outputs), None)
+    if logits is not None:
+        idx = [io["name"] for io in s["outputs"]].index(logits["name"])
+        rshape = next(r[1] for r in sig["outputs"] if r[0] == logits["name"]) if sig["names"] else sig["outputs"][idx][1]
+        classes = rshape[-1] if rshape else None
+        if isinstance(classes, int) and classes > 0 and classes != len(manifest.vocab):
+            raise BundleError(f"{where}: vocab has {len(manifest.vocab)} entries but the model {path.name} "
+                              f"outputs {classes} classes ({logits['name']!r}); the vocabulary does not belong to "
+                              "this model")
+    meta = sig.get("meta") or {}
+    if "vocab" in meta and meta["vocab"].split("\n") != list(manifest.vocab):
+        mv = meta["vocab"].split("\n")
+        diff = next((i for i, (a, b) in enumerate(zip(mv, manifest.vocab)) if a != b), min(len(mv), len(manifest.vocab)))
+        raise BundleError(f"{where}: vocab differs from the vocabulary stored in {path.name} (metadata_props "
+                          f"'vocab', {len(mv)} entries) from entry {diff} on; the bundle would decode wrong glosses")
+    checks = {"vocab_size": len(manifest.vocab), "blank_id": manifest.blank_id,
+              "output_stride": s.get("output_stride"), "chunk_frames": s.get("chunk_frames")}
+    for key, value in checks.items():
+        if key in meta and value is not None and meta[key] != str(value):
+            raise BundleError(f"{where}: {key} is {value} in the manifest but {meta[key]!r} in {path.name} "
+                              "(metadata_props)")
+    return sig
+
+
+# -- writing -----------------------------------------------------------------------------------------------------
+def _read_manifest_dict(mpath: Path) -> dict:
+    """manifest.json as a dict, bounded in size and depth; NaN/Infinity and huge numbers refused."""
+    try:
+        size = mpath.stat().st_size
+    except OSError as e:
+        raise BundleError(f"{mpath}: cannot read ({e.strerror})") from None
+    if size > LIMITS["manifest_bytes"]:
+        raise BundleError(f"{mpath}: {size} bytes; a manifest is at most {LIMITS['manifest_bytes']} bytes")
+
+    def no_constant(name):
+        raise ValueError(f"{name} is not allowed (numbers must be finite)")
+
+    def finite_float(text):
+        v = float(text)
+        if not math.isfinite(v):
+            raise ValueError(f"number {_short(text, 30)} is out of range (not finite as a float)")
+        return v
+
+    def bounded_int(text):
+        if len(text) > 19:
+            raise ValueError(f"integer {_short(text, 30)} is out of range")
+        return int(text)
+
+    try:
+        raw = mpath.read_bytes()
+        text = raw.decode("utf-8")
+        return json.loads(text, parse_constant=no_constant, parse_float=finite_float, parse_int=bounded_int)
+    except UnicodeDecodeError as e:
+        raise BundleError(f"{mpath}: not UTF-8 text (byte offset {e.start}); re-create the bundle") from None
+    except (ValueError, RecursionError) as e:
+        raise BundleError(f"{mpath}: invalid JSON ({_short(str(e), 200)})") from None
+
+
+def is_bundle_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding an slsdk bundle manifest (``format: slsdk-bundle``)."""
+    p = Path(path)
+    m = p / MANIFEST_NAME
+    if not p.is_dir() or not m.is_file() or m.is_symlink():
+        return False
+    try:
+        d = _read_manifest_dict(m)
+    except BundleError:
+        return False
+    return isinstance(d, dict) and d.get("format") == FORMAT
+
+
+def bundle_dir_name(manifest: Manifest) -> str:
+    """The subfolder name a bundle gets inside an existing folder: ``<kind>-<target>-<precision>``."""
+    return f"{manifest.model_kind}-{manifest.target}-{manifest.precision}"
+
+
+def _foreign_files(path: Path) -> list[str]:
+    """Files in a bundle folder that its manifest does not list (someone else's: never deleted)."""
+    try:
+        listed = set(_read_manifest_dict(path / MANIFEST_NAME).get("files") or {})
+    except (BundleError, AttributeError):
+        listed = set()
+    out = []
+    for p in _walk_files_lenient(path):
+        rel = p.relative_to(path).as_posix()
+        if rel != MANIFEST_NAME and rel not in listed:
+            out.append(rel)
+    return out
+
+
+def _walk_files_lenient(root: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        out += [Path(dirpath) / f for f in filenames]
+        out += [Path(dirpath) / d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+    return sorted(out)
+
+
+def _listing(p: Path, n: int = 5) -> str:
+    try:
+        names = sorted(x.name for x in p.iterdir())
+    except OSError:
+        return "unreadable"
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "") if names else "empty"
+
+
+def _bundle_summary(p: Path) -> str:
+    try:
+        d = _read_manifest_dict(p / MANIFEST_NAME)
+        return f"{d.get('model_kind')} {d.get('target')}/{d.get('precision')}, created {d.get('created')}"
+    except BundleError:
+        return "unreadable manifest"
+
+
+def resolve_bundle_dir(out_dir: str | os.PathLike, manifest: Manifest, *, overwrite: bool = False) -> tuple[Path, bool]:
+    """Where a bundle for ``manifest`` goes when asked to write it at ``out_dir``: ``(folder, replaces_bundle)``.
+
+    * ``out_dir`` does not exist: the bundle is created there.
+    * ``out_dir`` is an slsdk bundle: replaced only with ``overwrite`` (and only if it holds no files its
+      manifest does not list); otherwise :class:`~slsdk.fileio.OutputExistsError`.
+    * ``out_dir`` is any other folder (``.``, ``bundles``, a folder of bundles): the bundle goes into the fresh
+      subfolder ``out_dir/<kind>-<target>-<precision>`` by the same rules; a subfolder of that name that is not a
+      bundle is refused.
+    * ``out_dir`` is a file: refused.
+    """
+    out = Path(os.path.abspath(os.fspath(out_dir) or "."))
+
+    def as_bundle(p: Path) -> tuple[Path, bool]:
+        if not overwrite:
+            raise OutputExistsError(f"{p}: already holds an slsdk bundle ({_bundle_summary(p)}); pass --overwrite "
+                                    "(overwrite=True) to replace it, or choose another output folder")
+        foreign = _foreign_files(p)
+        if foreign:
+            raise OutputExistsError(f"{p}: is an slsdk bundle but also holds files it did not write "
+                                    f"({', '.join(foreign[:5])}); move them out first, nothing was replaced")
+        return p, True
+
+    if out.is_symlink() and not out.exists():
+        raise OutputExistsError(f"{out}: is a broken symbolic link; choose another output folder")
+    if not out.exists():
+        return out, False
+    if not out.is_dir():
+        raise OutputExistsError(f"{out}: is a file, not a folder; a bundle is a folder: choose a folder name "
+                                f"(e.g. -o {out.parent / (out.stem + '-bundle')})")
+    if is_bundle_dir(out):
+        return as_bundle(out)
+    sub = out / bundle_dir_name(manifest)
+    if not sub.exists() and not sub.is_symlink():
+        return sub, False
+    if sub.is_dir() and not sub.is_symlink() and is_bundle_dir(sub):
+        return as_bundle(sub)
+    raise OutputExistsError(f"{sub}: exists and is not an slsdk bundle ({_listing(sub) if sub.is_dir() else 'a file'}); "
+                            "slsdk does not overwrite it: move it away or choose another output folder")
+
+
 def write_bundle(out_dir: str | os.PathLike, manifest: Manifest,
                  files: Mapping[str, str | os.PathLike] | Iterable[str | os.PathLike], *,
-                 overwrite: bool = True, zip: bool = False) -> Bundle:
-    """Write ``files`` and the manifest (with checksums filled in) into ``out_dir`` atomically.
+                 overwrite: bool = False, zip: bool = False) -> Bundle:
+    """Write ``files`` and the manifest (with checksums filled in) as a bundle, atomically.
 
-    ``files`` maps bundle-relative names to source paths (a file or a directory such as an
-    ``.mlpackage``); a plain list uses each source's base name. Everything is written into a
-    temporary sibling directory first and renamed into place, so ``out_dir`` never holds half a
-    bundle. ``zip=True`` also writes ``out_dir.zip`` (atomically) next to it.
+    Where it goes: see :func:`resolve_bundle_dir` (an existing folder that is not a bundle gets a
+    ``<kind>-<target>-<precision>`` subfolder; an existing bundle is replaced only with ``overwrite``; the
+    returned ``Bundle.root`` says where it went and ``Bundle.replaced`` whether a bundle was replaced).
+    ``files`` maps bundle-relative names to source paths (a file or a directory such as an ``.mlpackage``);
+    a plain list uses each source's base name. The manifest is checked against the model file
+    (:func:`check_model_file`). Everything is built in a temporary sibling folder and renamed into place, so
+    the folder never holds half a bundle. ``zip=True`` also writes ``<folder>.zip`` (atomically) next to it.
     """
-    out_dir = Path(out_dir)
     if not isinstance(files, Mapping):
         files = {Path(f).name: f for f in files}
     if not files:
         raise BundleError(f"{out_dir}: a bundle needs at least one model file")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if out_dir.exists() and not overwrite:
-        raise BundleError(f"{out_dir}: already exists (pass overwrite=True to replace it)")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    out_dir, replaced = resolve_bundle_dir(out_dir, manifest, overwrite=overwrite)
+    zip_path = out_dir.with_name(out_dir.name + ".zip")
+    if zip:
+        _check_zip_target(zip_path, overwrite)
+    with atomic_dir(out_dir, replace=replaced) as tmp:
         for name, src in files.items():
             _check_relpath(name, str(out_dir))
             if name == MANIFEST_NAME:
@@ -408,57 +824,112 @@ def write_bundle(out_dir: str | os.PathLike, manifest: Manifest,
             table[rel] = {"sha256": sha256_file(p), "bytes": p.stat().st_size}
         manifest.files = table
         manifest.validate(source=str(out_dir / MANIFEST_NAME))
+        check_model_file(tmp, manifest, source=str(out_dir / MANIFEST_NAME))
         (tmp / MANIFEST_NAME).write_text(manifest.to_json() + "\n", encoding="utf-8")
-        os.chmod(tmp, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-            os.replace(out_dir, old / "b")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    bundle = Bundle(out_dir, manifest)
+    bundle = Bundle(out_dir, manifest, replaced=replaced)
     if zip:
-        zip_bundle(out_dir)
+        zip_bundle(out_dir, zip_path, overwrite=overwrite)
     return bundle
 
 
-def zip_bundle(bundle_dir: str | os.PathLike, zip_path: str | os.PathLike | None = None) -> Path:
-    """Zip a bundle directory (files stored at the zip root) atomically; returns the zip path."""
+def _is_bundle_zip(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            top = [n for n in names if n == MANIFEST_NAME or n.endswith("/" + MANIFEST_NAME) and n.count("/") == 1]
+            if not top or zf.getinfo(top[0]).file_size > LIMITS["manifest_bytes"]:
+                return False
+            return json.loads(zf.read(top[0]).decode("utf-8")).get("format") == FORMAT
+    except Exception:  # noqa: BLE001 - anything unreadable is not ours
+        return False
+
+
+def _check_zip_target(zip_path: Path, overwrite: bool) -> None:
+    if not zip_path.exists() and not zip_path.is_symlink():
+        return
+    if zip_path.is_file() and not zip_path.is_symlink() and _is_bundle_zip(zip_path):
+        if overwrite:
+            return
+        raise OutputExistsError(f"{zip_path}: already holds a zipped slsdk bundle; pass --overwrite "
+                                "(overwrite=True) to replace it")
+    raise OutputExistsError(f"{zip_path}: exists and is not a zipped slsdk bundle; slsdk does not overwrite it: "
+                            "move it away or choose another output folder")
+
+
+def zip_bundle(bundle_dir: str | os.PathLike, zip_path: str | os.PathLike | None = None, *,
+               overwrite: bool = False) -> Path:
+    """Zip a bundle directory (files stored at the zip root) atomically; returns the zip path.
+
+    An existing zip is replaced only when it is itself a zipped slsdk bundle and ``overwrite`` is set.
+    """
     bundle_dir = Path(bundle_dir)
     zip_path = Path(zip_path) if zip_path else bundle_dir.with_name(bundle_dir.name + ".zip")
     if not (bundle_dir / MANIFEST_NAME).is_file():
         raise BundleError(f"{bundle_dir}: no {MANIFEST_NAME}; not a bundle directory")
-    fd, tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for p in _walk_files(bundle_dir):
+    _check_zip_target(zip_path, overwrite)
+    members = _walk_files(bundle_dir)
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for p in members:
                 zf.write(p, p.relative_to(bundle_dir).as_posix())
-        os.replace(tmp, zip_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return zip_path
+
+    return atomic_write(zip_path, write)
+
+
+# -- reading -----------------------------------------------------------------------------------------------------
+def _zip_precheck(zip_path: Path) -> None:
+    """Refuse, from the end-of-central-directory record alone, zips whose directory is too large to parse."""
+    size = zip_path.stat().st_size
+    with open(zip_path, "rb") as f:
+        tail_len = min(size, 22 + 65535)
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+        i = tail.rfind(b"PK\x05\x06")
+        if i < 0 or len(tail) - i < 22:
+            raise BundleError(f"{zip_path}: not a readable zip file (no end-of-central-directory record; truncated?)")
+        _, _, _, _, entries, cd_size, cd_offset, _ = struct.unpack("<4sHHHHIIH", tail[i:i + 22])
+        if entries == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF:
+            j = tail.rfind(b"PK\x06\x07", 0, i)   # zip64 locator
+            if j < 0:
+                raise BundleError(f"{zip_path}: zip64 record missing; not a readable zip file")
+            (eocd64,) = struct.unpack("<Q", tail[j + 8:j + 16])
+            if eocd64 + 56 > size:
+                raise BundleError(f"{zip_path}: zip64 record points past the end of the file (corrupt zip)")
+            f.seek(eocd64)
+            rec = f.read(56)
+            if rec[:4] != b"PK\x06\x06":
+                raise BundleError(f"{zip_path}: zip64 record is corrupt")
+            entries, cd_size, cd_offset = struct.unpack("<QQQ", rec[32:56])
+    if entries > LIMITS["zip_members"] or cd_size > LIMITS["zip_central_dir_bytes"]:
+        raise BundleError(f"{zip_path}: {entries} entries / {cd_size}-byte directory; a bundle zip has at most "
+                          f"{LIMITS['zip_members']} entries; refused")
+    if cd_size > size or cd_offset > size:
+        raise BundleError(f"{zip_path}: the zip directory says {cd_size} bytes at offset {cd_offset} but the file "
+                          f"has {size} bytes (truncated or corrupt zip)")
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError, ValueError,
+               struct.error, OverflowError, UnicodeDecodeError, KeyError, IndexError, TypeError, RuntimeError)
 
 
 def _safe_extract(zip_path: Path, dest: Path) -> None:
+    _zip_precheck(zip_path)
     try:
         zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise BundleError(f"{zip_path}: not a readable zip file ({e})") from None
+    except (OSError, *_ZIP_ERRORS) as e:
+        raise BundleError(f"{zip_path}: not a readable zip file ({_short(str(e), 200)})") from None
     with zf:
         total = 0
-        for info in zf.infolist():
+        infos = zf.infolist()
+        for info in infos:
             name = info.filename
             _check_relpath(name.rstrip("/") or ".", str(zip_path))
             mode = (info.external_attr >> 16) & 0o170000
             if mode == stat.S_IFLNK:
                 raise BundleError(f"{zip_path}: member {name!r} is a symlink; refused")
+            if info.file_size < 0 or info.compress_size < 0:
+                raise BundleError(f"{zip_path}: member {name!r} has negative sizes (corrupt zip)")
             total += info.file_size
             if total > _MAX_ZIP_BYTES:
                 raise BundleError(f"{zip_path}: uncompressed size exceeds {_MAX_ZIP_BYTES} bytes; refused")
@@ -467,35 +938,64 @@ def _safe_extract(zip_path: Path, dest: Path) -> None:
                 target.relative_to(dest.resolve())
             except ValueError:
                 raise BundleError(f"{zip_path}: member {name!r} escapes the extraction directory") from None
-        for info in zf.infolist():
-            if info.is_dir():
-                (dest / info.filename).mkdir(parents=True, exist_ok=True)
-                continue
-            target = dest / info.filename
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+        for info in infos:
+            try:
+                if info.is_dir():
+                    (dest / info.filename).mkdir(parents=True, exist_ok=True)
+                    continue
+                target = dest / info.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                written = 0
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    while True:
+                        block = src.read(1 << 20)
+                        if not block:
+                            break
+                        written += len(block)
+                        if written > info.file_size:      # zipfile stops at file_size; never trust it blindly
+                            raise BundleError(f"{zip_path}: member {info.filename!r} holds more than the "
+                                              f"{info.file_size} bytes its header says; refused")
+                        dst.write(block)
+                if written != info.file_size:
+                    raise BundleError(f"{zip_path}: member {info.filename!r} has {written} bytes, its header says "
+                                      f"{info.file_size} (corrupt zip)")
+            except BundleError:
+                raise
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:
+                raise BundleError(f"{zip_path}: member {info.filename!r} clashes with another member "
+                                  f"({e.strerror}); corrupt bundle zip") from None
+            except _ZIP_ERRORS as e:
+                raise BundleError(f"{zip_path}: member {info.filename!r} cannot be read: its headers lie about "
+                                  f"its sizes or its data is corrupt ({type(e).__name__}: {_short(str(e), 160)}); "
+                                  "re-download or re-zip the bundle") from None
 
 
 def load_bundle(path: str | os.PathLike, *, verify: bool = True,
                 extract_to: str | os.PathLike | None = None) -> Bundle:
     """Load and validate a bundle directory or ``.zip``.
 
-    Checks the manifest schema and format version, refuses paths that escape the bundle
-    (absolute, ``..``, symlinks) and, with ``verify`` (default), every file's size and sha256.
-    A zip is extracted safely into ``extract_to`` or a temporary directory that lives as long as
-    the returned Bundle.
+    Checks the manifest schema, its bounds (:data:`LIMITS`) and format version, refuses paths that escape the
+    bundle (absolute, ``..``, symlinks) and, with ``verify`` (default), every file's size and sha256 and the
+    manifest against the model file (:func:`check_model_file`). Every problem is a :class:`BundleError` naming
+    the file. A zip is extracted safely into ``extract_to`` or a scratch folder (``slsdk-bundle-*`` in the
+    system temp folder) that lives as long as the returned Bundle; scratch folders of killed runs are removed.
     """
     path = Path(path)
     tmp = None
     if path.is_file() and zipfile.is_zipfile(path):
         if extract_to is None:
-            tmp = tempfile.TemporaryDirectory(prefix="slsdk-bundle-")
-            root = Path(tmp.name)
+            tmp = temp_dir()
+            root = tmp.path / "bundle"
+            root.mkdir()
         else:
             root = Path(extract_to)
             root.mkdir(parents=True, exist_ok=True)
-        _safe_extract(path, root)
+        try:
+            _safe_extract(path, root)
+        except BaseException:
+            if tmp is not None:
+                tmp.cleanup()
+            raise
         # tolerate a zip whose files sit in one top-level folder
         if not (root / MANIFEST_NAME).exists():
             subs = [p for p in root.iterdir() if p.is_dir()]
@@ -510,13 +1010,11 @@ def load_bundle(path: str | os.PathLike, *, verify: bool = True,
     mpath = root / MANIFEST_NAME
     if not mpath.is_file() or mpath.is_symlink():
         raise BundleError(f"{path}: no {MANIFEST_NAME} (not an slsdk bundle)")
-    try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{mpath}: invalid JSON ({e})") from None
+    data = _read_manifest_dict(mpath)
     manifest = Manifest.from_dict(data, source=str(mpath))
     if verify:
         _verify_files(root, manifest)
+        check_model_file(root, manifest)
     return Bundle(root, manifest, tmp)
 
 

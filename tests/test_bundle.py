@@ -34,9 +34,12 @@ def _onnx_model(path: Path) -> Path:
 
     w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3], np.arange(12, dtype=np.float32).tolist())
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["log_probs"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, [1, 3])], initializer=[w])
+        [helper.make_node("MatMul", ["x", "w"], ["log_probs"]), helper.make_node("Identity", ["h"], ["h_out"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("log_probs", TensorProto.FLOAT, [1, 3]),
+         helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, 2])], initializer=[w])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -75,7 +78,7 @@ def test_round_trip_and_model_runs(bundle_dir):
     assert set(m.files) == {"model.onnx"} and len(m.files["model.onnx"]["sha256"]) == 64
     assert Manifest.from_dict(json.loads((bundle_dir / "manifest.json").read_text())).to_dict() == m.to_dict()
     sess = ort.InferenceSession(str(b.model_path), providers=["CPUExecutionProvider"])
-    y = sess.run(None, {"x": np.ones((1, 4), np.float32)})[0]
+    y = sess.run(None, {"x": np.ones((1, 4), np.float32), "h": np.zeros((1, 2), np.float32)})[0]
     np.testing.assert_allclose(y, np.arange(12, dtype=np.float32).reshape(4, 3).sum(0, keepdims=True))
     text = inspect_bundle(bundle_dir)
     assert "onnx / fp32" in text and "HELLO" in text and "model.onnx" in text
@@ -191,12 +194,16 @@ def test_write_is_atomic_on_failure(tmp_path):
 
 
 def test_overwrite_replaces_whole_bundle(tmp_path):
+    from slsdk.fileio import OutputExistsError
+
     src = _onnx_model(tmp_path / "src.onnx")
     write_bundle(tmp_path / "b", _manifest(), {"model.onnx": src, "extra.txt": src})
-    write_bundle(tmp_path / "b", _manifest(), {"model.onnx": src})
+    with pytest.raises(OutputExistsError, match="already holds an slsdk bundle.*--overwrite"):
+        write_bundle(tmp_path / "b", _manifest(), {"model.onnx": src})
+    b = write_bundle(tmp_path / "b", _manifest(), {"model.onnx": src}, overwrite=True)
+    assert b.replaced and b.root == tmp_path / "b"
     assert sorted(os.listdir(tmp_path / "b")) == ["manifest.json", "model.onnx"]
-    with pytest.raises(BundleError, match="already exists"):
-        write_bundle(tmp_path / "b", _manifest(), {"model.onnx": src}, overwrite=False)
+    assert sorted(os.listdir(tmp_path)) == ["b", "src.onnx"]   # no temp or .old folder left
 
 
 # --- the targets table ---------------------------------------------------------------------------

@@ -10,24 +10,28 @@ Layout (format ``slsdk-checkpoint``, version 1)::
      "optimizer": state_dict | None, "scheduler": state_dict | None, "scaler": state_dict | None,
      "aux": state_dict | None           # e.g. the feature projection of distillation
      "epoch": epochs completed, "step": optimizer steps taken, "best_metric": float | None,
+     "best_epoch": the epoch whose weights best.pt holds (int | None; absent in older files),
      "rng": {"torch": ByteTensor, "cuda": [ByteTensor], "numpy": {...}, "python": {...}},
      "metrics_history": [dict per epoch],
      "train_config": dict, "extra": dict}
 
 Only dicts, lists, tuples, str, int, float, bool, None and tensors go in, so the files load with
 ``weights_only=True`` (no pickled code is ever executed when a checkpoint is opened).
+
+Files are written with :func:`slsdk.fileio.atomic_write` (temp file, fsync, rename): a kill leaves the old file
+or the new one, never a torn one, and a full disk is a :class:`~slsdk.fileio.DiskFullError` naming the file.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from slsdk.fileio import atomic_write
 
 # the format is read in the models layer (one door for training, conversion and the runtime)
 from slsdk.models.factory import (  # noqa: F401  (re-exported)
@@ -108,37 +112,17 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 # -- write / read ---------------------------------------------------------------------------------------
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # not supported (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], vocab, model: Mapping[str, Any],
                     optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None,
                     scaler: Mapping[str, Any] | None = None, aux: Mapping[str, Any] | None = None,
                     epoch: int = 0, step: int = 0, best_metric: float | None = None,
-                    rng: Mapping[str, Any] | None = None, metrics_history: list | None = None,
-                    train_config: Mapping[str, Any] | None = None,
+                    best_epoch: int | None = None, rng: Mapping[str, Any] | None = None,
+                    metrics_history: list | None = None, train_config: Mapping[str, Any] | None = None,
                     extra: Mapping[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically: temp file in the same folder, fsync, ``os.replace``.
-
-    A crash or an error at any point leaves either the old file or the new one, never a torn file,
-    and no temp file behind. ``vocab`` is a :class:`~slsdk.data.Vocabulary` or a list of glosses;
-    ``model`` etc. are state dicts (tensors are moved to CPU).
+    """Write a checkpoint atomically (:func:`slsdk.fileio.atomic_write`: temp file in the same folder, fsync,
+    rename). A crash or an error at any point leaves either the old file or the new one, never a torn file;
+    a killed run's temp file is removed by the next write. ``vocab`` is a :class:`~slsdk.data.Vocabulary` or a
+    list of glosses; ``model`` etc. are state dicts (tensors are moved to CPU).
     """
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind must be one of {KINDS}, got {kind!r}")
@@ -149,6 +133,7 @@ def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], v
         "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler, "aux": aux,
         "epoch": int(epoch), "step": int(step),
         "best_metric": None if best_metric is None else float(best_metric),
+        "best_epoch": None if best_epoch is None else int(best_epoch),
         "rng": rng if rng is not None else get_rng_state(),
         "metrics_history": list(metrics_history or []),
         "train_config": dict(train_config or {}), "extra": dict(extra or {}),
@@ -156,25 +141,7 @@ def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], v
     payload = _plain(payload)
     _check_safe(payload, "checkpoint")
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
-
+    return atomic_write(path, lambda f: torch.save(payload, f), fsync=True)
 
 
 def check_vocab(checkpoint_vocab, samples, *, where: str = "checkpoint", dataset: str = "dataset") -> None:

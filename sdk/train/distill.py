@@ -249,16 +249,19 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
 
         job = Job("student", student, objective, scfg.to_dict(), vocab, splits["train"], splits.get("dev"), cfg,
                   Path(out_dir), env, device, aux=proj,
-                  extra={"teacher_checkpoint": str(tpath.resolve()), "distill": {
+                  extra={**(extra or {}), "teacher_checkpoint": str(tpath.resolve()), "distill": {
                       "temperature": cfg.temperature, "kl_weight": cfg.kl_weight, "ctc_weight": cfg.ctc_weight,
                       "feature_weight": cfg.feature_weight}},
-                  title="distill", output_length_fn=conv_output_length, train_input=input_spec(teacher))
+                  title="distill", output_length_fn=conv_output_length,
+                  train_input=(max(input_spec(teacher)[0], scfg.image_size), *input_spec(teacher)[1:]))
         res = run_training(job, resume=resume, overwrite=overwrite, progress=progress, on_epoch_end=on_epoch_end,
                            console=console)
         report: dict[str, Any] = {}
         if env.is_main and cfg.report:
             report = _report(res, teacher, vocab, data, layout, splits, cfg, device, console)
-            (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+            from slsdk.fileio import atomic_write_text
+
+            atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=1) + "\n")
         out = DistillResult(res.best_checkpoint, res.last_checkpoint, res.history, res.dev_wer, res.out_dir, report)
         if env.is_main and report:
             console.print(out.summary())

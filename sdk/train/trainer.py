@@ -305,14 +305,76 @@ def _config_diff(a: Mapping, b: Mapping) -> list[str]:
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict], append: bool) -> None:
+    from slsdk.fileio import append_text, atomic_write_text
+
+    text = "".join(json.dumps(r) + "\n" for r in rows)
     if append:
-        with open(path, "a", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r) + "\n")
+        append_text(path, text)
+    else:
+        atomic_write_text(path, text)
+
+
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "vocab.json", "report.json")
+
+
+def _checkpoint_epoch(path: Path) -> int | None:
+    """The epoch an slsdk checkpoint records (read lazily, weights not loaded); None if not one."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable / not a torch zip: not a usable checkpoint
+        return None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "slsdk-checkpoint":
+        return None
+    return int(ckpt.get("epoch", -1))
+
+
+def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to write a run into a folder that holds another one unless --resume / --overwrite says how."""
+    from slsdk.fileio import OutputExistsError
+
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out}: is a file, not a folder; choose another --out folder for the run")
+    present = [n for n in RUN_FILES if (out / n).exists()]
+    if not present or resume:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    if not overwrite:
+        last = out / "last.pt"
+        done = _checkpoint_epoch(last) if last.is_file() else None
+        what = f"a run ({last}, {done} epoch(s) done)" if done is not None else f"run files ({', '.join(present)})"
+        raise OutputExistsError(f"{out} already holds {what}; pass --resume (resume=True) to continue it, "
+                                f"--overwrite (overwrite=True) to start over (replaces {', '.join(present)} only), "
+                                "or choose another --out folder")
+    for n in ("last.pt", "best.pt"):   # an overwritten run must never be resumed by mistake
+        p = out / n
+        if p.exists():
+            if not p.is_file() or _checkpoint_epoch(p) is None:
+                raise OutputExistsError(f"{p}: is not an slsdk checkpoint; slsdk does not overwrite it (move it "
+                                        "away or choose another --out folder)")
+            p.unlink()
+
+
+def _reconcile_best(ckpt: dict, last_path: Path, best_path: Path, console) -> None:
+    """Make best.pt agree with what last.pt records (best.pt is written before last.pt at each new best)."""
+    from slsdk.fileio import atomic_copy
+
+    want, done = ckpt.get("best_epoch"), int(ckpt.get("epoch", 0))
+    if want is None:
+        return
+    have = _checkpoint_epoch(best_path) if best_path.is_file() else None
+    if have == want:
+        return
+    if have is not None and have > done:
+        console.print(f"[yellow]note[/]: {best_path} is from epoch {have}, ahead of {last_path} (epoch {done}): the "
+                      "run stopped between the two writes; that epoch is trained again and both are rewritten")
+        return
+    if want == done:
+        atomic_copy(last_path, best_path)
+        console.print(f"[yellow]note[/]: {best_path} was {'stale' if have is not None else 'missing'}; rebuilt from "
+                      f"{last_path} (epoch {done} is the best epoch {last_path} records)")
+        return
+    console.print(f"[yellow]warning[/]: {best_path} ({'epoch ' + str(have) if have is not None else 'missing'}) is not "
+                  f"the best epoch {want} that {last_path} records, and its weights are gone; best.pt is rewritten "
+                  "at the next improvement (or holds the last epoch when the run ends)")
 
 
 # ----------------------------------------------------------------------------------------------- objective
@@ -392,6 +454,7 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
     last_path, best_path = out / "last.pt", out / "best.pt"
     metrics_path, plot_path = out / "metrics.jsonl", out / "curves.png"
     if main:
+        _check_run_folder(out, resume, overwrite)
         out.mkdir(parents=True, exist_ok=True)
 
     # -- existing run ---------------------------------------------------------------------------------------
@@ -404,9 +467,6 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
         Vocabulary(ckpt["vocab"]).check_compatible(job.vocab, where=f"resume checkpoint {last_path}")
     elif resume:
         console.print(f"[yellow]note[/]: resume requested but {last_path} does not exist; starting a new run")
-    elif last_path.exists() and not overwrite:
-        raise FileExistsError(f"{out} already holds a run ({last_path}); pass resume=True (--resume) to continue "
-                              "it, overwrite=True to start over, or choose another output folder")
 
     # -- data ------------------------------------------------------------------------------------------------
     if cfg.batch_size % env.world_size:
@@ -447,15 +507,20 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
     scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
     params = [p for _, p in named]
 
-    start_epoch, step, best, history = 0, 0, None, []
+    start_epoch, step, best, best_epoch, history = 0, 0, None, None, []
     if ckpt is not None:
         _load_state(job, ckpt, optimizer, scheduler, scaler, last_path)
         start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
         best, history = ckpt.get("best_metric"), list(ckpt.get("metrics_history") or [])
+        best_epoch = ckpt.get("best_epoch")
+        if main:
+            _reconcile_best(ckpt, last_path, best_path, console)
         console.print(f"resuming {last_path}: {start_epoch} epoch(s) done, step {step}")
     if main:
         _write_jsonl(metrics_path, history, append=False)
-        job.vocab.save(out / "vocab.json")
+        from slsdk.fileio import atomic_write_text
+
+        atomic_write_text(out / "vocab.json", json.dumps(job.vocab.to_dict(), ensure_ascii=False, indent=1) + "\n")
 
     wrapped = objective
     if env.enabled:
@@ -468,7 +533,7 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
                         model=job.model.state_dict(), optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict() if scaler else None,
                         aux=job.aux.state_dict() if job.aux is not None else None, epoch=epoch, step=step,
-                        best_metric=best, rng=get_rng_state(), metrics_history=history,
+                        best_metric=best, best_epoch=best_epoch, rng=get_rng_state(), metrics_history=history,
                         train_config=cfg.to_dict(), extra=job.extra)
 
     show = progress and main and console.is_terminal
@@ -552,10 +617,11 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
             if improved:
                 best = metric
             history.append(row)
-            if main:
-                save(last_path, epoch + 1)
+            if main:   # best before last: a kill between the two leaves a best.pt that resume rewrites
                 if improved:
+                    best_epoch = epoch + 1
                     save(best_path, epoch + 1)
+                save(last_path, epoch + 1)
                 _write_jsonl(metrics_path, [row], append=True)
                 try:
                     plot_history(history, plot_path, title=job.title)
@@ -569,6 +635,11 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
             if on_epoch_end is not None:
                 on_epoch_end(dict(row))
 
+    if main and last_path.is_file() and not best_path.is_file():
+        from slsdk.fileio import atomic_copy
+
+        atomic_copy(last_path, best_path)
+        console.print(f"[yellow]warning[/]: {best_path} was lost; it now holds the last epoch ({last_path})")
     wers = [h["dev_wer"] for h in history if h.get("dev_wer") is not None]
     return TrainResult(best_path, last_path, history, min(wers) if wers else None, out)
 
