@@ -11,6 +11,13 @@ def load_clip_visual(path_or_name, config=None, **kwargs):
     return _load(path_or_name, config=config, **kwargs)
 
 
+def import_adaptsign(ckpt_path, gloss_dict_path, **kwargs):
+    """A published AdaptSign checkpoint + gloss_dict.npy as an slsdk teacher: returns ``(model, vocab)``."""
+    from slsdk.models.adaptsign_import import import_adaptsign as _import
+
+    return _import(ckpt_path, gloss_dict_path, **kwargs)
+
+
 def __getattr__(name: str):
     """Lazy access to the heavier model modules (teacher, student, frame encoders)."""
     import importlib
@@ -24,5 +31,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["CLIPVisionConfig", "VisionTransformer", "get_config", "list_models", "register_config",
-           "load_clip_visual", "FrameEncoderConfig", "FrameEncoder", "build_frame_encoder", "SequenceModel",
-           "cslr_losses", "RecognizerConfig", "CSLRRecognizer", "StudentConfig", "StreamingStudent"]
+           "load_clip_visual", "import_adaptsign", "FrameEncoderConfig", "FrameEncoder", "build_frame_encoder",
+           "SequenceModel", "cslr_losses", "RecognizerConfig", "CSLRRecognizer", "StudentConfig", "StreamingStudent"]

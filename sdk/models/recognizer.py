@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from slsdk.models.adapters import FrameEncoder, FrameEncoderConfig
-from slsdk.models.clip import (CLIP_MEAN, CLIP_STD, VisionTransformer, get_config, interpolate_pos_embed,
-                               resize_config)
+from slsdk.models.clip import (CLIP_MEAN, CLIP_STD, CLIPVisionConfig, VisionTransformer, get_config,
+                               interpolate_pos_embed, resize_config)
 from slsdk.models.sequence import SequenceModel
 
 
@@ -26,6 +26,9 @@ class RecognizerConfig:
     conv_type: str = "K5-P2-K5-P2"
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
+    vision: dict | None = None               # explicit CLIPVisionConfig dict (e.g. inferred from imported
+                                             # weights); overrides the `backbone` name
+    weight_norm: bool = False                # weight-normalised shared classifier (imported AdaptSign)
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):
@@ -33,9 +36,13 @@ class RecognizerConfig:
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
 
+    def vision_config(self) -> CLIPVisionConfig:
+        """The CLIP tower's shape: `vision` if given, else the registered `backbone` config."""
+        return CLIPVisionConfig.from_dict(self.vision) if self.vision else get_config(self.backbone)
+
     @property
     def input_size(self) -> int:
-        return self.image_size or get_config(self.backbone).image_size
+        return self.image_size or self.vision_config().image_size
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -56,7 +63,7 @@ class RecognizerConfig:
 
 def build_backbone(cfg: RecognizerConfig) -> VisionTransformer:
     """The CLIP tower for `cfg`: loaded from `backbone_weights` if set, else randomly initialised."""
-    vcfg = get_config(cfg.backbone)
+    vcfg = cfg.vision_config()
     if cfg.backbone_weights:
         from slsdk.models import load_clip_visual
 
@@ -81,7 +88,8 @@ class CSLRRecognizer(nn.Module):
         cfg = cfg or RecognizerConfig()
         self.config = cfg
         self.frame_encoder = FrameEncoder(build_backbone(cfg), cfg.encoder)
-        self.sequence = SequenceModel(self.frame_encoder.output_dim, cfg.hidden, cfg.num_classes, cfg.conv_type)
+        self.sequence = SequenceModel(self.frame_encoder.output_dim, cfg.hidden, cfg.num_classes, cfg.conv_type,
+                                      weight_norm=cfg.weight_norm)
 
     def set_trainable(self, backbone: bool = False) -> "CSLRRecognizer":
         self.frame_encoder.set_trainable(backbone)

@@ -16,6 +16,22 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
+class NormLinear(nn.Module):
+    """Bias-free linear layer with unit-norm class columns: ``x @ normalize(weight, dim=0)``.
+
+    ``weight`` is ``[in_features, num_classes]`` (AdaptSign / VAC's weight-normalised classifier).
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        nn.init.xavier_uniform_(self.weight, gain=nn.init.calculate_gain("relu"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, F.normalize(self.weight, dim=0))
+
+
 def _parse_conv_type(conv_type: str) -> list[tuple[str, int]]:
     ops = []
     for tok in conv_type.split("-"):
@@ -30,7 +46,7 @@ class SequenceModel(nn.Module):
     """features [B, T, D] + lengths [B] -> dict(conv_logits, sequence_logits [T', B, V], feat_lengths [B])."""
 
     def __init__(self, input_dim: int, hidden: int = 1024, num_classes: int = 1296,
-                 conv_type: str = "K5-P2-K5-P2", lstm_layers: int = 2):
+                 conv_type: str = "K5-P2-K5-P2", lstm_layers: int = 2, weight_norm: bool = False):
         super().__init__()
         self.conv_type = conv_type
         self.ops = _parse_conv_type(conv_type)
@@ -47,7 +63,8 @@ class SequenceModel(nn.Module):
         if hidden % 2:
             raise ValueError(f"hidden must be even for a BiLSTM, got {hidden}")
         self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=lstm_layers, bidirectional=True, batch_first=False)
-        self.classifier = nn.Linear(hidden, num_classes)  # shared by both branches
+        # shared by both branches; weight_norm: the weight-normalised classifier of AdaptSign / VAC
+        self.classifier = NormLinear(hidden, num_classes) if weight_norm else nn.Linear(hidden, num_classes)
         self.num_classes = num_classes
 
     @staticmethod
@@ -160,4 +177,5 @@ def cslr_losses(out: dict, labels: torch.Tensor, label_lengths: torch.Tensor,
     return terms
 
 
-__all__ = ["SequenceModel", "cslr_losses", "distillation_loss", "required_ctc_length", "check_ctc_lengths"]
+__all__ = ["SequenceModel", "NormLinear", "cslr_losses", "distillation_loss", "required_ctc_length",
+           "check_ctc_lengths"]
