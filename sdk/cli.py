@@ -13,7 +13,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -33,6 +32,7 @@ app.add_typer(bundle_app, name="bundle")
 app.add_typer(data_app, name="data")
 from slsdk.cli_import import import_app  # noqa: E402
 app.add_typer(import_app, name="import")
+from slsdk.data.prepare import register as _register_prepare; _register_prepare(data_app)  # noqa: E402,E702
 console = Console()
 err = Console(stderr=True, soft_wrap=True)   # an error is one line, however long
 
@@ -109,13 +109,16 @@ def data_synth(out: Path = typer.Argument(..., help="output folder"),
                seed: int = typer.Option(0), quick: bool = typer.Option(False, help="a tiny set for tests"),
                preset: str = typer.Option("demo", help="demo (the embedded default) | isharah (phone framing, "
                                           "15 signers, >= 100 glosses)"),
-               glosses: Optional[int] = typer.Option(None, help="number of glosses (isharah: up to 388 and more)")):
+               glosses: Optional[int] = typer.Option(None, help="number of glosses (isharah: up to 388 and more)"),
+               overwrite: bool = typer.Option(False, "--overwrite", help="replace a synthetic data set made with "
+                                              "other settings (never another data set)")):
     """Generate the synthetic signing dataset (the embedded default) in the folder format."""
     from slsdk.data.synthetic import generate_synthetic, preset_settings
     from slsdk.demos.pipeline import quick_kwargs
 
     kw = _run(preset_settings, preset, **({"num_glosses": glosses} if glosses else {}))
-    path = _run(generate_synthetic, out, seed=seed, progress=True, **{**kw, **(quick_kwargs() if quick else {})})
+    path = _run(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite,
+                **{**kw, **(quick_kwargs() if quick else {})})
     console.print(f"wrote {path}")
 
 
@@ -193,8 +196,7 @@ def _effective_recipe(ctx: typer.Context, kind: str, config: Path | None, flags:
         value = _v(ctx.params[param])
         value = str(value) if isinstance(value, Path) else value
         src = ctx.get_parameter_source(param)
-        into = typed if src in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT) \
-            else base
+        into = typed if getattr(src, "name", "") in ("COMMANDLINE", "ENVIRONMENT") else base
         into.setdefault(section, {})[key] = value
 
     def nest(d):
@@ -242,6 +244,8 @@ def train(ctx: typer.Context,
           device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
           workers: int = typer.Option(0, help="data loader worker processes"),
           resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
+          overwrite: bool = typer.Option(False, "--overwrite", help="start over in OUT (replaces only the run's "
+                                         "own files: last.pt, best.pt, metrics.jsonl, ...)"),
           seed: int = typer.Option(0)):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
     recipe = _run(_effective_recipe, ctx, "teacher", config, TRAIN_FLAGS)
@@ -251,7 +255,8 @@ def train(ctx: typer.Context,
     from slsdk.train import train as run_train
 
     model_cfg, tcfg = _run(recipe.build, "model"), _run(recipe.build, "train")
-    res = _run(run_train, data, out, model_cfg, tcfg, resume=resume, layout=recipe.sections["data"]["layout"],
+    res = _run(run_train, data, out, model_cfg, tcfg, resume=resume, overwrite=overwrite,
+               layout=recipe.sections["data"]["layout"],
                extra={"recipe": full})
     w = "n/a (no dev split)" if res.dev_wer is None else f"{res.dev_wer:.2f}%"
     console.print(f"best dev WER {w}  checkpoint {res.best_checkpoint}")
@@ -274,7 +279,10 @@ def distill(ctx: typer.Context,
                                                            "(`slsdk pretrain --student`)"),
             device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
             workers: int = typer.Option(0, help="data loader worker processes"),
-            resume: bool = typer.Option(False), seed: int = typer.Option(0)):
+            resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
+            overwrite: bool = typer.Option(False, "--overwrite", help="start over in OUT (replaces only the run's "
+                                           "own files)"),
+            seed: int = typer.Option(0)):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
     recipe = _run(_effective_recipe, ctx, "student", config, DISTILL_FLAGS)
     full = _show_recipe(recipe, print_config)
@@ -283,7 +291,8 @@ def distill(ctx: typer.Context,
     from slsdk.train import distill as run_distill
 
     cfg = _run(recipe.build, "distill")
-    res = _run(run_distill, teacher, data, out, cfg, resume=resume, layout=recipe.sections["data"]["layout"],
+    res = _run(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
+               layout=recipe.sections["data"]["layout"],
                extra={"recipe": full})
     console.print(f"student checkpoint {res.best_checkpoint}")  # distill() already printed the WER report
 
@@ -332,7 +341,7 @@ def _parse_frames(frames: str) -> tuple[int, int]:
 
 
 def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, heldout: Path | None, split: str,
-             layout: str, out: Path, frames: tuple[int, int], zip_: bool) -> None:
+             layout: str, out: Path | None, frames: tuple[int, int], zip_: bool, overwrite: bool = False) -> None:
     """`slsdk convert` and `slsdk quantize`: refuse bad choices before any heavy work, then convert."""
     from slsdk.targets import check_precision, get_target
 
@@ -346,8 +355,16 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
     model, vocab, kind = _run(load_model, checkpoint)
     calib_videos = _videos(calib, "train", layout, vocab, 16)[0] if calib else None
     held = _videos(heldout, split, layout, vocab, None)[1] if heldout else None
+    if out is None:   # the default: a folder of bundles, each in its own <kind>-<target>-<precision> subfolder
+        out = Path("bundles")
+        _run(out.mkdir, parents=True, exist_ok=True)
+    from slsdk.bundle import resolve_bundle_dir
+
+    _run(resolve_bundle_dir, out, f"{kind}-{tgt.name}-{precision}", overwrite=overwrite)  # refuse before any work
     bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
-                  teacher=kind == "teacher", zip=zip_, frames_range=frames)
+                  teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite)
+    if bundle.replaced:
+        console.print(f"replaced the slsdk bundle that was at {bundle.root} (--overwrite)")
     console.print(f"wrote {bundle.root}")
     console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
 
@@ -370,13 +387,17 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
             heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
             split: str = typer.Option("test_si", help="held-out split"),
             layout: Layout = typer.Option("folder", help="layout of --calib and --heldout"),
-            out: Path = typer.Option(Path("bundles"), "--out", "-o"),
+            out: Optional[Path] = typer.Option(None, "--out", "-o", help="bundle folder (default: bundles/"
+                                               "<kind>-<target>-<precision>); an existing folder that is not a "
+                                               "bundle gets that subfolder"),
             frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip "
                                        "(executorch needs one fixed count, e.g. 64:64)"),
-            zip_: bool = typer.Option(False, "--zip", help="also write OUT.zip")):
+            zip_: bool = typer.Option(False, "--zip", help="also write OUT.zip"),
+            overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it is an slsdk bundle "
+                                           "(nothing else is ever replaced)")):
     """Convert a checkpoint into a bundle for one target, and measure its fidelity to torch."""
     _convert(checkpoint, _v(target), _v(precision), calib, heldout, split, _v(layout), out, _parse_frames(frames),
-             zip_)
+             zip_, overwrite)
 
 
 @app.command()
@@ -386,10 +407,13 @@ def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) c
              heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
              split: str = typer.Option("test_si", help="held-out split"),
              layout: Layout = typer.Option("folder", help="layout of --calib and --heldout"),
-             out: Path = typer.Option(Path("bundles"), "--out", "-o"),
-             frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip")):
+             out: Optional[Path] = typer.Option(None, "--out", "-o", help="bundle folder (default: bundles/"
+                                                "<kind>-<target>-int8)"),
+             frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip"),
+             overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it is an slsdk bundle")):
     """int8 for one target (the target's recipe, calibrated on CALIB): same as convert --precision int8."""
-    _convert(checkpoint, _v(target), "int8", calib, heldout, split, _v(layout), out, _parse_frames(frames), False)
+    _convert(checkpoint, _v(target), "int8", calib, heldout, split, _v(layout), out, _parse_frames(frames), False,
+             overwrite)
 
 
 @app.command()

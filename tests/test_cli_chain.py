@@ -39,12 +39,15 @@ distill:
 CHAIN: list[tuple[str, list[str]]] = [
     ("data synth", ["data", "synth", "mydata", "--quick"]),
     ("data show", ["data", "show", "mydata"]),
+    ("data prepare", ["data", "prepare", "mydata", "--crop", "full", "--size", "32"]),
     ("pretrain", ["pretrain", "mydata", "-o", "runs/clip.safetensors", "--backbone", "ViT-T/16-test",
                   "--steps", "3"]),
     ("train", ["train", "mydata", "--backbone", "ViT-T/16-test", "--weights", "runs/clip.safetensors",
                "--epochs", "1", "--hidden", "32", "--batch-size", "4"]),
     ("distill", ["distill", "mydata", "--teacher", "runs/teacher/best.pt", "--config", "student.yaml",
                  "--epochs", "1"]),
+    ("import adaptsign", ["import", "adaptsign", "downloads/adaptsign.pt", "--gloss-dict",
+                          "downloads/gloss_dict.npy", "-o", "runs/adaptsign.pt"]),
     ("quantize", ["quantize", "runs/student/best.pt", "-t", "onnx", "--calib", "mydata", "--heldout", "mydata"]),
     *[("convert", ["convert", "runs/student/best.pt", "-t", t, "-o", f"exported/{t}"])
       for t in ("onnx", "ort", "executorch", "executorch-coreml", "coreml")],
@@ -65,7 +68,6 @@ def _slsdk() -> list[str]:
 
 def registered_commands() -> set[str]:
     """Every leaf command path of the `slsdk` CLI ("data synth", "train", ...)."""
-    import click
     import typer
 
     from slsdk.cli import app
@@ -73,7 +75,7 @@ def registered_commands() -> set[str]:
     out: set[str] = set()
 
     def walk(cmd, prefix):
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "commands"):   # a group (typer vendors its own click: no isinstance)
             for name, sub in cmd.commands.items():
                 walk(sub, prefix + [name])
         else:
@@ -93,6 +95,12 @@ def test_every_command_is_in_the_chain():
 def test_user_chain_in_a_fresh_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "student.yaml").write_text(TINY_STUDENT_RECIPE)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from adaptsign_checkpoints import RefShape, gloss_names, write_checkpoint, write_gloss_dict
+
+    # a published AdaptSign checkpoint as the user downloaded it (random weights in the reference layout)
+    write_checkpoint("downloads/adaptsign.pt", RefShape())
+    write_gloss_dict("downloads/gloss_dict.npy", gloss_names(RefShape().num_classes - 1))
     subs: dict[str, str] = {}
     outputs: dict[str, str] = {}
     for name, argv in CHAIN:

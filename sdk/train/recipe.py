@@ -164,6 +164,8 @@ def parse_recipe(data: Mapping, kind: str, where: str = "<recipe>") -> Recipe:
         if name not in valid:
             other = next((k for k, v in SECTIONS.items() if name in v and k != kind), None)
             hint = (f"; section {name!r} belongs to {other} recipes" if other else _closest(str(name), valid))
+            if name == "train" and kind == "student":
+                hint += " (a student recipe sets optimisation in 'distill', which takes every train field)"
             raise RecipeError(f"{where}: unknown section {name!r}{hint}")
         sections[name] = _validate_section(name, values or {}, types_[name], where)
     recipe = Recipe(kind, sections, where)
