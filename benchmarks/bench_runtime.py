@@ -123,13 +123,13 @@ def candidates(bundles: Path | None, checkpoint: Path | None) -> list[tuple[str,
 def skip_reason(path: Path) -> tuple[Row | None, str | None]:
     """A Row marked skipped when this bundle cannot stream here (Core ML, offline teacher, unknown target)."""
     from slsdk.bundle import load_bundle
-    from slsdk.convert.targets import get_target
+    from slsdk.targets import get_target
 
     m = load_bundle(path).manifest
     row = Row("-", str(path), m.target, m.precision, status="skipped")
     t = get_target(m.target)
-    if t.runtime_here not in ("onnxruntime", "executorch") and platform.system() != "Darwin":
-        row.note = f"{m.target}: runs on Apple platforms only (Core ML); validated at conversion, not run here"
+    if not t.can_run_here:
+        row.note = f"{m.target}: {t.not_here}; validated at conversion, not run here"
         return row, row.note
     if m.streaming.get("mode", "streaming") != "streaming":
         row.note = "offline (teacher) bundle: no streaming step for the runtime"

@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["export_coreml", "save_mlpackage", "validate_coreml", "io_dtypes", "CoreMLRunner", "prediction_available",
+__all__ = ["export_coreml", "save_mlpackage", "validate_coreml", "io_dtypes", "prediction_available",
            "PREDICTION_UNAVAILABLE_REASON", "IOS17_SPEC_VERSION"]
 
 IOS17_SPEC_VERSION = 8
@@ -176,29 +176,3 @@ def validate_coreml(path: str | os.PathLike, *, inputs: dict[str, Sequence[int]]
             "ops": sum(n for k, n in counts.items() if k != "const"), "op_counts": counts,
             "quantized_weight_ops": quantized,
             "compute_ops": sorted(k for k in counts if not k.startswith("const"))}
-
-
-class CoreMLRunner:
-    """Runs an .mlpackage with Core ML (macOS only): ``runner([x, *state]) -> [y, *state]``."""
-
-    runtime = "coreml"
-
-    def __init__(self, path: str | os.PathLike):
-        if not prediction_available():
-            raise RuntimeError(f"{path}: {PREDICTION_UNAVAILABLE_REASON}")
-        import coremltools as ct
-
-        self.path = Path(path)
-        try:
-            self.model = ct.models.MLModel(str(self.path), compute_units=ct.ComputeUnit.CPU_ONLY)
-        except Exception as e:
-            raise RuntimeError(f"{self.path}: Core ML cannot load the package: {e}") from None
-        spec = self.model.get_spec()
-        self.input_names = [d.name for d in spec.description.input]
-        self.output_names = [d.name for d in spec.description.output]
-
-    def __call__(self, inputs: Sequence) -> list:
-        import numpy as np
-
-        out = self.model.predict({n: np.asarray(x, dtype=np.float32) for n, x in zip(self.input_names, inputs)})
-        return [np.asarray(out[n], dtype=np.float32) for n in self.output_names]

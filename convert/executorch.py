@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["export_executorch", "ExecuTorchRunner", "validate_pte", "coreml_backend_available"]
+__all__ = ["export_executorch", "validate_pte", "coreml_backend_available"]
 
 DELEGATES = ("xnnpack", "coreml", "none")
 
@@ -127,36 +127,3 @@ def coreml_backend_available() -> bool:
         return Runtime.get().backend_registry.is_available("CoreMLBackend")
     except Exception:
         return False
-
-
-class ExecuTorchRunner:
-    """Runs a .pte's ``forward`` in ``executorch.runtime.Runtime``: ``runner([x, *state]) -> [y, *state]``."""
-
-    runtime = "executorch"
-
-    def __init__(self, path: str | os.PathLike):
-        from executorch.runtime import Runtime
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such .pte file")
-        try:
-            self.program = Runtime.get().load_program(self.path)
-            self.method = self.program.load_method("forward")
-        except Exception as e:
-            raise RuntimeError(f"{self.path}: ExecuTorch runtime cannot load the program: "
-                               f"{type(e).__name__}: {str(e)[:300]} (truncated/corrupt file, or a delegate "
-                               f"this runtime lacks)") from None
-        meta = self.method.metadata
-        self.num_inputs = meta.num_inputs()
-
-    def __call__(self, inputs: Sequence) -> list:
-        import numpy as np
-        import torch
-
-        if len(inputs) != self.num_inputs:
-            raise ValueError(f"{self.path}: expected {self.num_inputs} inputs, got {len(inputs)}")
-        ts = [x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-              for x in inputs]
-        outs = self.method.execute([t.contiguous().float() for t in ts])
-        return [o.detach().numpy().copy() for o in outs]

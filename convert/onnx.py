@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
-__all__ = ["export_onnx", "add_metadata", "read_metadata", "to_ort", "OnnxRunner", "DEFAULT_OPSET"]
+__all__ = ["export_onnx", "add_metadata", "read_metadata", "to_ort", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 18
 
@@ -196,7 +196,9 @@ def to_ort(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, target_p
 
 
 def _session(path):
-    import onnxruntime as ort
+    from slsdk.runtime.backends import load_onnxruntime
+
+    ort = load_onnxruntime()  # telemetry off, as for every session slsdk opens
 
     path = Path(path)
     if not path.is_file():
@@ -208,25 +210,3 @@ def _session(path):
         return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     except Exception as e:
         raise RuntimeError(f"{path}: onnxruntime cannot load the model: {str(e).strip()[:500]}") from None
-
-
-class OnnxRunner:
-    """Runs an .onnx or .ort file in onnxruntime: ``runner([x, *state]) -> [y, *state_out]`` (numpy)."""
-
-    runtime = "onnxruntime"
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.session = _session(self.path)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.input_shapes = [list(i.shape) for i in self.session.get_inputs()]
-
-    def __call__(self, inputs: Sequence) -> list:
-        import numpy as np
-
-        if len(inputs) != len(self.input_names):
-            raise ValueError(f"{self.path}: expected {len(self.input_names)} inputs {self.input_names}, "
-                             f"got {len(inputs)}")
-        feed = {n: np.ascontiguousarray(np.asarray(x, dtype=np.float32)) for n, x in zip(self.input_names, inputs)}
-        return self.session.run(None, feed)

@@ -1,145 +1,69 @@
-"""Parity between the torch model and a converted file, measured the way phones run it.
+"""Fidelity of a written bundle, measured by the code that serves it.
 
-Every video is cut into fixed chunks (the last one zero-padded), each chunk
-runs with the state the previous chunk returned, and the per-chunk log-probs are concatenated and
-trimmed to ``ceil(T / output_stride)``. The reference is always the fp32 torch model run the same
-way, so int8 figures are against fp32. Figures: max / mean absolute log-prob error, per-frame cosine
-of the centred log-probs (= centred logits), argmax agreement and, with gloss references, the greedy
-CTC WER of both (percent) and their difference.
+The converted file is opened from the bundle on disk through ``slsdk.runtime.backends.open_backend`` (the
+backend ``slsdk.Recognizer`` uses) and fed the same named tensors as the fp32 torch reference (a
+``TorchBackend`` over the model's export module): every video is cut into fixed chunks (the last one
+zero-padded), each chunk runs with the state the previous chunk returned, and the per-chunk log-probs are
+concatenated and trimmed to ``ceil(T / output_stride)`` (``slsdk.runtime.backends.run_video``); offline models
+take the whole video. Videos are preprocessed by ``slsdk.preprocess``, as the runtime does. Figures: max / mean
+absolute log-prob error, per-frame cosine of the centred log-probs (= centred logits), argmax agreement and,
+with gloss references, the greedy CTC WER of both (percent) and their difference. Where the target cannot run
+on this machine the figure says why (the targets table's ``not_here``).
 """
 from __future__ import annotations
 
-import math
-import os
-from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
-__all__ = ["prepare_video", "chunk_video", "TorchRunner", "load_runner", "run_streaming", "run_offline",
-           "greedy_ids", "wer_percent", "compare_log_probs", "measure_fidelity", "INT8_WER_BUDGET"]
+import numpy as np
+
+from slsdk.preprocess import Preprocess, prepare_video
+from slsdk.runtime.backends import Backend, open_backend, run_video
+from slsdk.targets import get_target
+
+__all__ = ["fidelity_videos", "greedy_ids", "wer_percent", "compare_log_probs", "measure_fidelity",
+           "bundle_fidelity", "INT8_WER_BUDGET"]
 
 INT8_WER_BUDGET = 0.5  # absolute WER points int8 may lose against fp32 torch
 
-Runner = Callable[[Sequence], list]
 
+def fidelity_videos(spec: Preprocess, heldout=None, *, seed: int = 0, lengths: Sequence[int] = (16, 24),
+                    frames_range: tuple[int, int] | None = None):
+    """``(videos [T, 3, S, S] float32, gloss-id references or None, description)`` for parity.
 
-def prepare_video(frames, image_size: int | None = None, mean=None, std=None):
-    """frames -> float32 tensor [T, 3, S, S] as the model expects.
-
-    uint8 frames ([T,3,H,W] or [T,H,W,3]) go through the evaluation transform the model was trained
-    and is served with (shorter side to round(S*256/224), centre crop S, normalise with mean/std: the
-    manifest's ``input`` section), so fidelity and calibration see exactly what the runtime feeds.
-    Float frames are taken as already normalised (resized bilinearly if their size differs).
+    ``heldout``: (frames, gloss ids) pairs or dicts with ``video``/``frames`` and ``label`` (uint8 frames are
+    preprocessed with ``spec``); None gives seeded random (already normalised) videos of ``lengths`` frames.
+    ``frames_range``: the (lo, hi) frame counts an offline model takes; held-out clips outside it are refused.
     """
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
+    from slsdk.quantize.calibration import video_of
 
-    x = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
-    if x.dim() == 5 and x.shape[0] == 1:
-        x = x[0]
-    if x.dim() != 4:
-        raise ValueError(f"a video must be [T, 3, H, W] or [T, H, W, 3], got shape {tuple(x.shape)}")
-    if x.dtype == torch.uint8:
-        if mean is None or std is None or image_size is None:
-            raise ValueError("uint8 frames need the model's input size and mean/std to be preprocessed")
-        if x.shape[-1] != 3 and x.shape[1] == 3:
-            x = x.permute(0, 2, 3, 1)
-        if x.shape[-1] != 3:
-            raise ValueError(f"a video must have 3 colour channels, got shape {tuple(x.shape)}")
-        from slsdk.data.transforms import eval_transform
-
-        return eval_transform(int(image_size), mean, std)(x.contiguous().numpy()).contiguous()
-    if x.shape[1] != 3 and x.shape[-1] == 3:
-        x = x.permute(0, 3, 1, 2)
-    if x.shape[1] != 3:
-        raise ValueError(f"a video must have 3 colour channels, got shape {tuple(x.shape)}")
-    x = x.float()
-    if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
-    return x.contiguous()
-
-
-def chunk_video(video, chunk_frames: int) -> list:
-    """[T,3,S,S] -> list of [1, C, 3, S, S] chunks; the last is zero-padded (as the runtime and
-    ``StreamingStudent.forward`` pad it)."""
-    import torch
-
-    t = video.shape[0]
-    if t == 0:
-        raise ValueError("empty video (0 frames)")
-    n = math.ceil(t / chunk_frames)
-    pad = n * chunk_frames - t
-    if pad:
-        video = torch.cat([video, video.new_zeros(pad, *video.shape[1:])], 0)
-    return [video[i * chunk_frames:(i + 1) * chunk_frames].unsqueeze(0) for i in range(n)]
-
-
-class TorchRunner:
-    """The torch export module behind the same interface as the runtime runners (numpy out)."""
-
-    runtime = "torch"
-
-    def __init__(self, module):
-        self.module = module.eval()
-
-    def __call__(self, inputs: Sequence) -> list:
-        import numpy as np
-        import torch
-
-        ts = [x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x, dtype=np.float32)) for x in inputs]
-        with torch.no_grad():
-            out = self.module(*ts)
-        if isinstance(out, torch.Tensor):
-            out = (out,)
-        return [o.detach().float().numpy() for o in out]
-
-
-def load_runner(target: str, path: str | os.PathLike) -> Runner | None:
-    """A runner for ``path`` in ``target``'s runtime here, or None where none runs on this machine."""
-    from slsdk.convert.targets import get_target
-
-    t = get_target(target)
-    if t.runtime_here == "onnxruntime":
-        from slsdk.convert.onnx import OnnxRunner
-
-        return OnnxRunner(path)
-    if t.name == "executorch":
-        from slsdk.convert.executorch import ExecuTorchRunner
-
-        return ExecuTorchRunner(path)
-    if t.name == "executorch-coreml":
-        from slsdk.convert.executorch import ExecuTorchRunner, coreml_backend_available
-
-        return ExecuTorchRunner(path) if coreml_backend_available() else None
-    if t.name == "coreml":
-        from slsdk.convert.coreml import CoreMLRunner, prediction_available
-
-        return CoreMLRunner(path) if prediction_available() else None
-    raise ValueError(f"no runner for target {t.name!r}")
-
-
-def run_streaming(runner: Runner, video, *, chunk_frames: int, init_state: Sequence, output_stride: int):
-    """Run a prepared video [T,3,S,S] chunk by chunk carrying state; returns log-probs [T', V] (numpy)."""
-    import numpy as np
-
-    state = [np.asarray(s, dtype=np.float32) for s in init_state]
-    outs = []
-    for chunk in chunk_video(video, chunk_frames):
-        res = runner([chunk.numpy(), *state])
-        if len(res) != 1 + len(state):
-            raise RuntimeError(f"model returned {len(res)} outputs, expected log_probs + {len(state)} states")
-        lp, state = res[0], list(res[1:])
-        outs.append(np.asarray(lp, dtype=np.float32).reshape(-1, lp.shape[-1]))
-    lp = np.concatenate(outs, 0)
-    return lp[: math.ceil(video.shape[0] / output_stride)]
-
-
-def run_offline(runner: Runner, video):
-    """Run a whole prepared video [T,3,S,S] at once (offline models); returns log-probs [T', V]."""
-    import numpy as np
-
-    lp = runner([video.unsqueeze(0).numpy()])[0]
-    return np.asarray(lp, dtype=np.float32).reshape(-1, lp.shape[-1])
+    if heldout is None:
+        rng = np.random.default_rng(seed)
+        vids = [rng.standard_normal((n, 3, spec.size, spec.size), dtype=np.float32) for n in lengths]
+        return vids, None, "seeded random frames (no held-out set given)"
+    items = heldout if isinstance(heldout, (list, tuple)) else [heldout[i] for i in range(len(heldout))]
+    if not items:
+        raise ValueError("heldout is empty: give at least one (frames, gloss_ids) pair or leave it None")
+    vids, refs = [], []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            frames, label = video_of(item), item.get("label")
+        else:
+            try:
+                frames, label = item
+            except (TypeError, ValueError):
+                raise ValueError(f"heldout item {i} must be (frames, gloss_ids), got {type(item).__name__}") from None
+        vids.append(prepare_video(frames, spec))
+        refs.append(None if label is None else [int(x) for x in (label.tolist() if hasattr(label, "tolist") else label)])
+    if frames_range is not None:   # an offline model takes clips of lo..hi frames only
+        lo, hi = frames_range
+        bad = [(i, len(v)) for i, v in enumerate(vids) if not lo <= len(v) <= hi]
+        if bad:
+            raise ValueError(f"held-out clips must have {lo}..{hi} frames for this offline model (frames_range), "
+                             f"got (item, frames) {bad[:5]}{' ...' if len(bad) > 5 else ''}; convert without "
+                             "held-out data or with a frames_range that covers them")
+    if any(r is None for r in refs):
+        refs = None
+    return vids, refs, f"{len(vids)} held-out videos"
 
 
 def greedy_ids(log_probs, blank_id: int = 0) -> list[int]:
@@ -212,27 +136,20 @@ def compare_log_probs(ref: Sequence, got: Sequence) -> dict:
             "frames": int(a.shape[0]), "finite": True}
 
 
-def measure_fidelity(reference: Runner, converted: Runner, videos: Iterable, *, refs: Sequence | None = None,
-                     mode: str = "streaming", chunk_frames: int | None = None, init_state: Sequence = (),
-                     output_stride: int = 4, precision: str = "fp32", blank_id: int = 0,
+def measure_fidelity(reference: Backend, converted: Backend, streaming: dict, videos: Iterable, *,
+                     refs: Sequence | None = None, precision: str = "fp32", blank_id: int = 0,
                      wer_budget: float = INT8_WER_BUDGET) -> dict:
-    """Run both over the prepared videos and report the figures that go into ``manifest.fidelity``."""
+    """Run both backends over the preprocessed videos (``streaming``: the manifest's section, naming the
+    tensors) and report the figures that go into ``manifest.fidelity``."""
     videos = list(videos)
     if not videos:
         raise ValueError("parity needs at least one video")
-    ref_lps, got_lps = [], []
-    for v in videos:
-        if mode == "streaming":
-            kw = dict(chunk_frames=chunk_frames, init_state=init_state, output_stride=output_stride)
-            ref_lps.append(run_streaming(reference, v, **kw))
-            got_lps.append(run_streaming(converted, v, **kw))
-        else:
-            ref_lps.append(run_offline(reference, v))
-            got_lps.append(run_offline(converted, v))
+    ref_lps = [run_video(reference, streaming, v) for v in videos]
+    got_lps = [run_video(converted, streaming, v) for v in videos]
     fid = compare_log_probs(ref_lps, got_lps)
     fid["videos"] = len(videos)
-    fid["reference"] = "torch fp32"
-    fid["mode"] = mode
+    fid["reference"] = f"{reference.name} fp32"
+    fid["mode"] = streaming.get("mode", "streaming")
     if refs is not None:
         ref_hyps = [greedy_ids(x, blank_id) for x in ref_lps]
         got_hyps = [greedy_ids(x, blank_id) for x in got_lps]
@@ -245,4 +162,28 @@ def measure_fidelity(reference: Runner, converted: Runner, videos: Iterable, *, 
             fid["meets_int8_budget"] = bool(fid["wer_delta"] <= wer_budget)
     elif precision == "int8":
         fid["meets_int8_budget"] = None  # no held-out glosses: WER not measured
+    return fid
+
+
+def bundle_fidelity(bundle, reference: Backend, videos, *, refs: Sequence | None = None,
+                    validation: dict | None = None) -> dict:
+    """Fidelity of a written ``Bundle``: its model file opened by ``open_backend`` (the serving backend)
+    against ``reference``; where the target cannot run here, the reason and the structural validation."""
+    import json
+
+    m = bundle.manifest
+    t = get_target(m.target)
+    safe = json.loads(json.dumps(validation, default=str)) if validation else None
+    if not t.can_run_here:
+        fid = {"status": "validated, not run", "reason": t.not_here, "validation": safe or {}}
+        if m.precision == "int8":
+            fid["meets_int8_budget"] = None
+        return fid
+    converted = open_backend(bundle)
+    fid = measure_fidelity(reference, converted, m.streaming, videos, refs=refs, precision=m.precision,
+                           blank_id=m.blank_id)
+    fid["status"] = "run"
+    fid["runtime"] = converted.name
+    if safe:
+        fid["validation"] = safe
     return fid

@@ -3,7 +3,9 @@
 A streaming model's state inputs (conv caches, LSTM h/c) are never zero after the first chunk, so
 calibrating on zero states would clip them. ``calibration_chunks`` runs the fp32 torch model along
 each video chunk by chunk and records every chunk's inputs *with the state the previous chunk
-produced*, exactly what the converted model will see on a phone.
+produced*, exactly what the converted model will see on a phone. The videos are preprocessed by
+``slsdk.preprocess`` and stepped by ``slsdk.runtime.backends.run_video`` over a ``TorchBackend`` -- the
+preprocessing, chunking and state carrying the runtime serves with.
 
 Accepted calibration sources (``as_calibration_inputs``):
 - chunk inputs already made: an iterable of tuples ``(frames [1, C, 3, S, S], *state)``;
@@ -14,14 +16,17 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-__all__ = ["CalibrationError", "calibration_chunks", "as_calibration_inputs", "iter_videos"]
+import numpy as np
+
+__all__ = ["CalibrationError", "calibration_chunks", "as_calibration_inputs", "iter_videos", "video_of"]
 
 
 class CalibrationError(ValueError):
     """Calibration data is missing, empty or malformed."""
 
 
-def _video_of(item: Any):
+def video_of(item: Any):
+    """The frames of a calibration / held-out item (a dict with ``video``/``frames``, a Sample, a pair)."""
     import numpy as np
     import torch
 
@@ -48,34 +53,53 @@ def iter_videos(source: Any):
         except ImportError:  # pragma: no cover
             pass
         for i in range(len(source)):
-            yield _video_of(source[i])
+            yield video_of(source[i])
         return
     for item in source:
-        yield _video_of(item)
+        yield video_of(item)
+
+
+def _preprocess_spec(model):
+    from slsdk.preprocess import Preprocess
+
+    cfg = getattr(model, "config", None)
+    size, mean, std = (getattr(cfg, k, None) for k in ("image_size", "mean", "std"))
+    if size is None or mean is None or std is None:
+        raise CalibrationError("uint8 calibration frames need the model's input size and mean/std "
+                               "(model.config.image_size / mean / std)")
+    return Preprocess(int(size), tuple(mean), tuple(std))
 
 
 def calibration_chunks(model, videos: Iterable, *, max_chunks: int | None = None) -> list[tuple]:
     """Run the torch student along ``videos`` and return every chunk's ``(frames, *state)`` inputs.
 
-    ``model``: a ``StreamingStudent`` (``export_module``, ``init_state``, ``config.chunk_frames``).
+    ``model``: a ``StreamingStudent`` (``export_module``, ``input_names``, ``state_spec``).
     """
     import torch
 
-    from slsdk.convert.parity import chunk_video, prepare_video
+    from slsdk.models.model_io import model_io
+    from slsdk.preprocess import prepare_video
+    from slsdk.runtime.backends import TorchBackend, run_video
 
-    cfg = model.config
-    step = model.export_module().eval()
+    io = model_io(model)
+    streaming = io.streaming_section()
+    backend = TorchBackend(io.module, io.input_names, io.output_names)
+    spec = _preprocess_spec(model)
     out: list[tuple] = []
-    with torch.no_grad():
+
+    class _Enough(Exception):
+        pass
+
+    def record(inputs: dict) -> None:
+        out.append(tuple(torch.from_numpy(np.array(inputs[n], dtype=np.float32)) for n in io.input_names))
+        if max_chunks is not None and len(out) >= max_chunks:
+            raise _Enough
+
+    try:
         for video in iter_videos(videos):
-            v = prepare_video(video, cfg.image_size, cfg.mean, cfg.std)
-            state = [s.detach().clone() for s in model.init_state(1)]
-            for chunk in chunk_video(v, cfg.chunk_frames):
-                out.append((chunk.clone(), *[s.clone() for s in state]))
-                res = step(chunk, *state)
-                state = [r.detach() for r in res[1:]]
-                if max_chunks is not None and len(out) >= max_chunks:
-                    return out
+            run_video(backend, streaming, prepare_video(video, spec), on_step=record)
+    except _Enough:
+        pass
     return out
 
 
@@ -114,13 +138,10 @@ def as_calibration_inputs(model, calib: Any, *, max_chunks: int | None = 64, off
                     raise CalibrationError(f"calibration chunk {i} has input shapes {got}, the model takes {want}")
         return out[:max_chunks] if max_chunks else out
     if offline:
-        from slsdk.convert.parity import prepare_video
+        from slsdk.preprocess import prepare_video
 
-        cfg = getattr(model, "config", None)
-        out = []
-        for v in iter_videos(items):
-            out.append((prepare_video(v, getattr(cfg, "image_size", None), getattr(cfg, "mean", None),
-                                      getattr(cfg, "std", None)).unsqueeze(0),))
+        spec = _preprocess_spec(model)
+        out = [(torch.from_numpy(prepare_video(v, spec))[None],) for v in iter_videos(items)]
     else:
         out = calibration_chunks(model, items, max_chunks=max_chunks)
     if not out:

@@ -1,11 +1,11 @@
-"""int8 recipes, one or more per target family, registered by name (like ExecuTorch export recipes).
+"""int8 recipes, registered by name, with one typed interface per recipe family (as ExecuTorch's export
+recipes have one per backend). A target's family is the targets table's ``int8_family`` column:
 
-Each recipe takes the artifact of its family and returns the quantized one:
-
-- ``executorch``: ``fn(module, example_inputs, calib) -> torch.fx.GraphModule`` (PT2E, ready to
-  re-export and lower to XNNPACK);
-- ``onnx`` (also ``ort``): ``fn(onnx_in, onnx_out, calib, input_names) -> Path``;
-- ``coreml``: ``fn(mlmodel, calib) -> MLModel``.
+- ``pt2e-xnnpack`` (:class:`PT2ERecipe`): ``quantize(module=, example_inputs=, calib=) -> torch.fx.GraphModule``
+  (PT2E, ready to re-export and lower to XNNPACK);
+- ``onnx`` (:class:`OnnxRecipe`, the ``onnx`` and ``ort`` targets):
+  ``quantize(onnx_in=, onnx_out=, input_names=, calib=) -> Path``;
+- ``coreml`` (:class:`CoreMLRecipe`): ``quantize(mlmodel=, calib=) -> MLModel``.
 
 ``calib`` is a list of input tuples (see ``slsdk.quantize.calibration``); recipes with
 ``needs_calibration`` refuse an empty list. Toolchain modules are imported inside the recipes.
@@ -18,11 +18,13 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 from slsdk.quantize.calibration import CalibrationError
+from slsdk.targets import get_target
 
-__all__ = ["QuantRecipe", "RECIPES", "register_recipe", "get_recipe", "recipes_for", "COREML_ACTIVATION_REASON"]
+__all__ = ["QuantRecipe", "PT2ERecipe", "OnnxRecipe", "CoreMLRecipe", "FAMILIES", "RECIPES", "register_recipe",
+           "get_recipe", "recipes_for", "COREML_ACTIVATION_REASON"]
 
 COREML_ACTIVATION_REASON = ("Core ML activation quantization calibrates by running the model, which needs "
                             "macOS (coremltools prediction); only int8 weights are applied here")
@@ -30,33 +32,72 @@ COREML_ACTIVATION_REASON = ("Core ML activation quantization calibrates by runni
 
 @dataclass(frozen=True)
 class QuantRecipe:
+    """A named int8 recipe of one family; call ``quantize`` with the family's keyword arguments."""
+
     name: str
-    backend: str                 # "executorch" | "onnx" | "coreml"
     description: str
     needs_calibration: bool
     fn: Callable
+    family: ClassVar[str] = ""
 
-    def apply(self, *args, **kwargs):
-        return self.fn(*args, **kwargs)
+    @property
+    def backend(self) -> str:  # the older name of the family
+        return self.family
 
     def info(self, n_calib: int | None = None) -> dict:
-        d = {"recipe": self.name, "backend": self.backend, "description": self.description,
-             "weights": "int8"}
+        d = {"recipe": self.name, "family": self.family, "description": self.description, "weights": "int8"}
         if n_calib is not None and self.needs_calibration:
             d["calibration_chunks"] = n_calib
         return d
 
+    def _calib(self, calib) -> list:
+        calib = list(calib or [])
+        if self.needs_calibration and not calib:
+            raise CalibrationError(f"recipe {self.name!r} needs calibration data, but the calibration set is empty")
+        return calib
 
+
+@dataclass(frozen=True)
+class PT2ERecipe(QuantRecipe):
+    family: ClassVar[str] = "pt2e-xnnpack"
+
+    def quantize(self, *, module, example_inputs: Sequence, calib: Sequence | None = None):
+        """An nn.Module and its example inputs -> the quantized ``torch.fx.GraphModule`` (PT2E convert)."""
+        return self.fn(module, tuple(example_inputs), self._calib(calib))
+
+
+@dataclass(frozen=True)
+class OnnxRecipe(QuantRecipe):
+    family: ClassVar[str] = "onnx"
+
+    def quantize(self, *, onnx_in: str | os.PathLike, onnx_out: str | os.PathLike, input_names: Sequence[str],
+                 calib: Sequence | None = None) -> Path:
+        """An .onnx file -> the quantized .onnx at ``onnx_out`` (metadata_props kept)."""
+        return self.fn(Path(onnx_in), Path(onnx_out), self._calib(calib), list(input_names))
+
+
+@dataclass(frozen=True)
+class CoreMLRecipe(QuantRecipe):
+    family: ClassVar[str] = "coreml"
+
+    def quantize(self, *, mlmodel, calib: Sequence | None = None):
+        """A coremltools MLModel -> the quantized MLModel."""
+        return self.fn(mlmodel, self._calib(calib))
+
+
+FAMILIES: dict[str, type[QuantRecipe]] = {c.family: c for c in (PT2ERecipe, OnnxRecipe, CoreMLRecipe)}
 RECIPES: dict[str, QuantRecipe] = {}
-_BACKEND_OF_TARGET = {"executorch": "executorch", "onnx": "onnx", "ort": "onnx", "coreml": "coreml",
-                      "executorch-coreml": "executorch-coreml"}
 
 
-def register_recipe(name: str, backend: str, description: str, needs_calibration: bool):
+def register_recipe(name: str, family: str, description: str, needs_calibration: bool):
+    """Register ``fn`` as the recipe ``name`` of ``family`` (a key of :data:`FAMILIES`)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown recipe family {family!r} (known: {', '.join(FAMILIES)})")
+
     def deco(fn):
         if name in RECIPES:
             raise ValueError(f"quantization recipe {name!r} is already registered")
-        RECIPES[name] = QuantRecipe(name, backend, description, needs_calibration, fn)
+        RECIPES[name] = FAMILIES[family](name, description, needs_calibration, fn)
         return fn
     return deco
 
@@ -70,16 +111,9 @@ def get_recipe(name: str) -> QuantRecipe:
 
 
 def recipes_for(target: str) -> list[QuantRecipe]:
-    """The recipes that apply to a target name (``ort`` shares the ONNX recipes)."""
-    backend = _BACKEND_OF_TARGET.get(target, target)
-    return [r for r in RECIPES.values() if r.backend == backend]
-
-
-def _need(calib, name: str) -> list:
-    calib = list(calib or [])
-    if not calib:
-        raise CalibrationError(f"recipe {name!r} needs calibration data, but the calibration set is empty")
-    return calib
+    """The recipes of a target's int8 family (the targets table's ``int8_family``; ``ort`` shares ONNX's)."""
+    family = get_target(target).int8_family
+    return [r for r in RECIPES.values() if family and r.family == family]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -110,14 +144,14 @@ def _pt2e(module, example_inputs, calib, *, dynamic: bool):
         return convert_pt2e(prepared)
 
 
-@register_recipe("xnnpack-int8-static", "executorch",
+@register_recipe("xnnpack-int8-static", "pt2e-xnnpack",
                  "PT2E XNNPACKQuantizer: int8 per-channel weights, int8 static activations calibrated on chunks",
                  needs_calibration=True)
 def xnnpack_int8_static(module, example_inputs, calib):
-    return _pt2e(module, example_inputs, _need(calib, "xnnpack-int8-static"), dynamic=False)
+    return _pt2e(module, example_inputs, calib, dynamic=False)
 
 
-@register_recipe("xnnpack-int8-dynamic", "executorch",
+@register_recipe("xnnpack-int8-dynamic", "pt2e-xnnpack",
                  "PT2E XNNPACKQuantizer: int8 per-channel Linear weights, activations quantized dynamically "
                  "per call (convs stay fp32)",
                  needs_calibration=False)
@@ -203,7 +237,6 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    calib = _need(calib, "onnx-int8-static")
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
     with tempfile.TemporaryDirectory(prefix="slsdk-q-") as work:
         src = _preprocess(onnx_in, Path(work))
@@ -282,13 +315,17 @@ def _pretranspose_gemm_weights(model):
 
 
 def _copy_metadata(src: Path, dst: Path) -> None:
+    """The source file's metadata_props onto the quantized file (``dst`` is still a temp file)."""
     import onnx
 
     props = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
     if props:
-        from slsdk.convert.onnx import add_metadata
-
-        add_metadata(dst, props)
+        model = onnx.load(str(dst))
+        have = {p.key for p in model.metadata_props}
+        for k, v in props.items():
+            if k not in have:
+                model.metadata_props.add(key=k, value=v)
+        onnx.save(model, str(dst))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -193,7 +193,7 @@ class Manifest:
         def bad(msg: str):
             raise BundleError(f"{source}: {msg}")
 
-        from slsdk.convert.targets import check_precision, get_target
+        from slsdk.targets import check_precision, get_target
 
         L = LIMITS
         if self.format != FORMAT:
@@ -742,8 +742,12 @@ def _bundle_summary(p: Path) -> str:
         return "unreadable manifest"
 
 
-def resolve_bundle_dir(out_dir: str | os.PathLike, manifest: Manifest, *, overwrite: bool = False) -> tuple[Path, bool]:
+def resolve_bundle_dir(out_dir: str | os.PathLike, manifest: Manifest | str, *,
+                       overwrite: bool = False) -> tuple[Path, bool]:
     """Where a bundle for ``manifest`` goes when asked to write it at ``out_dir``: ``(folder, replaces_bundle)``.
+
+    ``manifest`` may also be the subfolder name itself (``"student-onnx-fp32"``), so a converter can check the
+    destination before any work.
 
     * ``out_dir`` does not exist: the bundle is created there.
     * ``out_dir`` is an slsdk bundle: replaced only with ``overwrite`` (and only if it holds no files its
@@ -774,7 +778,7 @@ def resolve_bundle_dir(out_dir: str | os.PathLike, manifest: Manifest, *, overwr
                                 f"(e.g. -o {out.parent / (out.stem + '-bundle')})")
     if is_bundle_dir(out):
         return as_bundle(out)
-    sub = out / bundle_dir_name(manifest)
+    sub = out / (manifest if isinstance(manifest, str) else bundle_dir_name(manifest))
     if not sub.exists() and not sub.is_symlink():
         return sub, False
     if sub.is_dir() and not sub.is_symlink() and is_bundle_dir(sub):

@@ -1,5 +1,6 @@
-"""Conversion per target: a real StreamingStudent is exported, loaded in the target's runtime and run
-chunk by chunk with state, against the torch model run whole (``forward``) and chunked."""
+"""Conversion per target: a real StreamingStudent is exported, the written bundle is opened by the serving
+backend (``open_backend``) and run chunk by chunk with state, against the torch model run whole (``forward``)
+and chunked."""
 from __future__ import annotations
 
 import json
@@ -12,8 +13,9 @@ import torch
 
 from slsdk.bundle import BundleError, load_bundle
 from slsdk.convert import convert
-from slsdk.convert.parity import TorchRunner, load_runner, prepare_video, run_streaming
 from slsdk.models.clip import CLIP_MEAN, CLIP_STD
+from slsdk.preprocess import Preprocess, prepare_video
+from slsdk.runtime.backends import BackendError, TorchBackend, open_backend, run_video
 from slsdk.models.student import StreamingStudent, StudentConfig
 
 VOCAB = ["<blank>"] + [f"G{i}" for i in range(11)]
@@ -36,21 +38,19 @@ def heldout():
 
 def _whole_video_log_probs(model, frames_u8):
     cfg = model.config
-    v = prepare_video(frames_u8, cfg.image_size, cfg.mean, cfg.std)
+    v = prepare_video(frames_u8, Preprocess(cfg.image_size, cfg.mean, cfg.std))
     with torch.no_grad():
-        out = model(v.unsqueeze(0), torch.tensor([v.shape[0]]))
+        out = model(torch.from_numpy(v).unsqueeze(0), torch.tensor([v.shape[0]]))
     return torch.log_softmax(out["sequence_logits"][:, 0], -1).numpy(), v
 
 
 def _check_runs_like_torch(bundle, model, heldout):
-    """Run the bundle's file in its runtime, chunk by chunk, against the whole-video torch forward."""
+    """Run the bundle's file in its serving backend, chunk by chunk, against the whole-video torch forward."""
     s = bundle.manifest.streaming
-    runner = load_runner(bundle.manifest.target, bundle.model_path)
-    init = [np.zeros(st["shape"], np.float32) for st in s["state"]]
+    backend = open_backend(bundle)
     for frames, _ in heldout:
         ref, v = _whole_video_log_probs(model, frames)
-        got = run_streaming(runner, v, chunk_frames=s["chunk_frames"], init_state=init,
-                            output_stride=s["output_stride"])
+        got = run_video(backend, s, v)
         assert got.shape == ref.shape == (-(-len(frames) // 4), len(VOCAB))
         np.testing.assert_allclose(got, ref, atol=FP32_TOL)
 
@@ -108,19 +108,20 @@ def test_executorch_fp32(student, heldout, tmp_path):
 
 
 def test_truncated_model_files_fail_clearly(student, tmp_path):
-    from slsdk.convert.executorch import ExecuTorchRunner
-    from slsdk.convert.onnx import OnnxRunner, export_onnx
+    from slsdk.convert.onnx import export_onnx
+    from slsdk.runtime.backends import ExecuTorchBackend, OnnxRuntimeBackend
 
     m = student.export_module()
-    p = export_onnx(m, student.example_inputs(), tmp_path / "m.onnx", input_names=student.input_names(),
-                    output_names=student.output_names(), exporter="legacy")
+    names = (student.input_names(), student.output_names())
+    p = export_onnx(m, student.example_inputs(), tmp_path / "m.onnx", input_names=names[0],
+                    output_names=names[1], exporter="legacy")
     p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
-    with pytest.raises(RuntimeError, match=r"m\.onnx: onnxruntime cannot load the model"):
-        OnnxRunner(p)
+    with pytest.raises(BackendError, match=r"m\.onnx: onnxruntime cannot load this model"):
+        OnnxRuntimeBackend(p, *names)
     pte = tmp_path / "m.pte"
     pte.write_bytes(b"\x00" * 64)
-    with pytest.raises(RuntimeError, match=r"m\.pte: ExecuTorch runtime cannot load the program"):
-        ExecuTorchRunner(pte)
+    with pytest.raises(BackendError, match=r"m\.pte: the ExecuTorch runtime cannot load this program"):
+        ExecuTorchBackend(pte, *names)
 
 
 def test_unknown_target_and_precision_refused_before_work(student, tmp_path):
@@ -174,11 +175,15 @@ def test_executorch_coreml_validated(student, tmp_path):
     assert v["delegates"] == ["CoreMLBackend"] and v["delegate_blob_bytes"] > 1000
     assert v["num_inputs"] == 5 and v["num_outputs"] == 5
     if platform.system() != "Darwin":
-        from slsdk.convert.executorch import ExecuTorchRunner
+        from slsdk.runtime.backends import ExecuTorchBackend
 
         assert "CoreMLBackend" in b.manifest.fidelity["reason"]
-        with pytest.raises(RuntimeError, match="cannot load the program"):
-            ExecuTorchRunner(b.model_path)  # the Linux ExecuTorch runtime really lacks CoreMLBackend
+        with pytest.raises(BackendError, match="no CoreMLBackend"):
+            open_backend(b)  # the targets table says why, before loading anything
+        ins = [io["name"] for io in b.manifest.streaming["inputs"]]
+        outs = [io["name"] for io in b.manifest.streaming["outputs"]]
+        with pytest.raises(BackendError, match="cannot load this program"):
+            ExecuTorchBackend(b.model_path, ins, outs)  # the Linux ExecuTorch runtime really lacks CoreMLBackend
 
 
 def test_parity_detects_a_different_model(student, heldout):
@@ -190,11 +195,14 @@ def test_parity_detects_a_different_model(student, heldout):
     other = copy.deepcopy(student)
     with torch.no_grad():
         other.head.classifier.weight.add_(0.5 * torch.randn_like(other.head.classifier.weight))
+    from slsdk.models.model_io import model_io
+
     cfg = student.config
-    vids = [prepare_video(f, cfg.image_size, cfg.mean, cfg.std) for f, _ in heldout]
-    f = measure_fidelity(TorchRunner(student.export_module()), TorchRunner(other.export_module()), vids,
-                         refs=[r for _, r in heldout], chunk_frames=8,
-                         init_state=[s.numpy() for s in student.init_state()], precision="int8")
+    vids = [prepare_video(f, Preprocess(cfg.image_size, cfg.mean, cfg.std)) for f, _ in heldout]
+    names = (student.input_names(), student.output_names())
+    streaming = model_io(student).streaming_section()
+    f = measure_fidelity(TorchBackend(student.export_module(), *names), TorchBackend(other.export_module(), *names),
+                         streaming, vids, refs=[r for _, r in heldout], precision="int8")
     assert f["max_abs_err"] > 0.1 and f["cosine"] < 0.999
     assert set(f) >= {"wer", "wer_torch", "wer_delta", "meets_int8_budget"}
     assert f["meets_int8_budget"] == (f["wer_delta"] <= 0.5)
@@ -212,20 +220,20 @@ def test_import_is_light():
 def test_fidelity_and_calibration_frames_are_the_runtime_frames():
     """prepare_video (fidelity WER, int8 calibration) feeds exactly what the runtime and training eval feed:
     shorter side to round(S*256/224), centre crop, normalise -- not a plain resize of the whole frame."""
-    import numpy as np
     import torch.nn.functional as F
 
     from slsdk.data.transforms import eval_transform
 
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (5, 96, 96, 3), dtype=np.uint8)
-    got = prepare_video(frames, 48, CLIP_MEAN, CLIP_STD)
-    want = eval_transform(48, CLIP_MEAN, CLIP_STD)(frames)
-    torch.testing.assert_close(got, want)
-    torch.testing.assert_close(prepare_video(torch.from_numpy(frames).permute(0, 3, 1, 2), 48, CLIP_MEAN, CLIP_STD),
-                               want)
+    spec = Preprocess(48, CLIP_MEAN, CLIP_STD)
+    got = prepare_video(frames, spec)
+    want = eval_transform(48, CLIP_MEAN, CLIP_STD)(frames).numpy()
+    # the numpy and torch resizes agree to one uint8 level (rounding), i.e. 1/255 before normalisation
+    assert np.abs((got - want) * np.asarray(CLIP_STD).reshape(1, 3, 1, 1)).max() <= 1 / 255 + 1e-6
+    np.testing.assert_array_equal(prepare_video(frames.transpose(0, 3, 1, 2), spec), got)
     naive = F.interpolate(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, size=(48, 48), mode="bilinear")
-    naive = (naive - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    assert (got - naive).abs().max() > 0.1
-    with pytest.raises(ValueError, match="input size and mean/std"):
-        prepare_video(frames, None, CLIP_MEAN, CLIP_STD)
+    naive = ((naive - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / torch.tensor(CLIP_STD).view(1, 3, 1, 1)).numpy()
+    assert np.abs(got - naive).max() > 0.1
+    with pytest.raises(ValueError, match="must be 48x48"):
+        prepare_video(np.zeros((2, 3, 40, 40), np.float32), spec)

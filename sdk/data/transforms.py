@@ -4,6 +4,9 @@ Train: temporal rescale (+-20 %, resampled frame indices) -> resize shorter side
 ``round(S * 256 / 224)`` -> random ``S x S`` crop -> optional horizontal flip (p=0.5; off when
 handedness matters) -> ``/255`` -> normalise. Eval: resize -> centre crop -> normalise.
 Input ``uint8 [T, H, W, 3]`` numpy, output ``float32 [T, 3, S, S]`` torch tensor.
+
+This is the torch (training-side, batched) twin of :mod:`slsdk.preprocess`, which defines the preprocessing
+the runtime, parity and calibration use; the eval path is tested equal to it on real photos.
 """
 from __future__ import annotations
 
@@ -14,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slsdk.models.clip import CLIP_MEAN, CLIP_STD
+from slsdk.preprocess import CLIP_MEAN, CLIP_STD, RESIZE_RATIO
 
 
-def resize_size(image_size: int, ratio: float = 256 / 224) -> int:
+def resize_size(image_size: int, ratio: float = RESIZE_RATIO) -> int:
     return int(round(image_size * ratio))
 
 

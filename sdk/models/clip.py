@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # the pixel normalisation CLIP was trained with (RGB in [0, 1])
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from slsdk.preprocess import CLIP_MEAN, CLIP_STD  # noqa: E402,F401  (defined once, at the bottom layer)
 
 
 @dataclass(frozen=True)

@@ -6,25 +6,36 @@
     s.accept_frames(frames, timestamps=ts)   # or at any rate: resampled to the manifest's fps by time
     rec.result(s).text                 # committed + partial glosses so far
     rec.is_endpoint(s); rec.reset(s)
+    for u in rec.recognize(source): ...      # the feed loop over a frame source, one Update per batch
     slsdk.recognize_video(bundle, "clip.mp4")   # the same, in one call (resampled by the file's timestamps)
 
-Frames -> (resample to the manifest's fps) -> (hand crop) -> resize/normalise as the manifest says ->
-fixed-size chunks through the backend, carrying the model's state tensors -> streaming CTC decoder. The last
-partial chunk is zero-padded, as the torch model pads a whole video, so streaming gives exactly the offline
-tokens. Event times count model frames at ``1 / fps`` seconds each: with timestamps given, that is the
-source's clock (from its first frame).
+    # many streams, one model call per round (sherpa-onnx's decode_streams):
+    for s, frames in zip(streams, batches):
+        s.accept_frames(frames, decode=False)
+    rec.decode_streams(streams)
+
+Threads: a Recognizer may be shared by threads, a Stream may not (see :class:`Recognizer`).
+
+Frames -> (resample to the manifest's fps) -> (hand crop) -> :mod:`slsdk.preprocess` as the manifest says ->
+fixed-size chunks through the backend (:mod:`slsdk.runtime.backends`), carrying the model's state tensors ->
+streaming CTC decoder. The last partial chunk is zero-padded, as the torch model pads a whole video, so
+streaming gives exactly the offline tokens. Event times count model frames at ``1 / fps`` seconds each: with
+timestamps given, that is the source's clock (from its first frame).
 """
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from slsdk.runtime.backends import Backend, BackendError, TorchBackend, open_backend
+from slsdk.preprocess import Preprocess
+from slsdk.runtime.backends import Backend, BackendError, StreamingStep, open_backend, open_checkpoint
 from slsdk.runtime.hands import CropStats
-from slsdk.runtime.sources import FrameResampler
+from slsdk.runtime.sources import LIVE_MAX_GAP_S, FrameResampler
 
 
 @dataclass
@@ -61,8 +72,34 @@ class RecognitionResult:
                 "events": self.events, "is_final": self.is_final}
 
 
+@dataclass
+class Update:
+    """What one batch of :meth:`Recognizer.recognize` changed.
+
+    ``events``: gloss events committed since the previous update (all remaining ones in the final update);
+    ``utterance``: the result of an utterance an endpoint just closed (then the stream was reset), or the last
+    one in the final update; ``frames``: ``(frame, CropResult, time_s)`` of the frames this batch cropped
+    (with ``keep_frames``); ``final``: the source is exhausted and the stream finished.
+    """
+
+    stream: "Stream"
+    result: RecognitionResult
+    events: list[dict]
+    utterance: RecognitionResult | None
+    frames: list
+    final: bool
+
+    @property
+    def time_s(self) -> float:
+        """The stream's clock: model frames so far at the manifest's fps."""
+        return self.stream.frame_index / self.stream._rec.fps
+
+
 class Stream:
-    """One video or camera stream: buffered frames, the model state and the decoder state."""
+    """One video or camera stream: buffered frames, the model state, the decoder state and its hand tracker.
+
+    Not thread-safe: feed a stream from one thread at a time.
+    """
 
     def __init__(self, rec: "Recognizer", max_gap: float | None = None):
         self._rec = rec
@@ -71,8 +108,10 @@ class Stream:
         self.decoder = rec._new_decoder()
         self.timing = Timing()
         self.crop_stats = CropStats(keep_boxes=False)  # counts only: bounded memory on long streams
+        self.cropper = None  # this stream's hand tracker (taken from the recognizer's pool on the first frame)
         self.frame_index = 0  # model frames so far, at the manifest's fps (the model's clock)
         self.source_frames = 0  # frames given to accept_frames
+        self.source_seconds = 0.0  # time spent reading the source in Recognizer.recognize (video decoding)
         self.resampler = FrameResampler(rec.fps, max_gap=max_gap)
         self._held: np.ndarray | None = None  # latest timed frame: released once the next frame's time is known
         self._timed: bool | None = None  # whether this stream's frames come with timestamps
@@ -83,7 +122,7 @@ class Stream:
         self.last_frames: list = []
         self.last_times: list = []
 
-    def accept_frames(self, frames, timestamps=None) -> None:
+    def accept_frames(self, frames, timestamps=None, decode: bool = True) -> None:
         """Feed RGB uint8 frames ([N, H, W, 3] array or a list of [H, W, 3]); runs every full chunk.
 
         ``timestamps``: the frames' presentation times in seconds (one each, increasing, any origin). The
@@ -91,11 +130,17 @@ class Stream:
         nearest frame by presentation time, so a faster source loses frames and a slower one repeats them);
         the latest frame waits for the next one's time or the end of input. Without timestamps the frames are
         taken to be at the manifest's rate already and each is one model frame. A stream takes one or the
-        other throughout.
+        other throughout. ``decode=False``: crop and preprocess only; full chunks wait for
+        ``Recognizer.decode_streams`` (``Recognizer.is_ready`` says when one is waiting).
         """
         if self.finished:
             raise RuntimeError("stream is finished; call recognizer.reset(stream) to start again")
-        self._rec._accept(self, frames, timestamps)
+        self._rec._accept(self, frames, timestamps, decode)
+
+    def feed(self, frames, timestamps=None) -> RecognitionResult:
+        """``accept_frames`` then the result so far (one step of the feed loop)."""
+        self.accept_frames(frames, timestamps)
+        return self._rec.result(self)
 
     @property
     def resample_stats(self) -> dict | None:
@@ -106,16 +151,33 @@ class Stream:
         """No more frames: run the zero-padded last chunk and commit everything."""
         self._rec._finish(self)
 
+    def close(self) -> None:
+        """Give the stream's hand tracker back to the recognizer (for the next stream)."""
+        cropper, self.cropper = self.cropper, None
+        self._rec._give_back_cropper(cropper)
+
+    def _take_chunk(self) -> np.ndarray:
+        chunk = np.stack(self._buffer[: self._rec.chunk])
+        del self._buffer[: self._rec.chunk]
+        return chunk
+
 
 class Recognizer:
-    """Streaming recognizer for a bundle (directory or .zip) or, with backend "torch", a student checkpoint."""
+    """Streaming recognizer for a bundle (directory or .zip) or, with backend "torch", a student checkpoint.
+
+    Threads: a Recognizer may be shared by threads, a Stream may not. Each stream carries its own model
+    state, decoder and hand tracker; the recognizer holds only the loaded model, which several threads may
+    call at once on ONNX Runtime and torch (their sessions are thread-safe) and one at a time, behind a lock,
+    on ExecuTorch and Core ML. Feed each stream from one thread at a time (``decode_streams`` counts as
+    feeding every stream it is given).
+    """
 
     def __init__(self, bundle: str | Path, backend: str | None = None, crop: str | None = None,
                  hand_model: str | Path | None = None, decoder: str = "greedy", beam: int = 8,
                  threads: int = 0, endpoint=None):
         path = Path(bundle)
         if backend == "torch" or path.suffix == ".pt":
-            self.manifest, self.backend = _torch_manifest_and_backend(path, threads)
+            self.manifest, self.backend = open_checkpoint(path, threads)
         else:
             from slsdk.bundle import load_bundle
 
@@ -132,19 +194,17 @@ class Recognizer:
         self.fps = float(m.fps)
         self.frame_shift = self.stride / self.fps
         self.size = (int(m.input["height"]), int(m.input["width"]))
-        from slsdk.data.transforms import VideoTransform
-
-        # the manifest's preprocessing: shorter side to input.resize_shorter, centre crop, normalise
-        s = self.size[0]
-        self.resize_shorter = int(m.input["resize_shorter"])
-        if m.input.get("crop", "center") != "center" or self.size[0] != self.size[1]:
-            raise BackendError(f"{path}: this runtime feeds square centre crops, the manifest asks for a "
-                               f"{m.input.get('crop')!r} crop of {self.size[0]}x{self.size[1]}")
-        self._transform = VideoTransform(s, m.input["mean"], m.input["std"], train=False,
-                                         resize_ratio=self.resize_shorter / s)
-        assert self._transform.resize_to == self.resize_shorter, (self._transform.resize_to, self.resize_shorter)
-        self.frames_input = m.streaming["inputs"][0]["name"]
-        self.logits_output = m.streaming["outputs"][0]["name"]
+        # the manifest's preprocessing (slsdk.preprocess): shorter side to input.resize_shorter, centre crop,
+        # normalise with the manifest's mean/std
+        try:
+            self._pre = Preprocess.from_input_spec(m.input, where=str(path))
+        except ValueError as e:
+            raise BackendError(str(e)) from None
+        self.resize_shorter = self._pre.resize_shorter
+        self._step = StreamingStep(self.backend, m.streaming)
+        self.frames_input = self._step.frames_input
+        self.logits_output = self._step.logits_output
+        self._lock = None if getattr(self.backend, "thread_safe", False) else threading.Lock()
         self.decoder_kind, self.beam, self.endpoint = decoder, beam, endpoint
         if decoder not in ("greedy", "beam"):
             raise ValueError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
@@ -154,20 +214,17 @@ class Recognizer:
         self.crop_policy = crop_cfg.get("policy", "full")
         if self.crop_policy not in ("full", "hands"):
             raise ValueError(f"crop must be 'hands' or 'full', got {self.crop_policy!r}")
-        self.cropper = None
-        if self.crop_policy == "hands":
-            from slsdk.runtime.hands import CropConfig, HandCropper
-
-            # crops come out square at the transform's resize size, so a batch is one tensor op
-            self.cropper = HandCropper(CropConfig.from_dict(crop_cfg), model_path=hand_model,
-                                       size=self._transform.resize_to, keep_boxes=False)
+        self._crop_cfg, self._hand_model = crop_cfg, hand_model
+        self._idle_croppers: list = []
+        self._pool_lock = threading.Lock()
+        self.cropper = self._take_cropper() if self.crop_policy == "hands" else None  # resolves the model now
+        if self.cropper is not None:
+            self._idle_croppers.append(self.cropper)
 
     # -- sherpa-style API -------------------------------------------------------------------------------
     def create_stream(self, max_gap: float | None = None) -> Stream:
         """A new stream. ``max_gap`` (seconds, for live sources such as cameras): timed frames further apart
         than this are not bridged with repeated frames (see ``FrameResampler``); files leave it None."""
-        if self.cropper is not None:
-            self.cropper.reset_state()
         return Stream(self, max_gap=max_gap)
 
     def result(self, stream: Stream) -> RecognitionResult:
@@ -188,9 +245,132 @@ class Recognizer:
             stream.resampler.restart()  # frames after input_finished start a new segment of the clock
         stream.finished = False
 
+    def is_ready(self, stream: Stream) -> bool:
+        """Whether the stream holds a full chunk the model has not run yet (``accept_frames(decode=False)``)."""
+        return len(stream._buffer) >= self.chunk
+
+    def decode_stream(self, stream: Stream) -> None:
+        """Run every ready chunk of one stream."""
+        self.decode_streams([stream])
+
+    def decode_streams(self, streams) -> None:
+        """Run the ready chunks of several streams, one model call per round for all of them.
+
+        With a model file that takes a batch (every input's first dimension free: torch, an ONNX file exported
+        with a batch axis), the streams' chunks and their state tensors are stacked along axis 0 into one call;
+        a fixed-batch file (the ONNX / ExecuTorch students slsdk writes take batch 1) runs them one after the
+        other. Either way each stream gets exactly the log-probs it would get alone.
+        """
+        streams = list(streams)
+        if len({id(s) for s in streams}) != len(streams):
+            raise ValueError("decode_streams: a stream is listed twice")
+        while True:
+            ready = [s for s in streams if self.is_ready(s)]
+            if not ready:
+                return
+            chunks = [s._take_chunk() for s in ready]
+            if len(ready) > 1 and self.backend.batch_inputs:
+                t0 = time.perf_counter()
+                state = {k: np.concatenate([s.state[k] for s in ready]) for k in ready[0].state}
+                lp, new = self._run_step(np.stack(chunks), state)
+                dt = (time.perf_counter() - t0) / len(ready)
+                for b, s in enumerate(ready):
+                    s.state = {k: v[b:b + 1] for k, v in new.items()}
+                    self._decode(s, lp[b], dt)
+            else:
+                for s, c in zip(ready, chunks):
+                    self._run_chunk(s, c)
+
+    def recognize(self, source, *, stream: Stream | None = None, batch_frames: int | None = None,
+                  resample: bool = True, reset_at_endpoints: bool = False, max_seconds: float | None = None,
+                  keep_frames: bool = False, name: str | None = None) -> Iterator[Update]:
+        """The one feed loop: stream a frame source through the recognizer, one :class:`Update` per batch.
+
+        ``source``: an iterable of ``(frame, timestamp_s)`` pairs (``VideoFileSource``, ``CameraSource``,
+        ``iter_video_timed``; a timestamp may be None) or of bare frames; a ``live`` source (a camera) skips
+        gaps instead of bridging them, and ``close()`` is called at the end. Frames go in ``batch_frames`` at a
+        time (default one chunk: the lowest latency the model allows), resampled to the manifest's fps by their
+        timestamps (``resample=False`` feeds every frame as one model frame). ``reset_at_endpoints``: an
+        endpoint closes the utterance (``Update.utterance``) and the stream starts a new one, as a live caption
+        does. The last update (``final``) comes after ``input_finished``. ``recognize_video``, ``slsdk run``
+        and ``demos/webcam.py`` all use this loop. ``name``: what errors call the source (default its ``path``).
+        """
+        s = stream or self.create_stream(max_gap=LIVE_MAX_GAP_S if getattr(source, "live", False) else None)
+        batch_frames = int(batch_frames or self.chunk)
+        batch: list[np.ndarray] = []
+        times: list[float | None] = []
+        timed, last_t, printed = None, None, 0
+        t_start = time.perf_counter()
+        it = iter(source)
+
+        def update(final: bool) -> Update:
+            nonlocal printed
+            res = self.result(s)
+            upto = len(res.events) if final else len(res.committed)
+            events, printed = res.events[printed:upto], upto
+            frames = (list(zip(s.last_frames, s.last_crops, s.last_times)) if keep_frames and s.last_crops
+                      else [])
+            u = Update(s, res, events, None, frames, final)
+            if (final or (reset_at_endpoints and self.is_endpoint(s))) and res.glosses:
+                u.utterance = res
+            if reset_at_endpoints and not final and u.utterance is not None:
+                self.reset(s)
+                printed = 0
+            return u
+
+        try:
+            while True:
+                t0 = time.perf_counter()
+                item = next(it, None)
+                s.source_seconds += time.perf_counter() - t0
+                if item is not None:
+                    frame, t = item if isinstance(item, tuple) else (item, None)
+                    if timed is None:
+                        timed = resample and t is not None
+                    if timed and t is None:  # a frame without a timestamp amid timed ones: one model frame later
+                        t = last_t + 1.0 / self.fps if last_t is not None else 0.0
+                    batch.append(frame)
+                    times.append(t)
+                    last_t = t
+                stop = item is None or (max_seconds is not None and time.perf_counter() - t_start > max_seconds)
+                if len(batch) >= batch_frames or (stop and batch):
+                    s.accept_frames(np.stack(batch), timestamps=times if timed else None)
+                    batch, times = [], []
+                    yield update(False)
+                if stop:
+                    break
+        finally:
+            if hasattr(source, "close"):
+                source.close()
+        if s.source_frames == 0:
+            from slsdk.data.video import VideoError
+
+            raise VideoError(f"{name or getattr(source, 'path', 'the source')}: no frames decoded")
+        s.input_finished()
+        yield update(True)
+
     # -- internals ----------------------------------------------------------------------------------------
+    def _take_cropper(self):
+        if self.crop_policy != "hands":
+            return None
+        with self._pool_lock:
+            if self._idle_croppers:
+                c = self._idle_croppers.pop()
+                c.reset_state()
+                return c
+        from slsdk.runtime.hands import CropConfig, HandCropper
+
+        # crops come out square at the resize size, so a batch is one array op
+        return HandCropper(CropConfig.from_dict(self._crop_cfg), model_path=self._hand_model,
+                           size=self._pre.resize_shorter, keep_boxes=False)
+
+    def _give_back_cropper(self, cropper) -> None:
+        if cropper is not None:
+            with self._pool_lock:
+                self._idle_croppers.append(cropper)
+
     def _initial_state(self) -> dict[str, np.ndarray]:
-        return {st["input"]: np.zeros(st["shape"], np.float32) for st in self.manifest.streaming["state"]}
+        return self._step.initial_state()
 
     def _new_decoder(self):
         from slsdk.decode import BeamStream, GreedyStream
@@ -201,11 +381,11 @@ class Recognizer:
         return GreedyStream(**kw) if self.decoder_kind == "greedy" else BeamStream(beam=self.beam, **kw)
 
     def preprocess(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 RGB [N, H, W, 3] -> float32 [N, 3, S, S]: the eval transform training used (shorter side to the
-        manifest's ``input.resize_shorter``, centre crop, normalise with the manifest's mean/std)."""
-        return self._transform(np.asarray(frames)).numpy()
+        """uint8 RGB [N, H, W, 3] -> float32 [N, 3, S, S]: :mod:`slsdk.preprocess` with the manifest's ``input``
+        (shorter side to ``input.resize_shorter``, centre crop, normalise with the manifest's mean/std)."""
+        return self._pre(np.asarray(frames))
 
-    def _accept(self, stream: Stream, frames, timestamps=None) -> None:
+    def _accept(self, stream: Stream, frames, timestamps=None, decode: bool = True) -> None:
         frames = _as_frames(frames)
         stream.last_crops, stream.last_frames, stream.last_times = [], [], []
         if not len(frames):
@@ -218,7 +398,7 @@ class Recognizer:
                              f"this one started {'with' if stream._timed else 'without'}")
         if not timed:
             stream.source_frames += len(frames)
-            self._run_frames(stream, frames, None)
+            self._run_frames(stream, frames, None, decode)
             return
         ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
         if len(ts) != len(frames):
@@ -232,19 +412,21 @@ class Recognizer:
                 counts.append(c)
             stream._held = f
         stream._held = np.array(stream._held, copy=True)  # not a view that keeps the caller's batch alive
-        self._run_frames(stream, keep, counts)
+        self._run_frames(stream, keep, counts, decode)
 
-    def _run_frames(self, stream: Stream, frames, counts: list[int] | None) -> None:
+    def _run_frames(self, stream: Stream, frames, counts: list[int] | None, decode: bool = True) -> None:
         """Crop + preprocess ``frames`` (each once), repeat them ``counts`` times, run every full chunk."""
         if not len(frames):
             return
         t0 = time.perf_counter()
-        if self.cropper is not None:
+        if self.crop_policy == "hands":
+            if stream.cropper is None:
+                stream.cropper = self._take_cropper()
             crops = []
             index = stream.frame_index
             for i, f in enumerate(frames):
                 t_model = index / self.fps
-                res = self.cropper.crop(f, int(round(t_model * 1000.0)))
+                res = stream.cropper.crop(f, int(round(t_model * 1000.0)))
                 stream.crop_stats.add(res)
                 crops.append(res.image)
                 stream.last_crops.append(res)
@@ -264,20 +446,27 @@ class Recognizer:
         stream.timing.preprocess += t2 - t1
         stream.timing.frames += len(x)
         stream._buffer.extend(x)
-        while len(stream._buffer) >= self.chunk:
-            chunk = np.stack(stream._buffer[: self.chunk])
-            del stream._buffer[: self.chunk]
-            self._run_chunk(stream, chunk)
+        if decode:
+            while len(stream._buffer) >= self.chunk:
+                self._run_chunk(stream, stream._take_chunk())
 
-    def _run_chunk(self, stream: Stream, chunk: np.ndarray) -> None:
-        t0 = time.perf_counter()
-        outs = self.backend.run({self.frames_input: chunk[None].astype(np.float32), **stream.state})
+    def _run_step(self, chunk: np.ndarray, state: dict):
+        if self._lock is None:
+            return self._step(chunk, state)
+        with self._lock:
+            return self._step(chunk, state)
+
+    def _decode(self, stream: Stream, log_probs: np.ndarray, model_s: float) -> None:
         t1 = time.perf_counter()
-        stream.state = {st["input"]: outs[st["output"]] for st in self.manifest.streaming["state"]}
-        stream.decoder.accept(outs[self.logits_output][0])
-        stream.timing.model += t1 - t0
+        stream.decoder.accept(log_probs)
+        stream.timing.model += model_s
         stream.timing.decode += time.perf_counter() - t1
         stream.timing.chunks += 1
+
+    def _run_chunk(self, stream: Stream, chunk: np.ndarray, keep: int | None = None) -> None:
+        t0 = time.perf_counter()
+        lp, stream.state = self._run_step(chunk[None].astype(np.float32, copy=False), stream.state)
+        self._decode(stream, lp[0] if keep is None else lp[0][:keep], time.perf_counter() - t0)
 
     def _finish(self, stream: Stream) -> None:
         stream.last_crops, stream.last_frames, stream.last_times = [], [], []
@@ -286,21 +475,16 @@ class Recognizer:
             c = stream.resampler.finish()
             if c:
                 self._run_frames(stream, [held], [c])
+        while len(stream._buffer) >= self.chunk:  # chunks held back by accept_frames(decode=False)
+            self._run_chunk(stream, stream._take_chunk())
         if stream._buffer:
             n = len(stream._buffer)
             pad = (-n) % self.stride  # the torch model pads a whole video to a multiple of the stride
             chunk = np.zeros((self.chunk, *stream._buffer[0].shape), np.float32)
             chunk[:n] = np.stack(stream._buffer)
             stream._buffer.clear()
-            keep = (n + pad) // self.stride
             # run the full fixed-size chunk, keep only the steps that real (and stride-padding) frames make
-            t0 = time.perf_counter()
-            outs = self.backend.run({self.frames_input: chunk[None], **stream.state})
-            t1 = time.perf_counter()
-            stream.decoder.accept(outs[self.logits_output][0][:keep])
-            stream.timing.model += t1 - t0
-            stream.timing.decode += time.perf_counter() - t1
-            stream.timing.chunks += 1
+            self._run_chunk(stream, chunk, keep=(n + pad) // self.stride)
         stream.decoder.finalize()
         stream.finished = True
 
@@ -313,20 +497,6 @@ def _as_frames(frames) -> np.ndarray | list:
             raise ValueError(f"frames must be RGB uint8 [N, H, W, 3], got shape {frames.shape}")
         return frames
     return [np.asarray(f) for f in frames]
-
-
-def _torch_manifest_and_backend(path: Path, threads: int):
-    """A manifest for an eager student checkpoint (the torch backend), built as convert builds one."""
-    from slsdk.convert import manifest_for_model
-    from slsdk.train.checkpoint import load_model
-
-    model, vocab, kind = load_model(path)
-    if kind != "student":
-        raise BackendError(f"{path}: the torch backend streams a student checkpoint, this one is a {kind}")
-    manifest = manifest_for_model(model, vocab, target="onnx", precision="fp32")
-    ins = [io["name"] for io in manifest.streaming["inputs"]]
-    outs = [io["name"] for io in manifest.streaming["outputs"]]
-    return manifest, TorchBackend(model.eval(), ins, outs, threads=threads)
 
 
 @dataclass
@@ -367,49 +537,19 @@ def recognize_video(bundle, path: str | Path, recognizer: Recognizer | None = No
     A file's frames are resampled to the manifest's ``fps`` by their presentation times (nearest frame; see
     ``FrameResampler``), so a 30 fps clip feeds a 25 fps model 25 frames a second and event times are the
     file's. ``resample=False`` feeds every frame as one model frame instead. A frame folder has no timing:
-    its frames are used as they are.
+    its frames are used as they are. The feed loop is :meth:`Recognizer.recognize`.
     """
     from slsdk.data.video import iter_video_timed
 
     rec = recognizer or Recognizer(bundle, **kwargs)
     s = rec.create_stream()
-    batch: list[np.ndarray] = []
-    times: list[float] = []
-    timed = None
-    last_t = None
     overlay = []
-    t_decode = 0.0
-    it = iter(iter_video_timed(path))
-
-    def keep_crops():
-        if keep_overlay and s.last_crops:
-            overlay.extend(zip(s.last_frames, s.last_crops, s.last_times))
-
-    while True:
-        t0 = time.perf_counter()
-        item = next(it, None)
-        t_decode += time.perf_counter() - t0
-        if item is not None:
-            frame, t = item
-            if timed is None:
-                timed = resample and t is not None
-            if timed and t is None:  # a frame without a timestamp amid timed ones: one model frame later
-                t = last_t + 1.0 / rec.fps if last_t is not None else 0.0
-            batch.append(frame)
-            times.append(t)
-            last_t = t
-        if len(batch) == batch_frames or (item is None and batch):
-            s.accept_frames(np.stack(batch), timestamps=times if timed else None)
-            keep_crops()
-            batch, times = [], []
-        if item is None:
-            break
-    if s.source_frames == 0:
-        from slsdk.data.video import VideoError
-
-        raise VideoError(f"{path}: no frames decoded")
-    s.input_finished()
-    keep_crops()
-    timing = {"video_decode": t_decode, **s.timing.to_dict()}
+    try:
+        for u in rec.recognize(iter_video_timed(path), stream=s, batch_frames=batch_frames, resample=resample,
+                               keep_frames=keep_overlay, name=str(path)):
+            overlay.extend(u.frames)
+    finally:
+        s.close()
+    timing = {"video_decode": s.source_seconds, **s.timing.to_dict()}
     return VideoRecognition(str(path), rec.result(s), s.crop_stats.to_dict(), timing, s.frame_index, rec.fps,
                             overlay, source_frames=s.source_frames, resample=s.resample_stats)

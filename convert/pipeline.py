@@ -1,0 +1,140 @@
+"""The conversion pipeline: torch model -> target file(s) -> bundle -> fidelity measured on the written bundle.
+
+    from slsdk.convert import convert
+    bundle = convert(student, "executorch", "int8", "out/student-et-int8", vocab=vocab,
+                     calib=train_videos, heldout=[(frames, gloss_ids), ...])
+    bundle.manifest.fidelity        # max_abs_err, cosine, WER torch vs target, meets_int8_budget
+
+Everything target-specific comes from the targets table (``slsdk.targets``): the exporter, the int8 recipe
+family, the backend the fidelity is measured with (``slsdk.runtime.backends.open_backend``, the one that
+serves) and why a target cannot run here.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from slsdk.targets import check_precision, get_target, missing_modules, resolve
+
+__all__ = ["convert", "Int8BudgetWarning"]
+
+
+class Int8BudgetWarning(UserWarning):
+    """int8 lost more held-out WER against fp32 than the budget allows."""
+
+
+def _load(model_or_checkpoint, vocab, teacher):
+    if isinstance(model_or_checkpoint, (str, os.PathLike)):
+        from slsdk.models.factory import load_model
+
+        model, ck_vocab, kind = load_model(model_or_checkpoint)
+        return model, (vocab if vocab is not None else ck_vocab), (teacher or kind == "teacher")
+    return model_or_checkpoint, vocab, teacher
+
+
+def convert(model_or_checkpoint, target: str, precision: str | None = None, out_dir: str | os.PathLike | None = None,
+            *, calib: Any = None, vocab=None, heldout=None, teacher: bool = False, recipe: str | None = None,
+            crop: dict | None = None, zip: bool = False, max_calib_chunks: int = 64,
+            frames_range: tuple[int, int] = (16, 1024), seed: int = 0, overwrite: bool = True):
+    """Convert a model (or checkpoint path) for ``target`` and write a bundle; returns the ``Bundle``.
+
+    export (the table's exporter) -> model file(s) -> bundle -> the bundle's file opened by the serving backend
+    (or validated where none runs here) -> chunked parity against the fp32 torch model over ``heldout``
+    ((frames, gloss ids) pairs; seeded random videos without it) -> ``manifest.fidelity`` -> bundle at
+    ``out_dir``. ``precision``: one of the target's (default: its default). int8 uses ``recipe`` (default: the
+    target's, of the target's recipe family) and, for static recipes, ``calib`` (videos, a Dataset or chunk
+    inputs). When int8 WER is worse than fp32 torch by more than 0.5 points, ``fidelity.meets_int8_budget`` is
+    False and an ``Int8BudgetWarning`` says by how much.
+    """
+    from slsdk.bundle import load_bundle, write_bundle
+    from slsdk.convert.export import ExportJob
+    from slsdk.convert.parity import bundle_fidelity, fidelity_videos
+    from slsdk.models.model_io import manifest_for_io, model_io, vocab_list
+    from slsdk.preprocess import Preprocess
+    from slsdk.runtime.backends import TorchBackend
+
+    tgt = get_target(target)
+    precision = check_precision(tgt, precision or tgt.default_precision)
+    missing = missing_modules(tgt)
+    if missing:
+        raise RuntimeError(f"target {tgt.name!r} needs the Python modules {missing}: pip install 'slsdk[export]'")
+    qrecipe = None
+    if precision == "int8":
+        from slsdk.quantize.recipes import get_recipe, recipes_for
+
+        qrecipe = get_recipe(recipe or tgt.int8_recipe)
+        if qrecipe not in recipes_for(tgt.name):
+            raise ValueError(f"quantization recipe {qrecipe.name!r} does not apply to target {tgt.name!r} "
+                             f"(use one of {[r.name for r in recipes_for(tgt.name)]})")
+    elif recipe is not None:
+        raise ValueError(f"recipe={recipe!r} is only used with precision='int8' (got {precision!r})")
+
+    model, vocab, teacher = _load(model_or_checkpoint, vocab, teacher)
+    glosses = vocab_list(vocab)
+    if not glosses:
+        raise ValueError("a gloss vocabulary is needed (vocab=Vocabulary or list of glosses, blank at 0)")
+    io = model_io(model, teacher=teacher, frames_range=frames_range)
+    if len(glosses) != io.num_classes:
+        raise ValueError(f"vocabulary has {len(glosses)} entries but the model has {io.num_classes} classes")
+    if not io.streaming and not tgt.offline:
+        names = [t.name for t in _targets() if t.offline]
+        offline = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+        raise ValueError(f"teacher (offline) export supports the {offline} targets, not {tgt.name!r}")
+    if not io.streaming and tgt.offline_fixed_frames and frames_range[0] != frames_range[1]:
+        raise ValueError(f"{tgt.name}: lowering unrolls the teacher's BiLSTM over time, so a whole-video file "
+                         f"takes one fixed frame count; pass frames_range=(T, T) (or use onnx/ort for any length "
+                         f"in {tuple(frames_range)})")
+
+    calib_inputs = None
+    if qrecipe is not None and (qrecipe.needs_calibration or calib is not None):
+        from slsdk.quantize.calibration import as_calibration_inputs
+
+        calib_inputs = as_calibration_inputs(io.source_model, calib, max_chunks=max_calib_chunks,
+                                             offline=not io.streaming, example_inputs=io.example_inputs)
+
+    out_dir = Path(out_dir or f"slsdk-{io.kind}-{tgt.name}-{precision}")
+    manifest = manifest_for_io(io, glosses, tgt, precision, crop,
+                               qrecipe.info(len(calib_inputs) if calib_inputs else None) if qrecipe else None)
+    manifest.validate(source=f"{out_dir} (manifest being built)")
+    spec = Preprocess(io.image_size, tuple(io.mean), tuple(io.std), resize_shorter=manifest.input["resize_shorter"])
+    lo_hi = tuple(io.dynamic_axes["frames"][1][1:]) if (not io.streaming and io.dynamic_axes) else None
+    if io.streaming:
+        lengths = [2 * io.chunk_frames + 3, 3 * io.chunk_frames]
+    else:  # two clip lengths inside the model's frames range (one, twice, for a fixed-length model)
+        lo, hi = lo_hi or (16, 1024)
+        n = min(max(16, lo), hi)
+        lengths = [n, min(n + 8, hi)]
+    videos, refs, desc = fidelity_videos(spec, heldout, seed=seed, lengths=lengths, frames_range=lo_hi)
+
+    work = Path(tempfile.mkdtemp(prefix="slsdk-convert-"))
+    try:
+        job = ExportJob(tgt, precision, io, manifest, work, qrecipe, calib_inputs)
+        result = resolve(tgt.exporter)(job)
+        # the bundle as it will ship, opened from disk by the backend that serves it
+        staged = write_bundle(work / "staged", manifest, result.files)
+        reference = TorchBackend(io.module, io.input_names, io.output_names)
+        fidelity = bundle_fidelity(load_bundle(staged.root), reference, videos, refs=refs,
+                                   validation=result.validation)
+        if fidelity.get("status") == "run":
+            fidelity["data"] = desc
+        manifest.fidelity = fidelity
+        if tgt.fidelity_writer:
+            resolve(tgt.fidelity_writer)(result.files[manifest.model_file], fidelity)
+        bundle = write_bundle(out_dir, manifest, result.files, overwrite=overwrite, zip=zip)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if fidelity.get("meets_int8_budget") is False:
+        warnings.warn(f"{out_dir}: int8 {tgt.name} held-out WER {fidelity['wer']:.2f}% is worse than fp32 torch "
+                      f"{fidelity['wer_torch']:.2f}% by {fidelity['wer_delta']:.2f} points (budget "
+                      f"{fidelity['wer_budget']}); see manifest fidelity", Int8BudgetWarning, stacklevel=2)
+    return bundle
+
+
+def _targets():
+    from slsdk.targets import TARGETS
+
+    return TARGETS.values()
