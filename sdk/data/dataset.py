@@ -19,7 +19,8 @@ import torch
 
 from .readers import Sample
 from .transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
-from .video import read_video, video_info
+from .prepare import is_prepared_clip, load_prepared_clip, preparation_of
+from .video import iter_video, read_video, video_info
 from .vocab import Vocabulary
 
 POLICIES = ("pad", "drop", "error")
@@ -57,6 +58,13 @@ def pad_frames(frames, length: int):
     return frames[torch.from_numpy(idx)] if isinstance(frames, torch.Tensor) else frames[idx]
 
 
+def num_frames(video: str | Path) -> int:
+    """Frame count of a video, frame folder or prepared clip (``slsdk data prepare``)."""
+    if is_prepared_clip(video):
+        return int(np.load(video, mmap_mode="r", allow_pickle=False).shape[0])
+    return video_info(video).frames
+
+
 def check_lengths(samples_or_items: Sequence[Any], output_length_fn: Callable[[int], int] = conv_output_length,
                   policy: str = "pad", *, vocab: Vocabulary | None = None, warn: bool = True):
     """Find clips too short for their labels after temporal downsampling.
@@ -72,7 +80,7 @@ def check_lengths(samples_or_items: Sequence[Any], output_length_fn: Callable[[i
     for x in samples_or_items:
         if isinstance(x, Sample):
             sid, label = x.id, (vocab.encode(x.glosses) if vocab else x.glosses)
-            t = int(x.meta["num_frames"]) if "num_frames" in x.meta else video_info(x.video).frames
+            t = int(x.meta["num_frames"]) if "num_frames" in x.meta else num_frames(x.video)
         else:
             sid, label, t = x["id"], list(map(int, x["label"])), int(len(x["video"]))
         need_t = min_input_length(label, output_length_fn)
@@ -101,7 +109,11 @@ class VideoDataset(torch.utils.data.Dataset):
 
     Each video is decoded once (then ``crop_fn(frames) -> frames`` if given, e.g. hand cropping,
     which must be deterministic) and resized to the transform's resize size; these uint8 frames are
-    kept in memory (``cache_in_memory``) and/or as ``.npy`` files in ``cache_dir``. Augmentation
+    kept in memory (``cache_in_memory``) and/or as ``.npy`` files in ``cache_dir``. Without ``crop_fn`` the
+    frames are scaled in the decoder (``slsdk.data.video``), so memory per clip grows with its length at the
+    resize size, never with the source resolution; a ``crop_fn`` with ``accepts_iterable`` (``CropFn``) gets the
+    frames one at a time. A sample whose ``video`` is a prepared clip (``slsdk data prepare``; the cache is a
+    folder-layout data set) is read from the cache, already cropped: ``preparation`` holds the cache's settings. Augmentation
     randomness is ``np.random.default_rng([seed, epoch, index])``: reproducible and worker-safe;
     call ``set_epoch`` each epoch.
     """
@@ -132,7 +144,7 @@ class VideoDataset(torch.utils.data.Dataset):
         if output_length_fn is not None and length_policy != "pad":
             keep_idx, short = [], []
             for i, s in enumerate(samples):
-                t = len(self.frames(i, samples[i])) if cache_in_memory else video_info(s.video).frames
+                t = len(self.frames(i, samples[i])) if cache_in_memory else num_frames(s.video)
                 if output_length_fn(t) < ctc_required_length(self.labels[i]):
                     short.append((s.id, t, min_input_length(self.labels[i], output_length_fn)))
                 else:
@@ -149,6 +161,10 @@ class VideoDataset(torch.utils.data.Dataset):
                 self._mem = mem
             self.short = short
         self.samples = samples
+        self.preparation = preparation_of(samples[0].video)  # None unless the samples come from a prepared cache
+        if self.preparation is not None and crop_fn is not None:
+            raise ValueError(f"{samples[0].video}: the samples come from a prepared cache, already cropped "
+                             f"({self.preparation['crop'].get('policy')}); pass no crop_fn")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -172,10 +188,16 @@ class VideoDataset(torch.utils.data.Dataset):
         cpath = self._cache_path(s) if self.cache_dir is not None else None
         if cpath is not None and cpath.is_file():
             arr = np.load(cpath)
-        if arr is None:
-            arr = read_video(s.video, max_frames=self.max_frames)
+        if arr is None and is_prepared_clip(s.video):  # already cropped and resized by `slsdk data prepare`
+            arr = resize_shorter(load_prepared_clip(s.video, self.max_frames), self.transform.resize_to)
+        elif arr is None:
+            if self.crop_fn is None:
+                arr = read_video(s.video, max_frames=self.max_frames, shorter=self.transform.resize_to)
+            elif getattr(self.crop_fn, "accepts_iterable", False):
+                arr = np.asarray(self.crop_fn(iter_video(s.video, max_frames=self.max_frames)))
+            else:
+                arr = np.asarray(self.crop_fn(read_video(s.video, max_frames=self.max_frames)))
             if self.crop_fn is not None:
-                arr = np.asarray(self.crop_fn(arr))
                 if arr.ndim != 4 or arr.dtype != np.uint8 or len(arr) == 0:
                     raise ValueError(f"crop_fn returned {arr.dtype} {list(arr.shape)} for {s.video}; "
                                      "expected non-empty uint8 [T, H, W, 3]")
