@@ -1,0 +1,158 @@
+// The page: bundle + hand model -> a video file or the camera -> live glosses over the video with the crop box,
+// and what it measured. Test hook: ?bundle=URL&video=URL[&hand_model=URL][&debug=1][&pause_at=N][&threads=N]
+// runs that video once, as fast as it can, and resolves window.slsdk.done to
+// {glosses, events: [{gloss, start, end, confidence}], frames, source_frames, frames_with_hands, timing, ...}
+// (+ chunk_logits with debug=1). pause_at=N holds after N source frames until window.slsdk.resume().
+import { loadManifest, loadModelBytes } from './manifest.js';
+import { Stream } from './stream.js';
+import { landmarksInPixels } from './hands.js';
+import { LIVE_MAX_GAP_S } from './resample.js';
+import { fileFrames, startCamera } from './video.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const view = $('view'); const vctx = view.getContext('2d');
+const HAND_EDGES = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [5, 9], [9, 10], [10, 11], [11, 12],
+  [9, 13], [13, 14], [14, 15], [15, 16], [13, 17], [0, 17], [17, 18], [18, 19], [19, 20]];
+
+let resumeFn = null;
+const hook = { done: null, progress: { frames: 0, chunks: 0 }, paused: false, finished: false, resume: () => resumeFn && resumeFn() };
+window.slsdk = hook;
+
+function showError(e) { $('error').textContent = String(e?.message || e); console.error(e); }
+
+/** The model in a worker (ORT Web's WebAssembly backend); run(chunk) resolves to that chunk's logits. */
+class WorkerModel {
+  constructor() { this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }); this.calls = new Map(); this.n = 0;
+    this.worker.onmessage = (e) => { const m = e.data; const c = this.calls.get(m.id); this.calls.delete(m.id);
+      if (m.type === 'error') c.reject(new Error(`model worker: ${m.message}`)); else c.resolve(m); };
+    this.worker.onerror = (e) => { for (const c of this.calls.values()) c.reject(new Error(`model worker: ${e.message}`)); };
+  }
+  call(msg, transfer = []) { const id = ++this.n; return new Promise((resolve, reject) => { this.calls.set(id, { resolve, reject }); this.worker.postMessage({ ...msg, id }, transfer); }); }
+  async init(bytes, cfg, numThreads) { const { manifest, ...plain } = cfg; this.info = await this.call({ type: 'init', bytes, cfg: plain, numThreads }, [bytes.buffer]); return this; }
+  run(chunk) { return this.call({ type: 'run', chunk }, [chunk.buffer]); }
+  reset() { return this.call({ type: 'reset' }); }
+}
+
+/** MediaPipe HandLandmarker in VIDEO mode (tracking between frames), with the bundle's crop thresholds. */
+async function handDetector(url, crop) {
+  const vision = await import('../node_modules/@mediapipe/tasks-vision/vision_bundle.mjs');
+  const fileset = await vision.FilesetResolver.forVisionTasks(new URL('node_modules/@mediapipe/tasks-vision/wasm', location.href).href);
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`hand model ${url}: HTTP ${r.status} (give ?hand_model=URL of a hand_landmarker.task)`);
+  const lm = await vision.HandLandmarker.createFromOptions(fileset, {
+    baseOptions: { modelAssetBuffer: new Uint8Array(await r.arrayBuffer()), delegate: 'CPU' }, runningMode: 'VIDEO',
+    numHands: crop.num_hands, minHandDetectionConfidence: crop.min_detection_confidence,
+    minHandPresenceConfidence: crop.min_presence_confidence, minTrackingConfidence: crop.min_tracking_confidence });
+  return { async detect(img, ts) {
+    const id = new ImageData(img.data instanceof Uint8ClampedArray ? img.data : new Uint8ClampedArray(img.data.buffer), img.width, img.height);
+    return landmarksInPixels(lm.detectForVideo(id, ts), img.width, img.height);
+  } };
+}
+
+async function setup(bundleUrl, handUrl) {
+  const cfg = await loadManifest(new URL(bundleUrl, location.href).href);
+  const bytes = await loadModelBytes(cfg);
+  const model = await new WorkerModel().init(bytes, cfg, Number(params.get('threads') || 0));
+  const detector = cfg.crop.policy === 'hands' ? await handDetector(new URL(handUrl, location.href).href, cfg.crop) : null;
+  return { cfg, model, detector };
+}
+
+function drawFrame(img, crop, text) {
+  if (view.width !== img.width || view.height !== img.height) { view.width = img.width; view.height = img.height; }
+  const data = img.data instanceof Uint8ClampedArray ? img.data : new Uint8ClampedArray(img.data.buffer);
+  vctx.putImageData(new ImageData(data, img.width, img.height), 0, 0);
+  const t = Math.max(2, Math.round(Math.min(img.width, img.height) / 150));
+  if (crop) {
+    for (const lm of crop.landmarks || []) {
+      vctx.strokeStyle = '#ff0'; vctx.lineWidth = t / 2; vctx.beginPath();
+      for (const [a, b] of HAND_EDGES) { vctx.moveTo(lm[a][0], lm[a][1]); vctx.lineTo(lm[b][0], lm[b][1]); }
+      vctx.stroke(); vctx.fillStyle = '#f00';
+      for (const p of lm) vctx.fillRect(p[0] - t, p[1] - t, 2 * t, 2 * t);
+    }
+    const [x0, y0, x1, y1] = crop.box;
+    vctx.strokeStyle = crop.status === 'hands' ? '#0f0' : '#f80'; vctx.lineWidth = t;
+    vctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
+  }
+  $('glosses').textContent = text;
+}
+
+function statsText(s, st, wall, model) {
+  const fps = s.stats.frames && wall > 0 ? (st.sourceFrames / (wall / 1000)) : 0;
+  const ms = s.chunkMs.length ? s.chunkMs.reduce((a, b) => a + b, 0) / s.chunkMs.length : 0;
+  const hands = s.policy === 'hands' ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames` : 'crop off';
+  return `frames/s ${fps.toFixed(1)} (${st.sourceFrames} source frames, ${s.frameIndex} model frames at ${s.cfg.fps} fps)\n`
+    + `ms per chunk ${ms.toFixed(1)} (${s.stats.chunks} chunks of ${s.cfg.chunk} frames, ORT Web wasm in a worker, ${model.info?.threads ?? '?'} thread(s))\n`
+    + `hands found ${hands}`;
+}
+
+/** Run a whole video Blob through a new stream; returns the test hook's answer. */
+async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
+  await model.reset();
+  let lastCrop = null;
+  const s = new Stream(cfg, model, { detector, debug, onCrop: (img, res) => { lastCrop = res; } });
+  const st = { sourceFrames: 0 }; const t0 = performance.now();
+  for await (const { img, t } of fileFrames(blob, name)) {
+    await s.acceptFrame(img, t);
+    st.sourceFrames += 1; hook.progress = { frames: st.sourceFrames, chunks: s.stats.chunks };
+    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
+    if (st.sourceFrames % 5 === 0) $('stats').textContent = statsText(s, st, performance.now() - t0, model);
+    if (pauseAt && st.sourceFrames === pauseAt) {
+      await s.drain();
+      drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
+      $('stats').textContent = statsText(s, st, performance.now() - t0, model);
+      hook.paused = true; await new Promise((r) => { resumeFn = r; }); hook.paused = false;
+    }
+  }
+  if (!st.sourceFrames) throw new Error(`${name}: no frames decoded`);
+  const res = await s.finish();
+  const wall = performance.now() - t0;
+  $('glosses').textContent = res.glosses.join(' ');
+  $('stats').textContent = statsText(s, st, wall, model);
+  const out = { glosses: res.glosses, events: res.events.map(({ gloss, start, end, confidence }) => ({ gloss, start, end, confidence })),
+    frames: s.frameIndex, source_frames: st.sourceFrames, frames_with_hands: s.stats.frames_with_hands,
+    crop: { policy: s.policy, ...s.stats }, resample: s.resampler.stats(),
+    timing: { wall_ms: wall, frames_per_s: st.sourceFrames / (wall / 1000), ms_per_chunk: s.chunkMs.reduce((a, b) => a + b, 0) / (s.chunkMs.length || 1),
+      chunks: s.stats.chunks, threads: model.info?.threads, cross_origin_isolated: crossOriginIsolated } };
+  if (debug) out.chunk_logits = s.chunkLogits;
+  return out;
+}
+
+async function runCamera(ctx) {
+  await ctx.model.reset();
+  let lastCrop = null; const history = [];
+  const s = new Stream(ctx.cfg, ctx.model, { detector: ctx.detector, maxGap: LIVE_MAX_GAP_S, onCrop: (img, res) => { lastCrop = res; } });
+  const st = { sourceFrames: 0 }; const t0 = performance.now();
+  const cam = await startCamera($('camera'), async (img, t) => {
+    await s.acceptFrame(img, t); st.sourceFrames += 1;
+    const r = s.result();
+    if (s.decoder.isEndpoint()) { // a pause after glosses, a long silence or a too-long utterance: a new line
+      if (r.glosses.length) { history.push(r.glosses.join(' ')); $('history').textContent = history.slice(-5).join('\n'); }
+      s.decoder.reset();
+    }
+    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
+    $('stats').textContent = `${statsText(s, st, performance.now() - t0, ctx.model)}\ncamera frames dropped while busy ${cam.dropped}`;
+  });
+  $('stop_btn').disabled = false;
+  $('stop_btn').onclick = async () => { cam.stop(); $('stop_btn').disabled = true; const r = await s.finish(); $('glosses').textContent = r.glosses.join(' '); };
+}
+
+async function main() {
+  if (params.has('bundle')) $('bundle').value = params.get('bundle');
+  if (params.has('hand_model')) $('hand_model').value = params.get('hand_model');
+  let ctx = null;
+  const getCtx = async () => { ctx = ctx || await setup($('bundle').value, $('hand_model').value); return ctx; };
+  $('bundle').onchange = $('hand_model').onchange = () => { ctx = null; };
+  $('file').onchange = async (e) => { try { const f = e.target.files[0]; if (f) await runFile(f, f.name, await getCtx(), false, 0); } catch (err) { showError(err); } };
+  $('camera_btn').onclick = async () => { try { await runCamera(await getCtx()); } catch (err) { showError(err); } };
+  if (params.has('video')) {
+    const url = new URL(params.get('video'), location.href).href;
+    hook.done = (async () => {
+      const r = await fetch(url);
+      if (!r.ok) throw new Error(`video ${url}: HTTP ${r.status}`);
+      return runFile(await r.blob(), url, await getCtx(), params.get('debug') === '1', Number(params.get('pause_at') || 0));
+    })();
+    hook.done.then(() => { hook.finished = true; }, (e) => { hook.finished = true; showError(e); });
+  }
+}
+main().catch(showError);

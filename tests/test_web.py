@@ -1,0 +1,295 @@
+"""The web demo (demos/web): the page's JavaScript equals the Python runtime, in Node and in real Chromium.
+
+1. Node (``tests/web/parity.test.mjs``): the page's modules (resampling, hand box rule, preprocessing, chunks with
+   state through ONNX Runtime Web, greedy CTC + endpoints) on the frames, timestamps and hand landmarks the Python
+   runtime used: identical tokens, logits within 1e-4 (fp32).
+2. Headless Chromium (``tests/web/run_page.mjs``, playwright-core + /usr/bin/chromium): the page served by
+   ``python -m slsdk.demos.web serve`` runs the real webcam clip (crop hands, MediaPipe for the web) and a
+   synthetic VP9 WebM (crop off): glosses equal ``slsdk.recognize_video`` on the same file and bundle, hands found
+   within 10 % of Python's count; a screenshot is taken mid-stream.
+Skipped, with the reason, without node, demos/web/node_modules (``npm ci`` in demos/web) or chromium; CI installs them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+WEB = REPO / "demos" / "web"
+NODE_TESTS = REPO / "tests" / "web"
+VOCAB = ["<blank>", *(f"G{i}" for i in range(9))]
+CLIP = "data/hands/webcam_gestures.mp4"
+HAND_MODEL = "models/hand_landmarker.task"
+CHROMIUM = os.environ.get("SLSDK_CHROMIUM", "/usr/bin/chromium")
+
+
+def _node_modules() -> Path:
+    env = os.environ.get("SLSDK_WEB_NODE_MODULES")
+    return Path(env) if env else WEB / "node_modules"
+
+
+@pytest.fixture(scope="module")
+def node():
+    exe = shutil.which("node")
+    if exe is None:
+        pytest.skip("node is not installed (CI installs it with the npm packages: see .ci/run)")
+    missing = [p for p in ("onnxruntime-web", "@mediapipe/tasks-vision", "mediabunny", "playwright-core")
+               if not (_node_modules() / p / "package.json").is_file()]
+    if missing:
+        pytest.skip(f"{_node_modules()} lacks {', '.join(missing)}: run `npm ci` in demos/web")
+    return exe
+
+
+@pytest.fixture(scope="module")
+def chromium(node):
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.skip(f"{CHROMIUM} not found: apt-get install chromium (CI does: see .ci/run)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def bundles(tiny_student, tmp_path_factory):
+    from slsdk.convert import convert
+
+    model = tiny_student(len(VOCAB))
+    out = tmp_path_factory.mktemp("web-bundles")
+    return {"full": convert(model, "onnx", "fp32", out / "full", vocab=VOCAB).root,
+            "hands": convert(model, "onnx", "fp32", out / "hands", vocab=VOCAB, crop={"policy": "hands"}).root}
+
+
+def _synthetic_frames() -> np.ndarray:
+    """A synthetic signer (slsdk.data.synthetic), 96x96 letterboxed into 96x128 so the resize is not square."""
+    from slsdk.data.synthetic import render_sentence
+
+    v = render_sentence([0, 3, 5, 1, 8], signer=1, rng=0, image_size=96)
+    return np.pad(v, ((0, 0), (0, 0), (16, 16), (0, 0)), mode="edge")
+
+
+def _python_case(bundle: Path, frames: np.ndarray, times: list[float], out: Path, monkeypatch, hand_model=None) -> dict:
+    """Run the Python runtime on these frames and timestamps, recording what the JS must reproduce."""
+    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.crop import HandCropper
+
+    rec = Recognizer(bundle, hand_model=hand_model)
+    inputs, logits, detections = [], [], []
+    run = rec.backend.run
+
+    def recording_run(feeds):  # the real backend; the chunk it got and the logits it gave are kept
+        outs = run(feeds)
+        inputs.append(np.array(feeds[rec.frames_input][0], np.float32))
+        logits.append(np.array(outs[rec.logits_output][0], np.float32))
+        return outs
+
+    monkeypatch.setattr(rec.backend, "run", recording_run)
+    detect = HandCropper.detect
+
+    def recording_detect(self, frame, ts):  # real MediaPipe; the landmarks it found are replayed to the JS box rule
+        hands = detect(self, frame, ts)
+        detections.append({"ts": self._last_ts, "hands": [h.landmarks.astype(float).tolist() for h in hands]})
+        return hands
+
+    monkeypatch.setattr(HandCropper, "detect", recording_detect)
+    s = rec.create_stream()
+    crops = []
+    for i in range(0, len(frames), 7):  # odd batches: chunk and resampling boundaries fall anywhere
+        s.accept_frames(frames[i:i + 7], timestamps=times[i:i + 7])
+        crops += s.last_crops
+    s.input_finished()
+    crops += s.last_crops
+    r = rec.result(s)
+    steps = -(-s.frame_index // rec.stride)  # output steps decoded: the last chunk keeps only real frames' steps
+    kept, total = [], 0
+    for lp in logits:
+        kept.append(lp[: max(0, min(len(lp), steps - total))])
+        total += len(kept[-1])
+    out.mkdir(parents=True, exist_ok=True)
+    np.ascontiguousarray(frames, np.uint8).tofile(out / "frames.bin")
+    np.concatenate([x.reshape(-1) for x in inputs]).astype(np.float32).tofile(out / "inputs.bin")
+    dec = s.decoder.result()
+    expected = {
+        "frames": s.frame_index, "tokens": dec.tokens, "glosses": r.glosses,
+        "events": [{"start": e.start, "end": e.end, "confidence": e.confidence} for e in dec.events],
+        "chunk_logits": [k.reshape(-1).astype(float).tolist() for k in kept],
+        "boxes": [list(c.box) for c in crops], "statuses": [c.status for c in crops],
+        "frames_with_hands": s.crop_stats.frames_with_hands, "input_tolerance": 0.0,
+    }
+    case = {"bundle": str(bundle), "shape": list(frames.shape[:3]), "timestamps": [float(t) for t in times],
+            "detections": detections if rec.crop_policy == "hands" else None, "expected": expected}
+    (out / "case.json").write_text(json.dumps(case))
+    return case
+
+
+def _units(path: Path) -> None:
+    """Random resampler timelines and decoder inputs with the Python answers (endpoint after every step)."""
+    from slsdk.decode import GreedyStream
+    from slsdk.runtime.sources import FrameResampler
+
+    rng = np.random.default_rng(0)
+    resample = []
+    for fps, src, jitter, max_gap in [(25, 30, 0.0, None), (25, 20, 0.002, None), (25, 25, 0.015, None),
+                                      (15, 29.97, 0.004, 0.25), (25, 30, 0.01, 0.25)]:
+        t = np.cumsum(np.full(80, 1 / src) + rng.uniform(-jitter, jitter, 80))
+        if max_gap:  # a camera stall and a clock jump backwards
+            t[40:] += 0.7
+            t[60:] -= 0.2
+        r = FrameResampler(fps, max_gap=max_gap)
+        counts = [r.push(x) for x in t] + [r.finish()]
+        resample.append({"fps": fps, "max_gap": max_gap, "times": t.tolist(), "counts": counts})
+    decode = []
+    for k, (steps, reset) in enumerate([(60, False), (200, True), (180, True)]):
+        vocab = 6
+        lp = rng.normal(0, 1, (steps, vocab))
+        lp[:, 0] += np.where((np.arange(steps) // (9 + 4 * k)) % 2 == 0, 4.0, -1.0)  # blank runs between glosses
+        lp = (lp - np.log(np.exp(lp).sum(1, keepdims=True))).astype(np.float32)
+        g = GreedyStream(frame_shift=0.16 if k < 2 else 0.2)
+        ends = []
+        for row in lp:
+            g.accept(row[None])
+            ends.append(g.is_endpoint())
+            if reset and ends[-1]:
+                g.reset()
+        assert any(ends), "the decoder case should reach an endpoint"
+        decode.append({"vocab": vocab, "steps": steps, "frame_shift": g.frame_shift, "reset_at_endpoint": reset,
+                       "log_probs": lp.reshape(-1).astype(float).tolist(), "endpoints": ends,
+                       "tokens": g.result().tokens})
+    from slsdk.runtime.crop import CropConfig
+
+    path.write_text(json.dumps({"resample": resample, "decode": decode, "crop_defaults": CropConfig().to_dict()}))
+
+
+def test_js_pipeline_equals_python_runtime(node, bundles, shared_file, tmp_path, monkeypatch):
+    from slsdk.data.video import iter_video_timed
+
+    cases = tmp_path / "cases"
+    frames = _synthetic_frames()
+    times = [i / 30 for i in range(len(frames))]  # a 30 fps source for a 25 fps model: one frame in six dropped
+    full = _python_case(bundles["full"], frames, times, cases / "full", monkeypatch)
+    assert len(full["expected"]["tokens"]) >= 2
+    clip = list(iter_video_timed(shared_file(CLIP)))
+    hands = _python_case(bundles["hands"], np.stack([f for f, _ in clip]), [t for _, t in clip], cases / "hands",
+                         monkeypatch, hand_model=shared_file(HAND_MODEL))
+    assert hands["expected"]["frames_with_hands"] > 0
+    _units(cases / "units.json")
+    env = {**os.environ, "SLSDK_WEB_CASES": str(cases)}
+    p = subprocess.run([node, "--test", "--test-reporter=spec", str(NODE_TESTS / "parity.test.mjs")], env=env,
+                       capture_output=True, text=True, timeout=600)
+    out = p.stdout + p.stderr
+    print(out)
+    assert p.returncode == 0, out[-6000:]
+    assert "ℹ pass 3" in out and "ℹ skipped 0" in out, out[-3000:]
+
+
+def _serve(bundle: Path, video: Path, hand_model: Path | None):
+    cmd = [sys.executable, "-m", "slsdk.demos.web", "serve", str(bundle), "--video", str(video), "--port", "0"]
+    if hand_model is not None:
+        cmd += ["--hand-model", str(hand_model)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = proc.stdout.readline().strip()
+    if not url.startswith("http://127.0.0.1:"):
+        proc.kill()
+        raise AssertionError(f"serve printed {url!r} first; stderr: {proc.stderr.read()[-2000:]}")
+    return proc, url
+
+
+def _run_page(node, url: str, tmp_path: Path, name: str) -> tuple[dict, Path]:
+    out, shot = tmp_path / f"{name}.json", tmp_path / f"{name}-midstream.png"
+    p = subprocess.run([node, str(NODE_TESTS / "run_page.mjs"), url, str(out), str(shot)], capture_output=True,
+                       text=True, timeout=600)
+    assert p.returncode == 0 and out.is_file(), (p.stdout + p.stderr)[-6000:]
+    return json.loads(out.read_text()), shot
+
+
+def _check_screenshot(shot: Path) -> None:
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("RGB"), np.float32)
+    assert img.shape[0] > 400 and img.shape[1] > 400
+    video = img[100:700, 12:500]  # where the page draws the video
+    assert video.std() > 20, f"{shot}: the video area is blank"
+
+
+@pytest.mark.parametrize("case", ["hands-real-clip", "full-synthetic-webm"])
+def test_page_in_chromium_equals_python(case, node, chromium, bundles, shared_file, tmp_path):
+    from slsdk.data.video import write_video
+    from slsdk.runtime.api import recognize_video
+
+    if case == "hands-real-clip":
+        bundle, video, hm = bundles["hands"], shared_file(CLIP), shared_file(HAND_MODEL)
+        pause = 30
+    else:  # VP9 in WebM: a codec every Chromium build decodes (H.264 needs one built with proprietary codecs)
+        bundle, hm = bundles["full"], None
+        video = write_video(tmp_path / "synthetic.webm", _synthetic_frames(), fps=30, codec="libvpx-vp9")
+        pause = 25
+    py = recognize_video(bundle, video, hand_model=hm)
+    proc, url = _serve(bundle, video, hm)
+    try:
+        page, shot = _run_page(node, f"{url}&debug=1&pause_at={pause}", tmp_path, case)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"{case}: screenshot {shot}")
+    print(f"{case}: page {page['timing']}; python crop {py.timing['crop']:.3f}s model {py.timing['model']:.4f}s "
+          f"for {py.timing['chunks']} chunks, {py.frames} frames")
+    assert page["glosses"] == py.result.glosses, (page["glosses"], py.result.glosses)
+    assert len(py.result.glosses) >= 2
+    assert page["frames"] == py.frames and page["source_frames"] == py.source_frames
+    for a, b in zip(page["events"], py.result.events):
+        assert abs(a["start"] - b["start"]) < 1e-3 and abs(a["end"] - b["end"]) < 1e-3, (a, b)
+    assert len(page["chunk_logits"]) == py.timing["chunks"]
+    want = py.crop_stats["frames_with_hands"]
+    if case == "hands-real-clip":
+        assert want > 0
+        assert abs(page["frames_with_hands"] - want) <= 0.1 * want, (page["frames_with_hands"], want)
+    else:
+        assert page["frames_with_hands"] == want == 0
+    _check_screenshot(shot)
+
+
+def test_serve_refuses_bad_input_with_a_named_error(node, bundles, tmp_path):
+    bad = tmp_path / "not-a-bundle"
+    bad.mkdir()
+    p = subprocess.run([sys.executable, "-m", "slsdk.demos.web", "serve", str(bad), "--port", "0"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and str(bad) in p.stderr and "manifest.json" in p.stderr, p.stderr
+    p = subprocess.run([sys.executable, "-m", "slsdk.demos.web", "serve", str(bundles["full"]), "--video",
+                        str(tmp_path / "missing.mp4"), "--port", "0"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "missing.mp4" in p.stderr, p.stderr
+    env = {**os.environ, "SLSDK_WEB_NODE_MODULES": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "slsdk.demos.web", "serve", str(bundles["full"]), "--port", "0"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 2 and "npm ci" in p.stderr and "onnxruntime-web" in p.stderr, p.stderr
+
+
+def test_server_serves_only_the_page_bundle_and_files(node, bundles, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from slsdk.demos.web import make_server
+
+    video = tmp_path / "clip.webm"
+    video.write_bytes(b"\x1aE\xdf\xa3 not really a video")
+    srv = make_server(bundles["full"], video, None, 0).start()
+    try:
+        base = srv.url.split("?")[0]
+        assert "bundle=bundle/" in srv.url and "video=video/clip.webm" in srv.url
+        with urllib.request.urlopen(base) as r:
+            assert b"js/app.js" in r.read() and r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        with urllib.request.urlopen(base + "bundle/manifest.json") as r:
+            assert json.loads(r.read())["target"] == "onnx"
+        with urllib.request.urlopen(base + "node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm") as r:
+            assert r.headers["Content-Type"] == "application/wasm"
+        with urllib.request.urlopen(base + "video/clip.webm") as r:
+            assert r.read() == video.read_bytes()
+        for path in ("bundle/../../../etc/passwd", "bundle/%2e%2e/%2e%2e/etc/passwd", "etc/passwd", "video/other.mp4"):
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(base + path)
+            assert e.value.code == 404, path
+    finally:
+        srv.stop()
