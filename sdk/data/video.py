@@ -260,13 +260,13 @@ class VideoReader:
                 rot, hflip, vflip = (rot + 180) % 360, False, False
             self._orient_args = (rot, tflip, hflip, vflip)
             w, h = cc.width, cc.height
-            dw = int(round(w * sar)) if abs(sar - 1.0) > 1e-3 else w
+            dw, dh = (int(round(w * sar)) if abs(sar - 1.0) > 1e-3 else w), h
             if rot in (90, 270):
-                dw, h = h, dw
+                dw, dh = dh, dw
             duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
             self._header_frames = int(stream.frames or 0)
             frames = self._header_frames or (int(round(duration * fps)) if duration and fps else 0)
-            return VideoInfo(self.path, fps, frames, dw, h, False, rot, hflip, bool(vflip or tflip), name,
+            return VideoInfo(self.path, fps, frames, dw, dh, False, rot, hflip, bool(vflip or tflip), name,
                              self.stream_index, w, h, sar, duration)
         finally:
             container.close()
@@ -353,7 +353,7 @@ class VideoReader:
         rot, tflip, hflip, vflip = self._orient_args
         ow, oh = self.out_size
         sw, sh = (oh, ow) if rot in (90, 270) else (ow, oh)  # the size in the stored (unrotated) orientation
-        n, t0, prev_raw, t_out, last_d = 0, None, None, 0.0, None
+        n, t0, prev_raw, t_out, last_d, shift = 0, None, None, 0.0, None, 0.0
         first_shape = None
         try:
             try:
@@ -384,18 +384,17 @@ class VideoReader:
                     raw = float(raw)
                     if t0 is None:
                         t0 = prev_raw = raw
-                        t_out = 0.0
                     else:
                         d = raw - prev_raw
                         if self.max_gap is not None and (d > self.max_gap or d < 0):
                             step = last_d if last_d is not None else self._period
                             self.stats["gaps"] += 1
                             self.stats["gap_s"] += abs(d) - step
-                            d = step
+                            shift += d - step  # later frames move back by the cut (forward for a backward jump)
                         elif d > 0:
                             last_d = d
-                        t_out += d
                         prev_raw = raw
+                    t_out = raw - t0 - shift
                     n += 1
                     self.stats["frames"] = n
                     yield arr, t_out
@@ -489,14 +488,15 @@ def _encoder() -> str:
 
 def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, codec: str | None = None,
                 times=None, rotation: int = 0, hflip: bool = False, vflip: bool = False,
-                audio: bool = False, faststart: bool = False) -> Path:
+                audio: bool = False, faststart: bool = False, pix_fmt: str = "yuv420p") -> Path:
     """Write ``uint8 [T, H, W, 3]`` RGB frames as an mp4 (H.264 via libx264 when present, else MPEG-4).
 
     ``codec``: e.g. ``"libx265"`` for HEVC. ``times``: presentation times in seconds (variable frame rate;
     default ``i / fps``). ``rotation`` (counter-clockwise degrees, as ``VideoFrame.rotation`` reads back) and
     the flips are written as the container's display matrix, as a phone does: the frames are stored as given
     and a player (or :class:`VideoReader`) applies it. ``audio`` adds a silent AAC track; ``faststart`` puts the
-    index at the front. yuv420p needs even sizes: an odd height/width is padded by repeating the last row/column.
+    index at the front. ``pix_fmt="yuv444p"`` with ``crf=0`` is lossless (x264 / x265). yuv420p needs even
+    sizes: an odd height/width is padded by repeating the last row/column.
     Encoding is single-threaded, so output is deterministic.
     """
     import av
@@ -508,7 +508,7 @@ def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, cod
     if len(frames) == 0:
         raise ValueError(f"write_video({path}): no frames to write")
     t, h, w, _ = frames.shape
-    if h % 2 or w % 2:
+    if (h % 2 or w % 2) and pix_fmt == "yuv420p":
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     path.parent.mkdir(parents=True, exist_ok=True)
     name = codec or _encoder()
@@ -517,7 +517,7 @@ def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, cod
     with av.open(str(path), "w", options=opts) as container:
         stream = container.add_stream(name, rate=rate)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = pix_fmt
         stream.codec_context.thread_count = 1
         tb = Fraction(1, 90000)
         if times is not None:
