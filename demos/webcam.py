@@ -4,8 +4,8 @@
     python demos/webcam.py BUNDLE --source /dev/video2 --crop hands --hand-model hand_landmarker.task
     python demos/webcam.py BUNDLE --source clip.mp4    # a video file instead of a camera (no camera needed)
 
-The loop is the sherpa-style runtime API: ``rec.create_stream()``, ``s.accept_frames(chunk, timestamps)``,
-``rec.result(s)``, ``rec.is_endpoint(s)`` -> print the sentence and ``rec.reset(s)``. The runtime resamples
+The loop is the runtime's one feed loop, ``rec.recognize(source, reset_at_endpoints=True)`` (the sherpa-style
+``accept_frames`` / ``result`` / ``is_endpoint`` -> ``reset`` steps, one update per chunk). The runtime resamples
 the frames to the manifest's frame rate by their timestamps (nearest frame by presentation time; for a camera,
 stalls longer than ``LIVE_MAX_GAP_S`` are skipped rather than filled); when the model is slower than the camera
 the camera reader drops the oldest frames (``slsdk.runtime.sources``), so the line stays live. Ctrl-C stops.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 
@@ -77,9 +76,8 @@ class LiveLine:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import numpy as np
-
     import slsdk
+    from slsdk.data.video import VideoError
     from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraError
 
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
@@ -91,47 +89,28 @@ def main(argv=None) -> int:
         return 1
     s = rec.create_stream(max_gap=LIVE_MAX_GAP_S if source.live else None)
     line = LiveLine()
-    batch: list = []
-    times: list[float] = []
     sentences: list[str] = []
-    t_start = time.monotonic()
-
-    def flush() -> None:
-        if not batch:
-            return
-        s.accept_frames(np.stack(batch), timestamps=list(times) if source.timed else None)
-        batch.clear()
-        times.clear()
-        now = s.frame_index / rec.fps
-        res = rec.result(s)
-        line.show(res.text, now)
-        if rec.is_endpoint(s):  # a pause after glosses, a long silence, or a too-long utterance
-            if res.glosses:
-                line.commit(res.text, now)
-                sentences.append(res.text)
-            rec.reset(s)
-
+    updates = rec.recognize(source, stream=s, reset_at_endpoints=True, max_seconds=args.max_seconds,
+                            name=str(args.source))
     try:
-        for frame, ts in source:
-            batch.append(frame)
-            times.append(ts)
-            if len(batch) == rec.chunk:  # about one model step per chunk: the lowest latency the model allows
-                flush()
-            if args.max_seconds is not None and time.monotonic() - t_start > args.max_seconds:
-                break
+        for u in updates:  # about one model step per chunk: the lowest latency the model allows
+            if u.utterance is not None:  # a pause after glosses, a long silence, or a too-long utterance
+                line.commit(u.utterance.text, u.time_s)
+                sentences.append(u.utterance.text)
+            elif not u.final:
+                line.show(u.result.text, u.time_s)
     except KeyboardInterrupt:
-        pass
-    finally:
-        if hasattr(source, "close"):
-            source.close()
-    flush()
-    if s.source_frames:
-        s.input_finished()
-        res = rec.result(s)
-        if res.glosses:
-            line.commit(res.text, s.frame_index / rec.fps)
-            sentences.append(res.text)
-    elif line.tty:
+        updates.close()  # closes the camera
+        if s.source_frames:
+            s.input_finished()
+            res = rec.result(s)
+            if res.glosses:
+                line.commit(res.text, s.frame_index / rec.fps)
+                sentences.append(res.text)
+    except VideoError as e:  # nothing came from the source
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if line.tty and not sentences:
         print()
     dropped = getattr(source, "dropped", 0)
     r = s.resample_stats

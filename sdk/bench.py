@@ -188,7 +188,7 @@ def run_bench(bundles_dir: Path | None = None, arch: bool = False, out_dir: Path
         teacher_checkpoint = teacher_checkpoint or _find_teacher(bundles_dir)
         rows = []
         if teacher_checkpoint is not None:
-            from slsdk.train.checkpoint import load_model
+            from slsdk.models.factory import load_model
 
             teacher, _, _ = load_model(teacher_checkpoint)
             rows.append(bench_torch_model(teacher, 16, teacher.config.input_size, "torch teacher"))

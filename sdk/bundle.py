@@ -580,9 +580,12 @@ def _pte_signature(path: Path) -> dict | None:
 
 
 def _model_signature(path: Path, target: str) -> dict | None:
-    if target in ("onnx", "ort"):
+    from slsdk.targets import get_target
+
+    backend = get_target(target).backend  # the table says which runtime reads the file
+    if backend == "onnxruntime":
         return _onnx_signature(path)
-    if target in ("executorch", "executorch-coreml"):
+    if backend == "executorch":
         return _pte_signature(path)
     return None          # Core ML packages: validated by coremltools at conversion (no runtime on Linux)
 

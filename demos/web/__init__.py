@@ -138,10 +138,11 @@ def make_server(bundle: str | Path, video: str | Path | None = None, hand_model:
                 port: int = 8000, *, extra_query: str = "") -> WebServer:
     """Check the bundle and files, bind 127.0.0.1:``port`` (0: any free port); ``url`` is the test-hook URL."""
     from slsdk.bundle import load_bundle
+    from slsdk.targets import get_target
 
     b = load_bundle(bundle)
     m = b.manifest
-    if m.target not in ("onnx", "ort"):
+    if get_target(m.target).backend != "onnxruntime":
         raise WebDemoError(f"{bundle}: a {m.target!r} bundle; the web page runs onnx/ort bundles (ONNX Runtime Web)")
     if m.streaming.get("mode") != "streaming":
         raise WebDemoError(f"{bundle}: an offline (teacher) bundle has no streaming step; convert the student")

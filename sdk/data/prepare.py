@@ -210,7 +210,7 @@ def _settings_hash(settings: dict) -> str:
 
 def _all_samples(data: Path, layout: str, splits: Sequence[str] | None):
     from slsdk.data.readers import read_folder
-    from slsdk.train.trainer import read_split
+    from slsdk.data.splits import read_split
 
     if layout == "folder" and not splits:
         return read_folder(data, None)

@@ -325,8 +325,8 @@ class Recognizer:
                 s.source_seconds += time.perf_counter() - t0
                 if item is not None:
                     frame, t = item if isinstance(item, tuple) else (item, None)
-                    if timed is None:
-                        timed = resample and t is not None
+                    if timed is None:  # a source may say its times are made up (a frame folder): not resampled
+                        timed = resample and t is not None and getattr(source, "timed", True)
                     if timed and t is None:  # a frame without a timestamp amid timed ones: one model frame later
                         t = last_t + 1.0 / self.fps if last_t is not None else 0.0
                     batch.append(frame)

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 from slsdk.runtime.api import Recognizer
 
@@ -31,67 +28,36 @@ def _resample_note(r: dict | None) -> str:
             + (f", {r['gaps']} gaps skipped" if r["gaps"] else "") + ")")
 
 
+def _gloss_line(ev: dict) -> str:
+    return f"[bold]{ev['gloss']}[/]  {ev['start']:.2f}-{ev['end']:.2f}s  conf {ev['confidence']:.2f}"
+
+
 def run_command(bundle: Path, video: Path | None = None, camera: int | None = None, backend: str | None = None,
                 crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = 8,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
                 max_seconds: float | None = None) -> dict:
-    """Run the recognizer over a source; print committed glosses as they come and a summary at the end."""
-    from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraSource, VideoFileSource
+    """Run the recognizer over a source; print committed glosses as they come and a summary at the end.
+
+    The loop is :meth:`Recognizer.recognize` (the one feed loop), resetting at endpoints as live captions do.
+    """
+    from slsdk.runtime.sources import CameraSource, VideoFileSource
 
     rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
                      threads=threads)
     source = VideoFileSource(video) if video is not None else CameraSource(camera)
-    stream = rec.create_stream(max_gap=LIVE_MAX_GAP_S if source.live else None)
-    batch, times, overlay_items, printed, utterances = [], [], [], 0, []
-    t_start = time.perf_counter()
-
-    def keep_overlay():
-        if overlay is not None and stream.last_crops:
-            overlay_items.extend(list(zip(stream.last_frames, stream.last_crops))[::4])
-
-    def flush():
-        nonlocal printed
-        if not batch:
-            return
-        stream.accept_frames(np.stack(batch), timestamps=list(times) if source.timed else None)
-        keep_overlay()
-        batch.clear()
-        times.clear()
-        res = rec.result(stream)
-        for ev in res.events[printed:len(res.committed)]:
-            _emit(as_json, console, {"type": "gloss", **ev},
-                  f"[bold]{ev['gloss']}[/]  {ev['start']:.2f}-{ev['end']:.2f}s  conf {ev['confidence']:.2f}")
-        printed = len(res.committed)
-        if rec.is_endpoint(stream) and res.glosses:
-            utterances.append(res.to_dict())
-            _emit(as_json, console, {"type": "endpoint", "glosses": res.glosses}, f"-- {res.text}")
-            rec.reset(stream)
-            printed = 0
-
-    try:
-        for frame, ts in source:
-            batch.append(frame)
-            times.append(ts)
-            if len(batch) >= rec.chunk:
-                flush()
-            if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
-                break
-        flush()
-    finally:
-        if hasattr(source, "close"):
-            source.close()
-    if stream.source_frames == 0:
-        from slsdk.data.video import VideoError
-
-        raise VideoError(f"{video if video is not None else f'camera {camera}'}: no frames decoded")
-    stream.input_finished()
-    keep_overlay()
-    res = rec.result(stream)
-    for ev in res.events[printed:]:
-        _emit(as_json, console, {"type": "gloss", **ev},
-              f"[bold]{ev['gloss']}[/]  {ev['start']:.2f}-{ev['end']:.2f}s  conf {ev['confidence']:.2f}")
-    if res.glosses:
-        utterances.append(res.to_dict())
+    name = str(video) if video is not None else f"camera {camera}"
+    overlay_items, utterances, stream = [], [], None
+    for u in rec.recognize(source, reset_at_endpoints=True, max_seconds=max_seconds, keep_frames=overlay is not None,
+                           name=name):
+        stream = u.stream
+        overlay_items.extend((f, c) for f, c, _ in u.frames[::4])
+        for ev in u.events:
+            _emit(as_json, console, {"type": "gloss", **ev}, _gloss_line(ev))
+        if u.utterance is not None:
+            utterances.append(u.utterance.to_dict())
+            if not u.final:
+                _emit(as_json, console, {"type": "endpoint", "glosses": u.utterance.glosses}, f"-- {u.utterance.text}")
+    stream.close()
     seconds = stream.frame_index / rec.fps
     busy = sum(getattr(stream.timing, k) for k in ("crop", "preprocess", "model", "decode"))
     summary = {"type": "summary", "source": str(video) if video is not None else f"camera:{camera}",
