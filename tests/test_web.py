@@ -28,6 +28,7 @@ VOCAB = ["<blank>", *(f"G{i}" for i in range(9))]
 CLIP = "data/hands/webcam_gestures.mp4"
 HAND_MODEL = "models/hand_landmarker.task"
 CHROMIUM = os.environ.get("SLSDK_CHROMIUM", "/usr/bin/chromium")
+INT8_LOGIT_TOL = 1e-4  # an int8 (QDQ) bundle: ONNX Runtime Web's kernels against onnxruntime's on the same inputs
 
 
 def _node_modules() -> Path:
@@ -61,7 +62,8 @@ def bundles(tiny_student, tmp_path_factory):
     model = tiny_student(len(VOCAB))
     out = tmp_path_factory.mktemp("web-bundles")
     return {"full": convert(model, "onnx", "fp32", out / "full", vocab=VOCAB).root,
-            "hands": convert(model, "onnx", "fp32", out / "hands", vocab=VOCAB, crop={"policy": "hands"}).root}
+            "hands": convert(model, "onnx", "fp32", out / "hands", vocab=VOCAB, crop={"policy": "hands"}).root,
+            "int8": convert(model, "onnx", "int8", out / "int8", vocab=VOCAB, calib=[_synthetic_frames()]).root}
 
 
 def _synthetic_frames() -> np.ndarray:
@@ -72,7 +74,8 @@ def _synthetic_frames() -> np.ndarray:
     return np.pad(v, ((0, 0), (0, 0), (16, 16), (0, 0)), mode="edge")
 
 
-def _python_case(bundle: Path, frames: np.ndarray, times: list[float], out: Path, monkeypatch, hand_model=None) -> dict:
+def _python_case(bundle: Path, frames: np.ndarray, times: list[float], out: Path, monkeypatch, hand_model=None,
+                 logit_tolerance: float = 1e-4) -> dict:
     """Run the Python runtime on these frames and timestamps, recording what the JS must reproduce."""
     from slsdk.runtime.api import Recognizer
     from slsdk.runtime.crop import HandCropper
@@ -119,6 +122,7 @@ def _python_case(bundle: Path, frames: np.ndarray, times: list[float], out: Path
         "chunk_logits": [k.reshape(-1).astype(float).tolist() for k in kept],
         "boxes": [list(c.box) for c in crops], "statuses": [c.status for c in crops],
         "frames_with_hands": s.crop_stats.frames_with_hands, "input_tolerance": 0.0,
+        "logit_tolerance": logit_tolerance,
     }
     case = {"bundle": str(bundle), "shape": list(frames.shape[:3]), "timestamps": [float(t) for t in times],
             "detections": detections if rec.crop_policy == "hands" else None, "expected": expected}
@@ -176,6 +180,8 @@ def test_js_pipeline_equals_python_runtime(node, bundles, shared_file, tmp_path,
     hands = _python_case(bundles["hands"], np.stack([f for f, _ in clip]), [t for _, t in clip], cases / "hands",
                          monkeypatch, hand_model=shared_file(HAND_MODEL))
     assert hands["expected"]["frames_with_hands"] > 0
+    int8 = _python_case(bundles["int8"], frames, times, cases / "int8", monkeypatch, logit_tolerance=INT8_LOGIT_TOL)
+    assert int8["expected"]["tokens"], "the int8 reference should emit tokens"
     _units(cases / "units.json")
     env = {**os.environ, "SLSDK_WEB_CASES": str(cases)}
     p = subprocess.run([node, "--test", "--test-reporter=spec", str(NODE_TESTS / "parity.test.mjs")], env=env,
@@ -183,7 +189,7 @@ def test_js_pipeline_equals_python_runtime(node, bundles, shared_file, tmp_path,
     out = p.stdout + p.stderr
     print(out)
     assert p.returncode == 0, out[-6000:]
-    assert "ℹ pass 3" in out and "ℹ skipped 0" in out, out[-3000:]
+    assert "ℹ pass 4" in out and "ℹ skipped 0" in out, out[-3000:]
 
 
 def _serve(bundle: Path, video: Path, hand_model: Path | None):
@@ -198,8 +204,14 @@ def _serve(bundle: Path, video: Path, hand_model: Path | None):
     return proc, url
 
 
+# the mid-stream screenshots stay where a person can look at them: $SLSDK_WEB_SCREENSHOTS, else slsdk_out/ (ignored by git)
+SHOTS = Path(os.environ.get("SLSDK_WEB_SCREENSHOTS") or REPO / "slsdk_out" / "web-test")
+
+
 def _run_page(node, url: str, tmp_path: Path, name: str) -> tuple[dict, Path]:
-    out, shot = tmp_path / f"{name}.json", tmp_path / f"{name}-midstream.png"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    out, shot = tmp_path / f"{name}.json", SHOTS / f"{name}-midstream.png"
+    shot.unlink(missing_ok=True)
     p = subprocess.run([node, str(NODE_TESTS / "run_page.mjs"), url, str(out), str(shot)], capture_output=True,
                        text=True, timeout=600)
     assert p.returncode == 0 and out.is_file(), (p.stdout + p.stderr)[-6000:]

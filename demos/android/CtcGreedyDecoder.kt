@@ -2,6 +2,9 @@ package com.example.slsdk
 
 import kotlin.math.exp
 
+// The shared client rules this file implements: demos/README.md, "Client rules", step 6 (greedy CTC + endpoint rule);
+// the web demo (demos/web/js/) is tested equal to the Python runtime on the same rules.
+
 /** One decoded gloss: vocabulary id, start/end in seconds from the start of the stream, mean posterior. */
 data class GlossEvent(val id: Int, val start: Double, val end: Double, val confidence: Double)
 

@@ -5,6 +5,9 @@ import android.graphics.Rect
 import kotlin.math.max
 import kotlin.math.roundToInt
 
+// The shared client rules this file implements: demos/README.md, "Client rules", step 4 (preprocessing);
+// the web demo (demos/web/js/) is tested equal to the Python runtime on the same rules.
+
 /**
  * A camera frame -> one model frame, float32 CHW [3, S, S], with the steps of slsdk's eval transform
  * (sdk/data/transforms.py) as the manifest states them: resize the shorter side to `input.resize_shorter`

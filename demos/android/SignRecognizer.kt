@@ -9,6 +9,9 @@ import android.graphics.Rect
 import android.util.Log
 import java.nio.FloatBuffer
 
+// The shared client rules this file implements: demos/README.md, "Client rules", steps 2 and 5 (frame rate, fixed chunks with state carry);
+// the web demo (demos/web/js/) is tested equal to the Python runtime on the same rules.
+
 /**
  * Keeps frames at (at most) the manifest's fps by their timestamps: drops early frames and never bursts after
  * a stall (the iOS sample does the same). The Python runtime resamples by nearest presentation time, which also

@@ -1,5 +1,8 @@
 import Foundation
 
+// The shared client rules this file implements: demos/README.md, "Client rules", step 6 (greedy CTC + endpoint rule);
+// the web demo (demos/web/js/) is tested equal to the Python runtime on the same rules.
+
 /// One decoded gloss: vocabulary id, start/end in seconds from the start of the stream, mean posterior.
 struct GlossEvent {
     let id: Int

@@ -107,7 +107,10 @@ def _handler(site: Site):
             self.send_header("Cross-Origin-Resource-Policy", "same-origin")
             self.end_headers()
             if not head:
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the browser stopped reading (a cancelled fetch)
+                    pass
 
     return Handler
 

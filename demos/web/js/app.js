@@ -92,7 +92,9 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
   let lastCrop = null;
   const s = new Stream(cfg, model, { detector, debug, onCrop: (img, res) => { lastCrop = res; } });
   const st = { sourceFrames: 0 }; const t0 = performance.now();
+  st.decodeMs = 0; let tw = performance.now();
   for await (const { img, t } of fileFrames(blob, name)) {
+    st.decodeMs += performance.now() - tw;
     await s.acceptFrame(img, t);
     st.sourceFrames += 1; hook.progress = { frames: st.sourceFrames, chunks: s.stats.chunks };
     drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
@@ -103,6 +105,7 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
       $('stats').textContent = statsText(s, st, performance.now() - t0, model);
       hook.paused = true; await new Promise((r) => { resumeFn = r; }); hook.paused = false;
     }
+    tw = performance.now();
   }
   if (!st.sourceFrames) throw new Error(`${name}: no frames decoded`);
   const res = await s.finish();
@@ -113,6 +116,7 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
     frames: s.frameIndex, source_frames: st.sourceFrames, frames_with_hands: s.stats.frames_with_hands,
     crop: { policy: s.policy, ...s.stats }, resample: s.resampler.stats(),
     timing: { wall_ms: wall, frames_per_s: st.sourceFrames / (wall / 1000), ms_per_chunk: s.chunkMs.reduce((a, b) => a + b, 0) / (s.chunkMs.length || 1),
+      chunk_ms: s.chunkMs, detect_ms: s.detectMs, detect_ms_per_detection: s.stats.detect_ms / (s.stats.detections || 1), decode_wait_ms: st.decodeMs,
       chunks: s.stats.chunks, threads: model.info?.threads, cross_origin_isolated: crossOriginIsolated } };
   if (debug) out.chunk_logits = s.chunkLogits;
   return out;

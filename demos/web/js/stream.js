@@ -24,9 +24,9 @@ export class Stream {
     this.fs = this.pre.frameSize;
     this.buffer = new Float32Array(cfg.chunk * this.fs); this.filled = 0;
     this.held = null; this.frameIndex = 0; this.lastTs = -1; this.cropFrameNo = 0; this.heldHands = []; this.sinceEmpty = null;
-    this.stats = { frames: 0, frames_with_hands: 0, total_hands: 0, held_frames: 0, fallback_frames: 0, detections: 0, chunks: 0,
+    this.stats = { frames: 0, frames_with_hands: 0, total_hands: 0, held_frames: 0, fallback_frames: 0, detections: 0, detect_ms: 0, chunks: 0,
       model_ms: 0, crop_ms: 0, preprocess_ms: 0 };
-    this.chunkLogits = []; this.chunkMs = [];
+    this.chunkLogits = []; this.chunkMs = []; this.detectMs = [];
     this.pending = Promise.resolve(); this.inFlight = 0; this.finished = false; this.lastCrop = null;
   }
 
@@ -52,7 +52,8 @@ export class Stream {
       let hands = this.heldHands; // skipped frames: the last detection's hands stand
       if (detected) {
         const ts = Math.max(rint(tModel * 1000), this.lastTs + 1); this.lastTs = ts; // increasing, as MediaPipe needs
-        hands = await this.detector.detect(img, ts); this.heldHands = hands; this.stats.detections += 1;
+        const td = performance.now(); hands = await this.detector.detect(img, ts); this.stats.detect_ms += performance.now() - td; this.detectMs.push(performance.now() - td);
+        this.heldHands = hands; this.stats.detections += 1;
         this.sinceEmpty = hands.length ? null : 1;
       } else this.sinceEmpty = (this.sinceEmpty || 0) + 1;
       const res = this.tracker.update(hands, img.width, img.height);
