@@ -239,8 +239,12 @@ def open_backend(bundle, backend: str | None = None, threads: int = 0) -> Backen
 def open_checkpoint(path: str | os.PathLike, threads: int = 0):
     """``(manifest, TorchBackend)`` for a student checkpoint: the one door from serving to ``slsdk.models``
     (imported only here, only when the torch backend is chosen)."""
-    from slsdk.models.factory import load_model
-    from slsdk.models.model_io import manifest_for_model
+    try:
+        from slsdk.models.factory import load_model
+        from slsdk.models.model_io import manifest_for_model
+    except ImportError as e:
+        raise BackendError(f"{path}: the torch backend needs torch ({e}): pip install 'slsdk[train]', or run an "
+                           "onnx/ort bundle of the model") from None
 
     model, vocab, kind = load_model(path)
     if kind != "student":
