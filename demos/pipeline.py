@@ -67,7 +67,10 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
         stages[name] = round(time.perf_counter() - stages[name], 1)
 
     stage("1/7 synthetic signing data")
-    data = generate_synthetic(out / "data", seed=seed, **(quick_kwargs() if quick else {}))
+    try:
+        data = generate_synthetic(out / "data", seed=seed, **(quick_kwargs() if quick else {}))
+    except FileExistsError:   # the demo's own data set made with other settings (--quick vs full): replace it
+        data = generate_synthetic(out / "data", seed=seed, overwrite=True, **(quick_kwargs() if quick else {}))
     done("1/7 synthetic signing data")
 
     stage("2/7 pretrain the CLIP towers (stand-in for CLIP weights)")

@@ -306,6 +306,13 @@ class Manifest:
                 why = _shape_problem(io["shape"], symbolic=True)
                 if why:
                     bad(f"streaming.{group} {io['name']!r}: shape {why}")
+        frames = s["inputs"][0]["shape"]
+        if len(frames) == 5:   # [N, T, C, H, W]: the picture the input section describes, T the chunk
+            want = [None, s.get("chunk_frames") if s["mode"] == "streaming" else None, 3, inp["height"], inp["width"]]
+            for i, (got, w) in enumerate(zip(frames, want)):
+                if w is not None and isinstance(got, int) and got > 0 and got != w:
+                    bad(f"streaming.inputs {s['inputs'][0]['name']!r} shape {frames} disagrees with "
+                        f"{['', 'chunk_frames', 'input.channels', 'input.height', 'input.width'][i]} = {w}")
         io_names = {io["name"] for io in s["inputs"]} | {io["name"] for io in s["outputs"]}
         if not isinstance(s["state"], list) or len(s["state"]) > L["tensors"]:
             bad(f"streaming.state must be a list (at most {L['tensors']})")
@@ -1017,11 +1024,19 @@ def load_bundle(path: str | os.PathLike, *, verify: bool = True,
     mpath = root / MANIFEST_NAME
     if not mpath.is_file() or mpath.is_symlink():
         raise BundleError(f"{path}: no {MANIFEST_NAME} (not an slsdk bundle)")
-    data = _read_manifest_dict(mpath)
-    manifest = Manifest.from_dict(data, source=str(mpath))
-    if verify:
-        _verify_files(root, manifest)
-        check_model_file(root, manifest)
+    try:
+        data = _read_manifest_dict(mpath)
+        manifest = Manifest.from_dict(data, source=str(mpath))
+        if verify:
+            _verify_files(root, manifest)
+            check_model_file(root, manifest)
+    except BundleError as e:
+        if root == path:
+            raise
+        if tmp is not None:
+            tmp.cleanup()
+        # name the zip the user gave, not the scratch folder it was extracted to: "bundle.zip/manifest.json: ..."
+        raise BundleError(str(e).replace(str(root), str(path))) from None
     return Bundle(root, manifest, tmp)
 
 

@@ -49,6 +49,9 @@ _hook: Callable[[str, Path], None] | None = None
 class WriteError(SlsdkError, OSError):
     """A file or folder could not be written (the message names it and says what to do)."""
 
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
 
 class DiskFullError(WriteError):
     """No space left on the device holding the file being written."""

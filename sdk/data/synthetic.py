@@ -440,6 +440,31 @@ def make_plan(*, seed: int = 0, num_glosses: int = 12, num_signers: int = 8, sen
     return plan
 
 
+_MARK = ".slsdk-synthetic"   # written first into a folder being generated: a killed run's folder stays ours
+
+
+def _claim_folder(out: Path, spec_path: Path, overwrite: bool) -> None:
+    """Refuse a folder holding anything but a synthetic data set of slsdk's; another settings' set needs overwrite."""
+    from slsdk.fileio import OutputExistsError
+
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out}: is a file, not a folder; choose a folder for the data set")
+    try:
+        ours = (out / _MARK).is_file() or json.loads(spec_path.read_text())["format"].startswith("slsdk-synthetic")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        ours = False
+    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if names and not ours:
+        raise OutputExistsError(f"{out}: holds another data set or other files ({', '.join(names[:5])}"
+                                f"{' ...' if len(names) > 5 else ''}); slsdk data synth writes only into a new or empty "
+                                "folder or one it made before: choose another folder")
+    if names and not overwrite:
+        raise OutputExistsError(f"{out}: holds a synthetic data set made with other settings (or an unfinished "
+                                "one); pass --overwrite (overwrite=True) to replace it, or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / _MARK).write_text("a synthetic data set written by slsdk data synth\n")
+
+
 def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12, num_signers: int = 8,
                        sentences_per_signer: int = 56, *, num_test_si_signers: int = 2,
                        num_train_sentences: int = 64, num_test_us_sentences: int = 10, dev_per_signer: int = 7,
@@ -466,6 +491,7 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                 return out
         except (ValueError, KeyError):
             pass
+    _claim_folder(out, spec_path, overwrite)   # never writes over a data set (or files) slsdk did not make
     if video_format not in ("mp4", "png"):
         raise ValueError(f"video_format must be 'mp4' or 'png', got {video_format!r}")
     t0 = time.perf_counter()
