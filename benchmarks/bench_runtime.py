@@ -3,6 +3,19 @@
     python benchmarks/bench_runtime.py --data DATA_ROOT [--split test_si] [--limit 8]
         [--bundles slsdk_demo/bundles] [--checkpoint student.pt] [--crop auto|hands|full] [--hand-model PATH]
         [--threads 0] [--decoder greedy|beam] [--warmup 1] [--out runtime.json|runtime.csv]
+    python benchmarks/bench_runtime.py --videos CLIP.mp4 ... [--phone 1080,2160] [--hand-every 1,2] --bundles DIR
+    python benchmarks/bench_runtime.py --long-stream 3600 --bundles DIR [--crop full]   # memory over a long stream
+
+``--videos`` times given files instead of a data set split; ``--phone 1080,2160`` adds synthetic phone clips
+made from the first video (upscaled to that shorter side, stored landscape with a 90-degree display matrix,
+30 fps, H.264) so decoding at phone resolution is measured too (the runtime's source scales frames above
+``slsdk.runtime.sources.DECODE_MAX_SHORTER`` down in the decoder). ``--hand-every N[,M]`` runs the hand crop with
+``CropConfig.detect_every = N`` (policy "search") for each value, one row each.
+
+``--long-stream SECONDS`` feeds that many seconds of 25 fps camera-style frames (the first video's frames in a
+loop, live timestamps, ``max_gap`` as for a camera, endpoint resets as ``slsdk run`` does) through each bundle and
+samples the process RSS (``/proc/self/statm``, not only the Python heap) every 10 s of stream: the answer is the
+RSS after the first minute and the largest growth beyond it (the bound).
 
 Every bundle under --bundles whose target has a runtime on this machine (onnx, ort: onnxruntime; executorch:
 the ExecuTorch runtime) is run, plus the eager torch student of --checkpoint. Core ML bundles (coreml,
@@ -56,6 +69,7 @@ class Row:
     frames: int = 0
     chunks: int = 0
     video_s: float = 0.0
+    cpu_s: float = 0.0  # process CPU time (all threads) of the timed videos: less disturbed by other load
     seconds: dict = field(default_factory=lambda: {k: 0.0 for k in STAGES})
     note: str = ""
 
@@ -74,6 +88,8 @@ class Row:
         d["frames_per_s"] = round(self.frames / busy, 1) if busy else None
         d["rtf"] = round(busy / self.video_s, 4) if self.video_s else None
         d["rtf_runtime"] = round(runtime_busy / self.video_s, 4) if self.video_s else None
+        d["rtf_cpu"] = round(self.cpu_s / self.video_s, 4) if self.video_s else None
+        d["cpu_s"] = round(self.cpu_s, 4)
         return d
 
 
@@ -138,7 +154,8 @@ def skip_reason(path: Path) -> tuple[Row | None, str | None]:
 
 
 def bench_one(kind: str, path: Path, videos: list[Path], crop: str, hand_model: Path | None, threads: int,
-              decoder: str, beam: int, warmup: int, batch_frames: int, per_video: list) -> Row:
+              decoder: str, beam: int, warmup: int, batch_frames: int, per_video: list,
+              hand_every: int | None = None) -> Row:
     from slsdk.runtime.api import Recognizer, recognize_video
     from slsdk.runtime.backends import BackendError
 
@@ -153,13 +170,19 @@ def bench_one(kind: str, path: Path, videos: list[Path], crop: str, hand_model: 
     except BackendError as e:
         return Row("-", str(path), status="skipped", note=str(e).split(": ", 1)[-1][:120])
     load_s = time.perf_counter() - t0
+    if hand_every is not None and rec.cropper is not None:
+        rec.cropper.config.detect_every = int(hand_every)
     m = rec.manifest
     row = Row(rec.backend.name, str(path), m.target if kind == "bundle" else "torch (eager)", m.precision,
-              crop=rec.crop_policy, load_s=round(load_s, 4))
+              crop=rec.crop_policy if rec.cropper is None else
+              f"{rec.crop_policy} (every {rec.cropper.config.detect_every}, {rec.cropper.config.detect_policy})",
+              load_s=round(load_s, 4))
     for v in videos[:warmup]:
         recognize_video(None, v, recognizer=rec, batch_frames=batch_frames)
     for v in videos:
+        c0 = time.process_time()
         r = recognize_video(None, v, recognizer=rec, batch_frames=batch_frames)
+        row.cpu_s += time.process_time() - c0
         t = r.timing
         row.videos += 1
         row.frames += int(t["frames"])
@@ -173,6 +196,77 @@ def bench_one(kind: str, path: Path, videos: list[Path], crop: str, hand_model: 
                           "chunks": int(t["chunks"]), "rtf_runtime": round(r.real_time_factor, 4),
                           "hands_frames": r.crop_stats.get("frames_with_hands"), "glosses": r.result.glosses})
     return row
+
+
+def phone_clips(src: Path, sides: list[int], folder: Path) -> list[Path]:
+    """Synthetic phone clips from ``src``: upscaled to each shorter side, 30 fps, stored landscape + display matrix."""
+    import numpy as np
+    from PIL import Image
+
+    from slsdk.data.video import load_video, write_video
+
+    frames, _ = load_video(src)
+    out = []
+    for side in sides:
+        h, w = frames.shape[1:3]
+        r = side / min(h, w)
+        size = (int(round(w * r)) // 2 * 2, int(round(h * r)) // 2 * 2)
+        big = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames])
+        stored = np.ascontiguousarray(np.rot90(big, -1, axes=(1, 2)))  # sensor-landscape, shown upright
+        del big
+        out.append(write_video(folder / f"phone_{size[0]}x{size[1]}_rot90.mp4", stored, fps=30, crf=23, rotation=90))
+        del stored
+    return out
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (/proc/self/statm; falls back to the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # pragma: no cover - not Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def long_stream(path: Path, frames, seconds: float, crop: str, hand_model, threads: int, console) -> dict:
+    """Camera-style input for ``seconds`` at 25 fps through one bundle; RSS sampled every 10 s of stream."""
+    import numpy as np
+
+    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.sources import LIVE_MAX_GAP_S
+
+    rec = Recognizer(path, crop=crop, hand_model=hand_model, threads=threads)
+    stream = rec.create_stream(max_gap=LIVE_MAX_GAP_S)
+    n = int(seconds * 25)
+    samples, batch, times, utterances = [], [], [], 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        batch.append(frames[i % len(frames)])
+        times.append(i / 25.0)
+        if len(batch) >= rec.chunk:
+            stream.accept_frames(np.stack(batch), timestamps=times)
+            batch, times = [], []
+            res = rec.result(stream)
+            if rec.is_endpoint(stream) and res.glosses:
+                utterances += 1
+                rec.reset(stream)
+        if i % 250 == 0:
+            samples.append((i / 25.0, rss_bytes()))
+    wall = time.perf_counter() - t0
+    base = next((r for t, r in samples if t >= 60), samples[-1][1])
+    peak = max(r for _, r in samples)
+    out = {"bundle": str(path), "crop": rec.crop_policy, "stream_s": seconds, "frames": n, "wall_s": round(wall, 1),
+           "rss_start_mb": round(samples[0][1] / 2**20, 1), "rss_after_60s_mb": round(base / 2**20, 1),
+           "rss_peak_mb": round(peak / 2**20, 1), "rss_end_mb": round(samples[-1][1] / 2**20, 1),
+           "growth_after_60s_mb": round((peak - base) / 2**20, 2), "utterances": utterances,
+           "samples": [(round(t), round(r / 2**20, 1)) for t, r in samples]}
+    console.print(f"{path.name}: {seconds:g} s of 25 fps frames ({n} frames, crop {rec.crop_policy}) in {wall:.0f} s; "
+                  f"RSS {out['rss_start_mb']} MB at start, {out['rss_after_60s_mb']} MB after 60 s, peak "
+                  f"{out['rss_peak_mb']} MB, end {out['rss_end_mb']} MB: growth beyond the first minute "
+                  f"{out['growth_after_60s_mb']} MB")
+    return out
 
 
 def thread_settings(threads: int) -> dict:
@@ -204,7 +298,7 @@ TABLE_COLS = [("backend", "backend"), ("model", "model"), ("crop", "crop"), ("fr
               ("video_s", "video s"), ("decode_ms_per_frame", "decode"), ("crop_ms_per_frame", "crop"),
               ("preprocess_ms_per_frame", "preproc"), ("model_ms_per_frame", "model*"),
               ("ctc_ms_per_frame", "ctc"), ("model_ms_per_chunk", "model* ms/chunk"), ("total_s", "total s"),
-              ("rtf", "RTF"), ("rtf_runtime", "RTF w/o decode")]
+              ("rtf", "RTF"), ("rtf_runtime", "RTF w/o decode"), ("rtf_cpu", "RTF cpu")]
 
 
 def _fmt(v) -> str:
@@ -248,7 +342,11 @@ def write_out(path: Path, rows: list[dict], per_video: list[dict], meta: dict) -
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="data set root in the folder format (annotations.csv)")
+    ap.add_argument("--data", type=Path, default=None, help="data set root in the folder format (annotations.csv)")
+    ap.add_argument("--videos", type=Path, nargs="*", default=None, help="video files instead of --data")
+    ap.add_argument("--phone", default="", help="add synthetic phone clips at these shorter sides, e.g. 1080,2160")
+    ap.add_argument("--hand-every", default="", help="CropConfig.detect_every values, one row each (e.g. 1,2)")
+    ap.add_argument("--long-stream", type=float, default=None, help="seconds of camera-style input: RSS over time")
     ap.add_argument("--split", default="test_si")
     ap.add_argument("--limit", type=int, default=8, help="videos from the split (first N)")
     ap.add_argument("--bundles", type=Path, default=Path("slsdk_demo/bundles"),
@@ -277,9 +375,19 @@ def main(argv=None) -> int:
 
     console = Console(width=max(Console().width, 150))  # the table stays whole when piped to a file
     threads = default_threads() if a.threads is None else a.threads
-    videos = list_videos(a.data, a.split, a.limit)
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory()
+    if a.videos:
+        videos = list(a.videos)
+    elif a.data is not None:
+        videos = list_videos(a.data, a.split, a.limit)
+    else:
+        raise SystemExit("give --data DATA_ROOT or --videos FILE ...")
     if not videos:
         raise SystemExit(f"{a.data}: no videos in split {a.split!r}")
+    if a.phone:
+        videos += phone_clips(videos[0], [int(x) for x in a.phone.split(",") if x], Path(tmp.name))
     crop, hand_model, why = resolve_crop(a.crop, a.hand_model)
     settings = thread_settings(threads)
     console.print(f"host: {settings['machine']}, {settings['cpu_count']} CPUs "
@@ -288,24 +396,41 @@ def main(argv=None) -> int:
                   f"{settings['torch_threads']} threads; {settings['executorch']}; OMP_NUM_THREADS="
                   f"{settings['OMP_NUM_THREADS']}, SLSDK_THREADS={settings['SLSDK_THREADS']}")
     console.print(f"crop: {crop} ({why}; used for every backend, whatever crop policy a manifest names)")
-    console.print(f"videos: {len(videos)} from {a.data} split {a.split}; warm-up {min(a.warmup, len(videos))} "
-                  f"video(s) per backend, not timed")
+    console.print(f"videos: {len(videos)} ({', '.join(Path(v).name for v in videos)}); warm-up "
+                  f"{min(a.warmup, len(videos))} video(s) per backend, not timed")
+    load = os.getloadavg()
+    console.print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared machine: compare rows of one run)")
+    if a.long_stream:
+        from slsdk.data.video import load_video
+
+        frames = list(load_video(videos[0])[0])
+        results = [long_stream(path, frames, a.long_stream, crop, hand_model, threads, console)
+                   for kind, path in candidates(None if a.no_bundles else a.bundles, None) if kind == "bundle"
+                   and skip_reason(path)[0] is None]
+        if a.out is not None:
+            a.out.write_text(json.dumps({"long_stream": results, "load_avg": load}, indent=1))
+        return 0
 
     rows, per_video = [], []
+    everies = [int(x) for x in a.hand_every.split(",") if x] or [None]
     for kind, path in candidates(None if a.no_bundles else a.bundles, a.checkpoint):
-        console.print(f"-- {path}", style="dim")
-        row = bench_one(kind, path, videos, crop, hand_model, threads, a.decoder, a.beam, a.warmup,
-                        a.batch_frames, per_video)
-        rows.append(row.finish())
+        for every in (everies if crop == "hands" else [None]):
+            console.print(f"-- {path}" + (f" (hand every {every})" if every else ""), style="dim")
+            row = bench_one(kind, path, videos, crop, hand_model, threads, a.decoder, a.beam, a.warmup,
+                            a.batch_frames, per_video, hand_every=every)
+            rows.append(row.finish())
     if not rows:
         raise SystemExit("nothing to benchmark: no bundles found and no --checkpoint")
     print_table(rows, console, f"slsdk runtime cost per stage ({a.decoder} CTC, crop {crop})")
     console.print("* model = one backend call per chunk: frame encoder + streaming head run as one exported step "
                   "(the runtime does not split them). RTF = processing s / video s (< 1: faster than real time); "
-                  "'no decode' leaves out video decoding, as the runtime's own real_time_factor does.")
+                  "'no decode' leaves out video decoding, as the runtime's own real_time_factor does; 'RTF cpu' is "
+                  "process CPU seconds (all threads, decoding included) per video second: what a quiet machine's "
+                  "wall-clock RTF would be when stages do not overlap, and far less disturbed by other load.")
     if a.out is not None:
-        meta = {"host": settings, "crop": {"policy": crop, "reason": why, "hand_model": str(hand_model or "")},
-                "data": {"root": str(a.data), "split": a.split, "limit": a.limit, "videos": len(videos)},
+        meta = {"host": settings, "load_avg": load,
+                "crop": {"policy": crop, "reason": why, "hand_model": str(hand_model or "")},
+                "data": {"root": str(a.data), "split": a.split, "limit": a.limit, "videos": [str(v) for v in videos]},
                 "decoder": a.decoder, "beam": a.beam if a.decoder == "beam" else None, "warmup": a.warmup,
                 "batch_frames": a.batch_frames,
                 "note": "model = frame encoder + streaming head in one call per chunk (not split by the runtime)"}

@@ -262,6 +262,68 @@ def test_crop_fn_hook_is_picklable(model_path, clip):
     fn2.close()
 
 
+def _runtime_frames(path):
+    """The frames the runtime crops from a file: resampled to 25 fps by timestamp."""
+    from slsdk.data.video import VideoReader
+    from slsdk.runtime.sources import FrameResampler
+
+    rs, held, out = FrameResampler(25.0), None, []
+    for f, t in VideoReader(path):
+        out += [held] * (rs.push(t) or 0)
+        held = f
+    return out + [held] * (rs.finish() or 0)
+
+
+def _boxes(frames, model_path, **cfg):
+    with HandCropper(CropConfig(**cfg), model_path, size=64) as c:
+        res = [c.crop(f, i * 40) for i, f in enumerate(frames)]
+        return res, c.stats
+
+
+def test_detect_every_search_policy_keeps_every_frame_boxes(model_path, shared_file):
+    """The default (detect_every=2, "search"): fewer landmarker calls, crop boxes IoU >= 0.9 vs every frame."""
+    from slsdk.runtime.hands import box_iou
+
+    frames = _runtime_frames(shared_file(CLIP))
+    ref, ref_stats = _boxes(frames, model_path, detect_every=1)
+    got, stats = _boxes(frames, model_path)
+    assert CropConfig().detect_every == 2 and CropConfig().detect_policy == "search"
+    assert ref_stats.detections == len(frames) and stats.detections < 0.8 * len(frames)
+    ious = [box_iou(a.box, b.box) for a, b in zip(ref, got)]
+    print(f"search, every 2: {stats.detections}/{len(frames)} landmarker calls, IoU mean {np.mean(ious):.3f} "
+          f"min {min(ious):.3f}, hands in {stats.frames_with_hands} vs {ref_stats.frames_with_hands} frames")
+    assert np.mean(ious) >= 0.9 and stats.frames_with_hands >= ref_stats.frames_with_hands - 2
+    # skipped only while nothing is tracked: a frame with hands is always followed by a detection
+    for prev, cur in zip(got, got[1:]):
+        if prev.detected and prev.hands_found:
+            assert cur.detected
+    # "hold" skips regardless: the held hands stand in for the skipped frames
+    held, hstats = _boxes(frames, model_path, detect_every=3, detect_policy="hold")
+    assert hstats.detections == len(range(0, len(frames), 3))
+    assert all(r.detected == (i % 3 == 0) for i, r in enumerate(held))
+    assert all(r.hands_found == held[i - i % 3].hands_found for i, r in enumerate(held))
+
+
+def test_box_iou():
+    from slsdk.runtime.hands import box_iou
+
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+
+def test_split_modules_keep_the_hands_names():
+    import slsdk.runtime.crop as crop
+    import slsdk.runtime.hand_model as hand_model
+    import slsdk.runtime.hands as hands
+    import slsdk.runtime.landmarker as landmarker
+    import slsdk.runtime.overlay as overlay
+
+    for mod in (crop, hand_model, landmarker, overlay):
+        for name in mod.__all__:
+            assert getattr(hands, name) is getattr(mod, name), name
+
+
 def test_crop_config_roundtrip_and_validation():
     cfg = CropConfig(margin=2.0, include_face=True, hold_frames=3)
     d = cfg.to_dict()
@@ -272,6 +334,11 @@ def test_crop_config_roundtrip_and_validation():
         CropConfig.from_dict({**d, "bogus": 1})
     with pytest.raises(ValueError, match="smoothing"):
         CropConfig(smoothing=0.0)
+    with pytest.raises(ValueError, match="detect_every"):
+        CropConfig(detect_every=0)
+    with pytest.raises(ValueError, match="detect_policy"):
+        CropConfig(detect_policy="sometimes")
+    assert CropConfig.from_dict({"policy": "hands"}).detect_every == 2  # a manifest without it gets the default
 
 
 def test_include_face_extends_upwards(detector, shared_file):

@@ -212,6 +212,11 @@ def test_4k_clip_is_scaled_in_the_decoder(tmp_path):
 
     ref = resize_shorter(load_video(p, max_frames=1)[0], 224)
     assert np.abs(ref.astype(int) - frames[:1].astype(int)).mean() < SCALE_TOLERANCE
+    # the runtime's file source brings phone resolutions down to DECODE_MAX_SHORTER in the decoder
+    from slsdk.runtime.sources import DECODE_MAX_SHORTER, VideoFileSource
+
+    f0, _ = next(iter(VideoFileSource(p)))
+    assert f0.shape == (DECODE_MAX_SHORTER, DECODE_MAX_SHORTER * 16 // 9, 3)
 
 
 def test_odd_sizes_and_sample_aspect_ratio(tmp_path):

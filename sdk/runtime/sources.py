@@ -29,6 +29,11 @@ import numpy as np
 POLICIES = ("drop-oldest", "block")
 RESAMPLE_POLICY = "nearest"
 LIVE_MAX_GAP_S = 0.25  # cameras: a longer gap between frames is skipped, not filled with repeated frames
+# files: frames with a shorter side above this are scaled down in the decoder (libswscale) before they become numpy.
+# The next stages need less: the hand landmarker works on 192/224-pixel inputs, and a signing-space crop (at least
+# CropConfig.min_size = 0.5 of the shorter side) of a 720-pixel frame is >= 360 pixels, still a downscale to any
+# model resize (<= 256). So 1080p / 4K phone clips cost 720p decoding-to-numpy, and <= 720p sources are untouched.
+DECODE_MAX_SHORTER = 720
 
 
 class FrameResampler:
@@ -282,14 +287,15 @@ class VideoFileSource:
     (seconds from the first frame), with gaps longer than ``max_gap`` cut (the reader's policy, default
     ``slsdk.data.video.MAX_GAP_S``); ``fps`` overrides them with ``i / fps``. A frame folder has no timing, so it
     gets ``i / fps`` with ``fps`` (default 25) and ``timed`` is False: the runtime then uses its frames as they
-    are, at the model's rate. ``shorter`` / ``max_shorter`` scale in the decoder (a 4K phone clip need not
-    become 4K numpy frames when the next stage wants 448 pixels); ``stream`` picks the N-th video stream.
+    are, at the model's rate. ``shorter`` / ``max_shorter`` scale in the decoder (default: a shorter side above
+    :data:`DECODE_MAX_SHORTER` comes down to it, so a 4K phone clip never becomes 4K numpy frames; None keeps the
+    decoded size); ``stream`` picks the N-th video stream.
     """
 
     live = False  # a file's timestamps are the truth: short gaps are filled (FrameResampler without max_gap)
 
     def __init__(self, path: str | Path, *, fps: float | None = None, max_frames: int | None = None,
-                 shorter: int | None = None, max_shorter: int | None = None, stream: int | None = None,
+                 shorter: int | None = None, max_shorter: int | None = DECODE_MAX_SHORTER, stream: int | None = None,
                  max_gap: float | None | str = "default", threads: int = 0):
         from slsdk.data.video import MAX_GAP_S, VideoReader
 
@@ -429,4 +435,4 @@ def open_source(spec: str | int | Path, **kwargs):
 
 
 __all__ = ["CameraError", "FrameDropper", "BackgroundReader", "FrameResampler", "VideoFileSource", "CameraSource",
-           "open_source", "POLICIES", "RESAMPLE_POLICY", "LIVE_MAX_GAP_S"]
+           "open_source", "POLICIES", "RESAMPLE_POLICY", "LIVE_MAX_GAP_S", "DECODE_MAX_SHORTER"]
