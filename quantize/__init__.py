@@ -1,4 +1,5 @@
-"""int8 quantization: recipes per target family (registered by name) and calibration data.
+"""int8 quantization: recipes per family (registered by name, one typed ``quantize`` per family; a target's
+family is the targets table's ``int8_family``) and calibration data.
 
 Importing this package loads no toolchain (torch, executorch, onnxruntime, coremltools are imported
 inside the recipes).
@@ -6,7 +7,8 @@ inside the recipes).
 from __future__ import annotations
 
 from slsdk.quantize.calibration import CalibrationError, as_calibration_inputs, calibration_chunks
-from slsdk.quantize.recipes import RECIPES, QuantRecipe, get_recipe, recipes_for, register_recipe
+from slsdk.quantize.recipes import (FAMILIES, RECIPES, CoreMLRecipe, OnnxRecipe, PT2ERecipe, QuantRecipe, get_recipe,
+                                    recipes_for, register_recipe)
 
-__all__ = ["RECIPES", "QuantRecipe", "get_recipe", "recipes_for", "register_recipe", "CalibrationError",
-           "as_calibration_inputs", "calibration_chunks"]
+__all__ = ["RECIPES", "FAMILIES", "QuantRecipe", "PT2ERecipe", "OnnxRecipe", "CoreMLRecipe", "get_recipe",
+           "recipes_for", "register_recipe", "CalibrationError", "as_calibration_inputs", "calibration_chunks"]

@@ -1,6 +1,7 @@
 """slsdk: continuous sign language recognition from training to phones.
 
-`import slsdk` stays light: torch-heavy and exporter modules load on first use.
+`import slsdk` stays light (no torch, no onnxruntime): every public name loads its module on first use, so
+``slsdk.Recognizer`` on an onnx bundle works in an install without torch (``pip install slsdk[runtime]``).
 """
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ __version__ = "0.1.0"
 _LAZY = {
     "Recognizer": ("slsdk.runtime.api", "Recognizer"),
     "recognize_video": ("slsdk.runtime.api", "recognize_video"),
+    "Stream": ("slsdk.runtime.api", "Stream"),
+    "RecognitionResult": ("slsdk.runtime.api", "RecognitionResult"),
+    "open_backend": ("slsdk.runtime.backends", "open_backend"),
     "load_bundle": ("slsdk.bundle", "load_bundle"),
+    "TARGETS": ("slsdk.targets", "TARGETS"),
+    "Preprocess": ("slsdk.preprocess", "Preprocess"),
     "read_video": ("slsdk.data.video", "load_video"), "iter_frames": ("slsdk.data.video", "iter_frames"),
 }
 

@@ -77,7 +77,7 @@ def bench_bundle(path: Path, iters: int = 20, threads: int = 0) -> BenchRow:
     bundle = load_bundle(path)
     m = bundle.manifest
     row = BenchRow(m.target, m.precision, "ok", size_mb=round(dir_size_mb(bundle.model_path), 3),
-                   wer=m.fidelity.get("wer_target"))
+                   wer=m.fidelity.get("wer"))
     t0 = time.perf_counter()
     try:
         backend = open_backend(bundle, threads=threads)

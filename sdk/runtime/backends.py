@@ -22,8 +22,8 @@ from slsdk.errors import SlsdkError
 from slsdk.preprocess import chunk_video, output_frames
 
 __all__ = ["BACKENDS", "Backend", "BackendError", "OnnxRuntimeBackend", "ExecuTorchBackend", "CoreMLBackend",
-           "TorchBackend", "load_onnxruntime", "open_backend", "open_checkpoint", "backends_for_target", "StreamingStep", "run_video",
-           "default_threads"]
+           "TorchBackend", "load_onnxruntime", "open_backend", "open_checkpoint", "backends_for_target",
+           "StreamingStep", "run_video", "default_threads"]
 
 
 class BackendError(SlsdkError, RuntimeError):
