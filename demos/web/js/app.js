@@ -59,7 +59,10 @@ async function setup(bundleUrl, handUrl) {
 }
 
 function drawFrame(img, crop, text) {
-  if (view.width !== img.width || view.height !== img.height) { view.width = img.width; view.height = img.height; }
+  if (view.width !== img.width || view.height !== img.height) {
+    view.width = img.width; view.height = img.height;
+    view.style.width = `${Math.max(img.width, 480)}px`; // small videos are shown enlarged
+  }
   const data = img.data instanceof Uint8ClampedArray ? img.data : new Uint8ClampedArray(img.data.buffer);
   vctx.putImageData(new ImageData(data, img.width, img.height), 0, 0);
   const t = Math.max(2, Math.round(Math.min(img.width, img.height) / 150));
