@@ -154,3 +154,26 @@ def test_stale_temp_files_of_a_killed_run_are_removed(splits, tmp_path):
     _train(splits, out, overwrite=True)
     assert not ours.exists() and not legacy.exists()
     assert fresh_legacy.exists() and user.exists()
+
+
+def test_overwrite_replaces_only_a_run_of_the_same_kind(tmp_path):
+    from slsdk.fileio import OutputExistsError
+    from slsdk.train.checkpoint import save_checkpoint
+    from slsdk.train.trainer import _check_run_folder
+
+    run = tmp_path / "teacher"
+    for n in ("last.pt", "best.pt"):
+        save_checkpoint(run / n, kind="teacher", config={}, vocab=["<blank>", "A"], model={}, epoch=2)
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="--resume.*--overwrite"):
+        _check_run_folder(run, resume=False, overwrite=False, kind="teacher")
+    # distilling into the teacher's folder with --overwrite must not delete the teacher
+    with pytest.raises(OutputExistsError, match="is a teacher checkpoint"):
+        _check_run_folder(run, resume=False, overwrite=True, kind="student")
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "last.pt").write_text("not a checkpoint")
+    with pytest.raises(OutputExistsError, match="not an slsdk checkpoint"):
+        _check_run_folder(tmp_path / "other", resume=False, overwrite=True, kind="teacher")
+    _check_run_folder(run, resume=False, overwrite=True, kind="teacher")
+    assert sorted(os.listdir(run)) == ["notes.txt"]

@@ -317,18 +317,18 @@ def _write_jsonl(path: Path, rows: Sequence[dict], append: bool) -> None:
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "vocab.json", "report.json")
 
 
-def _checkpoint_epoch(path: Path) -> int | None:
-    """The epoch an slsdk checkpoint records (read lazily, weights not loaded); None if not one."""
+def _checkpoint_epoch(path: Path, want: str = "epoch"):
+    """The epoch (or ``want``: "kind") an slsdk checkpoint records, read lazily; None if it is not one."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - unreadable / not a torch zip: not a usable checkpoint
         return None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "slsdk-checkpoint":
         return None
-    return int(ckpt.get("epoch", -1))
+    return int(ckpt.get("epoch", -1)) if want == "epoch" else ckpt.get(want)
 
 
-def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+def _check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None = None) -> None:
     """Refuse to write a run into a folder that holds another one unless --resume / --overwrite says how."""
     from slsdk.fileio import OutputExistsError
 
@@ -350,7 +350,13 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
             if not p.is_file() or _checkpoint_epoch(p) is None:
                 raise OutputExistsError(f"{p}: is not an slsdk checkpoint; slsdk does not overwrite it (move it "
                                         "away or choose another --out folder)")
-            p.unlink()
+            other = _checkpoint_epoch(p, "kind")
+            if kind is not None and other != kind:
+                raise OutputExistsError(f"{p}: is a {other} checkpoint (another run); --overwrite replaces only a "
+                                        f"{kind} run: choose another --out folder")
+    for n in ("last.pt", "best.pt"):
+        if (out / n).exists():
+            (out / n).unlink()
 
 
 def _reconcile_best(ckpt: dict, last_path: Path, best_path: Path, console) -> None:
@@ -454,7 +460,7 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
     last_path, best_path = out / "last.pt", out / "best.pt"
     metrics_path, plot_path = out / "metrics.jsonl", out / "curves.png"
     if main:
-        _check_run_folder(out, resume, overwrite)
+        _check_run_folder(out, resume, overwrite, job.kind)
         out.mkdir(parents=True, exist_ok=True)
 
     # -- existing run ---------------------------------------------------------------------------------------
