@@ -327,3 +327,37 @@ def test_server_serves_only_the_page_bundle_and_files(node, bundles, tmp_path):
             assert e.value.code == 404, path
     finally:
         srv.stop()
+
+
+def test_page_camera_path_in_chromium(node, chromium, bundles, shared_file, tmp_path):
+    """The camera path (getUserMedia, frames dropped while busy, live resampling, endpoints) with Chromium playing
+    the real clip as its camera: it runs, finds hands and decodes glosses of the bundle's vocabulary."""
+    import av
+
+    from slsdk.data.video import iter_video_timed
+
+    y4m = tmp_path / "camera.y4m"  # Chromium's fake camera reads raw YUV4MPEG2
+    with av.open(str(y4m), "w", format="yuv4mpegpipe") as out:
+        st = out.add_stream("rawvideo", rate=30)
+        st.width, st.height, st.pix_fmt = 540, 720, "yuv420p"
+        for frame, _ in iter_video_timed(shared_file(CLIP)):
+            for p in st.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(p)
+        for p in st.encode():
+            out.mux(p)
+    proc, url = _serve(bundles["hands"], y4m, shared_file(HAND_MODEL))
+    out = tmp_path / "camera.json"
+    try:
+        p = subprocess.run([node, str(NODE_TESTS / "run_page.mjs"), f"{url}&camera=6", str(out)], capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "SLSDK_FAKE_CAMERA": str(y4m)})
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert p.returncode == 0 and out.is_file(), (p.stdout + p.stderr)[-6000:]
+    got = json.loads(out.read_text())
+    print(f"camera: {got['source_frames']} frames taken, {got['camera_dropped']} dropped while busy, "
+          f"{got['frames_with_hands']} with hands, {got['timing']['frames_per_s']:.1f} frames/s, {got['sentences']}")
+    assert got["source_frames"] >= 10 and got["frames"] >= got["source_frames"] // 2
+    assert got["frames_with_hands"] > 0
+    assert got["resample"]["source_frames"] == got["source_frames"]
+    assert got["glosses"] and set(got["glosses"]) <= set(VOCAB[1:])

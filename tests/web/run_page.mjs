@@ -1,6 +1,7 @@
 // Open the web demo's test-hook URL in headless Chromium (playwright-core, the system browser), optionally take a
 // screenshot mid-stream (the page holds at &pause_at=N), and write what window.slsdk.done resolved to as JSON.
 // usage: node tests/web/run_page.mjs URL OUT.json [SCREENSHOT.png]   (tests/test_web.py runs it)
+// (with a screenshot, the page must hold at &pause_at=N or finish: the shot is taken then)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,11 +14,14 @@ const [url, outPath, shotPath] = process.argv.slice(2);
 const executablePath = process.env.SLSDK_CHROMIUM || '/usr/bin/chromium';
 const timeout = Number(process.env.SLSDK_WEB_TIMEOUT_MS || 300000);
 
+// SLSDK_FAKE_CAMERA=FILE.y4m: Chromium plays that file as its camera (for the page's ?camera= hook)
+const camera = process.env.SLSDK_FAKE_CAMERA
+  ? ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${process.env.SLSDK_FAKE_CAMERA}`] : [];
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'slsdk-chromium-'));
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath, headless: true, viewport: { width: 900, height: 1100 },
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
+    '--disable-component-update', '--disable-sync', ...camera],
 });
 const logs = [];
 try {

@@ -3,6 +3,7 @@
 // runs that video once, as fast as it can, and resolves window.slsdk.done to
 // {glosses, events: [{gloss, start, end, confidence}], frames, source_frames, frames_with_hands, timing, ...}
 // (+ chunk_logits with debug=1). pause_at=N holds after N source frames until window.slsdk.resume().
+// ?camera=SECONDS runs the camera path that long instead and resolves done to what it saw.
 import { loadManifest, loadModelBytes } from './manifest.js';
 import { Stream } from './stream.js';
 import { landmarksInPixels } from './hands.js';
@@ -125,13 +126,14 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
   return out;
 }
 
-async function runCamera(ctx) {
+/** The camera until stop (or `seconds`): a live line, a new line at each endpoint. Resolves to what it saw. */
+async function runCamera(ctx, seconds = 0) {
   await ctx.model.reset();
   let lastCrop = null; const history = [];
   const s = new Stream(ctx.cfg, ctx.model, { detector: ctx.detector, maxGap: LIVE_MAX_GAP_S, onCrop: (img, res) => { lastCrop = res; } });
   const st = { sourceFrames: 0 }; const t0 = performance.now();
   const cam = await startCamera($('camera'), async (img, t) => {
-    await s.acceptFrame(img, t); st.sourceFrames += 1;
+    await s.acceptFrame(img, t); st.sourceFrames += 1; hook.progress = { frames: st.sourceFrames, chunks: s.stats.chunks };
     const r = s.result();
     if (s.decoder.isEndpoint()) { // a pause after glosses, a long silence or a too-long utterance: a new line
       if (r.glosses.length) { history.push(r.glosses.join(' ')); $('history').textContent = history.slice(-5).join('\n'); }
@@ -140,8 +142,21 @@ async function runCamera(ctx) {
     drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
     $('stats').textContent = `${statsText(s, st, performance.now() - t0, ctx.model)}\ncamera frames dropped while busy ${cam.dropped}`;
   });
-  $('stop_btn').disabled = false;
-  $('stop_btn').onclick = async () => { cam.stop(); $('stop_btn').disabled = true; const r = await s.finish(); $('glosses').textContent = r.glosses.join(' '); };
+  const stopped = new Promise((resolve) => {
+    const stop = async () => {
+      if (!cam.running) return; cam.stop(); $('stop_btn').disabled = true;
+      while (cam.busy) await new Promise((r) => setTimeout(r, 10)); // the frame in flight
+      const r = await s.finish(); const wall = performance.now() - t0;
+      if (r.glosses.length) history.push(r.glosses.join(' '));
+      $('glosses').textContent = r.glosses.join(' '); $('history').textContent = history.slice(-5).join('\n');
+      resolve({ glosses: r.glosses, sentences: history, frames: s.frameIndex, source_frames: st.sourceFrames,
+        frames_with_hands: s.stats.frames_with_hands, camera_dropped: cam.dropped, crop: { policy: s.policy, ...s.stats },
+        resample: s.resampler.stats(), timing: { wall_ms: wall, frames_per_s: st.sourceFrames / (wall / 1000) } });
+    };
+    $('stop_btn').disabled = false; $('stop_btn').onclick = stop;
+    if (seconds > 0) setTimeout(stop, seconds * 1000);
+  });
+  return stopped;
 }
 
 async function main() {
@@ -152,7 +167,10 @@ async function main() {
   $('bundle').onchange = $('hand_model').onchange = () => { ctx = null; };
   $('file').onchange = async (e) => { try { const f = e.target.files[0]; if (f) await runFile(f, f.name, await getCtx(), false, 0); } catch (err) { showError(err); } };
   $('camera_btn').onclick = async () => { try { await runCamera(await getCtx()); } catch (err) { showError(err); } };
-  if (params.has('video')) {
+  if (params.has('camera')) { // test hook for the camera path: ?camera=SECONDS (Chromium can play a file as its camera)
+    hook.done = (async () => runCamera(await getCtx(), Number(params.get('camera')) || 5))();
+    hook.done.then(() => { hook.finished = true; }, (e) => { hook.finished = true; showError(e); });
+  } else if (params.has('video')) {
     const url = new URL(params.get('video'), location.href).href;
     hook.done = (async () => {
       const r = await fetch(url);

@@ -36,17 +36,20 @@ export async function* fileFrames(blob, name = 'video') {
   }
 }
 
-/** The camera: calls onFrame(img, t) for each frame the pipeline is free for; returns {stop(), dropped}. */
+/** The camera: calls onFrame(img, t) for each frame the pipeline is free for; returns {stop(), dropped, taken}. */
 export async function startCamera(video, onFrame) {
-  const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  const media = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
   video.srcObject = media; video.muted = true; await video.play();
   const canvas = new OffscreenCanvas(1, 1); const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  const cam = { dropped: 0, running: true, busy: false };
+  const cam = { dropped: 0, taken: 0, running: true, busy: false };
+  let first = null;
   const tick = async (now, meta) => {
     if (!cam.running) return;
-    if (cam.busy) cam.dropped += 1; // the model is behind: drop this frame (the resampler skips long gaps)
-    else {
-      cam.busy = true;
+    first ??= meta.presentedFrames - 1;
+    // frames the camera showed that the pipeline was too busy for (the resampler cuts the gaps they leave)
+    cam.dropped = Math.max(0, meta.presentedFrames - first - cam.taken - (cam.busy ? 0 : 1));
+    if (!cam.busy) {
+      cam.busy = true; cam.taken += 1;
       const w = video.videoWidth; const h = video.videoHeight;
       canvas.width = w; canvas.height = h; ctx.drawImage(video, 0, 0, w, h);
       const img = { data: ctx.getImageData(0, 0, w, h).data, width: w, height: h, channels: 4 };
