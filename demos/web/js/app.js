@@ -121,7 +121,7 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
     crop: { policy: s.policy, ...s.stats }, resample: s.resampler.stats(),
     timing: { wall_ms: wall, frames_per_s: st.sourceFrames / (wall / 1000), ms_per_chunk: s.chunkMs.reduce((a, b) => a + b, 0) / (s.chunkMs.length || 1),
       chunk_ms: s.chunkMs, detect_ms: s.detectMs, detect_ms_per_detection: s.stats.detect_ms / (s.stats.detections || 1), decode_wait_ms: st.decodeMs,
-      chunks: s.stats.chunks, threads: model.info?.threads, cross_origin_isolated: crossOriginIsolated } };
+      chunks: s.stats.chunks, threads: model.info?.threads, model_warmup_ms: model.info?.warmup_ms, cross_origin_isolated: crossOriginIsolated } };
   if (debug) out.chunk_logits = s.chunkLogits;
   return out;
 }

@@ -12,7 +12,10 @@ self.onmessage = async (e) => {
       ort.env.wasm.wasmPaths = new URL('../node_modules/onnxruntime-web/dist/', import.meta.url).href;
       if (m.numThreads) ort.env.wasm.numThreads = m.numThreads;
       model = await ChunkModel.create(ort, m.bytes, m.cfg);
-      self.postMessage({ type: 'ready', id: m.id, threads: ort.env.wasm.numThreads, isolated: self.crossOriginIsolated });
+      // one warm-up step on zeros (the first run allocates), then the state starts from zeros again
+      const warm = await model.run(new Float32Array(m.cfg.chunk * 3 * m.cfg.size * m.cfg.size));
+      model.reset();
+      self.postMessage({ type: 'ready', id: m.id, threads: ort.env.wasm.numThreads, isolated: self.crossOriginIsolated, warmup_ms: warm.ms });
     } else if (m.type === 'run') {
       const r = await model.run(m.chunk);
       self.postMessage({ type: 'result', id: m.id, ...r }, [r.logits.buffer]);
