@@ -33,7 +33,7 @@ app.add_typer(data_app, name="data")
 from slsdk.cli_import import import_app  # noqa: E402
 app.add_typer(import_app, name="import")
 from slsdk.data.prepare import register as _register_prepare; _register_prepare(data_app)  # noqa: E402,E702
-console = Console()
+console = Console(soft_wrap=True)   # paths and messages are never broken across lines
 err = Console(stderr=True, soft_wrap=True)   # an error is one line, however long
 
 # -- choices (each read off the table that owns it) ---------------------------------------------------------
@@ -52,6 +52,15 @@ Convention = Enum("Convention", {"phoenix": "phoenix", "none": "none"}, type=str
 def _v(x):
     """The plain value of an Enum choice (or ``x`` itself)."""
     return x.value if isinstance(x, Enum) else x
+
+
+def _shown(path) -> str:
+    """``path`` as the user would type it: relative to the working folder when it lies inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -101,6 +110,9 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
         table.add_row(*(f"{v:,.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
                         for v in r.values()))
     console.print(table)
+    from slsdk.models.flops import student_table
+
+    console.print(_run(student_table))
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -259,7 +271,7 @@ def train(ctx: typer.Context,
                layout=recipe.sections["data"]["layout"],
                extra={"recipe": full})
     w = "n/a (no dev split)" if res.dev_wer is None else f"{res.dev_wer:.2f}%"
-    console.print(f"best dev WER {w}  checkpoint {res.best_checkpoint}")
+    console.print(f"best dev WER {w}  checkpoint {escape(_shown(res.best_checkpoint))}")
 
 
 @app.command()
@@ -294,7 +306,7 @@ def distill(ctx: typer.Context,
     res = _run(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
                layout=recipe.sections["data"]["layout"],
                extra={"recipe": full})
-    console.print(f"student checkpoint {res.best_checkpoint}")  # distill() already printed the WER report
+    console.print(f"student checkpoint {escape(_shown(res.best_checkpoint))}")  # distill() already printed the WER report
 
 
 def _print_wer(split: str, wer_pct: float | None, sub: int, dels: int, ins: int, n_ref: int) -> None:
@@ -364,8 +376,8 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
     bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
                   teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite)
     if bundle.replaced:
-        console.print(f"replaced the slsdk bundle that was at {bundle.root} (--overwrite)")
-    console.print(f"wrote {bundle.root}")
+        console.print(f"--overwrite: replaced the slsdk bundle that was at {bundle.root}")
+    console.print(f"wrote {escape(_shown(bundle.root))}")
     console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
 
 
