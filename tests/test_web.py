@@ -191,7 +191,7 @@ def test_js_pipeline_equals_python_runtime(node, bundles, shared_file, tmp_path,
     out = p.stdout + p.stderr
     print(out)
     assert p.returncode == 0, out[-6000:]
-    assert "ℹ pass 4" in out and "ℹ skipped 0" in out, out[-3000:]
+    assert "ℹ pass 5" in out and "ℹ skipped 0" in out, out[-3000:]
 
 
 def _serve(bundle: Path, video: Path, hand_model: Path | None):

@@ -162,6 +162,7 @@ def make_server(bundle: str | Path, video: str | Path | None = None, hand_model:
 
         hm = resolve_hand_model(hand_model)  # named errors for a missing or wrong file
         files["/hand_model/hand_landmarker.task"] = hm.resolve()
+        files["/hand_landmarker.task"] = hm.resolve()  # the page's default: a model next to the page
         query.append(("hand_model", "hand_model/hand_landmarker.task"))
     site = Site(b.root.resolve(), check_node_modules().resolve(), files)
     try:

@@ -123,3 +123,29 @@ test('resampler counts, endpoint rule and crop defaults equal Python', { skip },
     assert.deepEqual(g.result().tokens, d.tokens, `decode case ${k}: tokens`);
   }
 });
+
+test('a manifest the page cannot run is refused, naming the field', { skip }, async () => {
+  const { parseManifest, BundleError } = await js('manifest.js');
+  const { c } = readCase('full');
+  const good = JSON.parse(fs.readFileSync(path.join(c.bundle, 'manifest.json'), 'utf8'));
+  assert.equal(parseManifest(good).chunk, good.streaming.chunk_frames);
+  const bad = [
+    [{ format: 'other' }, /format/], [{ format_version: 99 }, /format_version 99/], [{ target: 'coreml' }, /target "coreml"/],
+    [{ streaming: { ...good.streaming, mode: 'offline' } }, /offline/],
+    [{ streaming: { ...good.streaming, chunk_frames: 6 } }, /chunk_frames 6/],
+    [{ input: { ...good.input, crop: 'top' } }, /input\.crop/], [{ input: { ...good.input, value_range: [0, 255] } }, /value_range/],
+    [{ crop: { policy: 'hands', margins: 2 } }, /unknown crop keys.*margins/],
+  ];
+  for (const [patch, msg] of bad) {
+    const m = { ...good, ...patch };
+    let err = null;
+    try {
+      const cfg = parseManifest(m, 'x/manifest.json');
+      const { Preprocessor } = await js('preprocess.js');
+      new Preprocessor(cfg.input); // input checks happen where the input is used
+    } catch (e) { err = e; }
+    assert.ok(err, `accepted ${JSON.stringify(patch)}`);
+    assert.match(err.message, msg);
+  }
+  assert.ok(BundleError);
+});
