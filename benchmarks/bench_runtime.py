@@ -254,6 +254,9 @@ def long_stream(path: Path, frames, seconds: float, crop: str, hand_model, threa
                 rec.reset(stream)
         if i % 250 == 0:
             samples.append((i / 25.0, rss_bytes()))
+            if i % 15000 == 0:  # every 10 min of stream: a line, so a long run shows its progress
+                console.print(f"  {i / 25.0:6.0f} s of stream: RSS {samples[-1][1] / 2**20:.1f} MB "
+                              f"({time.perf_counter() - t0:.0f} s wall)")
     wall = time.perf_counter() - t0
     base = next((r for t, r in samples if t >= 60), samples[-1][1])
     peak = max(r for _, r in samples)

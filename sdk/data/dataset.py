@@ -193,8 +193,11 @@ class VideoDataset(torch.utils.data.Dataset):
         elif arr is None:
             if self.crop_fn is None:
                 arr = read_video(s.video, max_frames=self.max_frames, shorter=self.transform.resize_to)
-            elif getattr(self.crop_fn, "accepts_iterable", False):
-                arr = np.asarray(self.crop_fn(iter_video(s.video, max_frames=self.max_frames)))
+            elif getattr(self.crop_fn, "accepts_iterable", False):  # the runtime's hand crop: decoded as it decodes
+                from slsdk.runtime.sources import DECODE_MAX_SHORTER
+
+                arr = np.asarray(self.crop_fn(iter_video(s.video, max_frames=self.max_frames,
+                                                         max_shorter=DECODE_MAX_SHORTER)))
             else:
                 arr = np.asarray(self.crop_fn(read_video(s.video, max_frames=self.max_frames)))
             if self.crop_fn is not None:

@@ -3,7 +3,8 @@
     slsdk data prepare DATA -o CACHE [--layout folder] [--crop hands|full] [--size 256] [--fps 25] [--workers N]
     slsdk train CACHE ...        # the cache is a folder-layout data set: train / distill read it as any other
 
-Per video: :class:`slsdk.data.video.VideoReader` (upright, timestamps) -> resampled to ``fps`` by presentation
+Per video: :class:`slsdk.data.video.VideoReader` (upright, timestamps; for hands the shorter side capped at
+``slsdk.runtime.sources.DECODE_MAX_SHORTER`` in the decoder, as the runtime's file source does) -> resampled to ``fps`` by presentation
 time with the runtime's :class:`~slsdk.runtime.sources.FrameResampler` (nearest frame) -> cropped by the runtime's
 :class:`~slsdk.runtime.crop.HandCropper` with the same :class:`~slsdk.runtime.crop.CropConfig` and the same
 timestamps the recognizer gives it (model frame ``k`` at ``k / fps`` s), to ``size`` x ``size`` (``--crop
@@ -72,11 +73,14 @@ class PrepareConfig:
         """What the cache records: everything that changes the frames (not where the model file lives)."""
         from slsdk.data.video import INTERPOLATION, MAX_GAP_S
         from slsdk.runtime.crop import CropConfig
+        from slsdk.runtime.sources import DECODE_MAX_SHORTER
 
         crop = CropConfig.from_dict({**self.crop_config, "policy": self.crop}).to_dict()
+        # hands: frames decoded as the runtime's file source decodes them (shorter side capped in the decoder)
+        reader = {"max_gap_s": MAX_GAP_S, "interpolation": INTERPOLATION, "orientation": "display",
+                  "max_shorter": DECODE_MAX_SHORTER if self.crop == "hands" else None}
         return {"format": FORMAT, "version": VERSION, "crop": crop, "size": int(self.size),
-                "fps": None if self.fps is None else float(self.fps), "resample": "nearest",
-                "reader": {"max_gap_s": MAX_GAP_S, "interpolation": INTERPOLATION, "orientation": "display"}}
+                "fps": None if self.fps is None else float(self.fps), "resample": "nearest", "reader": reader}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,7 +107,7 @@ def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = N
     from slsdk.runtime.sources import FrameResampler
 
     size, fps, hands = int(settings["size"]), settings["fps"], settings["crop"]["policy"] == "hands"
-    reader = VideoReader(video, shorter=None if hands else size)
+    reader = VideoReader(video, shorter=None if hands else size, max_shorter=settings["reader"].get("max_shorter"))
     cropper = _cropper(settings, hand_model) if hands else None
     if cropper is not None:
         cropper.reset()
