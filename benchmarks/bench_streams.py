@@ -149,7 +149,8 @@ def main(argv=None) -> int:
                 print(f"{label:<16} {rec.backend.name:<12} {crop:<6} {n:>3} streams in real time "
                       f"(best per-stream RTF {per_stream:.3f}; wall s per N {rows[-1]['tried']})", flush=True)
     info = {"cores": args.cores, "seconds": args.seconds, "video": str(video), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "python": sys.version.split()[0]}
+            "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}  # a shared machine says so
     args.out.write_text(json.dumps({"settings": info, "rows": rows}, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -12,12 +12,11 @@ serves) and why a target cannot run here.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+from slsdk.fileio import temp_dir
 from slsdk.targets import check_precision, get_target, missing_modules, resolve
 
 __all__ = ["convert", "Int8BudgetWarning"]
@@ -110,8 +109,7 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
         lengths = [n, min(n + 8, hi)]
     videos, refs, desc = fidelity_videos(spec, heldout, seed=seed, lengths=lengths, frames_range=lo_hi)
 
-    work = Path(tempfile.mkdtemp(prefix="slsdk-convert-"))
-    try:
+    with temp_dir() as work:  # scratch: the exported files and the staged bundle
         job = ExportJob(tgt, precision, io, manifest, work, qrecipe, calib_inputs)
         result = resolve(tgt.exporter)(job)
         # the bundle as it will ship, opened from disk by the backend that serves it
@@ -125,8 +123,6 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
         if tgt.fidelity_writer:
             resolve(tgt.fidelity_writer)(result.files[manifest.model_file], fidelity)
         bundle = write_bundle(out_dir, manifest, result.files, overwrite=overwrite, zip=zip)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     if fidelity.get("meets_int8_budget") is False:
         warnings.warn(f"{out_dir}: int8 {tgt.name} held-out WER {fidelity['wer']:.2f}% is worse than fp32 torch "
                       f"{fidelity['wer_torch']:.2f}% by {fidelity['wer_delta']:.2f} points (budget "
