@@ -767,7 +767,7 @@ def resolve_bundle_dir(out_dir: str | os.PathLike, manifest: Manifest | str, *,
       bundle is refused.
     * ``out_dir`` is a file: refused.
     """
-    out = Path(os.path.abspath(os.fspath(out_dir) or "."))
+    out = Path(os.fspath(out_dir) or ".")
 
     def as_bundle(p: Path) -> tuple[Path, bool]:
         if not overwrite:

@@ -128,7 +128,7 @@ def clean_stale(directory: str | os.PathLike, name: str | None = None) -> list[P
 
     Leftovers are temp files/folders named by this module whose process is gone (folders must also hold the
     owner mark), and the names older slsdk versions used (``.NAME.XXXXXXXX.tmp``, ``.NAME.XXXXXXXX.old``,
-    ``slsdk-bundle-XXXXXXXX``) once they are an hour old. Returns what was removed.
+    ``.NAME.tmp``, ``slsdk-bundle-XXXXXXXX``) once they are an hour old. Returns what was removed.
     """
     d = Path(directory)
     removed: list[Path] = []
@@ -144,7 +144,7 @@ def clean_stale(directory: str | os.PathLike, name: str | None = None) -> list[P
                 removed.append(p)
             continue
         m = _LEGACY.match(e.name)
-        if m and (name is None or m["name"] == name):
+        if (m and (name is None or m["name"] == name)) or (name is not None and e.name == f".{name}.tmp"):
             if _old_enough(p) and _remove(p):
                 removed.append(p)
             continue

@@ -207,7 +207,7 @@ def test_bundle_to_a_file_or_the_current_folder(tmp_path, monkeypatch):
     assert f.read_text() == "keep"
     monkeypatch.chdir(tmp_path)
     b = write_bundle(".", _manifest(), {"model.onnx": src})
-    assert b.root == tmp_path / "student-onnx-fp32"
+    assert b.root.resolve() == tmp_path / "student-onnx-fp32"
     assert sorted(os.listdir(tmp_path)) == ["somefile", "src.onnx", "student-onnx-fp32"]   # no ..xxxx.old
 
 
