@@ -126,3 +126,100 @@ def test_signs_are_learnable_across_signers():
 def test_preview_png(small, tmp_path):
     p = preview(small, tmp_path / "sheet.png", glosses=3, frames_per_sign=3)
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 2000
+
+
+# ---------------------------------------------------------------------------- the isharah preset
+def test_default_lexicon_is_unchanged_by_the_extension():
+    lex = make_lexicon(12)
+    assert lex == make_lexicon(12, extended=False)
+    assert (lex[0].name, lex[0].shape, lex[0].location, lex[0].movement) == ("HELLO", "flat", "chin", "circle")
+    assert all(s.location in ("forehead", "chin", "chest", "belly", "side", "front", "shoulder") for s in lex)
+
+
+def test_extended_lexicon_reaches_isharah_size():
+    from slsdk.data.synthetic import EXT_LOCATIONS, EXT_MOVEMENTS, EXT_SHAPES
+
+    lex = make_lexicon(388)
+    assert len(lex) == 388 and len({s.name for s in lex}) == 388
+    keys = np.array([(EXT_SHAPES.index(s.shape), list(EXT_LOCATIONS).index(s.location),
+                      EXT_MOVEMENTS.index(s.movement), s.two_handed, s.angle) for s in lex])
+    diff = (keys[:, None] != keys[None]).sum(-1) + np.eye(len(keys), dtype=int) * 99
+    assert diff.min() >= 2                             # every two signs differ in >= 2 parameters
+    assert {s.shape for s in lex} == set(EXT_SHAPES) and {s.movement for s in lex} == set(EXT_MOVEMENTS)
+    assert make_lexicon(100) == lex[:100] and make_lexicon(100, seed=1) != lex[:100]
+    with pytest.raises(ValueError, match="num_glosses"):
+        make_lexicon(5000)
+
+
+def test_isharah_plan_splits_and_sizes():
+    import inspect
+
+    from slsdk.data.synthetic import preset_settings
+
+    kw = preset_settings("isharah")
+    plan = make_plan(**{k: v for k, v in kw.items() if k in inspect.signature(make_plan).parameters})
+    by = _check_splits([(p[0], p[1], p[3]) for p in plan], set(range(10, 15)))   # 15 signers, 5 held out (SI)
+    words = {k: sum(len(q) for _, q in v) for k, v in by.items()}
+    assert words["test_si"] >= 2000 and words["test_us"] >= 2000
+    assert all(3 <= len(p[3]) <= 8 for p in plan)
+    assert {g for _, q in by["train"] for g in q} == set(range(100))
+    assert preset_settings("isharah", num_glosses=388)["num_glosses"] == 388
+    assert preset_settings("isharah", phone={"width": 90})["phone"]["height"] == 256   # merged
+    assert preset_settings("demo") == {}
+    with pytest.raises(ValueError, match="unknown synthetic preset"):
+        preset_settings("nope")
+
+
+def test_phone_render_and_the_runtimes_crop_rule():
+    """Portrait frames; the renderer's hands are in the frame; the crop is HandCropper's box rule."""
+    from slsdk.data.synthetic import PhoneFraming, renderer_crop, render_phone_sentence
+    from slsdk.runtime.hands import CropConfig, Hand, hands_box_params
+
+    lex = make_lexicon(100)
+    framing = PhoneFraming(width=72, height=128, jolt_p=0.5)
+    v, hands, segs = render_phone_sentence([0, 50, 99], 3, 11, lexicon=lex, framing=framing, return_segments=True)
+    assert v.shape[1:] == (128, 72, 3) and [g for g, _, _ in segs] == [lex[0].name, lex[50].name, lex[99].name]
+    assert len(hands) == len(v) and all(1 <= len(h) <= 2 for h in hands)
+    assert all(lm.shape == (21, 3) and 0 <= lm[:, 0].mean() < 72 for h in hands for lm, _ in h)
+    v2, hands2 = render_phone_sentence([0, 50, 99], 3, 11, lexicon=lex, framing=framing)
+    np.testing.assert_array_equal(v, v2)                                 # deterministic
+    w, _ = render_phone_sentence([0, 50, 99], 3, 12, lexicon=lex, framing=framing)
+    assert not np.array_equal(v[:5], w[:5])                              # framing varies per video
+    cfg = CropConfig(include_face=True, smoothing=1.0)
+    crops, boxes = renderer_crop(v, hands, 48, config=cfg)
+    assert crops.shape == (len(v), 48, 48, 3) and boxes.shape == (len(v), 4)
+    for t in (0, len(v) // 2, len(v) - 1):   # smoothing 1.0: each box is this frame's hands box
+        cx, cy, side = hands_box_params([Hand(lm, lab, 1.0) for lm, lab in hands[t]], 72, 128, cfg)
+        x0, y0, x1, y1 = boxes[t]
+        assert abs((x0 + x1) / 2 - cx) <= 1 and abs((y0 + y1) / 2 - cy) <= 1 and abs((x1 - x0) - side) <= 1
+        for lm, _ in hands[t]:                                           # the hands are inside their crop
+            c = lm[:, :2].mean(0)
+            assert x0 <= c[0] <= x1 and y0 <= c[1] <= y1
+    with pytest.raises(ValueError, match="'hands' crop policy"):
+        renderer_crop(v, hands, 48, config=CropConfig(policy="full"))
+
+
+def test_isharah_preset_generates_crops_and_raw_clips(tmp_path, monkeypatch):
+    """`slsdk data synth --preset isharah --quick` (relative path, default folders): crops as the videos,
+    portrait raw clips with their boxes and landmarks beside them."""
+    from typer.testing import CliRunner
+
+    from slsdk.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["data", "synth", "isharah", "--preset", "isharah", "--quick"])
+    assert res.exit_code == 0, res.output
+    spec = json.loads((tmp_path / "isharah" / "synthetic.json").read_text())
+    assert spec["settings"]["phone"]["height"] == 256 and spec["settings"]["crop"]["include_face"]
+    assert len(spec["lexicon"]) == 6 and spec["reference_words"]["test_si"] > 0
+    samples = read_folder(tmp_path / "isharah")
+    s = samples[0]
+    v = read_video(s.video)
+    assert v.shape[1:] == (160, 160, 3)
+    raw = tmp_path / "isharah" / "raw" / s.split / f"{s.id}.mp4"
+    r = read_video(raw)
+    assert r.shape == (len(v), 256, 144, 3)
+    z = np.load(raw.with_suffix(".npz"))
+    assert z["boxes"].shape == (len(v), 4) and z["landmarks"].shape == (len(v), 2, 21, 3)
+    res = CliRunner().invoke(app, ["data", "synth", "x", "--preset", "nope"])
+    assert res.exit_code != 0 and "unknown synthetic preset" in res.output

@@ -39,6 +39,42 @@ REST = ((0.30, 0.98), (0.70, 0.98))  # dominant, non-dominant rest positions
 SKIN = ((241, 194, 165), (224, 172, 135), (198, 134, 96), (161, 102, 68), (120, 76, 50), (250, 214, 190),
         (180, 120, 85), (232, 185, 150))
 
+# The extended sign parameters (lexicons of more than len(GLOSS_NAMES) signs, e.g. the Isharah preset): the
+# default lexicon (<= 32 signs) keeps the sets above, so the default data set is unchanged.
+EXT_SHAPES = SHAPES + ("o", "l", "w", "bent")
+EXT_LOCATIONS = {**LOCATIONS, "cheek": (0.60, 0.24), "ear": (0.29, 0.18), "mouth": (0.48, 0.30),
+                 "high": (0.16, 0.12), "hip": (0.63, 0.80)}
+EXT_MOVEMENTS = MOVEMENTS + ("tap", "arc", "zigzag")
+ANGLES = (-60.0, -30.0, 0.0, 30.0, 60.0, 90.0)
+EXTRA_GLOSS_NAMES = (
+    "HOUSE", "FOOD", "BREAD", "MILK", "TEA", "COFFEE", "SUGAR", "SALT", "RICE", "MEAT", "FISH", "EGG", "FRUIT",
+    "APPLE", "CITY", "VILLAGE", "STREET", "SHOP", "MARKET", "HOSPITAL", "MOSQUE", "BANK", "OFFICE", "ROOM",
+    "DOOR", "WINDOW", "TABLE", "CHAIR", "BED", "PHONE", "COMPUTER", "LETTER", "PEN", "PAPER", "TEACHER",
+    "STUDENT", "CHILD", "BROTHER", "SISTER", "SON", "DAUGHTER", "FAMILY", "PEOPLE", "MAN", "WOMAN", "BOY",
+    "GIRL", "OLD", "NEW", "BIG", "SMALL", "HOT", "COLD", "FAST", "SLOW", "HAPPY", "SAD", "ANGRY", "TIRED",
+    "SICK", "HUNGRY", "THIRSTY", "BEAUTIFUL", "EASY", "HARD", "MORNING", "NIGHT", "YESTERDAY", "WEEK", "MONTH",
+    "YEAR", "HOUR", "NOW", "LATER", "BEFORE", "AFTER", "ALWAYS", "NEVER", "MAYBE", "WHAT", "WHERE", "WHO",
+    "WHY", "HOW", "WHEN", "WHICH", "MANY", "FEW", "ALL", "NOTHING", "ONE", "TWO", "THREE", "FOUR", "FIVE",
+    "TEN", "HUNDRED", "BUY", "SELL", "PAY", "GIVE", "TAKE", "OPEN", "CLOSE", "SIT", "STAND", "WALK", "RUN",
+    "DRIVE", "FLY", "SWIM", "READ", "WRITE", "SEE", "LOOK", "HEAR", "SAY", "ASK", "ANSWER", "KNOW", "THINK",
+    "UNDERSTAND", "FORGET", "REMEMBER", "LIKE", "LOVE", "HATE", "NEED", "CAN", "MUST", "FINISH", "START",
+    "WAIT", "MEET", "VISIT", "TRAVEL", "PRAY", "FAST-RAMADAN", "EID", "GIFT", "PARTY", "WEDDING", "BIRTHDAY",
+)
+_SYLLABLES = tuple(c + v for c in "BDFGHKLMNRSTZ" for v in "AEIOU")
+
+
+def gloss_names(n: int) -> tuple[str, ...]:
+    """``n`` distinct gloss names: the 32 default ones, then common words, then two-syllable pseudo-words."""
+    names = list(GLOSS_NAMES) + [w for w in EXTRA_GLOSS_NAMES if w not in GLOSS_NAMES]
+    k = 0
+    while len(names) < n:
+        a, b = divmod(k, len(_SYLLABLES))
+        if a >= len(_SYLLABLES):
+            raise ValueError(f"at most {len(names)} gloss names are available, asked for {n}")
+        names.append(_SYLLABLES[a] + _SYLLABLES[b])
+        k += 1
+    return tuple(names[:n])
+
 
 @dataclass(frozen=True)
 class SignSpec:
@@ -68,8 +104,17 @@ def _hamming(a: tuple, b: tuple) -> int:
     return sum(x != y for x, y in zip(a, b))
 
 
-def make_lexicon(num_glosses: int = 12, seed: int = 0) -> list[SignSpec]:
-    """``num_glosses`` signs whose (shape, location, movement, hands) tuples differ in >= 2 places."""
+def make_lexicon(num_glosses: int = 12, seed: int = 0, *, extended: bool | None = None) -> list[SignSpec]:
+    """``num_glosses`` signs whose (shape, location, movement, hands) tuples differ in >= 2 places.
+
+    ``extended`` (default: when ``num_glosses`` > 32) draws from the larger parameter sets (``EXT_*``, with the
+    finger direction as a fifth parameter), enough for Isharah-500's 388 glosses and more (see
+    :func:`max_glosses`).
+    """
+    if extended is None:
+        extended = num_glosses > len(GLOSS_NAMES)
+    if extended:
+        return _extended_lexicon(num_glosses, seed)
     if not 1 <= num_glosses <= len(GLOSS_NAMES):
         raise ValueError(f"num_glosses must be in 1..{len(GLOSS_NAMES)}, got {num_glosses}")
     rng = np.random.default_rng([seed, 1])
@@ -95,6 +140,31 @@ def make_lexicon(num_glosses: int = 12, seed: int = 0) -> list[SignSpec]:
         angle = float(rng.choice([-60, -30, 0, 30, 60, 90]))
         lex.append(SignSpec(GLOSS_NAMES[k], shape, angle, loc, mov, bool(two), int(rng.integers(5, 8))))
     return lex
+
+
+MAX_EXTENDED_GLOSSES = 900
+
+
+def _extended_lexicon(num_glosses: int, seed: int) -> list[SignSpec]:
+    """Signs over (shape, location, movement, hands, angle), pairwise different in >= 2 parameters."""
+    if not 1 <= num_glosses <= MAX_EXTENDED_GLOSSES:
+        raise ValueError(f"num_glosses must be in 1..{MAX_EXTENDED_GLOSSES}, got {num_glosses}")
+    rng = np.random.default_rng([seed, 1, 1])
+    sizes = (len(EXT_SHAPES), len(EXT_LOCATIONS), len(EXT_MOVEMENTS), 2, len(ANGLES))
+    combos = np.stack(np.meshgrid(*[np.arange(n) for n in sizes], indexing="ij"), -1).reshape(-1, len(sizes))
+    combos = combos[rng.permutation(len(combos))]
+    chosen = np.zeros((0, len(sizes)), np.int64)
+    for c in combos:
+        if len(chosen) == 0 or (chosen != c).sum(1).min() >= 2:
+            chosen = np.concatenate([chosen, c[None]])
+            if len(chosen) == num_glosses:
+                break
+    if len(chosen) < num_glosses:
+        raise ValueError(f"only {len(chosen)} signs differ in >= 2 parameters; asked for {num_glosses}")
+    locs = list(EXT_LOCATIONS)
+    names = gloss_names(num_glosses)
+    return [SignSpec(names[k], EXT_SHAPES[s], ANGLES[a], locs[l], EXT_MOVEMENTS[m], bool(h), int(rng.integers(5, 8)))
+            for k, (s, l, m, h, a) in enumerate(chosen.tolist())]
 
 
 def _colour(rng, lo=30, hi=230) -> tuple:
@@ -200,6 +270,20 @@ def _hand(cv: _Canvas, x, y, r, shape, angle_deg, colour, mirror=False):
     elif shape == "y":
         finger(-80, 1.45, 0.36)
         finger(60, 1.5, 0.34)
+    elif shape == "o":
+        cx, cy = x + 0.75 * r * np.sin(a), y - 0.75 * r * np.cos(a)
+        cv.arc(cx, cy, 0.38 * r, 0.72 * r, 0.0, np.pi, colour)
+    elif shape == "l":
+        finger(0, 1.9, 0.36)
+        finger(-88, 1.35, 0.36)
+    elif shape == "w":
+        for off in (-28, 0, 28):
+            finger(off, 1.7, 0.3)
+    elif shape == "bent":
+        knuckle = (x + 1.1 * r * np.sin(a), y - 1.1 * r * np.cos(a))
+        t = a + np.deg2rad(-95 if mirror else 95)
+        cv.capsule((x, y), knuckle, 1.0 * r, colour)
+        cv.capsule(knuckle, (knuckle[0] + 0.8 * r * np.sin(t), knuckle[1] - 0.8 * r * np.cos(t)), 0.9 * r, dark)
 
 
 def _movement(kind: str, u: np.ndarray, amp: float) -> np.ndarray:
@@ -214,11 +298,23 @@ def _movement(kind: str, u: np.ndarray, amp: float) -> np.ndarray:
         return np.stack([amp * 1.4 * np.sin(tau), np.zeros_like(u)], 1)
     if kind == "diagonal":
         return np.stack([amp * np.sin(tau), -amp * np.sin(tau)], 1) * 1.3
+    if kind == "tap":
+        return np.stack([np.zeros_like(u), -amp * 0.9 * np.abs(np.sin(2 * tau))], 1)
+    if kind == "arc":
+        return np.stack([-amp * 1.3 * np.cos(np.pi * u), -amp * 1.2 * np.sin(np.pi * u)], 1)
+    if kind == "zigzag":
+        return np.stack([amp * 1.4 * (2 * u - 1), amp * 0.7 * np.sin(3 * tau)], 1)
     raise ValueError(f"unknown movement {kind!r}")
 
 
-def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generator):
-    """Per-frame poses: (dom_xy, nd_xy, dom_shape, nd_shape, angle, nd_visible) and gloss segments."""
+def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generator, coarticulation: float = 0.0):
+    """Per-frame poses: (dom_xy, nd_xy, dom_shape, nd_shape, angle, nd_visible) and gloss segments.
+
+    ``coarticulation`` in [0, 1]: shorter transitions, the next handshape formed earlier in the transition,
+    and each sign's place pulled towards the previous sign's (0 = the default data set's timeline).
+    """
+    co = float(coarticulation)
+    switch = 0.5 - 0.35 * co  # fraction of a transition after which the next handshape shows
     amp = 0.07
     dom, nd, shapes, nd_shapes, angles, segments = [], [], [], [], [], []
     cur_dom, cur_nd, cur_shape, cur_angle = np.array(REST[0]), np.array(REST[1]), "flat", 180.0
@@ -235,17 +331,26 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
             w = k / (n + 1)
             w = w * w * (3 - 2 * w)  # smoothstep
             dom.append(cur_dom + w * (tgt_dom - cur_dom)); nd.append(cur_nd + w * (tgt_nd - cur_nd))
-            shapes.append(shape if k > n // 2 else cur_shape)
-            nd_shapes.append(nd_shape if k > n // 2 else cur_nd_shape)
+            late = k > (n // 2 if not co else n * switch)
+            shapes.append(shape if late else cur_shape)
+            nd_shapes.append(nd_shape if late else cur_nd_shape)
             angles.append(cur_angle + w * (angle - cur_angle))
         cur_dom, cur_nd, cur_shape, cur_angle, cur_nd_shape = tgt_dom, tgt_nd, shape, angle, nd_shape
 
     def frames(base):
         return max(3, int(round(base / signer.speed * rng.uniform(0.9, 1.12))))
 
+    def transition():
+        n = frames(3)
+        return max(2, int(round(n * (1 - 0.4 * co)))) if co else n
+
     hold(int(rng.integers(2, 5)))
+    prev_loc = None
     for sign in signs:
-        loc = np.array(LOCATIONS[sign.location]) + rng.normal(0, 0.008, 2)
+        loc = np.array(EXT_LOCATIONS[sign.location]) + rng.normal(0, 0.008, 2)
+        if co and prev_loc is not None:
+            loc = loc + 0.15 * co * (prev_loc - loc)
+        prev_loc = loc
         path = _movement(sign.movement, np.linspace(0, 1, frames(sign.frames)), amp)
         start_dom = loc + path[0]
         if sign.two_handed:
@@ -253,7 +358,7 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
             nd_shape = sign.shape
         else:
             start_nd, nd_shape = np.array(REST[1]), "flat"
-        move_to(start_dom, start_nd, sign.shape, nd_shape, sign.angle, frames(3))
+        move_to(start_dom, start_nd, sign.shape, nd_shape, sign.angle, transition())
         seg_start = len(dom)
         for p in path:
             cur_dom = loc + p
@@ -267,12 +372,14 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
     return dom, nd, shapes, nd_shapes, angles, segments
 
 
-def _static_layer(signer: SignerSpec, size: int, to_px, rng) -> np.ndarray:
+def _static_layer(signer: SignerSpec, size: int, to_px, rng, *, width: int | None = None,
+                  sc: float | None = None) -> np.ndarray:
+    """Background, body and head: ``float32 [size, width or size, 3]``; ``sc`` is the body scale in pixels."""
     t = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
     top, bottom = np.asarray(signer.bg_top, np.float32), np.asarray(signer.bg_bottom, np.float32)
-    img = np.broadcast_to(top + t * (bottom - top), (size, size, 3)).copy()
+    img = np.broadcast_to(top + t * (bottom - top), (size, width or size, 3)).copy()
     cv = _Canvas(img)
-    sc = signer.scale * size
+    sc = signer.scale * size if sc is None else sc
     # a background object (door/shelf) for clutter
     bx = to_px((0.05 if signer.id < "04" else 0.85, 0.25))
     cv.capsule((bx[0], bx[1]), (bx[0], bx[1] + 0.5 * sc), 0.12 * sc, tuple(c * 0.8 for c in signer.bg_bottom))
@@ -292,7 +399,7 @@ def _static_layer(signer: SignerSpec, size: int, to_px, rng) -> np.ndarray:
 
 def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
                     lexicon: list[SignSpec] | None = None, image_size: int = 96, noise: float = 3.0,
-                    return_segments: bool = False, return_poses: bool = False):
+                    return_segments: bool = False, return_poses: bool = False, coarticulation: float = 0.0):
     """Render one signing video: ``uint8 [T, S, S, 3]`` (and ``[(gloss, start, end)]`` if asked).
 
     ``return_poses``: also return the per-frame hand poses (``float32 [T, 12]``, see ``_pose_array``) that
@@ -331,7 +438,7 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
     base = _static_layer(signer, size, to_px, rng)
     gain = np.float32(rng.uniform(0.92, 1.08))
     bank = rng.normal(0, noise, (4, size, size, 3)).astype(np.float32) if noise > 0 else None
-    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng)
+    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng, coarticulation)
     r = 0.062 * sc
     arm_w = 0.085 * sc
     sleeve = tuple(c * 0.72 for c in signer.clothing)
@@ -362,16 +469,219 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
 
 
 POSE_SHAPES = ("flat",) + tuple(s for s in SHAPES if s != "flat")
+EXT_POSE_SHAPES = POSE_SHAPES + tuple(s for s in EXT_SHAPES if s not in POSE_SHAPES)  # extended lexicons
+
+
+def pose_shapes(lexicon) -> tuple[str, ...]:
+    """The shape classes a lexicon's pose targets use: ``POSE_SHAPES``, or ``EXT_POSE_SHAPES`` if it needs them."""
+    return POSE_SHAPES if all(s.shape in POSE_SHAPES for s in lexicon) else EXT_POSE_SHAPES
 
 
 def _pose_array(dom, nd, shapes, nd_shapes, angles, image_xy) -> np.ndarray:
     """Per-frame pose ``float32 [T, 12]``: dominant xy, other hand xy (body units), shape ids (``POSE_SHAPES``),
     sin/cos of the finger direction, both hands' image positions (fractions of the image size)."""
-    ids = {s: i for i, s in enumerate(POSE_SHAPES)}
+    ids = {s: i for i, s in enumerate(EXT_POSE_SHAPES)}
     a = np.deg2rad(np.asarray(angles, np.float64))
     return np.concatenate([np.asarray(dom), np.asarray(nd), np.array([[ids[x], ids[y]] for x, y in
                            zip(shapes, nd_shapes)]), np.sin(a)[:, None], np.cos(a)[:, None],
                            np.asarray(image_xy)], 1).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------- phone framing
+@dataclass(frozen=True)
+class PhoneFraming:
+    """Phone-style capture for :func:`render_phone_sentence` (the Isharah preset).
+
+    Portrait ``width`` x ``height`` frames; per video the signer's body scale (fraction of the width), the
+    body centre (fraction of the width) and the head top (fraction of the height) are drawn from the ranges,
+    so the signer is off-centre and at varying size. Hand-held shake is a smooth random walk of std
+    ``shake`` (fraction of the width) plus rare jolts (``jolt_p`` per frame); ``blur`` averages the frame
+    along the camera's motion (motion blur); lighting drifts by ``lighting`` (relative gain, slow sine), has a
+    colour cast, and switches by up to 25 % within a video with probability ``light_switch_p``.
+    """
+
+    width: int = 144
+    height: int = 256
+    scale: tuple = (0.7, 1.15)
+    centre_x: tuple = (0.32, 0.68)
+    top_y: tuple = (0.1, 0.3)
+    shake: float = 0.012
+    jolt_p: float = 0.02
+    blur: bool = True
+    lighting: float = 0.12
+    light_switch_p: float = 0.3
+    noise: float = 4.0
+
+    def __post_init__(self):
+        if self.width < 16 or self.height < 16:
+            raise ValueError(f"PhoneFraming frames must be at least 16x16, got {self.width}x{self.height}")
+        for name in ("scale", "centre_x", "top_y"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= hi:
+                raise ValueError(f"PhoneFraming.{name} must be a range 0 < lo <= hi, got {(lo, hi)}")
+            object.__setattr__(self, name, (float(lo), float(hi)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PhoneFraming":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown PhoneFraming keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+# hand landmark template in hand units (x across the palm, y along the fingers), MediaPipe's 21-point order:
+# wrist, thumb 1-4, then index, middle, ring and pinky (MCP, PIP, DIP, tip)
+_HAND_TEMPLATE = np.array([(0.0, -1.0), (-0.45, -0.6), (-0.75, -0.2), (-0.95, 0.15), (-1.05, 0.45)]
+                          + [(x, y) for x in (-0.45, -0.15, 0.15, 0.45) for y in (0.3, 0.8, 1.15, 1.45)],
+                          np.float32)
+
+
+def renderer_hand_landmarks(x: float, y: float, r: float, angle_deg: float, mirror: bool = False) -> np.ndarray:
+    """``float32 [21, 3]`` stand-in landmarks (MediaPipe layout, frame pixels) of a drawn hand at (x, y)."""
+    a = np.deg2rad(-angle_deg if mirror else angle_deg)
+    tx = _HAND_TEMPLATE[:, 0] * (-1 if mirror else 1)
+    ty = _HAND_TEMPLATE[:, 1]
+    along = np.array([np.sin(a), -np.cos(a)], np.float32)   # finger direction (0 deg = up)
+    across = np.array([np.cos(a), np.sin(a)], np.float32)
+    xy = np.array([x, y], np.float32) + r * (tx[:, None] * across + ty[:, None] * along)
+    return np.concatenate([xy, np.zeros((21, 1), np.float32)], 1).astype(np.float32)
+
+
+def _lookup_signs(glosses, lexicon: list[SignSpec]) -> list[SignSpec]:
+    by_name = {s.name: s for s in lexicon}
+    signs = []
+    for g in glosses:
+        if isinstance(g, (int, np.integer)):
+            if not 0 <= g < len(lexicon):
+                raise ValueError(f"gloss index {g} out of range for a lexicon of {len(lexicon)} signs")
+            signs.append(lexicon[int(g)])
+        elif g in by_name:
+            signs.append(by_name[g])
+        else:
+            raise ValueError(f"gloss {g!r} is not in the synthetic lexicon ({len(lexicon)} signs)")
+    if not signs:
+        raise ValueError("render_phone_sentence needs at least one gloss")
+    return signs
+
+
+def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
+                          lexicon: list[SignSpec] | None = None, framing: PhoneFraming | None = None,
+                          coarticulation: float = 0.6, return_segments: bool = False):
+    """Render one phone-framed signing video.
+
+    Returns ``(frames uint8 [T, H, W, 3], hands)`` where ``hands[t]`` lists ``(landmarks float32 [21, 3],
+    handedness)`` for each hand whose centre is inside frame ``t`` (the renderer's own hand positions, which
+    stand in for a hand detector), plus ``[(gloss, start, end)]`` with ``return_segments``.
+    """
+    framing = framing or PhoneFraming()
+    lexicon = lexicon if lexicon is not None else make_lexicon()
+    signs = _lookup_signs(glosses, lexicon)
+    if isinstance(signer, (int, np.integer)):
+        signer = make_signer(int(signer))
+    if not isinstance(rng, np.random.Generator):
+        rng = np.random.default_rng(rng)
+    w, h = framing.width, framing.height
+    t_len_guess = None  # noqa: F841 - the timeline decides the length
+    sc = signer.scale * w * rng.uniform(*framing.scale)
+    pad = int(np.ceil(6 * framing.shake * w)) + 2
+    ox = pad + rng.uniform(*framing.centre_x) * w
+    oy = pad + rng.uniform(*framing.top_y) * h - 0.06 * sc
+
+    def to_px(p):
+        return (ox + (p[0] - 0.5) * sc, oy + p[1] * sc)
+
+    base = _static_layer(signer, h + 2 * pad, to_px, rng, width=w + 2 * pad, sc=sc)
+    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng, coarticulation)
+    n = len(dom)
+    # hand-held camera: AR(1) walk in pixels + rare jolts, clipped to the padding
+    walk = np.zeros((n, 2))
+    for i in range(1, n):
+        walk[i] = 0.85 * walk[i - 1] + rng.normal(0, framing.shake * w * 0.55, 2)
+        if rng.random() < framing.jolt_p:
+            walk[i] += rng.normal(0, 3 * framing.shake * w, 2)
+    offs = np.clip(np.round(walk), -pad + 1, pad - 1).astype(int)
+    # lighting: slow drift, colour cast, maybe a switch
+    tt = np.arange(n)
+    gain = rng.uniform(0.85, 1.1) * (1 + framing.lighting * np.sin(2 * np.pi * tt / rng.uniform(40, 120)
+                                                                   + rng.uniform(0, 2 * np.pi)))
+    if rng.random() < framing.light_switch_p:
+        gain = gain * np.where(tt >= rng.integers(0, max(n, 1)), rng.uniform(0.75, 1.25), 1.0)
+    cast = (1 + rng.normal(0, 0.05, 3)).astype(np.float32)
+    bank = (rng.normal(0, framing.noise, (4, h, w, 3)).astype(np.float32) if framing.noise > 0 else None)
+    noise_idx = rng.integers(0, 4, n)
+    r = 0.062 * sc
+    arm_w = 0.085 * sc
+    sleeve = tuple(c * 0.72 for c in signer.clothing)
+    shoulders = ((0.31, 0.49), (0.69, 0.49))
+    out = np.empty((n, h, w, 3), np.uint8)
+    hands: list[list[tuple[np.ndarray, str]]] = []
+    prev = offs[0]
+    for i in range(n):
+        img = base.copy()
+        cv = _Canvas(img)
+        for hand, sh, side in ((dom[i], shoulders[0], -1), (nd[i], shoulders[1], 1)):
+            s_px, h_px = to_px(sh), to_px(hand)
+            elbow = ((s_px[0] + h_px[0]) / 2 + side * 0.09 * sc, max(s_px[1], h_px[1]) + 0.06 * sc)
+            cv.capsule(s_px, elbow, arm_w, sleeve)
+            cv.capsule(elbow, h_px, arm_w * 0.85, sleeve)
+        nd_angle = angles[i] if nd_shapes[i] != "flat" or angles[i] != 180 else 180
+        _hand(cv, *to_px(nd[i]), r, nd_shapes[i], nd_angle, signer.skin, mirror=True)
+        _hand(cv, *to_px(dom[i]), r, shapes[i], angles[i], signer.skin)
+        dx, dy = offs[i]
+        steps = int(max(abs(dx - prev[0]), abs(dy - prev[1]))) if framing.blur else 0
+        if steps >= 2:  # motion blur: average the windows along the camera's path this frame
+            path = np.round(np.linspace(prev, offs[i], min(steps, 5) + 1)).astype(int)
+            frame = sum(img[pad + y:pad + y + h, pad + x:pad + x + w] for x, y in path) / len(path)
+        else:
+            frame = img[pad + dy:pad + dy + h, pad + dx:pad + dx + w].copy()
+        prev = offs[i]
+        frame *= np.float32(gain[i]) * cast
+        if bank is not None:
+            frame += bank[noise_idx[i]]
+        np.clip(frame, 0, 255, out=frame)
+        out[i] = frame.astype(np.uint8)
+        seen = []
+        for pos, ang, mirror, label in ((dom[i], angles[i], False, "Right"), (nd[i], nd_angle, True, "Left")):
+            x, y = to_px(pos)
+            x, y = x - pad - dx, y - pad - dy
+            if 0 <= x < w and 0 <= y < h:
+                seen.append((renderer_hand_landmarks(x, y, r, ang, mirror), label))
+        hands.append(seen)
+    return (out, hands, segments) if return_segments else (out, hands)
+
+
+def renderer_crop(frames: np.ndarray, hands: list, size: int, fps: float = 25.0, config=None):
+    """Signing-space crops ``uint8 [T, size, size, 3]`` and boxes ``int [T, 4]`` of a rendered clip.
+
+    The runtime's :class:`slsdk.runtime.hands.HandCropper` does the cropping (box rule, smoothing, hold and
+    fallback); only its hand source is replaced by the renderer's hand positions (MediaPipe does not find
+    drawn hands).
+    """
+    from slsdk.runtime.hands import CropConfig, Hand, HandCropper
+
+    class _RendererHands(HandCropper):
+        def __init__(self, per_frame, cfg, size):
+            super().__init__(CropConfig.from_dict({**cfg.to_dict(), "policy": "full"}), size=size)
+            self.config, self._per_frame, self._i = cfg, per_frame, 0   # the hands rule, hands given
+
+        def reset(self):
+            super().reset()
+            self._i = 0
+
+        def detect(self, frame, timestamp_ms):
+            found = self._per_frame[self._i] if self._i < len(self._per_frame) else []
+            self._i += 1
+            return [Hand(lm, label, 1.0) for lm, label in found]
+
+    cfg = config if config is not None else CropConfig()
+    if cfg.policy != "hands":
+        raise ValueError(f"renderer_crop needs a 'hands' crop policy, got {cfg.policy!r}")
+    cropper = _RendererHands(hands, cfg, size)
+    try:
+        crops, stats = cropper.crop_video(frames, fps, size=size)
+    finally:
+        cropper.close()
+    return crops, np.asarray(stats.boxes, np.int32).reshape(-1, 4)
 
 
 # --------------------------------------------------------------------------------------- the data set
@@ -425,14 +735,18 @@ def make_plan(*, seed: int = 0, num_glosses: int = 12, num_signers: int = 8, sen
     train_signers = list(range(n_train_signers))
     si_signers = list(range(n_train_signers, num_signers))
     plan: list[tuple[str, int, int, tuple[int, ...]]] = []
-    for s in train_signers:
-        perm = rng.permutation(num_train_sentences)
+    perms = [rng.permutation(num_train_sentences) for _ in train_signers]
+    seen_set = {int(j) for perm in perms for j in perm[:sentences_per_signer]}
+    for s, perm in zip(train_signers, perms):
         for j in sorted(perm[:sentences_per_signer]):
             plan.append(("train", s, int(j), train_pool[j]))
-        for j in sorted(perm[sentences_per_signer:sentences_per_signer + dev_per_signer]):
+        # dev: sentences seen in training (by other signers), new for this signer
+        rest = [j for j in perm[sentences_per_signer:] if int(j) in seen_set]
+        for j in sorted(rest[:dev_per_signer]):
             plan.append(("dev", s, int(j), train_pool[j]))
+    seen = np.array(sorted(seen_set))  # test_si: sentences seen in training, by held-out signers
     for s in si_signers:
-        for j in sorted(rng.permutation(num_train_sentences)[:test_si_per_signer]):
+        for j in sorted(rng.permutation(seen)[:test_si_per_signer]):
             plan.append(("test_si", s, int(j), train_pool[j]))
     for k, sent in enumerate(us_pool):
         for s in sorted(rng.choice(train_signers, size=min(test_us_per_sentence, len(train_signers)), replace=False)):
@@ -470,12 +784,20 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                        num_train_sentences: int = 64, num_test_us_sentences: int = 10, dev_per_signer: int = 7,
                        test_si_per_signer: int = 20, test_us_per_sentence: int = 4, image_size: int = 96,
                        fps: int = 25, min_len: int = 2, max_len: int = 6, noise: float = 3.0,
-                       video_format: str = "mp4", overwrite: bool = False) -> Path:
+                       video_format: str = "mp4", overwrite: bool = False, phone: dict | None = None,
+                       coarticulation: float = 0.0, crop: dict | None = None, keep_raw: bool = True,
+                       progress: bool = False) -> Path:
     """Write the synthetic data set to ``out_dir`` (folder format) and return ``out_dir``.
 
     Files: ``annotations.csv`` (``id,video,signer,split,glosses``), ``videos/{split}/{id}.mp4`` (or
     PNG frame folders with ``video_format="png"``), ``synthetic.json`` (lexicon, signers, settings).
     An existing complete data set with the same settings is reused unless ``overwrite``.
+
+    ``phone`` (:class:`PhoneFraming` fields, as the ``isharah`` preset sets): portrait phone-framed clips;
+    the data set's videos are then the signing-space crops (``image_size`` square) that the runtime's
+    :class:`~slsdk.runtime.hands.HandCropper` (``crop``: its :class:`CropConfig` fields) makes from the
+    renderer's hand positions, and with ``keep_raw`` the portrait clips go to ``raw/{split}/{id}.mp4`` with
+    their boxes and stand-in landmarks in ``raw/{split}/{id}.npz``.
     """
     out = Path(out_dir)
     settings = dict(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
@@ -484,6 +806,16 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                     dev_per_signer=dev_per_signer, test_si_per_signer=test_si_per_signer,
                     test_us_per_sentence=test_us_per_sentence, image_size=image_size, fps=fps, min_len=min_len,
                     max_len=max_len, noise=noise, video_format=video_format)
+    if phone is not None:  # only when set, so the default data set's settings (and reuse) are unchanged
+        framing = PhoneFraming.from_dict(dict(phone))
+        from slsdk.runtime.hands import CropConfig
+
+        crop_cfg = CropConfig.from_dict(dict(crop or {}))
+        settings.update(phone=asdict(framing), crop=crop_cfg.to_dict(), keep_raw=keep_raw)
+    elif crop is not None:
+        raise ValueError("crop settings apply to phone-framed data only (pass phone=...)")
+    if coarticulation:
+        settings["coarticulation"] = float(coarticulation)
     spec_path = out / "synthetic.json"
     if spec_path.is_file() and (out / "annotations.csv").is_file() and not overwrite:
         try:
@@ -504,15 +836,31 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                      test_us_per_sentence=test_us_per_sentence, min_len=min_len, max_len=max_len)
     si_signers = sorted({p[1] for p in plan if p[0] == "test_si"})
     if out.exists() and overwrite:
-        for sub in ("videos",):
+        for sub in ("videos", "raw"):
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     samples = []
     num_frames = 0
+    bar = _progress(len(plan), "rendering") if progress else None
     for split, s, j, sent in plan:
         vid = f"{s:02d}{j:04d}"
         vrng = np.random.default_rng([seed, 4, s, j])
-        frames = render_sentence(sent, signers[s], vrng, lexicon=lexicon, image_size=image_size, noise=noise)
+        if phone is None:
+            frames = render_sentence(sent, signers[s], vrng, lexicon=lexicon, image_size=image_size, noise=noise,
+                                     coarticulation=coarticulation)
+        else:
+            raw, hands = render_phone_sentence(sent, signers[s], vrng, lexicon=lexicon, framing=framing,
+                                               coarticulation=coarticulation)
+            frames, boxes = renderer_crop(raw, hands, image_size, fps, crop_cfg)
+            if keep_raw:
+                write_video(out / "raw" / split / f"{vid}.mp4", raw, fps)
+                lm = np.full((len(hands), 2, 21, 3), np.nan, np.float32)
+                for t, found in enumerate(hands):
+                    for k, (pts, label) in enumerate(found):
+                        lm[t, 0 if label == "Right" else 1] = pts
+                np.savez_compressed(out / "raw" / split / f"{vid}.npz", boxes=boxes, landmarks=lm)
+        if bar is not None:
+            bar(1)
         num_frames += len(frames)
         if video_format == "mp4":
             path = write_video(out / "videos" / split / f"{vid}.mp4", frames, fps)
@@ -525,9 +873,59 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
             "lexicon": [asdict(x) for x in lexicon], "signers": [asdict(x) for x in signers],
             "splits": {k: sum(1 for p in plan if p[0] == k) for k in ("train", "dev", "test_si", "test_us")},
             "frames": num_frames, "test_si_signers": [signers[s].id for s in si_signers],
+            "reference_words": {k: sum(len(p[3]) for p in plan if p[0] == k) for k in ("train", "dev", "test_si",
+                                                                                        "test_us")},
             "seconds": round(time.perf_counter() - t0, 2)}
     spec_path.write_text(json.dumps(spec, indent=1) + "\n")
     return out
+
+
+def _progress(total: int, what: str):
+    """A rich progress bar; returns ``advance(n)`` (the bar closes itself at ``total``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    prog = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn())
+    prog.start()
+    task = prog.add_task(what, total=total)
+    done = [0]
+
+    def advance(n: int = 1):
+        done[0] += n
+        prog.update(task, advance=n)
+        if done[0] >= total:
+            prog.stop()
+
+    return advance
+
+
+# Named settings of generate_synthetic. "demo" is the embedded default (small: the 15-minute demo);
+# "isharah" is Isharah-500-scale in signers, splits and framing (15 signers, 5 held out for SI; US = unseen
+# sentences; 3-8 signs per sentence with co-articulation; portrait phone framing, shake, lighting, blur),
+# with 100 of the 388 glosses by default (num_glosses=388 works too) and >= 2,000 reference words per test split.
+PRESETS: dict[str, dict] = {
+    "demo": {},
+    "isharah": dict(num_glosses=100, num_signers=15, num_test_si_signers=5, num_train_sentences=400,
+                    sentences_per_signer=60, dev_per_signer=10, test_si_per_signer=80, num_test_us_sentences=100,
+                    test_us_per_sentence=4, min_len=3, max_len=8, image_size=160, coarticulation=0.6,
+                    phone=asdict(PhoneFraming()), crop={"include_face": True}),
+}
+
+
+def preset_settings(name: str, **overrides) -> dict:
+    """The keyword arguments of :func:`generate_synthetic` for preset ``name`` (``overrides`` win).
+
+    ``phone`` overrides are merged into the preset's framing (e.g. ``phone={"width": 108, "height": 192}``).
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown synthetic preset {name!r}; presets: {', '.join(PRESETS)}")
+    kw = {**PRESETS[name]}
+    for k, v in overrides.items():
+        if k in ("phone", "crop") and isinstance(v, dict) and isinstance(kw.get(k), dict):
+            kw[k] = {**kw[k], **v}
+        else:
+            kw[k] = v
+    return kw
 
 
 def load_spec(out_dir: str | Path) -> tuple[list[SignSpec], list[SignerSpec], dict]:

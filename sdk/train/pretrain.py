@@ -171,7 +171,7 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
     from rich.console import Console
     from safetensors.torch import save_file
 
-    from slsdk.data.synthetic import POSE_SHAPES, load_spec, make_signer
+    from slsdk.data.synthetic import load_spec, make_signer, pose_shapes
     from slsdk.models.clip import CLIP_MEAN, CLIP_STD, VisionTransformer, get_config
     from slsdk.train.trainer import _progress, seed_everything
 
@@ -197,7 +197,7 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
     hframes, hposes = _render_pool(lexicon, train_signers, settings, cfg.heldout_videos, cfg.seed, 12)
 
     vit = VisionTransformer(vcfg)
-    ns = len(POSE_SHAPES)
+    ns = len(pose_shapes(lexicon))
     probe = PoseProbe(vcfg.width, vcfg.output_dim, ns)
     params = list(vit.parameters()) + list(probe.parameters())
     decay = [p for p in params if p.ndim >= 2]
