@@ -238,7 +238,8 @@ class Manifest:
                 f"{_short(inp['height'])}x{_short(inp['width'])}")
         if not _int_in(inp["resize_shorter"], max(inp["height"], inp["width"]), L["resize_shorter"]):
             bad(f"input.resize_shorter must be an integer >= max(height, width) = {max(inp['height'], inp['width'])} "
-                f"and <= {L['resize_shorter']} (the shorter side is resized to it, then the {inp['height']}x{inp['width']} crop is cut), "
+                f"and <= {L['resize_shorter']} (the shorter side is resized to it, then the "
+                f"{inp['height']}x{inp['width']} crop is cut), "
                 f"got {_short(inp['resize_shorter'])}")
         if inp["crop"] not in INPUT_CROPS:
             bad(f"input.crop must be one of {list(INPUT_CROPS)}, got {_short(inp['crop'])}")
@@ -249,7 +250,8 @@ class Manifest:
                 bad(f"input.{k} must be a short string, got {_short(inp[k])}")
         for k, n in (("mean", 3), ("std", 3), ("value_range", 2)):
             v = inp[k]
-            if not isinstance(v, list) or len(v) != n or not all(_num_in(x, -L["abs_value"], L["abs_value"]) for x in v):
+            if not isinstance(v, list) or len(v) != n or \
+                    not all(_num_in(x, -L["abs_value"], L["abs_value"]) for x in v):
                 bad(f"input.{k} must be {n} finite numbers (|x| <= {L['abs_value']:g}), got {_short(v)}")
         if any(s <= 0 for s in inp["std"]):
             bad(f"input.std must be positive, got {inp['std']!r}")
@@ -268,7 +270,8 @@ class Manifest:
         if s["mode"] not in ("streaming", "offline"):
             bad(f"streaming.mode must be 'streaming' or 'offline', got {_short(s['mode'])}")
         if not _int_in(s["output_stride"], 1, L["output_stride"]):
-            bad(f"streaming.output_stride must be an integer in 1..{L['output_stride']}, got {_short(s['output_stride'])}")
+            bad(f"streaming.output_stride must be an integer in 1..{L['output_stride']}, "
+                f"got {_short(s['output_stride'])}")
         if s["mode"] == "streaming":
             c = s.get("chunk_frames")
             if not _int_in(c, 1, L["chunk_frames"]) or c % s["output_stride"]:
@@ -283,7 +286,8 @@ class Manifest:
         else:
             fr = s.get("frames_range")
             if fr is not None:
-                if (not isinstance(fr, list) or len(fr) != 2 or not all(x is None or _int_in(x, 1, L["frames"]) for x in fr)
+                if (not isinstance(fr, list) or len(fr) != 2
+                        or not all(x is None or _int_in(x, 1, L["frames"]) for x in fr)
                         or (None not in fr and fr[0] > fr[1])):
                     bad(f"streaming.frames_range must be [min, max] frame counts in 1..{L['frames']}, got {_short(fr)}")
         for k in ("frame_shift_s", "algorithmic_latency_s"):

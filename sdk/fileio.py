@@ -34,7 +34,8 @@ from typing import IO, Callable, Iterator
 
 from slsdk.errors import SlsdkError
 
-__all__ = ["WriteError", "DiskFullError", "OutputExistsError", "atomic_write", "atomic_write_text", "atomic_copy", "append_text",
+__all__ = ["WriteError", "DiskFullError", "OutputExistsError", "atomic_write", "atomic_write_text", "atomic_copy",
+           "append_text",
            "atomic_dir", "temp_dir", "TempDir", "clean_stale", "fsync_dir", "set_write_hook", "TEMP_SUFFIX"]
 
 TEMP_SUFFIX = ".slsdk-tmp"
@@ -148,12 +149,14 @@ def clean_stale(directory: str | os.PathLike, name: str | None = None) -> list[P
             if _old_enough(p) and _remove(p):
                 removed.append(p)
             continue
-        if name is None or name == SCRATCH_PREFIX:
-            m = _SCRATCH.match(e.name)
+        if name is None or not name.startswith("."):
+            pattern = _SCRATCH if name is None else re.compile(rf"^{re.escape(name)}-(?P<pid>\d+)-[0-9a-f]{{8}}$")
+            m = pattern.match(e.name)
             if m:
                 if not _alive(int(m["pid"])) and _is_our_dir(p) and _remove(p):
                     removed.append(p)
-            elif _SCRATCH_LEGACY.match(e.name) and p.is_dir() and _old_enough(p) and _remove(p):
+            elif (name in (None, SCRATCH_PREFIX) and _SCRATCH_LEGACY.match(e.name) and p.is_dir()
+                  and _old_enough(p) and _remove(p)):
                 removed.append(p)
     return removed
 
@@ -380,8 +383,7 @@ class TempDir:
 
     def __init__(self, prefix: str = SCRATCH_PREFIX, dir: str | os.PathLike | None = None):
         base = Path(dir) if dir is not None else Path(tempfile.gettempdir())
-        if prefix == SCRATCH_PREFIX:
-            clean_stale(base, SCRATCH_PREFIX)
+        clean_stale(base, prefix)
         self.path = base / f"{prefix}-{_token()}"
         self.path.mkdir(mode=0o700)
         (self.path / OWNER_FILE).write_text(f"slsdk scratch folder of process {os.getpid()}\n")
