@@ -5,6 +5,7 @@
         [--threads 0] [--decoder greedy|beam] [--warmup 1] [--out runtime.json|runtime.csv]
     python benchmarks/bench_runtime.py --videos CLIP.mp4 ... [--phone 1080,2160] [--hand-every 1,2] --bundles DIR
     python benchmarks/bench_runtime.py --long-stream 3600 --bundles DIR [--crop full]   # memory over a long stream
+    python benchmarks/bench_runtime.py --clip-memory    # peak RSS of a 4 s 1080p clip in the train/eval data path
 
 ``--videos`` times given files instead of a data set split; ``--phone 1080,2160`` adds synthetic phone clips
 made from the first video (upscaled to that shorter side, stored landscape with a 90-degree display matrix,
@@ -12,8 +13,8 @@ made from the first video (upscaled to that shorter side, stored landscape with 
 ``slsdk.runtime.sources.DECODE_MAX_SHORTER`` down in the decoder). ``--hand-every N[,M]`` runs the hand crop with
 ``CropConfig.detect_every = N`` (policy "search") for each value, one row each.
 
-``--long-stream SECONDS`` feeds that many seconds of 25 fps camera-style frames (the first video's frames in a
-loop, live timestamps, ``max_gap`` as for a camera, endpoint resets as ``slsdk run`` does) through each bundle and
+``--long-stream SECONDS`` feeds that many seconds of 25 fps camera-style frames (the first video's frames scaled to
+``--long-shorter`` pixels, in a loop, live timestamps, ``max_gap`` as for a camera, endpoint resets as ``slsdk run`` does) through each bundle and
 samples the process RSS (``/proc/self/statm``, not only the Python heap) every 10 s of stream: the answer is the
 RSS after the first minute and the largest growth beyond it (the bound).
 
@@ -254,7 +255,7 @@ def long_stream(path: Path, frames, seconds: float, crop: str, hand_model, threa
                 rec.reset(stream)
         if i % 250 == 0:
             samples.append((i / 25.0, rss_bytes()))
-            if i % 15000 == 0:  # every 10 min of stream: a line, so a long run shows its progress
+            if i % 7500 == 0:  # every 5 min of stream: a line, so a long run shows its progress
                 console.print(f"  {i / 25.0:6.0f} s of stream: RSS {samples[-1][1] / 2**20:.1f} MB "
                               f"({time.perf_counter() - t0:.0f} s wall)")
     wall = time.perf_counter() - t0
@@ -270,6 +271,40 @@ def long_stream(path: Path, frames, seconds: float, crop: str, hand_model, threa
                   f"{out['rss_peak_mb']} MB, end {out['rss_end_mb']} MB: growth beyond the first minute "
                   f"{out['growth_after_60s_mb']} MB")
     return out
+
+
+_CLIP_MEMORY = """
+import sys
+from slsdk.data import Sample, Vocabulary, VideoDataset
+from slsdk.data.transforms import resize_shorter
+from slsdk.data.video import read_video
+if sys.argv[1] == "dataset":  # what train / eval do per clip now: frames scaled in the decoder
+    item = VideoDataset([Sample("x", ["a"], sys.argv[2])], Vocabulary(["<blank>", "a"]), 224)[0]
+else:  # the former path: the whole clip at full size, then the resize
+    item = resize_shorter(read_video(sys.argv[2]), 256)
+# VmHWM: this process's peak RSS (getrusage's ru_maxrss would include the parent's peak, inherited over fork)
+print([int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM")][0] / 1024)
+"""
+
+
+def clip_memory(folder: Path, seconds: float = 4.0) -> dict:
+    """Peak RSS of one 1080p clip through the dataset path (each in a fresh process), now vs full-size-then-resize."""
+    import subprocess
+
+    import numpy as np
+
+    from slsdk.data.video import write_video
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (1080 // 8, 1920 // 8, 3), np.uint8).repeat(8, 0).repeat(8, 1)
+    path = write_video(folder / "hd.mp4", np.stack([np.roll(base, 4 * i, axis=1) for i in range(int(seconds * 25))]),
+                       fps=25, crf=30)
+    out = {}
+    for mode in ("dataset", "full_then_resize"):
+        r = subprocess.run([sys.executable, "-c", _CLIP_MEMORY, mode, str(path)], capture_output=True, text=True,
+                           check=True)
+        out[f"{mode}_peak_rss_mb"] = round(float(r.stdout.strip().splitlines()[-1]), 1)
+    return {"clip": f"{seconds:g} s 1920x1080 at 25 fps", **out}
 
 
 def thread_settings(threads: int) -> dict:
@@ -350,6 +385,8 @@ def main(argv=None) -> int:
     ap.add_argument("--phone", default="", help="add synthetic phone clips at these shorter sides, e.g. 1080,2160")
     ap.add_argument("--hand-every", default="", help="CropConfig.detect_every values, one row each (e.g. 1,2)")
     ap.add_argument("--long-stream", type=float, default=None, help="seconds of camera-style input: RSS over time")
+    ap.add_argument("--long-shorter", type=int, default=240, help="--long-stream frames: shorter side (240: 240x320)")
+    ap.add_argument("--clip-memory", action="store_true", help="peak RSS of a 4 s 1080p clip in the dataset path")
     ap.add_argument("--split", default="test_si")
     ap.add_argument("--limit", type=int, default=8, help="videos from the split (first N)")
     ap.add_argument("--bundles", type=Path, default=Path("slsdk_demo/bundles"),
@@ -381,6 +418,14 @@ def main(argv=None) -> int:
     import tempfile
 
     tmp = tempfile.TemporaryDirectory()
+    if a.clip_memory:
+        from rich.console import Console
+
+        res = clip_memory(Path(tmp.name))
+        Console().print(res)
+        if a.out is not None:
+            a.out.write_text(json.dumps(res, indent=1))
+        return 0
     if a.videos:
         videos = list(a.videos)
     elif a.data is not None:
@@ -406,7 +451,7 @@ def main(argv=None) -> int:
     if a.long_stream:
         from slsdk.data.video import load_video
 
-        frames = list(load_video(videos[0])[0])
+        frames = list(load_video(videos[0], shorter=a.long_shorter)[0])  # webcam-sized frames by default
         results = [long_stream(path, frames, a.long_stream, crop, hand_model, threads, console)
                    for kind, path in candidates(None if a.no_bundles else a.bundles, None) if kind == "bundle"
                    and skip_reason(path)[0] is None]
