@@ -54,6 +54,8 @@ class DistillConfig(TrainConfig):
     feature_weight: float = 1.0        # > 0: feature distillation through a learned projection (on the demo:
                                        # student test_si WER 15.3% without, 10.4% with; teacher 9.2%)
     student: dict = field(default_factory=dict)   # StudentConfig overrides (image_size, width, layers, ...)
+    student_encoder: str = "vit-tiny"  # registered student frame encoder (slsdk.models.student.list_students())
+    pretrained_student: bool = True    # load the registry's pretrained encoder weights (e.g. ImageNet Lite0)
     init_from_teacher: bool = True     # copy the teacher's backbone weights where shapes allow
     student_weights: str | None = None  # pretrained weights for the student's encoder (a CLIP visual file)
     report_splits: tuple = REPORT_SPLITS   # splits scored for the final report (missing ones skipped)
@@ -120,19 +122,18 @@ class DistillObjective(nn.Module):
         self.proj = proj
         object.__setattr__(self, "teacher", teacher)   # not a submodule: not trained, saved or DDP-synced
         self.cfg = cfg
+        from slsdk.train.evaluate import input_spec
+
+        self.teacher_size = input_spec(teacher)[0]   # clips come at max(teacher, student) size; each gets its own
 
     def forward(self, videos, lengths, labels, label_lengths) -> dict[str, torch.Tensor]:
         cfg, teacher = self.cfg, self.teacher
         teacher.eval()
         with torch.no_grad():
-            t_feats = teacher.frame_features(videos, lengths)
+            t_videos = _resize_clip(videos, self.teacher_size)
+            t_feats = teacher.frame_features(t_videos, lengths)
             t_out = teacher.sequence(t_feats, lengths)
-        s_videos = videos
-        size = self.student.config.image_size
-        if videos.shape[-1] != size or videos.shape[-2] != size:
-            b, t = videos.shape[:2]
-            s_videos = F.interpolate(videos.flatten(0, 1), size=(size, size), mode="bilinear",
-                                     align_corners=False, antialias=True).reshape(b, t, 3, size, size)
+        s_videos = _resize_clip(videos, self.student.config.image_size)
         if cfg.grad_checkpointing and self.training:
             s_out = torch.utils.checkpoint.checkpoint(self.student, s_videos, lengths, use_reentrant=False)
         else:
@@ -161,8 +162,17 @@ class DistillObjective(nn.Module):
         return terms
 
 
+def _resize_clip(videos: torch.Tensor, size: int) -> torch.Tensor:
+    """``[B, T, 3, H, W]`` -> ``[B, T, 3, size, size]`` (antialiased bilinear); as is when already that size."""
+    if videos.shape[-1] == size and videos.shape[-2] == size:
+        return videos
+    b, t = videos.shape[:2]
+    return F.interpolate(videos.flatten(0, 1), size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=True).reshape(b, t, 3, size, size)
+
+
 def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
-    from slsdk.models.student import StudentConfig
+    from slsdk.models.student import StudentConfig, student_config as registered_config
 
     if student_config is not None:
         cfg = student_config if isinstance(student_config, StudentConfig) else StudentConfig.from_dict(
@@ -176,8 +186,9 @@ def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
         cfg = StudentConfig.from_teacher(teacher.config, **kw)
     else:
         tc = teacher.config
-        cfg = StudentConfig(**{"num_classes": len(vocab), "mean": tuple(tc.mean), "std": tuple(tc.std),
-                               **dcfg.student})
+        kw = dict(dcfg.student)
+        name = kw.pop("encoder", dcfg.student_encoder)
+        cfg = registered_config(name, len(vocab), **{"mean": tuple(tc.mean), "std": tuple(tc.std), **kw})
     if cfg.num_classes != len(vocab):
         cfg = StudentConfig.from_dict({**cfg.to_dict(), "num_classes": len(vocab)})
     if tuple(cfg.mean) != tuple(teacher.config.mean) or tuple(cfg.std) != tuple(teacher.config.std):
@@ -202,7 +213,8 @@ def _gmacs_per_frame(model: nn.Module, size: int, frames: int = 16) -> float | N
 
 def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: DistillConfig | None = None,
             student_config=None, *, resume: bool = False, progress: bool = True, layout: str = "folder",
-            overwrite: bool = False, on_epoch_end: Callable[[dict], None] | None = None) -> DistillResult:
+            overwrite: bool = False, on_epoch_end: Callable[[dict], None] | None = None,
+            extra: dict | None = None) -> DistillResult:
     """Distil ``teacher_checkpoint`` into a :class:`StreamingStudent` trained on ``data``.
 
     ``data``: dataset root (``layout``) or ``{split: samples}``. ``student_config``: a StudentConfig (default:
@@ -232,10 +244,14 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
         seed_everything(cfg.seed)
         scfg = _student_config(teacher, vocab, cfg, student_config)
         student = StreamingStudent(scfg)
-        copied = student.init_from_teacher(teacher) if cfg.init_from_teacher and not cfg.student_weights else []
+        pretrained = None if cfg.student_weights or not cfg.pretrained_student else student.load_pretrained()
+        copied = (student.init_from_teacher(teacher) if cfg.init_from_teacher and not cfg.student_weights
+                  and not pretrained else [])
         if cfg.student_weights:
             student.load_encoder(cfg.student_weights)
             console.print(f"student encoder loaded from {cfg.student_weights}")
+        elif pretrained:
+            console.print(f"student encoder ({scfg.encoder}) loaded from {pretrained}")
         elif cfg.init_from_teacher:
             console.print(f"student initialised from the teacher: {len(copied)} tensor group(s) copied"
                           if copied else "note: no teacher weights fit the student; it starts from random weights")

