@@ -6,6 +6,7 @@
     python benchmarks/bench_runtime.py --videos CLIP.mp4 ... [--phone 1080,2160] [--hand-every 1,2] --bundles DIR
     python benchmarks/bench_runtime.py --long-stream 3600 --bundles DIR [--crop full]   # memory over a long stream
     python benchmarks/bench_runtime.py --clip-memory    # peak RSS of a 4 s 1080p clip in the train/eval data path
+    python benchmarks/bench_runtime.py --videos CLIP --gil --crop hands --bundles DIR   # which stages release the GIL
 
 ``--videos`` times given files instead of a data set split; ``--phone 1080,2160`` adds synthetic phone clips
 made from the first video (upscaled to that shorter side, stored landscape with a 90-degree display matrix,
@@ -307,6 +308,86 @@ def clip_memory(folder: Path, seconds: float = 4.0) -> dict:
     return {"clip": f"{seconds:g} s 1920x1080 at 25 fps", **out}
 
 
+def gil_check(video: Path, bundle: Path | None, hand_model: Path | None, seconds: float = 2.0) -> list[dict]:
+    """Which runtime stages release the GIL: each loops on a thread while the main thread times its own stalls.
+
+    A stage that holds the GIL for a whole call stalls the main thread about once per call (``stalls_per_call``
+    near 1, as the ``sorted()`` reference does); one that releases it, near 0. Calls shorter than twice the switch
+    interval cannot be told apart this way (marked ``short``); on a loaded machine the process itself is
+    descheduled now and then, which counts as a stall for short calls.
+    """
+    import threading
+
+    import av
+    import numpy as np
+
+    from slsdk.data.video import load_video
+
+    frames, _ = load_video(video)
+    stages = {}
+    if hand_model is not None:
+        from slsdk.runtime.hands import CropConfig, HandCropper
+
+        cropper = HandCropper(CropConfig(detect_every=1), hand_model)
+        k = [0]
+
+        def detect():
+            cropper.detect(frames[k[0] % len(frames)], k[0] * 40)
+            k[0] += 1
+
+        stages["mediapipe detect"] = detect
+    container = av.open(str(video))
+    it = [container.decode(video=0)]
+
+    def decode():
+        try:
+            next(it[0])
+        except StopIteration:
+            container.seek(0)
+            it[0] = container.decode(video=0)
+
+    stages["pyav decode"] = decode
+    first = next(av.open(str(video)).decode(video=0))
+    stages["swscale rgb + scale"] = lambda: first.reformat(format="rgb24").reformat(width=224, height=298,
+                                                                                  interpolation="BILINEAR")
+    if bundle is not None and (bundle / "manifest.json").is_file():
+        from slsdk.runtime.api import Recognizer
+
+        rec = Recognizer(bundle, crop="full")
+        x = np.zeros((1, rec.chunk, 3, *rec.size), np.float32)
+        stages["backend run (chunk)"] = lambda: rec.backend.run({rec.frames_input: x, **rec._initial_state()})
+
+    data = list(np.random.default_rng(0).random(200_000))
+    stages["sorted() (holds the GIL: reference)"] = lambda: sorted(data)
+    out = []
+    for name, work in stages.items():
+        stop, durs = threading.Event(), []
+
+        def loop():
+            while not stop.is_set():
+                t = time.perf_counter()
+                work()
+                durs.append(time.perf_counter() - t)
+
+        th = threading.Thread(target=loop)
+        th.start()
+        last = time.perf_counter()
+        end, gaps = last + seconds, []
+        while last < end:
+            for _ in range(200):
+                pass
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+        stop.set()
+        th.join()
+        d = float(np.median(durs))
+        stalls = float((np.asarray(gaps) >= 0.8 * d).sum()) / max(1, len(durs))
+        out.append({"stage": name, "call_ms": round(1e3 * d, 3), "stalls_per_call": round(stalls, 2),
+                    "short": d < 2 * sys.getswitchinterval()})
+    return out
+
+
 def thread_settings(threads: int) -> dict:
     import torch
 
@@ -387,6 +468,7 @@ def main(argv=None) -> int:
     ap.add_argument("--long-stream", type=float, default=None, help="seconds of camera-style input: RSS over time")
     ap.add_argument("--long-shorter", type=int, default=240, help="--long-stream frames: shorter side (240: 240x320)")
     ap.add_argument("--clip-memory", action="store_true", help="peak RSS of a 4 s 1080p clip in the dataset path")
+    ap.add_argument("--gil", action="store_true", help="which stages release the GIL (first video, first bundle)")
     ap.add_argument("--split", default="test_si")
     ap.add_argument("--limit", type=int, default=8, help="videos from the split (first N)")
     ap.add_argument("--bundles", type=Path, default=Path("slsdk_demo/bundles"),
@@ -448,6 +530,16 @@ def main(argv=None) -> int:
                   f"{min(a.warmup, len(videos))} video(s) per backend, not timed")
     load = os.getloadavg()
     console.print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared machine: compare rows of one run)")
+    if a.gil:
+        bundle = next((p for k, p in candidates(None if a.no_bundles else a.bundles, None) if k == "bundle"), None)
+        res = gil_check(Path(videos[0]), bundle, hand_model if crop == "hands" else None)
+        for r in res:
+            console.print(f"{r['stage']:26s} call {r['call_ms']:8.2f} ms; main-thread stalls per call "
+                          f"{r['stalls_per_call']:.2f}" + ("  (call shorter than the switch interval: can't tell)"
+                                                          if r["short"] else ""))
+        if a.out is not None:
+            a.out.write_text(json.dumps({"gil": res, "load_avg": load}, indent=1))
+        return 0
     if a.long_stream:
         from slsdk.data.video import load_video
 
