@@ -223,3 +223,10 @@ def test_isharah_preset_generates_crops_and_raw_clips(tmp_path, monkeypatch):
     assert z["boxes"].shape == (len(v), 4) and z["landmarks"].shape == (len(v), 2, 21, 3)
     res = CliRunner().invoke(app, ["data", "synth", "x", "--preset", "nope"])
     assert res.exit_code != 0 and "unknown synthetic preset" in res.output
+
+
+def test_preset_strip_png(tmp_path):
+    from slsdk.data.synthetic import preset_strip
+
+    p = preset_strip(tmp_path / "strip.png", frames=3)
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000

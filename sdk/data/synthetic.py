@@ -928,6 +928,44 @@ def preset_settings(name: str, **overrides) -> dict:
     return kw
 
 
+def preset_strip(png_path: str | Path, frames: int = 7, seed: int = 0) -> Path:
+    """PNG with a strip of frames per preset: ``demo`` (square, centred signer), ``isharah`` as the phone
+    records it (portrait, off-centre, shake, lighting) and the signing-space crops its videos hold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from slsdk.runtime.hands import CropConfig
+
+    demo = render_sentence([0, 3, 5, 7], 0, np.random.default_rng([seed, 20]))
+    isk = PRESETS["isharah"]
+    lex = make_lexicon(isk["num_glosses"], seed)
+    sent = [int(g) for g in np.random.default_rng([seed, 21]).integers(0, len(lex), 6)]
+    raw, hands = render_phone_sentence(sent, make_signer(11, seed), np.random.default_rng([seed, 22]), lexicon=lex,
+                                       framing=PhoneFraming(**isk["phone"]), coarticulation=isk["coarticulation"])
+    crops, boxes = renderer_crop(raw, hands, isk["image_size"], config=CropConfig(**isk["crop"]))
+    rows = [("demo (96 px)", demo), ("isharah: phone frame", raw), ("isharah: signing-space crop", crops)]
+    fig, axes = plt.subplots(3, frames, figsize=(1.3 * frames, 6.2), squeeze=False,
+                             gridspec_kw={"height_ratios": [1, 1.7, 1]})
+    for r, (label, video) in enumerate(rows):
+        for c, t in enumerate(np.linspace(0, len(video) - 1, frames).round().astype(int)):
+            ax = axes[r][c]
+            ax.imshow(video[t])
+            if r == 1:
+                x0, y0, x1, y1 = boxes[t]
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="yellow", lw=1))
+            ax.set_xticks([]); ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(label, fontsize=7)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=80)
+    plt.close(fig)
+    return png_path
+
+
 def load_spec(out_dir: str | Path) -> tuple[list[SignSpec], list[SignerSpec], dict]:
     """Lexicon, signers and settings of a generated data set (for ``render_sentence``)."""
     path = Path(out_dir) / "synthetic.json"
