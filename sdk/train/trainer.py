@@ -486,6 +486,8 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
     tsize, tmean, tstd = job.train_input or (size, mean, std)
     train_ds = VideoDataset(job.train_samples, job.vocab, tsize, tmean, tstd, train=cfg.augment, seed=cfg.seed,
                             **ds_kw)
+    if train_ds.preparation is not None:  # `slsdk data prepare` settings travel with the checkpoint (train/serve skew)
+        job.extra["preparation"] = train_ds.preparation
     sampler = torch.utils.data.DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank,
                                                   shuffle=True, seed=cfg.seed, drop_last=False)
     loader_gen = torch.Generator()
