@@ -292,6 +292,17 @@ def test_no_video_stream_is_named(tmp_path):
         load_video(p)
 
 
+def test_unsupported_codec_is_named(tmp_path):
+    """A video stream FFmpeg has no decoder for (an mkv whose codec id we overwrite) is refused, not skipped."""
+    p = write_video(tmp_path / "ok.mkv", _marker_clip())
+    data = p.read_bytes()
+    assert data.count(b"V_MPEG4/ISO/AVC") == 1
+    q = tmp_path / "odd_codec.mkv"
+    q.write_bytes(data.replace(b"V_MPEG4/ISO/AVC", b"V_MPEG4/ISO/XYZ"))
+    with pytest.raises(VideoError, match="odd_codec.mkv: unsupported codec"):
+        load_video(q)
+
+
 def test_truncated_mp4_with_index_at_the_front_is_refused(tmp_path):
     """The moov box at the front lists 58 frames; the copy was cut: no 13-of-58 clip, an error naming the file."""
     frames = np.random.default_rng(0).integers(0, 255, (58, 48, 64, 3), np.uint8)
