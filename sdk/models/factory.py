@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from slsdk.errors import SlsdkError
+
 __all__ = ["FORMAT", "VERSION", "KINDS", "CheckpointError", "create_model", "build_model", "load_checkpoint",
            "model_from_checkpoint", "load_model"]
 
@@ -24,7 +26,7 @@ VERSION = 1
 KINDS = ("teacher", "student")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SlsdkError, ValueError):
     """A checkpoint that cannot be used: truncated, not an slsdk checkpoint, wrong kind or vocabulary."""
 
 
