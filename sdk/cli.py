@@ -452,6 +452,8 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         backend: Optional[Backend] = typer.Option(None, help="default: the bundle's"),
         crop: Optional[Crop] = typer.Option(None, help="default: the bundle's crop policy"),
         hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
+        hand_every: Optional[int] = typer.Option(None, help="while no hand is tracked, run the hand landmarker on "
+                                                 "every N-th frame (CropConfig.detect_every; default: the bundle's, else 2)"),
         decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
         threads: int = typer.Option(0, help="backend threads (0 = runtime default)"),
         json_: bool = typer.Option(False, "--json", help="JSON lines instead of the live line"),
@@ -462,7 +464,8 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
     if (video is None) == (camera is None):
         fail("give either a VIDEO or --camera N")
     _run(run_command, bundle, video=video, camera=camera, backend=_v(backend), crop=_v(crop), hand_model=hand_model,
-         decoder=_v(decoder), beam=beam, threads=threads, as_json=json_, overlay=overlay, console=console)
+         decoder=_v(decoder), beam=beam, threads=threads, as_json=json_, overlay=overlay, console=console,
+         hand_every=hand_every)
 
 
 @app.command()

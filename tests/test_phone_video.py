@@ -393,10 +393,14 @@ def test_slsdk_run_reads_the_rotated_clip_upright(hands_bundle, phone_variants, 
 
     monkeypatch.chdir(tmp_path)
     rows = {}
-    for k in ("upright", "rotated"):
+    for k, extra in (("upright", []), ("rotated", []), ("upright", ["--hand-every", "1"])):
         r = CliRunner().invoke(app, ["run", str(hands_bundle), str(phone_variants[k]), "--crop", "hands", "--json",
-                                     "--hand-model", str(shared_file("models/hand_landmarker.task"))])
+                                     "--hand-model", str(shared_file("models/hand_landmarker.task")), *extra])
         assert r.exit_code == 0, r.output
-        rows[k] = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")][-1]
+        rows[k + "".join(extra)] = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")][-1]
     assert rows["rotated"]["glosses"] == rows["upright"]["glosses"]
     assert rows["rotated"]["crop"]["frames_with_hands"] == rows["upright"]["crop"]["frames_with_hands"]
+    # the landmarker schedule: every frame with --hand-every 1, fewer calls with the default (search, 2)
+    every = rows["upright--hand-every1"]["crop"]
+    assert every["detections"] == every["frames"] == 58
+    assert rows["upright"]["crop"]["detections"] < 58

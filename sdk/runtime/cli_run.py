@@ -35,7 +35,7 @@ def _gloss_line(ev: dict) -> str:
 def run_command(bundle: Path, video: Path | None = None, camera: int | None = None, backend: str | None = None,
                 crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = 8,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
-                max_seconds: float | None = None) -> dict:
+                max_seconds: float | None = None, hand_every: int | None = None) -> dict:
     """Run the recognizer over a source; print committed glosses as they come and a summary at the end.
 
     The loop is :meth:`Recognizer.recognize` (the one feed loop), resetting at endpoints as live captions do.
@@ -44,6 +44,8 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
 
     rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
                      threads=threads)
+    if hand_every is not None and rec.cropper is not None:  # the landmarker schedule (CropConfig.detect_every)
+        rec.cropper.config = type(rec.cropper.config).from_dict({**rec.cropper.config.to_dict(), "detect_every": hand_every})
     source = VideoFileSource(video) if video is not None else CameraSource(camera)
     name = str(video) if video is not None else f"camera {camera}"
     overlay_items, utterances, stream = [], [], None
