@@ -221,6 +221,10 @@ def test_isharah_preset_generates_crops_and_raw_clips(tmp_path, monkeypatch):
     assert r.shape == (len(v), 256, 144, 3)
     z = np.load(raw.with_suffix(".npz"))
     assert z["boxes"].shape == (len(v), 4) and z["landmarks"].shape == (len(v), 2, 21, 3)
+    mtime = (tmp_path / "isharah" / "annotations.csv").stat().st_mtime_ns
+    res = CliRunner().invoke(app, ["data", "synth", "isharah", "--preset", "isharah", "--quick"])
+    assert res.exit_code == 0, res.output                                # same settings: reused as it is
+    assert (tmp_path / "isharah" / "annotations.csv").stat().st_mtime_ns == mtime
     res = CliRunner().invoke(app, ["data", "synth", "x", "--preset", "nope"])
     assert res.exit_code != 0 and "unknown synthetic preset" in res.output
 

@@ -816,6 +816,7 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
         raise ValueError("crop settings apply to phone-framed data only (pass phone=...)")
     if coarticulation:
         settings["coarticulation"] = float(coarticulation)
+    settings = json.loads(json.dumps(settings))   # as synthetic.json stores it (tuples become lists)
     spec_path = out / "synthetic.json"
     if spec_path.is_file() and (out / "annotations.csv").is_file() and not overwrite:
         try:
