@@ -31,6 +31,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from slsdk.data.splits import has_split as _has_split  # noqa: F401  (re-exported for older imports)
+from slsdk.data.splits import read_split, resolve_datasets  # noqa: F401
 from slsdk.train.checkpoint import (
     CheckpointError,
     check_vocab,
@@ -57,6 +59,7 @@ class TrainConfig:
     schedule: str = "cosine"            # cosine | step | constant, after a linear warmup
     warmup_steps: int = 0
     step_epochs: int = 5                # step schedule: multiply by step_gamma every step_epochs epochs
+    step_milestones: list | None = None  # step schedule at these epochs instead (AdaptSign: [20, 30])
     step_gamma: float = 0.2
     min_lr_ratio: float = 0.0           # cosine floor as a fraction of lr
     amp: bool = True                    # autocast (+ GradScaler for fp16) on CUDA; ignored elsewhere
@@ -70,6 +73,8 @@ class TrainConfig:
     freeze_bn: bool = False             # BatchNorm in eval mode (running stats) while training
     sync_bn: bool = True                # SyncBatchNorm under DDP on CUDA
     augment: bool = True                # train-time augmentation (random crop/flip/temporal scaling)
+    flip: bool = True                   # augmentation: random horizontal flip (off for handedness-sensitive signs)
+    temporal_scale: float = 0.2         # augmentation: random temporal rescale by +-this fraction
     max_frames: int | None = None       # cap decoded frames per video
     eval_decoder: str = "greedy"        # dev WER decoding each epoch: greedy | beam
     eval_beam: int = 10
@@ -144,60 +149,6 @@ def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> to
     return dev
 
 
-def read_split(root: str | Path, split: str, layout: str = "folder"):
-    """Samples of one split of a dataset root.
-
-    ``layout``: a key of ``slsdk.data.READERS`` (folder, phoenix2014, phoenix2014t, csl-daily, isharah).
-    For Isharah, ``split`` is ``"SI/train"``-style (protocol/subset) or a bare subset (protocol SI).
-    """
-    from slsdk.data import READERS
-
-    if layout not in READERS:
-        raise ValueError(f"unknown dataset layout {layout!r}; known: {', '.join(sorted(READERS))}")
-    if layout == "isharah":
-        protocol, _, subset = split.rpartition("/")
-        return READERS[layout](root, protocol or "SI", subset)
-    return READERS[layout](root, split)
-
-
-def _has_split(root: str | Path, split: str, layout: str) -> bool:
-    """Whether ``split`` exists in the dataset (a missing split is not an error, a broken file is)."""
-    from slsdk.data import AnnotationError
-
-    if layout == "folder":
-        try:
-            return bool(read_split(root, split, layout))
-        except AnnotationError as e:
-            if "no rows with split" in str(e):
-                return False
-            raise
-    try:
-        return bool(read_split(root, split, layout))
-    except FileNotFoundError as e:
-        if "annotation" in str(e).lower():
-            return False
-        raise
-    except ValueError as e:  # the reader does not know this split name
-        if "split" in str(e) and "must be one of" in str(e):
-            return False
-        raise
-
-
-def resolve_datasets(data, layout: str = "folder", splits: Sequence[str] = ("train", "dev")) -> dict[str, list]:
-    """``data`` = dataset root or ``{split: samples}`` -> ``{split: samples}`` (missing dev -> absent)."""
-    if isinstance(data, (str, Path)):
-        out = {"train": read_split(data, "train", layout)}
-        for s in splits:
-            if s != "train" and _has_split(data, s, layout):
-                out[s] = read_split(data, s, layout)
-        return out
-    if isinstance(data, Mapping):
-        if "train" not in data:
-            raise KeyError(f"datasets need a 'train' split, got {sorted(data)}")
-        return {k: list(getattr(v, "samples", v)) for k, v in data.items()}
-    raise TypeError(f"data must be a dataset root or a {{split: samples}} mapping, got {type(data).__name__}")
-
-
 def seed_everything(seed: int) -> None:
     seed = int(seed) % (2 ** 31)
     random.seed(seed)
@@ -270,7 +221,10 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
         if cfg.schedule == "constant":
             return 1.0
         if cfg.schedule == "step":
-            return cfg.step_gamma ** ((step // max(1, steps_per_epoch)) // max(1, cfg.step_epochs))
+            epoch = step // max(1, steps_per_epoch)
+            if cfg.step_milestones:
+                return cfg.step_gamma ** sum(epoch >= m for m in cfg.step_milestones)
+            return cfg.step_gamma ** (epoch // max(1, cfg.step_epochs))
         p = min(1.0, (step - warm) / max(1, total - warm))
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
@@ -485,7 +439,7 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
         ds_kw["output_length_fn"] = job.output_length_fn
     tsize, tmean, tstd = job.train_input or (size, mean, std)
     train_ds = VideoDataset(job.train_samples, job.vocab, tsize, tmean, tstd, train=cfg.augment, seed=cfg.seed,
-                            **ds_kw)
+                            flip=cfg.flip, temporal_scale=cfg.temporal_scale, **ds_kw)
     if train_ds.preparation is not None:  # `slsdk data prepare` settings travel with the checkpoint (train/serve skew)
         job.extra["preparation"] = train_ds.preparation
     sampler = torch.utils.data.DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank,
@@ -655,7 +609,7 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
 # ----------------------------------------------------------------------------------------------- train
 def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfig | None = None, *,
           resume: bool = False, progress: bool = True, layout: str = "folder", overwrite: bool = False,
-          on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[dict], None] | None = None, extra: dict | None = None) -> TrainResult:
     """Train the CSLR teacher.
 
     ``data``: a dataset root (read with ``layout``; splits ``train`` and, if present, ``dev``) or
@@ -663,6 +617,7 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
     default :func:`teacher_config`); ``num_classes`` is set from the vocabulary built on the train split.
     Writes ``out_dir/{last,best}.pt``, ``vocab.json``, ``metrics.jsonl`` and ``curves.png``.
     ``on_epoch_end(row)`` is called after each epoch's checkpoint is written (raise in it to stop).
+    ``extra``: stored in every checkpoint as is (the CLI stores the effective recipe as ``extra["recipe"]``).
     """
     from slsdk.data.vocab import Vocabulary
     from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
@@ -695,7 +650,8 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
             console.print(f"[yellow]note[/]: backbone {mcfg.backbone} has no pretrained weights "
                           f"(backbone_weights=None); {what}")
         job = Job("teacher", model, TeacherObjective(model, cfg.loss_weights, cfg.grad_checkpointing),
-                  mcfg.to_dict(), vocab, splits["train"], dev, cfg, Path(out_dir), env, device, title="teacher")
+                  mcfg.to_dict(), vocab, splits["train"], dev, cfg, Path(out_dir), env, device, title="teacher",
+                  extra=dict(extra or {}))
         return run_training(job, resume=resume, overwrite=overwrite, progress=progress,
                             on_epoch_end=on_epoch_end, console=console)
     finally:
