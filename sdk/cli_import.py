@@ -14,15 +14,19 @@ def import_adaptsign_cmd(
         gloss_dict: Path = typer.Option(..., "--gloss-dict", help="the data set's gloss_dict.npy"),
         out: Path = typer.Option(Path("runs/adaptsign/teacher.pt"), "--out", "-o", help="slsdk teacher checkpoint"),
         conv_type: str = typer.Option("K5-P2-K5-P2", help="the reference's temporal conv (conv_type 2)"),
-        force: bool = typer.Option(False, "--force", help="overwrite OUT")):
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it is an slsdk checkpoint")):
     """Import a published AdaptSign checkpoint (hulianyuyy/AdaptSign) as an slsdk teacher checkpoint."""
     from rich.console import Console
 
     from slsdk.cli import _run, fail
-    from slsdk.models.adaptsign_import import import_adaptsign, save_imported
+    from slsdk.models.adaptsign_import import import_adaptsign
 
-    if out.exists() and not force:
-        fail(f"{out}: already exists (pass --force to overwrite)")
+    if out.exists():
+        if not overwrite:
+            fail(f"{out}: already exists; pass --overwrite to replace it, or choose another -o")
+        from slsdk.train.checkpoint import load_checkpoint
+
+        _run(load_checkpoint, out)   # --overwrite replaces only an slsdk checkpoint
     model, vocab = _run(import_adaptsign, checkpoint, gloss_dict, conv_type=conv_type)
     path = _run(save_imported, model, vocab, out)
     cfg = model.config
@@ -31,4 +35,13 @@ def import_adaptsign_cmd(
                     f"{v.image_size} px), hidden {cfg.hidden}, {cfg.num_classes} classes incl. blank -> {path}")
 
 
-__all__ = ["import_app"]
+def save_imported(model, vocab, out: str | Path) -> Path:
+    """Write an imported teacher as an slsdk ``teacher`` checkpoint (loadable by ``load_model``), atomically."""
+    from slsdk.train.checkpoint import save_checkpoint
+
+    origin = dict(getattr(model, "imported_from", {}))
+    return save_checkpoint(out, kind="teacher", config=model.config.to_dict(), vocab=vocab, model=model.state_dict(),
+                           epoch=int(origin.get("epoch", 0)), extra={"imported_from": origin})
+
+
+__all__ = ["import_app", "save_imported"]

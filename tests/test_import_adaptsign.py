@@ -23,7 +23,8 @@ from adaptsign_checkpoints import (VIT_B16, RefShape, gloss_names, normalised_vi
                                    write_checkpoint, write_gloss_dict)
 from slsdk.errors import SlsdkError
 from slsdk.models import import_adaptsign
-from slsdk.models.adaptsign_import import AdaptSignImportError, read_gloss_dict, save_imported
+from slsdk.cli_import import save_imported
+from slsdk.models.adaptsign_import import AdaptSignImportError, read_gloss_dict
 
 TOL = 1e-4            # the bound; measured <= 2e-6 against the reference code itself
 SMALL = RefShape()    # width 64, 2 layers, 32 px, hidden 64, 7 classes

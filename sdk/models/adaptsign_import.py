@@ -436,14 +436,5 @@ def import_adaptsign(ckpt_path: str | Path, gloss_dict_path: str | Path, *, conv
     return model.eval(), vocab
 
 
-def save_imported(model, vocab, out: str | Path) -> Path:
-    """Write an imported teacher as an slsdk ``teacher`` checkpoint (loadable by `load_model`)."""
-    from slsdk.train.checkpoint import save_checkpoint
-
-    return save_checkpoint(out, kind="teacher", config=model.config.to_dict(), vocab=vocab, model=model.state_dict(),
-                           epoch=int(getattr(model, "imported_from", {}).get("epoch", 0)),
-                           extra={"imported_from": dict(getattr(model, "imported_from", {}))})
-
-
-__all__ = ["AdaptSignImportError", "import_adaptsign", "save_imported", "read_gloss_dict",
+__all__ = ["AdaptSignImportError", "import_adaptsign", "read_gloss_dict",
            "read_reference_state_dict", "infer_config", "convert_state_dict", "ADAPTSIGN_MEAN", "ADAPTSIGN_STD"]
