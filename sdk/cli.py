@@ -42,6 +42,8 @@ Target = Enum("Target", {n.replace("-", "_"): n for n in TARGETS}, type=str)
 Precision = Enum("Precision", {p: p for p in PRECISIONS}, type=str)
 VARIANTS = ("adaptsign", "sla-lora", "sla-adapter", "frozen")   # slsdk.models.adapters.VARIANTS (a test checks)
 Variant = Enum("Variant", {n.replace("-", "_"): n for n in VARIANTS}, type=str)
+STUDENTS = ("vit-tiny", "efficientnet-lite0")   # slsdk.models.student.list_students() (a test checks)
+Student = Enum("Student", {n.replace("-", "_"): n for n in STUDENTS}, type=str)
 Decoder = Enum("Decoder", {"greedy": "greedy", "beam": "beam"}, type=str)
 Crop = Enum("Crop", {"hands": "hands", "full": "full"}, type=str)
 BACKENDS = ("onnxruntime", "executorch", "coreml", "torch")      # slsdk.runtime.backends (a test checks)
@@ -284,8 +286,8 @@ def distill(ctx: typer.Context,
                                               "to stdout and exit"),
             layout: Layout = typer.Option("folder", help="dataset layout"), epochs: int = typer.Option(15),
             chunk_frames: int = typer.Option(8),
-            student: str = typer.Option("vit-tiny", "--student", help="student frame encoder: "
-                                        "vit-tiny | efficientnet-lite0 (slsdk.models.student.list_students())"),
+            student: Student = typer.Option("vit-tiny", "--student", help="student frame encoder "
+                                            "(slsdk.models.student.list_students(); `slsdk info --students`)"),
             feature_weight: float = typer.Option(1.0, help="frame-feature distillation weight (0 = off)"),
             student_weights: Optional[Path] = typer.Option(None, help="pretrained student encoder "
                                                            "(`slsdk pretrain --student`)"),

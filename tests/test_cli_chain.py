@@ -155,6 +155,9 @@ def test_cli_choices_match_their_tables():
     from slsdk.models.adapters import VARIANTS
 
     assert set(cli.VARIANTS) == set(VARIANTS)
+    from slsdk.models.student import list_students
+
+    assert set(cli.STUDENTS) == set(list_students())
     from slsdk.runtime import backends
 
     assert set(cli.BACKENDS) >= {"onnxruntime", "executorch", "torch"}
