@@ -146,7 +146,7 @@ def test_choice_options_are_refused_by_the_parser(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "phoenix2014" in r.output   # the parser lists the valid values
     r = CliRunner().invoke(app, ["convert", "x.pt", "-t", "onnx", "--precision", "int4"])
     assert r.exit_code == 2 and "fp32" in r.output
-    r = CliRunner().invoke(app, ["train", "--help"])
+    r = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "250"})
     assert "adaptsign" in r.output and "sla-lora" in r.output
 
 
