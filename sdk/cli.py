@@ -32,7 +32,6 @@ app.add_typer(bundle_app, name="bundle")
 app.add_typer(data_app, name="data")
 from slsdk.cli_import import import_app  # noqa: E402
 app.add_typer(import_app, name="import")
-from slsdk.data.prepare import register as _register_prepare; _register_prepare(data_app)  # noqa: E402,E702
 console = Console(soft_wrap=True)   # paths and messages are never broken across lines
 err = Console(stderr=True, soft_wrap=True)   # an error is one line, however long
 
@@ -165,6 +164,24 @@ def data_show(root: Path = typer.Argument(..., help="dataset root"),
             console.print(f"  unreadable ({sp.name}): {escape(video)}: {escape(why)}")
     for w in s.warnings:
         console.print(f"[yellow]warning[/]: {escape(w)}")
+
+
+@data_app.command("prepare")
+def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
+                 out: Path = typer.Option(Path("prepared"), "--out", "-o", help="cache folder"),
+                 crop: Crop = typer.Option("hands", help="the runtime's signing-space crop, or the full frame"),
+                 size: int = typer.Option(256, help="crop size (hands) or shorter side (full), pixels"),
+                 fps: float = typer.Option(25.0, help="resample to this frame rate by timestamps (0: keep all)"),
+                 workers: int = typer.Option(1, help="processes"),
+                 layout: Layout = typer.Option("folder", help="dataset layout"),
+                 split: Optional[list[str]] = typer.Option(None, help="splits (default: all)"),
+                 hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
+                 overwrite: bool = typer.Option(False, "--overwrite", help="discard a cache made with other settings")):
+    """Decode each video once, crop it as the runtime does, and write a cache that train/distill read."""
+    from slsdk.data.prepare import prepare_command
+
+    _run(prepare_command, data, out, crop=_v(crop), size=size, fps=fps, workers=workers, layout=_v(layout),
+         split=split, hand_model=hand_model, overwrite=overwrite)
 
 
 # -- training -----------------------------------------------------------------------------------------

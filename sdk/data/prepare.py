@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -409,26 +409,3 @@ def prepare_command(data: Path, out: Path, crop: str = "hands", size: int = 256,
         raise PrepareError(f"{len(res.failures)} of {res.videos} videos could not be prepared (listed above); the "
                            f"cache holds the others; fix or remove them and re-run to resume")
     return res
-
-
-def register(data_app) -> None:
-    """Add ``prepare`` to the ``slsdk data`` sub-app."""
-    import typer
-
-    @data_app.command("prepare")
-    def data_prepare(data: Path = typer.Argument(..., help="data set root"),
-                     out: Path = typer.Option(Path("prepared"), "--out", "-o", help="cache folder"),
-                     crop: str = typer.Option("hands", help="hands|full: the runtime's signing-space crop, or none"),
-                     size: int = typer.Option(256, help="crop size (hands) or shorter side (full), pixels"),
-                     fps: float = typer.Option(25.0, help="resample to this frame rate by timestamps (0: keep all)"),
-                     workers: int = typer.Option(1, help="processes"),
-                     layout: str = typer.Option("folder", help="folder|phoenix2014|phoenix2014t|csl-daily|isharah"),
-                     split: Optional[list[str]] = typer.Option(None, help="splits (default: all)"),  # noqa: UP007
-                     hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),  # noqa: UP007
-                     overwrite: bool = typer.Option(False, help="discard a cache made with other settings")):
-        """Decode each video once, crop it as the runtime does, and write a cache that train/distill read."""
-        from slsdk.cli import _run
-
-        _run(prepare_command, data, out, crop=crop, size=size, fps=fps, workers=workers, layout=layout, split=split,
-             hand_model=hand_model, overwrite=overwrite)
-

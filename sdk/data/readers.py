@@ -306,8 +306,9 @@ def isharah_annotation_file(root: str | Path, protocol: str, subset: str) -> Pat
         for n in names:
             if (d / n).is_file():
                 return d / n
-    raise FileNotFoundError(f"Isharah annotation file not found for {protocol}/{subset} under {root} "
-                            f"(looked for {protocol}/{subset}.csv or .txt in annotations/, ., annotations_v2/*/)")
+    raise FileNotFoundError(f"Isharah annotation file not found: {root / 'annotations' / protocol / (subset + '.txt')} "
+                            f"(also looked for {subset}.csv there, in {root / protocol} and in "
+                            f"{root / 'annotations_v2' / '*' / protocol})")
 
 
 def read_isharah(root: str | Path, split: str = "SI", subset: str = "train", *,
