@@ -167,7 +167,7 @@ def measure(paths: dict, args, console) -> dict:
         calib = [v for v, _ in _videos(read_folder(data, "train"), vocab, 16)]
         rows = {}
         with tempfile.TemporaryDirectory() as tmp:
-            for target, precision in TARGETS:
+            for target, precision in [t for t in TARGETS if not args.targets or t[0] in args.targets]:
                 name = f"{target}-{precision}"
                 t0 = time.perf_counter()
                 try:
@@ -242,6 +242,7 @@ def main(argv=None) -> int:
     p.add_argument("--fp32-videos", type=int, default=16, help="test_si videos for fp32 parity (0 = all)")
     p.add_argument("--int8-videos", type=int, default=0, help="test_si videos for the int8 WER (0 = all)")
     p.add_argument("--eval-videos", type=int, default=0, help="videos scored per split (0 = all)")
+    p.add_argument("--targets", nargs="*", default=None, help="targets to convert (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-raw", action="store_true", help="do not keep the portrait clips (faster data stage)")
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (tests)")
