@@ -78,8 +78,6 @@ def _run(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except EXPECTED_ERRORS as e:  # noqa: PERF203
-        if isinstance(e, ModuleNotFoundError):
-            raise
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         if isinstance(e, OSError) and not isinstance(e, SlsdkError) and e.filename and str(e.filename) not in msg:
             msg = f"{e.filename}: {msg}"
