@@ -409,19 +409,7 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
     set's signs); ``signer``: a ``SignerSpec`` or an index for ``make_signer(index)``.
     """
     lexicon = lexicon if lexicon is not None else make_lexicon()
-    by_name = {s.name: s for s in lexicon}
-    signs = []
-    for g in glosses:
-        if isinstance(g, (int, np.integer)):
-            if not 0 <= g < len(lexicon):
-                raise ValueError(f"gloss index {g} out of range for a lexicon of {len(lexicon)} signs")
-            signs.append(lexicon[int(g)])
-        elif g in by_name:
-            signs.append(by_name[g])
-        else:
-            raise ValueError(f"gloss {g!r} is not in the synthetic lexicon ({', '.join(by_name)})")
-    if not signs:
-        raise ValueError("render_sentence needs at least one gloss")
+    signs = _lookup_signs(glosses, lexicon, "render_sentence")
     if isinstance(signer, (int, np.integer)):
         signer = make_signer(int(signer))
     if not isinstance(rng, np.random.Generator):
@@ -547,7 +535,8 @@ def renderer_hand_landmarks(x: float, y: float, r: float, angle_deg: float, mirr
     return np.concatenate([xy, np.zeros((21, 1), np.float32)], 1).astype(np.float32)
 
 
-def _lookup_signs(glosses, lexicon: list[SignSpec]) -> list[SignSpec]:
+def _lookup_signs(glosses, lexicon: list[SignSpec], caller: str = "render_phone_sentence") -> list[SignSpec]:
+    """The lexicon entries of ``glosses`` (names or indices); a clear error for unknown ones."""
     by_name = {s.name: s for s in lexicon}
     signs = []
     for g in glosses:
@@ -558,9 +547,10 @@ def _lookup_signs(glosses, lexicon: list[SignSpec]) -> list[SignSpec]:
         elif g in by_name:
             signs.append(by_name[g])
         else:
-            raise ValueError(f"gloss {g!r} is not in the synthetic lexicon ({len(lexicon)} signs)")
+            names = ", ".join(by_name) if len(lexicon) <= 40 else f"{len(lexicon)} signs"
+            raise ValueError(f"gloss {g!r} is not in the synthetic lexicon ({names})")
     if not signs:
-        raise ValueError("render_phone_sentence needs at least one gloss")
+        raise ValueError(f"{caller} needs at least one gloss")
     return signs
 
 
