@@ -26,19 +26,25 @@ class Int8BudgetWarning(UserWarning):
     """int8 lost more held-out WER against fp32 than the budget allows."""
 
 
-def _load(model_or_checkpoint, vocab, teacher):
+def _load(model_or_checkpoint, vocab, teacher, preparation):
+    """(model, vocab, teacher, preparation): a checkpoint path brings its own vocabulary, kind and the
+    ``slsdk data prepare`` settings its training data was made with (``extra["preparation"]``)."""
     if isinstance(model_or_checkpoint, (str, os.PathLike)):
-        from slsdk.models.factory import load_model
+        from slsdk.models.factory import load_checkpoint, model_from_checkpoint
 
-        model, ck_vocab, kind = load_model(model_or_checkpoint)
-        return model, (vocab if vocab is not None else ck_vocab), (teacher or kind == "teacher")
-    return model_or_checkpoint, vocab, teacher
+        ckpt = load_checkpoint(model_or_checkpoint)
+        model, ck_vocab, kind = model_from_checkpoint(ckpt, model_or_checkpoint)
+        if preparation is None:
+            preparation = (ckpt.get("extra") or {}).get("preparation")
+        return model, (vocab if vocab is not None else ck_vocab), (teacher or kind == "teacher"), preparation
+    return model_or_checkpoint, vocab, teacher, preparation
 
 
 def convert(model_or_checkpoint, target: str, precision: str | None = None, out_dir: str | os.PathLike | None = None,
             *, calib: Any = None, vocab=None, heldout=None, teacher: bool = False, recipe: str | None = None,
             crop: dict | None = None, zip: bool = False, max_calib_chunks: int = 64,
-            frames_range: tuple[int, int] = (16, 1024), seed: int = 0, overwrite: bool = True):
+            frames_range: tuple[int, int] = (16, 1024), seed: int = 0, overwrite: bool = True,
+            preparation: dict | None = None):
     """Convert a model (or checkpoint path) for ``target`` and write a bundle; returns the ``Bundle``.
 
     export (the table's exporter) -> model file(s) -> bundle -> the bundle's file opened by the serving backend
@@ -47,7 +53,10 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     ``out_dir``. ``precision``: one of the target's (default: its default). int8 uses ``recipe`` (default: the
     target's, of the target's recipe family) and, for static recipes, ``calib`` (videos, a Dataset or chunk
     inputs). When int8 WER is worse than fp32 torch by more than 0.5 points, ``fidelity.meets_int8_budget`` is
-    False and an ``Int8BudgetWarning`` says by how much.
+    False and an ``Int8BudgetWarning`` says by how much. ``preparation``: the ``slsdk data prepare`` settings of
+    the training data (a checkpoint path brings its own): recorded as ``manifest.extra["preparation"]``, and
+    its crop (the whole ``CropConfig``) becomes the bundle's ``crop`` unless ``crop`` is given, so the runtime
+    crops as training did and warns when told otherwise.
     """
     from slsdk.bundle import load_bundle, write_bundle
     from slsdk.convert.export import ExportJob
@@ -72,7 +81,9 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     elif recipe is not None:
         raise ValueError(f"recipe={recipe!r} is only used with precision='int8' (got {precision!r})")
 
-    model, vocab, teacher = _load(model_or_checkpoint, vocab, teacher)
+    model, vocab, teacher, preparation = _load(model_or_checkpoint, vocab, teacher, preparation)
+    if crop is None and preparation and preparation.get("crop"):
+        crop = dict(preparation["crop"])
     glosses = vocab_list(vocab)
     if not glosses:
         raise ValueError("a gloss vocabulary is needed (vocab=Vocabulary or list of glosses, blank at 0)")
@@ -98,6 +109,8 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     out_dir = Path(out_dir or f"slsdk-{io.kind}-{tgt.name}-{precision}")
     manifest = manifest_for_io(io, glosses, tgt, precision, crop,
                                qrecipe.info(len(calib_inputs) if calib_inputs else None) if qrecipe else None)
+    if preparation:
+        manifest.extra["preparation"] = dict(preparation)
     manifest.validate(source=f"{out_dir} (manifest being built)")
     spec = Preprocess(io.image_size, tuple(io.mean), tuple(io.std), resize_shorter=manifest.input["resize_shorter"])
     lo_hi = tuple(io.dynamic_axes["frames"][1][1:]) if (not io.streaming and io.dynamic_axes) else None

@@ -12,6 +12,7 @@ _LAZY = {
     "recognize_video": ("slsdk.runtime.api", "recognize_video"),
     "Stream": ("slsdk.runtime.api", "Stream"),
     "RecognitionResult": ("slsdk.runtime.api", "RecognitionResult"),
+    "TrainServeSkewWarning": ("slsdk.runtime.api", "TrainServeSkewWarning"),
     "open_backend": ("slsdk.runtime.backends", "open_backend"),
     "load_bundle": ("slsdk.bundle", "load_bundle"),
     "TARGETS": ("slsdk.targets", "TARGETS"),

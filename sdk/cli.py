@@ -379,9 +379,11 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
     if not checkpoint.is_file():
         fail(f"{checkpoint}: no such checkpoint")
     from slsdk.convert import convert as run_convert
-    from slsdk.train.checkpoint import load_model
+    from slsdk.models.factory import load_checkpoint, model_from_checkpoint
 
-    model, vocab, kind = _run(load_model, checkpoint)
+    ckpt = _run(load_checkpoint, checkpoint)
+    model, vocab, kind = _run(model_from_checkpoint, ckpt, checkpoint)
+    preparation = (ckpt.get("extra") or {}).get("preparation")  # `slsdk data prepare` settings: crop as trained
     calib_videos = _videos(calib, "train", layout, vocab, 16)[0] if calib else None
     held = _videos(heldout, split, layout, vocab, None)[1] if heldout else None
     if out is None:   # the default: a folder of bundles, each in its own <kind>-<target>-<precision> subfolder
@@ -391,7 +393,8 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
 
     _run(resolve_bundle_dir, out, f"{kind}-{tgt.name}-{precision}", overwrite=overwrite)  # refuse before any work
     bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
-                  teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite)
+                  teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite,
+                  preparation=preparation)
     if bundle.replaced:
         console.print(f"--overwrite: replaced the slsdk bundle that was at {bundle.root}")
     console.print(f"wrote {escape(_shown(bundle.root))}")

@@ -194,7 +194,45 @@ def test_preparation_mismatch_names_the_differences():
     s = PrepareConfig(crop="hands", size=256).settings()
     assert preparation_mismatch(s, dict(s["crop"]), 256) == []
     assert preparation_mismatch(s, {**s["crop"], "detect_every": 1}, 256) == []  # a runtime speed setting
-    got = preparation_mismatch(s, {**s["crop"], "margin": 2.0}, 224)
-    assert got == ["crop.margin: prepared 1.5, served 2.0", "size: prepared 256, the model resizes to 224"]
+    assert preparation_mismatch(s, {**s["crop"], "detect_policy": "hold"}, 256) == []
+    assert preparation_mismatch(s, dict(s["crop"]), 224) == []  # prepared larger: scaled down as at serving
+    got = preparation_mismatch(s, {**s["crop"], "margin": 2.0}, 320)
+    assert got == ["crop.margin: prepared 1.5, served 2.0",
+                   "size: prepared 256 px, the model resizes to 320 (trained on upscaled frames)"]
     assert preparation_mismatch(s, {"policy": "full"}) == ["crop.policy: prepared 'hands', served 'full'"]
     assert preparation_mismatch(None, {"policy": "full"}) == []
+
+
+def test_the_bundle_carries_the_preparation_and_serving_warns_on_skew(tiny_student, hand_model, tmp_path, monkeypatch):
+    """convert records the training data's preparation; its crop becomes the bundle's; serving otherwise warns."""
+    import warnings
+
+    from slsdk.convert import convert
+    from slsdk.data.prepare import PrepareConfig
+    from slsdk.runtime.api import Recognizer, TrainServeSkewWarning
+    from slsdk.runtime.crop import CropConfig
+
+    monkeypatch.setenv("SLSDK_HAND_MODEL", str(hand_model))
+    prep = PrepareConfig(crop="hands", size=SIZE, crop_config={"margin": 1.8}).settings()
+    bundle = convert(tiny_student(4), "onnx", out_dir=tmp_path / "b", vocab=["<blank>", "a", "b", "c"],
+                     preparation=prep)
+    m = bundle.manifest
+    assert m.extra["preparation"] == json.loads(json.dumps(prep))
+    assert m.crop == CropConfig(margin=1.8).to_dict()  # the whole box rule, not just the policy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainServeSkewWarning)
+        rec = Recognizer(bundle.root)  # served as prepared: no warning
+    assert rec.crop_policy == "hands" and rec.cropper.config.margin == 1.8 and rec.skew == []
+    with pytest.warns(TrainServeSkewWarning, match="crop.policy: prepared 'hands', served 'full'"):
+        assert Recognizer(bundle.root, crop="full").skew == ["crop.policy: prepared 'hands', served 'full'"]
+    # the CLI says it as one line (a JSON record with --json), no traceback
+    monkeypatch.chdir(tmp_path)
+    frames, _ = load_video(hand_model.parents[1] / CLIP, shorter=240)
+    write_video(tmp_path / "clip.mp4", frames[:20], fps=25)
+    r = _cli("run", "b/student-onnx-fp32" if (tmp_path / "b/student-onnx-fp32").is_dir() else "b", "clip.mp4",
+             "--crop", "full", "--json")
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
+    assert recs[0] == {"type": "warning", "kind": "train_serve_skew",
+                       "message": "crop.policy: prepared 'hands', served 'full'"}
+    assert recs[-1]["type"] == "summary"

@@ -41,6 +41,11 @@ from typing import Any
 
 import numpy as np
 
+from slsdk.runtime.crop import preparation_mismatch  # the one train/serve check, shared with serving
+
+__all__ = ["PrepareConfig", "PrepareError", "PrepareResult", "prepare_dataset", "prepare_frames", "read_index", "is_prepared_clip", "preparation_of",
+           "load_prepared_clip", "preparation_mismatch", "prepare_command"]
+
 FORMAT = "slsdk-prepared"
 VERSION = 1
 INDEX = "index.json"
@@ -361,29 +366,6 @@ def load_prepared_clip(path: str | Path, max_frames: int | None = None) -> np.nd
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) == 0:
         raise PrepareError(f"{p}: not a prepared clip (expected uint8 [T, H, W, 3], got {arr.dtype} {list(arr.shape)})")
     return np.array(arr[:max_frames] if max_frames is not None else arr)
-
-
-def preparation_mismatch(preparation: dict | None, crop: dict | None, resize: int | None = None) -> list[str]:
-    """Where serving (a bundle's ``crop`` dict and resize size) differs from how the training data was prepared.
-
-    Empty when they agree or nothing is known. Box geometry keys are compared; ``detect_every`` (a speed
-    setting of the runtime) is not.
-    """
-    if not preparation:
-        return []
-    out = []
-    prep = dict(preparation.get("crop") or {})
-    crop = dict(crop or {"policy": "full"})
-    for k in sorted(set(prep) | set(crop)):
-        if k in ("detect_every",):
-            continue
-        if k in prep and k in crop and prep[k] != crop[k]:
-            out.append(f"crop.{k}: prepared {prep[k]!r}, served {crop[k]!r}")
-    if "policy" in prep and "policy" not in crop:
-        out.append(f"crop.policy: prepared {prep['policy']!r}, served 'full'")
-    if resize is not None and preparation.get("size") not in (None, resize):
-        out.append(f"size: prepared {preparation['size']}, the model resizes to {resize}")
-    return out
 
 
 # --------------------------------------------------------------------------------------------------

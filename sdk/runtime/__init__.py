@@ -11,7 +11,7 @@ _LAZY = {
     "HandCropper": "hands", "CropConfig": "hands", "detect_hands": "hands", "resolve_hand_model": "hands",
     "make_crop_fn": "hands", "VideoFileSource": "sources", "CameraSource": "sources", "FrameResampler": "sources",
     "open_backend": "backends", "BackendError": "backends", "StreamingStep": "backends", "run_video": "backends",
-    "open_checkpoint": "backends", "Update": "api",
+    "open_checkpoint": "backends", "Update": "api", "TrainServeSkewWarning": "api",
 }
 
 

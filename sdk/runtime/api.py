@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ import numpy as np
 
 from slsdk.preprocess import Preprocess
 from slsdk.runtime.backends import Backend, BackendError, StreamingStep, open_backend, open_checkpoint
+from slsdk.runtime.crop import preparation_mismatch
 from slsdk.runtime.hands import CropStats
 from slsdk.runtime.sources import LIVE_MAX_GAP_S, FrameResampler
 
@@ -93,6 +95,10 @@ class Update:
     def time_s(self) -> float:
         """The stream's clock: model frames so far at the manifest's fps."""
         return self.stream.frame_index / self.stream._rec.fps
+
+
+class TrainServeSkewWarning(UserWarning):
+    """The recognizer feeds the model frames unlike those it was trained on (crop policy or box geometry)."""
 
 
 class Stream:
@@ -215,6 +221,14 @@ class Recognizer:
         if self.crop_policy not in ("full", "hands"):
             raise ValueError(f"crop must be 'hands' or 'full', got {self.crop_policy!r}")
         self._crop_cfg, self._hand_model = crop_cfg, hand_model
+        # train/serve skew: the training data's `slsdk data prepare` settings (manifest.extra) against this crop
+        preparation = (m.extra or {}).get("preparation")
+        self.skew = preparation_mismatch(preparation, crop_cfg, self._pre.resize_shorter)
+        if crop is not None and not preparation and crop != m.crop.get("policy", "full"):
+            self.skew.append(f"crop.policy: the bundle says {m.crop.get('policy', 'full')!r}, served {crop!r}")
+        if self.skew:
+            warnings.warn(f"{path}: the model was trained on other frames than it is served: "
+                          + "; ".join(self.skew), TrainServeSkewWarning, stacklevel=2)
         self._idle_croppers: list = []
         self._pool_lock = threading.Lock()
         self.cropper = self._take_cropper() if self.crop_policy == "hands" else None  # resolves the model now

@@ -42,8 +42,19 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     """
     from slsdk.runtime.sources import CameraSource, VideoFileSource
 
-    rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
-                     threads=threads)
+    import warnings
+
+    from slsdk.runtime.api import TrainServeSkewWarning
+
+    with warnings.catch_warnings():  # said once below, as a line of the output
+        warnings.simplefilter("ignore", TrainServeSkewWarning)
+        rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
+                         threads=threads)
+    for w in rec.skew:
+        if as_json:
+            _emit(True, console, {"type": "warning", "kind": "train_serve_skew", "message": w})
+        elif console is not None:
+            console.print(f"[yellow]warning[/]: trained on other frames than served: {w}")
     if hand_every is not None and rec.cropper is not None:  # the landmarker schedule (CropConfig.detect_every)
         rec.cropper.config = type(rec.cropper.config).from_dict({**rec.cropper.config.to_dict(), "detect_every": hand_every})
     source = VideoFileSource(video) if video is not None else CameraSource(camera)

@@ -464,10 +464,40 @@ class CropFn:
             self._cropper = None
 
 
+# keys of CropConfig that only change how often the landmarker runs, not the box rule (the runtime's speed settings)
+SPEED_KEYS = ("detect_every", "detect_policy")
+
+
+def preparation_mismatch(preparation: dict | None, crop: dict | None, resize: int | None = None) -> list[str]:
+    """Where serving (a crop dict, the resize the model's preprocessing lands on) differs from how the training
+    data was prepared (``slsdk data prepare`` settings, as checkpoints and bundle manifests record them).
+
+    Empty when they agree or nothing is known. The crop policy and box geometry are compared; the landmarker's
+    schedule (:data:`SPEED_KEYS`) is not. ``resize``: reported when the prepared frames are smaller than it (the
+    model was trained on upscaled crops); a larger prepared size is only scaled down the same way.
+    """
+    if not preparation:
+        return []
+    out = []
+    prep = dict(preparation.get("crop") or {})
+    crop = dict(crop or {"policy": "full"})
+    for k in sorted(set(prep) | set(crop)):
+        if k in SPEED_KEYS:
+            continue
+        if k in prep and k in crop and prep[k] != crop[k]:
+            out.append(f"crop.{k}: prepared {prep[k]!r}, served {crop[k]!r}")
+    if "policy" in prep and "policy" not in crop:
+        out.append(f"crop.policy: prepared {prep['policy']!r}, served 'full'")
+    size = preparation.get("size")
+    if resize is not None and size is not None and int(size) < int(resize):
+        out.append(f"size: prepared {size} px, the model resizes to {resize} (trained on upscaled frames)")
+    return out
+
+
 def make_crop_fn(config: CropConfig | dict | None = None, size: int = 224, fps: float = 25.0,
                  model_path: str | Path | None = None) -> CropFn:
     return CropFn(config, size, fps, model_path)
 
 
 __all__ = ["CropConfig", "CropResult", "CropStats", "HandCropper", "CropFn", "make_crop_fn", "resize_square", "box_iou",
-           "pad_to_square", "extract_crop", "center_box", "hands_box_params"]
+           "pad_to_square", "extract_crop", "center_box", "hands_box_params", "preparation_mismatch", "SPEED_KEYS"]
