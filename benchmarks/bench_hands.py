@@ -2,6 +2,7 @@
 
     python benchmarks/bench_hands.py [--video PATH ...] [--hand-model PATH] [--size 64] [--every 1,2,3,4,5,6]
                                      [--detect-side 0,256] [--phone 1080,2160] [--repeat 2] [--out hands.json]
+                                     [--call-costs] [--compare-model OTHER.task]
 
 For each video the frames are decoded with ``slsdk.data.video.VideoReader`` and resampled to 25 fps by
 timestamp exactly as the runtime does (``FrameResampler``), then cropped by ``HandCropper`` with
@@ -11,8 +12,12 @@ the crop's process CPU ms per frame (all threads; less disturbed by other load t
 count, landmarker calls, and the crop-box IoU against every-frame detection (mean and minimum over frames). ``--detect-side`` also times the landmarker
 on a copy whose shorter side is scaled to that many pixels in the decoder (0 = as decoded). ``--phone`` makes
 synthetic phone-resolution clips (the real clip upscaled to that shorter side, 2 s, H.264) and times decoding
-them to numpy at full size vs scaled in the decoder to the size cropping needs. The load average is printed:
-the machine is shared, so compare rows of one run.
+them to numpy at full size vs scaled in the decoder to the size cropping needs. ``--call-costs``: what one
+landmarker call costs by what it does, on every frame in VIDEO mode (tracking) and IMAGE mode, for num_hands 1
+and 2, grouped by the hands it returned (0 hands: palm detection only; num_hands=2 with one hand tracked: palm
+detection again on every frame, looking for the second hand, plus the landmark model); with ``--compare-model``
+the same for another .task file (for example one with MediaPipe's lite landmark model). The load average is
+printed: the machine is shared, so compare rows of one run.
 """
 from __future__ import annotations
 
@@ -76,6 +81,32 @@ def crop_run(frames, model, every: int, size: int, fps: float = 25.0, policy: st
     return boxes, st.frames_with_hands, st.detections, 1e3 * det / n, 1e3 * total / n, 1e3 * cpu / n
 
 
+def call_costs(frames, model, repeat: int = 2) -> list[dict]:
+    """Median ms per landmarker call by mode, num_hands and hands returned (every frame, after one warm pass)."""
+    from slsdk.runtime.landmarker import _as_mp_image, _create_landmarker
+
+    rows = []
+    for mode in ("VIDEO", "IMAGE"):
+        for num_hands in (1, 2):
+            lm = _create_landmarker(model, mode, num_hands, 0.5, 0.5, 0.5)
+            per: dict[int, list[float]] = {}
+            try:
+                for rep in range(max(2, repeat)):
+                    for i, f in enumerate(frames):
+                        img = _as_mp_image(f)
+                        t0 = time.perf_counter()
+                        r = lm.detect_for_video(img, rep * 10**6 + i * 40) if mode == "VIDEO" else lm.detect(img)
+                        dt = 1e3 * (time.perf_counter() - t0)
+                        if rep:
+                            per.setdefault(len(r.hand_landmarks), []).append(dt)
+            finally:
+                lm.close()
+            for hands, ms in sorted(per.items()):
+                rows.append({"model": str(model), "mode": mode, "num_hands": num_hands, "hands_returned": hands,
+                             "calls": len(ms), "ms_median": round(statistics.median(ms), 2)})
+    return rows
+
+
 def main(argv=None) -> int:
     shared = _default_shared()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,6 +120,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default=None, help="write the rows as JSON")
     ap.add_argument("--phone-only", action="store_true", help="only the phone-resolution decoding rows")
+    ap.add_argument("--call-costs", action="store_true", help="ms per landmarker call by mode, num_hands, hands found")
+    ap.add_argument("--compare-model", default=None, help="--call-costs also for this .task file")
     args = ap.parse_args(argv)
 
     from slsdk.runtime.hands import box_iou, resolve_hand_model
@@ -100,6 +133,15 @@ def main(argv=None) -> int:
     print(f"host {platform.machine()} cpus={os.cpu_count()} python {sys.version.split()[0]} "
           f"load avg {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     rows = []
+    if args.call_costs:
+        frames = resampled_frames(args.video[0])
+        print(f"\nlandmarker call costs on {args.video[0]} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]})")
+        print(f"{'model':>28} {'mode':>5} {'num_hands':>9} {'hands':>5} {'calls':>5} {'ms/call':>7}")
+        for m in [model] + ([Path(args.compare_model)] if args.compare_model else []):
+            for r in call_costs(frames, m, args.repeat):
+                rows.append(r)
+                print(f"{Path(r['model']).name:>28} {r['mode']:>5} {r['num_hands']:>9} {r['hands_returned']:>5} "
+                      f"{r['calls']:>5} {r['ms_median']:>7.2f}")
     for video in ([] if args.phone_only else args.video):
         frames = resampled_frames(video)
         h, w = frames[0].shape[:2]

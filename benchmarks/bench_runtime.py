@@ -34,7 +34,9 @@ runtime's own stage timers (``VideoRecognition.timing``):
   ctc         the streaming CTC decoder (greedy or prefix beam search), per chunk
 
 Real-time factor = processing seconds / video seconds (video seconds = model frames / the manifest's fps, the
-runtime's clock). ``rtf`` includes video decoding; ``rtf_runtime`` is the runtime's own figure (without it).
+runtime's clock). ``rtf`` includes video decoding; ``rtf_runtime`` is the runtime's own figure (without it);
+``rtf_wall`` is the feed loop's wall time (decoding in turn with the rest) and ``rtf_wall_read_ahead`` the same
+videos run again with decoding on a reader thread (``read_ahead=16``, as ``slsdk run`` does for files).
 All rows come from this one run (the machine is shared: compare rows, not runs). ``--warmup`` videos are run
 once per backend before timing and left out of the figures.
 """
@@ -72,6 +74,8 @@ class Row:
     chunks: int = 0
     video_s: float = 0.0
     cpu_s: float = 0.0  # process CPU time (all threads) of the timed videos: less disturbed by other load
+    wall_s: float = 0.0  # the feed loop's wall time, decoding in turn with the rest (read_ahead=0)
+    wall_read_ahead_s: float = 0.0  # the same videos again with decoding on a reader thread (read_ahead=16)
     seconds: dict = field(default_factory=lambda: {k: 0.0 for k in STAGES})
     note: str = ""
 
@@ -91,6 +95,8 @@ class Row:
         d["rtf"] = round(busy / self.video_s, 4) if self.video_s else None
         d["rtf_runtime"] = round(runtime_busy / self.video_s, 4) if self.video_s else None
         d["rtf_cpu"] = round(self.cpu_s / self.video_s, 4) if self.video_s else None
+        d["rtf_wall"] = round(self.wall_s / self.video_s, 4) if self.video_s else None
+        d["rtf_wall_read_ahead"] = round(self.wall_read_ahead_s / self.video_s, 4) if self.video_s else None
         d["cpu_s"] = round(self.cpu_s, 4)
         return d
 
@@ -186,6 +192,7 @@ def bench_one(kind: str, path: Path, videos: list[Path], crop: str, hand_model: 
         r = recognize_video(None, v, recognizer=rec, batch_frames=batch_frames)
         row.cpu_s += time.process_time() - c0
         t = r.timing
+        row.wall_s += float(t["wall"])
         row.videos += 1
         row.frames += int(t["frames"])
         row.chunks += int(t["chunks"])
@@ -197,6 +204,9 @@ def bench_one(kind: str, path: Path, videos: list[Path], crop: str, hand_model: 
                           **{f"{STAGE_LABELS[k]}_s": round(float(t[k]), 5) for k in STAGES},
                           "chunks": int(t["chunks"]), "rtf_runtime": round(r.real_time_factor, 4),
                           "hands_frames": r.crop_stats.get("frames_with_hands"), "glosses": r.result.glosses})
+    for v in videos:  # the pipeline: decoding on a reader thread, overlapping the crop and the model
+        r = recognize_video(None, v, recognizer=rec, batch_frames=batch_frames, read_ahead=16)
+        row.wall_read_ahead_s += float(r.timing["wall"])
     return row
 
 
@@ -417,7 +427,8 @@ TABLE_COLS = [("backend", "backend"), ("model", "model"), ("crop", "crop"), ("fr
               ("video_s", "video s"), ("decode_ms_per_frame", "decode"), ("crop_ms_per_frame", "crop"),
               ("preprocess_ms_per_frame", "preproc"), ("model_ms_per_frame", "model*"),
               ("ctc_ms_per_frame", "ctc"), ("model_ms_per_chunk", "model* ms/chunk"), ("total_s", "total s"),
-              ("rtf", "RTF"), ("rtf_runtime", "RTF w/o decode"), ("rtf_cpu", "RTF cpu")]
+              ("rtf", "RTF"), ("rtf_runtime", "RTF w/o decode"), ("rtf_cpu", "RTF cpu"), ("rtf_wall", "RTF wall"),
+              ("rtf_wall_read_ahead", "RTF wall, read-ahead")]
 
 
 def _fmt(v) -> str:

@@ -371,3 +371,29 @@ def test_long_stream_memory_is_bounded(onnx_bundle, video):
     assert grown < 2_000_000, f"Python heap grew by {grown / 1e6:.1f} MB over 55 loops of the clip"
     # endpoints fired (with random weights mostly the 20 s max-utterance rule) and each reset the stream
     assert endpoints >= 5
+
+
+def test_read_ahead_gives_the_same_recognition_and_passes_errors_on(onnx_bundle, shared_dir):
+    """Decoding on a reader thread (``read_ahead``) changes the timing only: same glosses, crops and frames on the
+    real webcam clip with hand cropping; a source that fails mid-stream fails the loop with its own error."""
+    from slsdk.data.video import VideoError
+    from slsdk.runtime.api import Recognizer, recognize_video
+
+    shared = Path(shared_dir)
+    clip = shared / "data" / "hands" / "webcam_gestures.mp4"
+    rec = Recognizer(onnx_bundle.root, crop="hands", hand_model=shared / "models" / "hand_landmarker.task")
+    a = recognize_video(None, clip, recognizer=rec)
+    b = recognize_video(None, clip, recognizer=rec, read_ahead=4)
+    assert a.result.to_dict() == b.result.to_dict() and a.result.glosses
+    assert a.crop_stats == b.crop_stats and a.frames == b.frames and a.source_frames == b.source_frames
+    assert b.timing["wall"] > 0
+
+    def failing():
+        for i in range(20):
+            if i == 11:
+                raise VideoError("bad.mp4: corrupt frame 11")
+            yield np.full((64, 64, 3), 40, np.uint8), i / 25
+
+    with pytest.raises(VideoError, match="bad.mp4: corrupt frame 11"):
+        for _ in rec.recognize(failing(), read_ahead=4):
+            pass

@@ -117,7 +117,10 @@ class Stream:
         self.cropper = None  # this stream's hand tracker (taken from the recognizer's pool on the first frame)
         self.frame_index = 0  # model frames so far, at the manifest's fps (the model's clock)
         self.source_frames = 0  # frames given to accept_frames
-        self.source_seconds = 0.0  # time spent reading the source in Recognizer.recognize (video decoding)
+        # time Recognizer.recognize waited for the source's next frame: its decoding, or with read_ahead only the
+        # stalls of the reader thread; wall_seconds: the whole feed loop
+        self.source_seconds = 0.0
+        self.wall_seconds = 0.0
         self.resampler = FrameResampler(rec.fps, max_gap=max_gap)
         self._held: np.ndarray | None = None  # latest timed frame: released once the next frame's time is known
         self._timed: bool | None = None  # whether this stream's frames come with timestamps
@@ -297,7 +300,7 @@ class Recognizer:
 
     def recognize(self, source, *, stream: Stream | None = None, batch_frames: int | None = None,
                   resample: bool = True, reset_at_endpoints: bool = False, max_seconds: float | None = None,
-                  keep_frames: bool = False, name: str | None = None) -> Iterator[Update]:
+                  keep_frames: bool = False, name: str | None = None, read_ahead: int = 0) -> Iterator[Update]:
         """The one feed loop: stream a frame source through the recognizer, one :class:`Update` per batch.
 
         ``source``: an iterable of ``(frame, timestamp_s)`` pairs (``VideoFileSource``, ``CameraSource``,
@@ -308,6 +311,10 @@ class Recognizer:
         endpoint closes the utterance (``Update.utterance``) and the stream starts a new one, as a live caption
         does. The last update (``final``) comes after ``input_finished``. ``recognize_video``, ``slsdk run``
         and ``demos/webcam.py`` all use this loop. ``name``: what errors call the source (default its ``path``).
+        ``read_ahead`` (files): decode up to that many frames ahead on a reader thread (``BackgroundReader``,
+        blocking, nothing dropped), so decoding overlaps cropping and the model: PyAV's decoding and scaling and
+        MediaPipe release the GIL. The frames and results are the same either way. A live source (a camera) has
+        its own reader thread.
         """
         s = stream or self.create_stream(max_gap=LIVE_MAX_GAP_S if getattr(source, "live", False) else None)
         batch_frames = int(batch_frames or self.chunk)
@@ -315,7 +322,12 @@ class Recognizer:
         times: list[float | None] = []
         timed, last_t, printed = None, None, 0
         t_start = time.perf_counter()
-        it = iter(source)
+        reader = None
+        if read_ahead and not getattr(source, "live", False):
+            from slsdk.runtime.sources import BackgroundReader
+
+            reader = BackgroundReader(source, capacity=int(read_ahead), policy="block")
+        it = iter(reader if reader is not None else source)
 
         def update(final: bool) -> Update:
             nonlocal printed
@@ -354,6 +366,8 @@ class Recognizer:
                 if stop:
                     break
         finally:
+            if reader is not None:
+                reader.stop()
             if hasattr(source, "close"):
                 source.close()
         if s.source_frames == 0:
@@ -361,6 +375,7 @@ class Recognizer:
 
             raise VideoError(f"{name or getattr(source, 'path', 'the source')}: no frames decoded")
         s.input_finished()
+        s.wall_seconds += time.perf_counter() - t_start
         yield update(True)
 
     # -- internals ----------------------------------------------------------------------------------------
@@ -545,25 +560,31 @@ class VideoRecognition:
 
 
 def recognize_video(bundle, path: str | Path, recognizer: Recognizer | None = None, batch_frames: int = 32,
-                    keep_overlay: bool = False, resample: bool = True, **kwargs) -> VideoRecognition:
+                    keep_overlay: bool = False, resample: bool = True, read_ahead: int = 0,
+                    **kwargs) -> VideoRecognition:
     """Recognise a whole video file or frame folder by streaming it through the bundle.
 
     A file's frames are resampled to the manifest's ``fps`` by their presentation times (nearest frame; see
     ``FrameResampler``), so a 30 fps clip feeds a 25 fps model 25 frames a second and event times are the
     file's. ``resample=False`` feeds every frame as one model frame instead. A frame folder has no timing:
-    its frames are used as they are. The feed loop is :meth:`Recognizer.recognize`.
+    its frames are used as they are. The feed loop is :meth:`Recognizer.recognize` (``read_ahead``: frames
+    decoded ahead on a reader thread; then ``timing["video_decode"]`` is only the time spent waiting for them).
+    The file is decoded as the runtime's file source decodes it (shorter side capped at ``DECODE_MAX_SHORTER``
+    in the decoder, as ``slsdk data prepare`` does for hands), so memory does not grow with the source size.
     """
     from slsdk.data.video import iter_video_timed
+    from slsdk.runtime.sources import DECODE_MAX_SHORTER
 
     rec = recognizer or Recognizer(bundle, **kwargs)
     s = rec.create_stream()
     overlay = []
     try:
-        for u in rec.recognize(iter_video_timed(path), stream=s, batch_frames=batch_frames, resample=resample,
-                               keep_frames=keep_overlay, name=str(path)):
+        for u in rec.recognize(iter_video_timed(path, max_shorter=DECODE_MAX_SHORTER), stream=s,
+                               batch_frames=batch_frames, resample=resample, keep_frames=keep_overlay, name=str(path),
+                               read_ahead=read_ahead):
             overlay.extend(u.frames)
     finally:
         s.close()
-    timing = {"video_decode": s.source_seconds, **s.timing.to_dict()}
+    timing = {"video_decode": s.source_seconds, **s.timing.to_dict(), "wall": s.wall_seconds}
     return VideoRecognition(str(path), rec.result(s), s.crop_stats.to_dict(), timing, s.frame_index, rec.fps,
                             overlay, source_frames=s.source_frames, resample=s.resample_stats)
