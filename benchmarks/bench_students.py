@@ -42,6 +42,17 @@ def _stage(console, name):
     return time.perf_counter()
 
 
+def _trained(run: Path, epochs: int) -> bool | None:
+    """True: ``run`` holds a finished run of ``epochs``; False: an unfinished one (resume it); None: none."""
+    from slsdk.train.trainer import _checkpoint_epoch
+
+    last = run / "last.pt"
+    if not last.is_file() or not (run / "best.pt").is_file():
+        return None
+    done = _checkpoint_epoch(last)
+    return None if done is None else done >= epochs
+
+
 def build(args, console) -> dict:
     """Stages 1-4; returns the paths of the data set and the three checkpoints."""
     from slsdk.data.synthetic import generate_synthetic, preset_settings
@@ -79,11 +90,12 @@ def build(args, console) -> dict:
 
     t0 = _stage(console, "3/5 teacher")
     teacher = out / "teacher" / "best.pt"
-    if not teacher.is_file():
+    state = _trained(out / "teacher", 1 if quick else args.teacher_epochs)
+    if not state:
         tcfg = TrainConfig(epochs=1 if quick else args.teacher_epochs, batch_size=4, lr=1e-3, warmup_steps=20,
                            seed=args.seed, augment=not quick)
         train(data, out / "teacher", teacher_config(hidden=64 if quick else 256, weights=str(p_teacher)), tcfg,
-              overwrite=True, progress=True)
+              resume=state is False, overwrite=state is None, progress=True)
     console.print(f"({time.perf_counter() - t0:.0f} s)")
 
     students = {}
@@ -92,12 +104,14 @@ def build(args, console) -> dict:
                                                                "freeze_blocks": args.lite0_freeze})):
         t0 = _stage(console, f"4/5 distil the {name} student")
         ckpt = out / f"student-{name}" / "best.pt"
-        if not ckpt.is_file():
-            dcfg = DistillConfig(epochs=1 if quick else args.student_epochs, batch_size=4,
+        epochs = 1 if quick else args.student_epochs if name == "vit-tiny" else (args.lite0_epochs or args.student_epochs)
+        state = _trained(ckpt.parent, epochs)
+        if not state:
+            dcfg = DistillConfig(epochs=epochs, batch_size=4,
                                  lr=args.lite0_lr if name != "vit-tiny" else 1e-3, warmup_steps=20,
                                  seed=args.seed, augment=not quick, student_weights=weights, report=False,
                                  student_encoder=name, student={**extra, **({"hidden": 64} if quick else {})})
-            distill(teacher, data, out / f"student-{name}", dcfg, overwrite=True, progress=True)
+            distill(teacher, data, ckpt.parent, dcfg, resume=state is False, overwrite=state is None, progress=True)
         students[name] = ckpt
         console.print(f"({time.perf_counter() - t0:.0f} s)")
     return {"data": data, "teacher": teacher, "students": students}
@@ -236,6 +250,7 @@ def main(argv=None) -> int:
     p.add_argument("--student-epochs", type=int, default=6)
     p.add_argument("--lite0-size", type=int, default=128, help="EfficientNet-Lite0 input (signing-space crop) px")
     p.add_argument("--lite0-lr", type=float, default=1e-3)
+    p.add_argument("--lite0-epochs", type=int, default=None, help="EfficientNet-Lite0 epochs (default --student-epochs)")
     p.add_argument("--lite0-freeze", type=int, default=0, help="EfficientNet blocks kept frozen (0 = fine-tune all)")
     p.add_argument("--budget", action="store_true", help="the reduced run that fits 2 shared CPU cores "
                    "(BUDGET_DATA, BUDGET_ARGS); explicit flags still win")
