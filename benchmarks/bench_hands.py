@@ -83,7 +83,7 @@ def crop_run(frames, model, every: int, size: int, fps: float = 25.0, policy: st
 
 def call_costs(frames, model, repeat: int = 2) -> list[dict]:
     """Median ms per landmarker call by mode, num_hands and hands returned (every frame, after one warm pass)."""
-    from slsdk.runtime.landmarker import _as_mp_image, _create_landmarker
+    from slsdk.runtime.landmarker import _as_mp_image, _close_landmarker, _create_landmarker
 
     rows = []
     for mode in ("VIDEO", "IMAGE"):
@@ -100,7 +100,7 @@ def call_costs(frames, model, repeat: int = 2) -> list[dict]:
                         if rep:
                             per.setdefault(len(r.hand_landmarks), []).append(dt)
             finally:
-                lm.close()
+                _close_landmarker(lm)
             for hands, ms in sorted(per.items()):
                 rows.append({"model": str(model), "mode": mode, "num_hands": num_hands, "hands_returned": hands,
                              "calls": len(ms), "ms_median": round(statistics.median(ms), 2)})

@@ -478,6 +478,8 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         threads: int = typer.Option(0, help="backend threads (0 = runtime default)"),
         read_ahead: int = typer.Option(16, min=0, help="video files: frames decoded ahead on a reader thread, "
                                        "overlapping decoding with cropping and the model (0 = in turn)"),
+        pipeline: bool = typer.Option(True, help="crop and preprocess on a front-end thread while the model runs "
+                                      "(same results; --no-pipeline: one thread)"),
         json_: bool = typer.Option(False, "--json", help="JSON lines instead of the live line"),
         overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet of crops + glosses")):
     """Recognise signing in a video or camera stream with a bundle (streaming)."""
@@ -487,7 +489,7 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         fail("give either a VIDEO or --camera N")
     _run(run_command, bundle, video=video, camera=camera, backend=_v(backend), crop=_v(crop), hand_model=hand_model,
          decoder=_v(decoder), beam=beam, threads=threads, as_json=json_, overlay=overlay, console=console,
-         hand_every=hand_every, read_ahead=read_ahead)
+         hand_every=hand_every, read_ahead=read_ahead, pipeline=pipeline)
 
 
 @app.command()

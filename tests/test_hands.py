@@ -541,3 +541,39 @@ def test_video_file_source(shared_file, clip):
 def test_camera_that_cannot_be_opened_gives_clear_error():
     with pytest.raises(CameraError, match="cannot open camera"):
         CameraSource(device="/dev/video_slsdk_missing_99")
+
+
+def test_a_cropper_in_a_reference_cycle_is_collected_without_hanging(model_path):
+    """MediaPipe runs a landmarker's calls on its own one-thread executor, and submitting holds concurrent.futures'
+    module-wide lock. A finalizer that closed a landmarker could run inside another landmarker's submit (the cycle
+    collector runs when submit allocates its thread) and deadlock on that lock: seen as a hung process. Finalizers
+    only hand the landmarker on; the next safe point closes it. Here the collection runs with that lock held, as
+    inside a submit, in a child process with a deadline (the old finalizer hangs it: the timeout fails the test)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import concurrent.futures.thread as cft, gc
+        import numpy as np
+        import slsdk.runtime.landmarker as L
+        from slsdk.runtime.hands import HandCropper, HandDetector
+        L._mediapipe()  # imported first: MediaPipe's import keeps the importing frames (and what they hold) alive
+        M = {str(model_path)!r}
+        frame = np.zeros((64, 64, 3), np.uint8)
+        for make, use in ((lambda: HandCropper(model_path=M), lambda o: o.crop(frame, 0)),
+                          (lambda: HandDetector(M), lambda o: o.detect(frame))):
+            obj = make(); use(obj)
+            obj.cycle = obj; del obj  # cyclic garbage that owns an open landmarker
+            with cft._global_shutdown_lock:  # held, as inside another landmarker's executor.submit
+                gc.collect()
+            assert len(L._PENDING) == 1, L._PENDING  # handed on, not closed in the finalizer
+            fresh = make(); use(fresh); fresh.close()  # safe points: the finalized owner's landmarker is closed
+            assert not L._PENDING and not L._LIVE, (L._PENDING, L._LIVE)
+        print("collected")
+    """)
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("collecting a cropper in a reference cycle hung the process (a finalizer closed its landmarker)")
+    assert r.returncode == 0 and "collected" in r.stdout, r.stderr[-2000:]

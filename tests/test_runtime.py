@@ -383,10 +383,11 @@ def test_read_ahead_gives_the_same_recognition_and_passes_errors_on(onnx_bundle,
     clip = shared / "data" / "hands" / "webcam_gestures.mp4"
     rec = Recognizer(onnx_bundle.root, crop="hands", hand_model=shared / "models" / "hand_landmarker.task")
     a = recognize_video(None, clip, recognizer=rec)
-    b = recognize_video(None, clip, recognizer=rec, read_ahead=4)
-    assert a.result.to_dict() == b.result.to_dict() and a.result.glosses
-    assert a.crop_stats == b.crop_stats and a.frames == b.frames and a.source_frames == b.source_frames
-    assert b.timing["wall"] > 0
+    for kw in ({"read_ahead": 4}, {"pipeline": True}, {"read_ahead": 4, "pipeline": True}):
+        b = recognize_video(None, clip, recognizer=rec, **kw)
+        assert a.result.to_dict() == b.result.to_dict() and a.result.glosses, kw
+        assert a.crop_stats == b.crop_stats and a.frames == b.frames and a.source_frames == b.source_frames, kw
+        assert b.timing["wall"] > 0 and b.timing["chunks"] == a.timing["chunks"]
 
     def failing():
         for i in range(20):
@@ -394,6 +395,12 @@ def test_read_ahead_gives_the_same_recognition_and_passes_errors_on(onnx_bundle,
                 raise VideoError("bad.mp4: corrupt frame 11")
             yield np.full((64, 64, 3), 40, np.uint8), i / 25
 
-    with pytest.raises(VideoError, match="bad.mp4: corrupt frame 11"):
-        for _ in rec.recognize(failing(), read_ahead=4):
-            pass
+    for kw in ({"read_ahead": 4}, {"pipeline": True}, {"read_ahead": 4, "pipeline": True}):
+        with pytest.raises(VideoError, match="bad.mp4: corrupt frame 11"):
+            for _ in rec.recognize(failing(), **kw):
+                pass
+    # a consumer that stops early stops the threads too (no hang, the stream keeps what it ran)
+    s = rec.create_stream()
+    for u in rec.recognize(failing(), stream=s, pipeline=True, read_ahead=4, batch_frames=2):
+        break
+    assert s.source_frames >= 2

@@ -110,6 +110,7 @@ class Stream:
     def __init__(self, rec: "Recognizer", max_gap: float | None = None):
         self._rec = rec
         self._buffer: list[np.ndarray] = []  # preprocessed frames [3, S, S] not yet run
+        self._buffer_lock = threading.Lock()  # the pipelined feed loop fills the buffer on its front-end thread
         self.state = rec._initial_state()
         self.decoder = rec._new_decoder()
         self.timing = Timing()
@@ -166,9 +167,10 @@ class Stream:
         self._rec._give_back_cropper(cropper)
 
     def _take_chunk(self) -> np.ndarray:
-        chunk = np.stack(self._buffer[: self._rec.chunk])
-        del self._buffer[: self._rec.chunk]
-        return chunk
+        with self._buffer_lock:
+            frames = self._buffer[: self._rec.chunk]
+            del self._buffer[: self._rec.chunk]
+        return np.stack(frames)
 
 
 class Recognizer:
@@ -300,7 +302,8 @@ class Recognizer:
 
     def recognize(self, source, *, stream: Stream | None = None, batch_frames: int | None = None,
                   resample: bool = True, reset_at_endpoints: bool = False, max_seconds: float | None = None,
-                  keep_frames: bool = False, name: str | None = None, read_ahead: int = 0) -> Iterator[Update]:
+                  keep_frames: bool = False, name: str | None = None, read_ahead: int = 0,
+                  pipeline: bool = False) -> Iterator[Update]:
         """The one feed loop: stream a frame source through the recognizer, one :class:`Update` per batch.
 
         ``source``: an iterable of ``(frame, timestamp_s)`` pairs (``VideoFileSource``, ``CameraSource``,
@@ -311,23 +314,34 @@ class Recognizer:
         endpoint closes the utterance (``Update.utterance``) and the stream starts a new one, as a live caption
         does. The last update (``final``) comes after ``input_finished``. ``recognize_video``, ``slsdk run``
         and ``demos/webcam.py`` all use this loop. ``name``: what errors call the source (default its ``path``).
+
+        Threads (the frames and results are the same either way; only the timing changes):
         ``read_ahead`` (files): decode up to that many frames ahead on a reader thread (``BackgroundReader``,
-        blocking, nothing dropped), so decoding overlaps cropping and the model: PyAV's decoding and scaling and
-        MediaPipe release the GIL. The frames and results are the same either way. A live source (a camera) has
-        its own reader thread.
+        blocking, nothing dropped); a live source (a camera) has its own reader thread. ``pipeline``: resampling,
+        hand cropping and preprocessing run on a front-end thread, the model and the CTC decoder on this one, so
+        MediaPipe (which releases the GIL while it detects) overlaps the model. Ignored with ``keep_frames``
+        (the overlay frames are collected in turn). A stream this loop made itself (no ``stream``) gives its hand
+        tracker back to the recognizer when the loop ends (``Stream.close``).
         """
+        own = stream is None
         s = stream or self.create_stream(max_gap=LIVE_MAX_GAP_S if getattr(source, "live", False) else None)
+        try:
+            yield from self._recognize(s, source, batch_frames, resample, reset_at_endpoints, max_seconds,
+                                       keep_frames, name, read_ahead, pipeline)
+        finally:
+            if own:
+                s.close()
+
+    def _recognize(self, s: Stream, source, batch_frames, resample, reset_at_endpoints, max_seconds, keep_frames,
+                   name, read_ahead, pipeline) -> Iterator[Update]:
         batch_frames = int(batch_frames or self.chunk)
-        batch: list[np.ndarray] = []
-        times: list[float | None] = []
-        timed, last_t, printed = None, None, 0
+        printed = 0
         t_start = time.perf_counter()
         reader = None
         if read_ahead and not getattr(source, "live", False):
             from slsdk.runtime.sources import BackgroundReader
 
             reader = BackgroundReader(source, capacity=int(read_ahead), policy="block")
-        it = iter(reader if reader is not None else source)
 
         def update(final: bool) -> Update:
             nonlocal printed
@@ -344,28 +358,17 @@ class Recognizer:
                 printed = 0
             return u
 
+        batches = _batches(reader if reader is not None else source, s, batch_frames,
+                           resample and getattr(source, "timed", True), max_seconds, t_start)
         try:
-            while True:
-                t0 = time.perf_counter()
-                item = next(it, None)
-                s.source_seconds += time.perf_counter() - t0
-                if item is not None:
-                    frame, t = item if isinstance(item, tuple) else (item, None)
-                    if timed is None:  # a source may say its times are made up (a frame folder): not resampled
-                        timed = resample and t is not None and getattr(source, "timed", True)
-                    if timed and t is None:  # a frame without a timestamp amid timed ones: one model frame later
-                        t = last_t + 1.0 / self.fps if last_t is not None else 0.0
-                    batch.append(frame)
-                    times.append(t)
-                    last_t = t
-                stop = item is None or (max_seconds is not None and time.perf_counter() - t_start > max_seconds)
-                if len(batch) >= batch_frames or (stop and batch):
-                    s.accept_frames(np.stack(batch), timestamps=times if timed else None)
-                    batch, times = [], []
+            if pipeline and not keep_frames:
+                yield from self._pipelined(s, batches, update)
+            else:
+                for frames, times in batches:
+                    s.accept_frames(frames, timestamps=times)
                     yield update(False)
-                if stop:
-                    break
         finally:
+            batches.close()
             if reader is not None:
                 reader.stop()
             if hasattr(source, "close"):
@@ -378,6 +381,49 @@ class Recognizer:
         s.wall_seconds += time.perf_counter() - t_start
         yield update(True)
 
+    def _pipelined(self, s: Stream, batches, update) -> Iterator[Update]:
+        """``recognize``'s two-thread loop: a front-end thread crops and preprocesses (``accept_frames(decode=
+        False)``), this thread runs every chunk that is ready and yields an update per round."""
+        cond = threading.Condition()
+        state = {"done": False, "error": None, "stop": False}
+
+        def front():
+            try:
+                for frames, times in batches:
+                    s.accept_frames(frames, timestamps=times, decode=False)
+                    with cond:
+                        cond.notify()
+                    if state["stop"]:
+                        break
+            except BaseException as e:  # noqa: BLE001 - re-raised on the consumer's thread
+                state["error"] = e
+            finally:
+                with cond:
+                    state["done"] = True
+                    cond.notify()
+
+        t = threading.Thread(target=front, name="slsdk-front-end", daemon=True)
+        t.start()
+        try:
+            while True:
+                with cond:
+                    while not (state["done"] or self.is_ready(s)):
+                        cond.wait()
+                    done = state["done"]
+                if self.is_ready(s):
+                    self.decode_stream(s)
+                    yield update(False)
+                elif done:
+                    break
+        finally:
+            state["stop"] = True
+            t.join()
+        error, state["error"] = state["error"], None  # no cycle (traceback -> front's frame -> state) keeps the stream
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error
     # -- internals ----------------------------------------------------------------------------------------
     def _take_cropper(self):
         if self.crop_policy != "hands":
@@ -474,7 +520,8 @@ class Recognizer:
         stream.timing.crop += t1 - t0
         stream.timing.preprocess += t2 - t1
         stream.timing.frames += len(x)
-        stream._buffer.extend(x)
+        with stream._buffer_lock:
+            stream._buffer.extend(x)
         if decode:
             while len(stream._buffer) >= self.chunk:
                 self._run_chunk(stream, stream._take_chunk())
@@ -516,6 +563,36 @@ class Recognizer:
             self._run_chunk(stream, chunk, keep=(n + pad) // self.stride)
         stream.decoder.finalize()
         stream.finished = True
+
+
+def _batches(source, s: Stream, batch_frames: int, resample: bool, max_seconds: float | None, t_start: float):
+    """``(frames [N,H,W,3], timestamps or None)`` batches of a frame source, as ``Recognizer.recognize`` feeds them
+    (the time spent waiting for the source is added to ``s.source_seconds``). ``resample``: False when the frames
+    are to be used as they are (asked for, or a source whose times are made up, such as a frame folder)."""
+    batch: list[np.ndarray] = []
+    times: list[float | None] = []
+    timed, last_t = None, None
+    fps = s._rec.fps
+    it = iter(source)
+    while True:
+        t0 = time.perf_counter()
+        item = next(it, None)
+        s.source_seconds += time.perf_counter() - t0
+        if item is not None:
+            frame, t = item if isinstance(item, tuple) else (item, None)
+            if timed is None:
+                timed = resample and t is not None
+            if timed and t is None:  # a frame without a timestamp amid timed ones: one model frame later
+                t = last_t + 1.0 / fps if last_t is not None else 0.0
+            batch.append(frame)
+            times.append(t)
+            last_t = t
+        stop = item is None or (max_seconds is not None and time.perf_counter() - t_start > max_seconds)
+        if len(batch) >= batch_frames or (stop and batch):
+            yield np.stack(batch), (times if timed else None)
+            batch, times = [], []
+        if stop:
+            return
 
 
 def _as_frames(frames) -> np.ndarray | list:
@@ -561,14 +638,15 @@ class VideoRecognition:
 
 def recognize_video(bundle, path: str | Path, recognizer: Recognizer | None = None, batch_frames: int = 32,
                     keep_overlay: bool = False, resample: bool = True, read_ahead: int = 0,
-                    **kwargs) -> VideoRecognition:
+                    pipeline: bool = False, **kwargs) -> VideoRecognition:
     """Recognise a whole video file or frame folder by streaming it through the bundle.
 
     A file's frames are resampled to the manifest's ``fps`` by their presentation times (nearest frame; see
     ``FrameResampler``), so a 30 fps clip feeds a 25 fps model 25 frames a second and event times are the
     file's. ``resample=False`` feeds every frame as one model frame instead. A frame folder has no timing:
     its frames are used as they are. The feed loop is :meth:`Recognizer.recognize` (``read_ahead``: frames
-    decoded ahead on a reader thread; then ``timing["video_decode"]`` is only the time spent waiting for them).
+    decoded ahead on a reader thread, then ``timing["video_decode"]`` is only the time spent waiting for them;
+    ``pipeline``: cropping on a front-end thread beside the model; ``timing["wall"]``: the whole loop).
     The file is decoded as the runtime's file source decodes it (shorter side capped at ``DECODE_MAX_SHORTER``
     in the decoder, as ``slsdk data prepare`` does for hands), so memory does not grow with the source size.
     """
@@ -581,7 +659,7 @@ def recognize_video(bundle, path: str | Path, recognizer: Recognizer | None = No
     try:
         for u in rec.recognize(iter_video_timed(path, max_shorter=DECODE_MAX_SHORTER), stream=s,
                                batch_frames=batch_frames, resample=resample, keep_frames=keep_overlay, name=str(path),
-                               read_ahead=read_ahead):
+                               read_ahead=read_ahead, pipeline=pipeline):
             overlay.extend(u.frames)
     finally:
         s.close()

@@ -35,13 +35,15 @@ def _gloss_line(ev: dict) -> str:
 def run_command(bundle: Path, video: Path | None = None, camera: int | None = None, backend: str | None = None,
                 crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = 8,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
-                max_seconds: float | None = None, hand_every: int | None = None, read_ahead: int = 16) -> dict:
+                max_seconds: float | None = None, hand_every: int | None = None, read_ahead: int = 16,
+                pipeline: bool = True) -> dict:
     """Run the recognizer over a source; print committed glosses as they come and a summary at the end.
 
     The loop is :meth:`Recognizer.recognize` (the one feed loop), resetting at endpoints as live captions do.
     ``real_time_factor``: seconds the recognizer worked (crop, preprocess, model, decoder) per second of video;
     ``real_time_factor_wall``: the whole loop's wall time per second of video, the source's decoding included
-    (overlapped with the rest on a reader thread when ``read_ahead`` > 0).
+    (overlapped with the rest on a reader thread when ``read_ahead`` > 0; with ``pipeline`` cropping runs on a
+    front-end thread beside the model).
     """
     from slsdk.runtime.sources import CameraSource, VideoFileSource
 
@@ -64,7 +66,7 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     name = str(video) if video is not None else f"camera {camera}"
     overlay_items, utterances, stream = [], [], None
     for u in rec.recognize(source, reset_at_endpoints=True, max_seconds=max_seconds, keep_frames=overlay is not None,
-                           name=name, read_ahead=read_ahead if video is not None else 0):
+                           name=name, read_ahead=read_ahead if video is not None else 0, pipeline=pipeline):
         stream = u.stream
         overlay_items.extend((f, c) for f, c, _ in u.frames[::4])
         for ev in u.events:
@@ -86,7 +88,7 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
                "real_time_factor": round(busy / seconds, 4) if seconds else None,
                "real_time_factor_wall": round(stream.wall_seconds / seconds, 4) if seconds else None,
                "wall_s": round(stream.wall_seconds, 4), "source_wait_s": round(stream.source_seconds, 4),
-               "read_ahead": read_ahead if video is not None else 0,
+               "read_ahead": read_ahead if video is not None else 0, "pipeline": pipeline and overlay is None,
                "dropped_frames": getattr(source, "dropped", 0)}
     _emit(as_json, console, summary, f"[green]{' '.join(summary['glosses']) or '(nothing recognised)'}[/]\n"
           f"{summary['frames']} frames at {rec.fps:g} fps{_resample_note(summary['resample'])}, real-time factor "

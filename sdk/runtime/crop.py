@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from slsdk.runtime.hand_model import resolve_hand_model
-from slsdk.runtime.landmarker import Hand, _OPEN, _as_mp_image, _create_landmarker, _to_hands
+from slsdk.runtime.landmarker import (Hand, _OPEN, _as_mp_image, _close_landmarker, _close_pending, _create_landmarker,
+                                     _release_later, _to_hands)
 
 @dataclass
 class CropConfig:
@@ -317,6 +318,7 @@ class HandCropper:
             raise RuntimeError("HandCropper is closed")
         ts = max(int(timestamp_ms), self._last_ts + 1)
         self._last_ts = ts
+        _close_pending()  # landmarkers of finalized croppers (cheap when there are none)
         res = self._lm.detect_for_video(_as_mp_image(frame), ts)
         return _to_hands(res, frame.shape[1], frame.shape[0])
 
@@ -411,9 +413,9 @@ class HandCropper:
 
     # -- lifetime -------------------------------------------------------------------------------
     def _close_landmarker(self) -> None:
-        if getattr(self, "_lm", None) is not None:
-            self._lm.close()
-            self._lm = None
+        lm, self._lm = getattr(self, "_lm", None), None
+        if lm is not None:
+            _close_landmarker(lm)
 
     def close(self) -> None:
         self._close_landmarker()
@@ -424,11 +426,9 @@ class HandCropper:
     def __exit__(self, *exc):
         self.close()
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+    def __del__(self):  # never closes here (a finalizer may run inside another MediaPipe call): see landmarker._PENDING
+        _release_later(getattr(self, "_lm", None))
+        self._lm = None
 
 
 class CropFn:

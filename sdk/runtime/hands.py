@@ -12,9 +12,9 @@ Boxes are ``(x0, y0, x1, y1)`` integer pixels, half-open (``image[y0:y1, x0:x1]`
 """
 from __future__ import annotations
 
-from slsdk.runtime.crop import (CropConfig, CropFn, CropResult, CropStats, HandCropper, _square_box, box_iou,
-                                center_box, extract_crop, hands_box_params, make_crop_fn, pad_to_square,
-                                resize_square)
+from slsdk.runtime.crop import (SPEED_KEYS, CropConfig, CropFn, CropResult, CropStats, HandCropper, _square_box,
+                                box_iou, center_box, extract_crop, hands_box_params, make_crop_fn, pad_to_square,
+                                preparation_mismatch, resize_square)
 from slsdk.runtime.hand_model import (DEFAULT_HAND_MODEL_URL, ENV_HAND_MODEL, ENV_HAND_MODEL_URL,
                                       HAND_MODEL_FILENAME, HAND_MODEL_MEMBERS, HandModelNotFound, InvalidHandModel,
                                       _download, hand_model_cache_path, resolve_hand_model, validate_hand_model)
@@ -26,5 +26,6 @@ __all__ = [
     "HandModelNotFound", "InvalidHandModel", "hand_model_cache_path", "validate_hand_model", "resolve_hand_model",
     "CropConfig", "Hand", "CropResult", "CropStats", "HandDetector", "detect_hands", "HandCropper", "CropFn",
     "make_crop_fn", "resize_square", "pad_to_square", "extract_crop", "center_box", "hands_box_params", "box_iou",
-    "HAND_CONNECTIONS", "draw_overlay", "save_overlay_png", "_square_box", "_download",
+    "HAND_CONNECTIONS", "draw_overlay", "save_overlay_png", "_square_box", "_download", "preparation_mismatch",
+    "SPEED_KEYS",
 ]

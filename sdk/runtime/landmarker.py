@@ -7,6 +7,7 @@ MediaPipe runs its graph in C++ threads and releases the GIL while it detects.
 from __future__ import annotations
 
 import atexit
+import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,48 @@ def _mediapipe():
 
 
 _OPEN: weakref.WeakSet = weakref.WeakSet()
+# Every MediaPipe landmarker this process opened and has not closed, held strongly, and the ones whose owner was
+# finalized, waiting to be closed. MediaPipe (>= 1.0) runs each landmarker's C calls on its own one-thread
+# executor: close() submits to it and waits, holding concurrent.futures' module-wide lock while it submits. A
+# close() run by a finalizer can therefore deadlock: the cycle collector may run finalizers in the middle of
+# another landmarker's submit (it allocates a thread), on the same thread, which already holds that lock (seen:
+# a hung process, two landmarkers in one stack). So no finalizer closes a landmarker: an owner's __del__ only
+# hands it to _PENDING (a list append), and it is closed at the next safe point (a landmarker being created or
+# run, an explicit close, exit). Held in _LIVE, a landmarker is never garbage itself, so MediaPipe's own __del__
+# (which closes) never runs in a collection either.
+_LIVE: set = set()
+_PENDING: list = []
+_LIVE_LOCK = threading.Lock()
+
+
+def _close_landmarker(lm) -> None:
+    """Close a landmarker from ``_create_landmarker`` (once), then any whose owners were finalized."""
+    with _LIVE_LOCK:
+        mine = lm in _LIVE
+        _LIVE.discard(lm)
+    if mine:
+        lm.close()
+    _close_pending()
+
+
+def _release_later(lm) -> None:
+    """From a finalizer: close ``lm`` at the next safe point (never here, see above)."""
+    if lm is not None:
+        _PENDING.append(lm)
+
+
+def _close_pending() -> None:
+    """Close the landmarkers whose owners were finalized (called where no MediaPipe call is in progress)."""
+    while _PENDING:
+        try:
+            lm = _PENDING.pop()
+        except IndexError:
+            return
+        with _LIVE_LOCK:
+            mine = lm in _LIVE
+            _LIVE.discard(lm)
+        if mine:
+            lm.close()
 
 
 @atexit.register
@@ -49,9 +92,16 @@ def _close_all() -> None:
             obj.close()
         except Exception:  # noqa: BLE001
             pass
+    for lm in list(_LIVE):
+        try:
+            _close_landmarker(lm)
+        except Exception:  # noqa: BLE001 - concurrent.futures shut its executors down before atexit runs
+            lm._handle = None  # the process frees it; spares MediaPipe's __del__ the same failed call at teardown
+    _PENDING.clear()
 
 
 def _create_landmarker(model_path: Path, mode: str, num_hands: int, det: float, pres: float, track: float):
+    _close_pending()
     _, BaseOptions, HandLandmarker, HandLandmarkerOptions, RunningMode = _mediapipe()
     opts = HandLandmarkerOptions(
         base_options=BaseOptions(model_asset_path=str(model_path)),
@@ -62,9 +112,12 @@ def _create_landmarker(model_path: Path, mode: str, num_hands: int, det: float, 
         min_tracking_confidence=track,
     )
     try:
-        return HandLandmarker.create_from_options(opts)
+        lm = HandLandmarker.create_from_options(opts)
     except Exception as e:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError with C++ text
         raise InvalidHandModel(f"MediaPipe could not load the hand model {model_path}: {e}") from None
+    with _LIVE_LOCK:
+        _LIVE.add(lm)
+    return lm
 
 
 def _as_mp_image(frame: np.ndarray):
@@ -106,14 +159,15 @@ class HandDetector:
         """Hands in one RGB image (array ``uint8 [H,W,3]`` or a path)."""
         if self._lm is None:
             raise RuntimeError("HandDetector is closed")
+        _close_pending()
         frame = _load_image(image)
         res = self._lm.detect(_as_mp_image(frame))
         return _to_hands(res, frame.shape[1], frame.shape[0])
 
     def close(self) -> None:
-        if getattr(self, "_lm", None) is not None:
-            self._lm.close()
-            self._lm = None
+        lm, self._lm = getattr(self, "_lm", None), None
+        if lm is not None:
+            _close_landmarker(lm)
 
     def __enter__(self):
         return self
@@ -121,11 +175,9 @@ class HandDetector:
     def __exit__(self, *exc):
         self.close()
 
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+    def __del__(self):  # never closes here: see _PENDING
+        _release_later(getattr(self, "_lm", None))
+        self._lm = None
 
 
 def detect_hands(image, model_path: str | Path | None = None, **kwargs) -> list[Hand]:
