@@ -1071,6 +1071,12 @@ def inspect_bundle(path: str | os.PathLike) -> str:
         ("crop", json.dumps(m.crop)),
         ("mode", s["mode"]),
     ]
+    prep = (m.extra or {}).get("preparation")
+    if isinstance(prep, dict):  # how the training data was prepared (`slsdk data prepare`); the runtime checks it
+        crop_policy = (prep.get("crop") or {}).get("policy") if isinstance(prep.get("crop"), dict) else None
+        rows.insert(rows.index(("crop", json.dumps(m.crop))) + 1,
+                    ("trained on", f"`slsdk data prepare` frames: crop {crop_policy}, size {prep.get('size')}, "
+                                   f"fps {prep.get('fps')}"))
     if s["mode"] == "streaming":
         rows += [("chunk / shift / lookahead", f"{s.get('chunk_frames')} / {s.get('shift_frames')} / "
                                                f"{s.get('lookahead_frames')} frames"),

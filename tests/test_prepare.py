@@ -229,10 +229,11 @@ def test_the_bundle_carries_the_preparation_and_serving_warns_on_skew(tiny_stude
     monkeypatch.chdir(tmp_path)
     frames, _ = load_video(hand_model.parents[1] / CLIP, shorter=240)
     write_video(tmp_path / "clip.mp4", frames[:20], fps=25)
-    r = _cli("run", "b/student-onnx-fp32" if (tmp_path / "b/student-onnx-fp32").is_dir() else "b", "clip.mp4",
-             "--crop", "full", "--json")
+    r = _cli("run", "b", "clip.mp4", "--crop", "full", "--json")
     assert r.exit_code == 0, r.output
     recs = [json.loads(x) for x in r.output.splitlines() if x.startswith("{")]
     assert recs[0] == {"type": "warning", "kind": "train_serve_skew",
                        "message": "crop.policy: prepared 'hands', served 'full'"}
     assert recs[-1]["type"] == "summary"
+    r = _cli("bundle", "inspect", "b")
+    assert r.exit_code == 0 and f"crop hands, size {SIZE}, fps 25.0" in r.output, r.output
