@@ -216,8 +216,8 @@ def markdown(res: dict, command: str) -> str:
     lines = [f"`{command}` ({res['threads']} threads, fp32 matmul peak {res['matmul_peak_gflops']} GFLOP/s; "
              f"ViT-B/16 AdaptSign teacher {big} frames/s eager, measured in the same run)", "",
              "| model | px | WER dev | WER test_si | WER test_us | GMACs/frame | eager torch f/s | x ViT-B/16 | "
-             "onnxruntime fp32 / int8 f/s | ExecuTorch fp32 / int8 f/s | int8 WER test_si (delta): onnx, ort, "
-             "executorch | int8/fp32 size: onnx, executorch, coreml |", "|" + "---|" * 12]
+             "onnxruntime fp32 / int8 f/s (.onnx; .ort) | ExecuTorch fp32 / int8 f/s | int8 WER test_si (delta): onnx, "
+             "ort, executorch | int8/fp32 size: onnx, executorch, coreml |", "|" + "---|" * 12]
     for label, m in res["models"].items():
         w = m["wer"]
         t = res["targets"].get(label, {})
@@ -232,10 +232,13 @@ def markdown(res: dict, command: str) -> str:
         lines.append(f"| {label} | {m['input_px']} | {_f(w['dev']['wer'])} | {_f(w['test_si']['wer'])} | "
                      f"{_f(w['test_us']['wer'])} | {_f(m['gmacs_per_frame'], '{:.4f}')} | "
                      f"{_f(m['eager_frames_per_s'], '{:,.0f}')} | {_f(m['eager_frames_per_s'] / big if big else None, '{:.1f}')} | "
-                     + (f"{fps('onnx-fp32')} / {fps('onnx-int8')} | {fps('executorch-fp32')} / {fps('executorch-int8')} | "
+                     + (f"{fps('onnx-fp32')} / {fps('onnx-int8')}; {fps('ort-fp32')} / {fps('ort-int8')} | "
+                        f"{fps('executorch-fp32')} / {fps('executorch-int8')} | "
                         if t else "- | - | ") + f"{int8} | {sizes} |")
     words = {s: v["ref_words"] for s, v in next(iter(res["models"].values()))["wer"].items()}
-    lines += ["", f"Reference words: {words}. Core ML files are validated only (no Core ML runtime on Linux)."]
+    n8 = sorted({r.get("videos") for t in res["targets"].values() for k, r in t.items() if k.endswith("-int8")} - {None})
+    lines += ["", f"Reference words: {words}; int8 WER on {', '.join(map(str, n8)) or '-'} test_si videos. "
+              "Core ML files are validated only (no Core ML runtime on Linux)."]
     return "\n".join(lines) + "\n"
 
 
@@ -262,7 +265,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-raw", action="store_true", help="do not keep the portrait clips (faster data stage)")
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (tests)")
     p.add_argument("--build-only", action="store_true", help="stages 1-4 only")
+    p.add_argument("--render", action="store_true", help="only rewrite OUT/students.md from OUT/students.json")
     args = p.parse_args(argv)
+    if args.render:
+        res = json.loads((Path(args.out) / "students.json").read_text())
+        md = markdown(res, res["command"])
+        (Path(args.out) / "students.md").write_text(md)
+        print(md)
+        return 0
     if args.budget:
         defaults = {k: p.get_default(k) for k in BUDGET_ARGS}
         for k, v in BUDGET_ARGS.items():
