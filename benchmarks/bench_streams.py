@@ -1,7 +1,7 @@
 """How many 25 fps streams one machine sustains in real time, per backend, with and without hand cropping.
 
     python benchmarks/bench_streams.py [--bundles DIR] [--cores 2] [--seconds 4] [--max-streams 64]
-        [--video CLIP.mp4] [--hand-model PATH] [--out streams.json]
+        [--video CLIP.mp4] [--hand-model PATH] [--feed-threads 1,2] [--out streams.json]
 
 N streams share one ``slsdk.Recognizer`` (one loaded model): every stream is fed the clip (looped to
 ``--seconds`` of video at the manifest's 25 fps, untimed frames, already decoded: video decoding is not
@@ -11,6 +11,8 @@ for the fixed-batch ONNX / ExecuTorch students slsdk writes. With ``hands`` ever
 MediaPipe hand tracker on every frame. A count N is sustained when the wall time for N streams x S seconds of
 video is at most S seconds; the answer is the largest sustained N (N doubles until it fails, then the gap is
 bisected). The process is pinned to ``--cores`` CPU cores and the backends get that many threads.
+``--feed-threads``: each round feeds the streams (crop + preprocess) on that many threads, one task per stream,
+then one ``decode_streams`` call (a server's pattern; 1 = everything on the main thread).
 
 Without ``--bundles`` the default (phone) student is built with random weights (speed does not depend on
 them) and converted to onnx fp32, onnx int8 (dynamic) and executorch fp32; the torch backend runs its
@@ -25,6 +27,7 @@ import platform
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,13 +63,21 @@ def build_bundles(out: Path) -> list[tuple[str, Path, str | None]]:
     return rows
 
 
-def wall_for(rec, clip_chunks, n: int) -> float:
-    """Seconds to run n streams over the clip's chunks (fed round-robin, decode_streams per round)."""
+def wall_for(rec, clip_chunks, n: int, pool=None) -> float:
+    """Seconds to run n streams over the clip's chunks (fed round-robin, decode_streams per round).
+
+    With ``pool`` (a thread pool) each round feeds the streams on its threads, one task per stream, and waits for
+    them before the model call: the server pattern the thread rule allows (a stream is fed by one thread at a
+    time; MediaPipe runs each stream's tracker on its own executor thread, so the trackers use every core)."""
     streams = [rec.create_stream() for _ in range(n)]
     t0 = time.perf_counter()
     for chunk in clip_chunks:
-        for s in streams:
-            s.accept_frames(chunk, decode=False)
+        if pool is None:
+            for s in streams:
+                s.accept_frames(chunk, decode=False)
+        else:
+            for f in [pool.submit(s.accept_frames, chunk, decode=False) for s in streams]:
+                f.result()
         rec.decode_streams(streams)
     for s in streams:
         s.input_finished()
@@ -74,16 +85,16 @@ def wall_for(rec, clip_chunks, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def sustained(rec, clip_chunks, seconds: float, max_streams: int) -> tuple[int, dict]:
+def sustained(rec, clip_chunks, seconds: float, max_streams: int, pool=None) -> tuple[int, dict]:
     """Largest N with wall(N) <= seconds, and the wall times tried."""
     tried: dict[int, float] = {}
 
     def ok(n):
         if n not in tried:
-            tried[n] = wall_for(rec, clip_chunks, n)
+            tried[n] = wall_for(rec, clip_chunks, n, pool)
         return tried[n] <= seconds
 
-    wall_for(rec, clip_chunks[:2], 1)  # warm-up: sessions, caches, the hand tracker
+    wall_for(rec, clip_chunks[:2], 1, pool)  # warm-up: sessions, caches, the hand tracker
     if not ok(1):
         return 0, tried
     lo, hi = 1, None
@@ -110,6 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--video", type=Path, default=None, help="default: ../shared/data/hands/webcam_gestures.mp4")
     p.add_argument("--hand-model", type=Path, default=None)
     p.add_argument("--crops", default="full,hands", help="crop policies to measure")
+    p.add_argument("--feed-threads", default="1,2", help="threads that feed (crop, preprocess) the streams each "
+                   "round: one row per value (1 = all in the main thread)")
     p.add_argument("--out", type=Path, default=Path("streams.json"))
     args = p.parse_args(argv)
 
@@ -140,14 +153,22 @@ def main(argv=None) -> int:
                 n_frames = int(round(args.seconds * rec.fps))
                 frames = clip[np.arange(n_frames) % len(clip)]
                 chunks = [frames[i:i + rec.chunk] for i in range(0, n_frames, rec.chunk)]
-                n, tried = sustained(rec, chunks, n_frames / rec.fps, args.max_streams)
-                per_stream = min(w / k for k, w in tried.items()) / (n_frames / rec.fps)
-                rows.append({"model": label, "backend": rec.backend.name, "crop": crop,
-                             "batched": bool(rec.backend.batch_inputs), "streams": n,
-                             "stream_rtf": round(per_stream, 4),
-                             "tried": {k: round(v, 3) for k, v in sorted(tried.items())}})
-                print(f"{label:<16} {rec.backend.name:<12} {crop:<6} {n:>3} streams in real time "
-                      f"(best per-stream RTF {per_stream:.3f}; wall s per N {rows[-1]['tried']})", flush=True)
+                for feed in (int(x) for x in args.feed_threads.split(",") if x):
+                    pool = ThreadPoolExecutor(feed, thread_name_prefix="feed") if feed > 1 else None
+                    try:
+                        n, tried = sustained(rec, chunks, n_frames / rec.fps, args.max_streams, pool)
+                    finally:
+                        if pool is not None:
+                            pool.shutdown()
+                    per_stream = min(w / k for k, w in tried.items()) / (n_frames / rec.fps)
+                    rows.append({"model": label, "backend": rec.backend.name, "crop": crop, "feed_threads": feed,
+                                 "batched": bool(rec.backend.batch_inputs), "streams": n,
+                                 "stream_rtf": round(per_stream, 4),
+                                 "tried": {k: round(v, 3) for k, v in sorted(tried.items())},
+                                 "load_average": round(os.getloadavg()[0], 2)})
+                    print(f"{label:<16} {rec.backend.name:<12} {crop:<6} feed threads {feed} {n:>3} streams in real "
+                          f"time (best per-stream RTF {per_stream:.3f}; wall s per N {rows[-1]['tried']}; load "
+                          f"{rows[-1]['load_average']})", flush=True)
     info = {"cores": args.cores, "seconds": args.seconds, "video": str(video), "machine": platform.machine(),
             "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}  # a shared machine says so
