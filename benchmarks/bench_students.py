@@ -1,9 +1,14 @@
 """Teacher vs students on the Isharah-scale synthetic preset, measured in one run (never asserted).
 
     python benchmarks/bench_students.py [--out runs/isharah] [--glosses 100] [--teacher-epochs 8]
-        [--student-epochs 6] [--lite0-size 128] [--int8-videos 0] [--fp32-videos 16] [--quick]
+        [--student-epochs 6] [--lite0-size 128] [--lite0-freeze 0] [--lite0-epochs N] [--int8-videos 0]
+        [--fp32-videos 16] [--targets ...] [--quick] [--render]
 
-Stages (each is skipped when its output is already in --out, so an interrupted run continues):
+The README's run: --teacher-epochs 8 --student-epochs 4 --lite0-size 96 --lite0-freeze 11 --lite0-epochs 3
+--fp32-videos 8 --int8-videos 120 --targets onnx ort executorch (--no-raw).
+
+Stages (a finished stage is skipped, an unfinished training stage resumes from its last.pt, so an interrupted
+run continues; OUT/students.partial.json holds the models measured so far):
 
   1 data      ``slsdk data synth --preset isharah`` (15 signers, 5 held out for SI; US = unseen sentences)
   2 pretrain  the demo's stand-in for CLIP weights: ViT-S/16-demo tower and the vit-tiny student tower
@@ -131,7 +136,7 @@ def _videos(samples, vocab, limit):
     return [(read_video(s.video), vocab.encode(s.glosses)) for s in samples]
 
 
-def measure(paths: dict, args, console) -> dict:
+def measure(paths: dict, args, console, partial: Path | None = None) -> dict:
     """Stage 5: one row per model; per student a row per target x precision."""
     import tempfile
 
@@ -174,6 +179,8 @@ def measure(paths: dict, args, console) -> dict:
                                 "checkpoint_mb": round(dir_size_mb(ckpt), 2)}
         console.print(f"{label}: {row.gmacs_per_frame} GMACs/frame, eager {row.frames_per_s} frames/s")
         if kind == "teacher":
+            if partial is not None:
+                partial.write_text(json.dumps(res, indent=1, default=str) + "\n")
             continue
         test = splits["test_si"]
         held_fp32 = _videos(test, vocab, args.fp32_videos)
@@ -204,6 +211,8 @@ def measure(paths: dict, args, console) -> dict:
             if a.get("size_mb") and b.get("size_mb"):
                 a["size_vs_float"] = round(a["size_mb"] / b["size_mb"], 3)
         res["targets"][label] = rows
+        if partial is not None:   # what is measured so far survives an interrupted run
+            partial.write_text(json.dumps(res, indent=1, default=str) + "\n")
     return res
 
 
@@ -282,7 +291,7 @@ def main(argv=None) -> int:
     paths = build(args, console)
     if args.build_only:
         return 0
-    res = measure(paths, args, console)
+    res = measure(paths, args, console, partial=Path(args.out) / "students.partial.json")
     res["command"] = "python benchmarks/bench_students.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     (out / "students.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
