@@ -92,16 +92,20 @@ def build(args, console) -> dict:
                                                           pool_videos=8 if quick else STUDENT_PRETRAIN_POOL),
                           vision_config=StudentConfig(num_classes=2).encoder_config, console=console)
     console.print(f"({time.perf_counter() - t0:.0f} s)")
+    if args.stop_after == "pretrain":
+        return {"data": data, "teacher": None, "students": {}}
 
     t0 = _stage(console, "3/5 teacher")
     teacher = out / "teacher" / "best.pt"
     state = _trained(out / "teacher", 1 if quick else args.teacher_epochs)
     if not state:
-        tcfg = TrainConfig(epochs=1 if quick else args.teacher_epochs, batch_size=4, lr=1e-3, warmup_steps=20,
-                           seed=args.seed, augment=not quick)
+        tcfg = TrainConfig(epochs=1 if quick else args.teacher_epochs, batch_size=4, lr=args.teacher_lr, warmup_steps=20,
+                           seed=args.seed, augment=not quick, flip=not args.no_flip)
         train(data, out / "teacher", teacher_config(hidden=64 if quick else 256, weights=str(p_teacher)), tcfg,
               resume=state is False, overwrite=state is None, progress=True)
     console.print(f"({time.perf_counter() - t0:.0f} s)")
+    if args.stop_after == "teacher":
+        return {"data": data, "teacher": teacher, "students": {}}
 
     students = {}
     for name, weights, extra in (("vit-tiny", str(p_student), {}),
@@ -114,7 +118,7 @@ def build(args, console) -> dict:
         if not state:
             dcfg = DistillConfig(epochs=epochs, batch_size=4,
                                  lr=args.lite0_lr if name != "vit-tiny" else 1e-3, warmup_steps=20,
-                                 seed=args.seed, augment=not quick, student_weights=weights, report=False,
+                                 seed=args.seed, augment=not quick, flip=not args.no_flip, student_weights=weights, report=False,
                                  student_encoder=name, student={**extra, **({"hidden": 64} if quick else {})})
             distill(teacher, data, ckpt.parent, dcfg, resume=state is False, overwrite=state is None, progress=True)
         students[name] = ckpt
@@ -260,6 +264,9 @@ def main(argv=None) -> int:
     p.add_argument("--pretrain-steps", type=int, default=1000)
     p.add_argument("--teacher-epochs", type=int, default=8)
     p.add_argument("--student-epochs", type=int, default=6)
+    p.add_argument("--teacher-lr", type=float, default=1e-3)
+    p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation (the preset's signers "
+                   "are all right-handed; a flip makes them left-handed and mirrors the signs' sided places and directions)")
     p.add_argument("--lite0-size", type=int, default=128, help="EfficientNet-Lite0 input (signing-space crop) px")
     p.add_argument("--lite0-lr", type=float, default=1e-3)
     p.add_argument("--lite0-epochs", type=int, default=None, help="EfficientNet-Lite0 epochs (default --student-epochs)")
@@ -274,6 +281,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-raw", action="store_true", help="do not keep the portrait clips (faster data stage)")
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (tests)")
     p.add_argument("--build-only", action="store_true", help="stages 1-4 only")
+    p.add_argument("--stop-after", choices=("pretrain", "teacher"), default=None,
+                   help="stop after this stage (with --build-only implied): sweeps share OUT/data and OUT/clip")
     p.add_argument("--render", action="store_true", help="only rewrite OUT/students.md from OUT/students.json")
     args = p.parse_args(argv)
     if args.render:
@@ -289,7 +298,7 @@ def main(argv=None) -> int:
                 setattr(args, k, v)
     console = Console()
     paths = build(args, console)
-    if args.build_only:
+    if args.build_only or args.stop_after:
         return 0
     res = measure(paths, args, console, partial=Path(args.out) / "students.partial.json")
     res["command"] = "python benchmarks/bench_students.py " + " ".join(argv if argv is not None else sys.argv[1:])
