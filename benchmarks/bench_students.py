@@ -282,7 +282,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (tests)")
     p.add_argument("--build-only", action="store_true", help="stages 1-4 only")
     p.add_argument("--stop-after", choices=("pretrain", "teacher"), default=None,
-                   help="stop after this stage (with --build-only implied): sweeps share OUT/data and OUT/clip")
+                   help="stop after this stage (implies --build-only); a trial reuses data and towers when "
+                   "OUT/data and OUT/clip are linked into its own OUT")
     p.add_argument("--render", action="store_true", help="only rewrite OUT/students.md from OUT/students.json")
     args = p.parse_args(argv)
     if args.render:
