@@ -939,6 +939,7 @@ def _safe_extract(zip_path: Path, dest: Path) -> None:
         raise BundleError(f"{zip_path}: not a readable zip file ({_short(str(e), 200)})") from None
     with zf:
         total = 0
+        size = zip_path.stat().st_size
         infos = zf.infolist()
         for info in infos:
             name = info.filename
@@ -948,6 +949,9 @@ def _safe_extract(zip_path: Path, dest: Path) -> None:
                 raise BundleError(f"{zip_path}: member {name!r} is a symlink; refused")
             if info.file_size < 0 or info.compress_size < 0:
                 raise BundleError(f"{zip_path}: member {name!r} has negative sizes (corrupt zip)")
+            if not 0 <= info.header_offset < size:
+                raise BundleError(f"{zip_path}: member {name!r} starts at byte {info.header_offset}, outside the "
+                                  f"file's {size} bytes (corrupt zip)")
             total += info.file_size
             if total > _MAX_ZIP_BYTES:
                 raise BundleError(f"{zip_path}: uncompressed size exceeds {_MAX_ZIP_BYTES} bytes; refused")
@@ -964,7 +968,12 @@ def _safe_extract(zip_path: Path, dest: Path) -> None:
                 target = dest / info.filename
                 target.parent.mkdir(parents=True, exist_ok=True)
                 written = 0
-                with zf.open(info) as src, open(target, "wb") as dst:
+                try:
+                    src = zf.open(info)
+                except OSError as e:   # a header offset the OS cannot seek to (EINVAL), read past the end
+                    raise BundleError(f"{zip_path}: member {info.filename!r} cannot be read: its local header "
+                                      f"is not where the zip directory says ({e.strerror or e}); corrupt zip") from None
+                with src, open(target, "wb") as dst:
                     while True:
                         block = src.read(1 << 20)
                         if not block:
