@@ -1,6 +1,6 @@
 """Property test: mutated manifests and zip headers load as a bundle or fail with BundleError, within a bound.
 
-Examples are derandomized (the same 250 each run, so CI is reproducible; run with --hypothesis-seed to explore).
+Examples are derandomized (the same 250 each run, so CI is reproducible; set derandomize=False to explore new ones).
 Each example starts from a valid bundle (a real tiny ONNX model run by nothing, read by onnx) and either
 replaces / deletes / adds one value anywhere in manifest.json (numbers far out of range, NaN, Infinity, 1e400,
 huge integers, wrong types, deep lists), or overwrites bytes of the zip's headers (local headers, central
