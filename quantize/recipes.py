@@ -167,6 +167,7 @@ def xnnpack_int8_dynamic(module, example_inputs, calib=None):
 # saturate for full-range weights; 7-bit weights cannot. Measured on the tiny student on an AVX2 host: dynamic
 # cosine 0.99836 -> 0.999993, static QDQ 0.999934 -> 0.999988 (and onnxruntime-web, which does not saturate,
 # then gives Python's logits); on an AVX-512 VNNI host full-range weights gave 0.999994 / 0.999993.
+REDUCE_RANGE = True
 _FLOAT_OPS = ("LayerNormalization", "Softmax", "LogSoftmax", "ReduceMean", "Pow", "Sqrt", "Div", "Erf")
 
 
@@ -252,7 +253,7 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
         tmp = _tmp_path(onnx_out, ".onnx")
         try:
             quantize_static(str(src), str(tmp), _Reader(calib, input_names), quant_format=QuantFormat.QDQ,
-                            per_channel=True, reduce_range=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                            per_channel=True, reduce_range=REDUCE_RANGE, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=exclude,
                             calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
@@ -278,7 +279,7 @@ def onnx_int8_dynamic(onnx_in, onnx_out, calib=None, input_names=None):
         onnx.save(_pretranspose_gemm_weights(onnx.load(str(onnx_in))), str(src))
         tmp = _tmp_path(onnx_out, ".onnx")
         try:
-            quantize_dynamic(str(src), str(tmp), per_channel=False, reduce_range=True, weight_type=QuantType.QInt8,
+            quantize_dynamic(str(src), str(tmp), per_channel=False, reduce_range=REDUCE_RANGE, weight_type=QuantType.QInt8,
                              op_types_to_quantize=["MatMul", "Gemm"],
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
             _copy_metadata(onnx_in, tmp)
