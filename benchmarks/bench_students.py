@@ -70,7 +70,8 @@ def build(args, console) -> dict:
     quick = args.quick
     t0 = _stage(console, "1/5 data: the isharah preset")
     kw = preset_settings("isharah", **({**BUDGET_DATA} if args.budget else {}),
-                         **({"num_glosses": args.glosses} if args.glosses else {}))
+                         **({"num_glosses": args.glosses} if args.glosses else {}),
+                         **({"duration": args.duration} if args.duration else {}))
     if quick:
         kw.update(quick_kwargs(), min_len=3, max_len=5)
     if args.no_raw or quick:
@@ -261,6 +262,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/isharah"))
     p.add_argument("--glosses", type=int, default=None, help="glosses in the preset (default 100; up to 388+)")
+    p.add_argument("--duration", type=float, default=None, help="scale of every sign, transition and hold "
+                   "(the preset's signing rate; > 1 is slower signing, longer videos)")
     p.add_argument("--pretrain-steps", type=int, default=1000)
     p.add_argument("--teacher-epochs", type=int, default=8)
     p.add_argument("--student-epochs", type=int, default=6)

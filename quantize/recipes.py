@@ -238,7 +238,8 @@ def _preprocess(onnx_in: Path, work: Path) -> Path:
 @register_recipe("onnx-int8-static", "onnx",
                  "onnxruntime quantize_static, QDQ, int8 per-channel weights (7-bit range: no VPMADDUBSW saturation on "
                  "non-VNNI x86) + int8 activations calibrated on "
-                 "chunks; LayerNorm/Softmax and the final classifier stay float",
+                 "chunks; LayerNorm/Softmax stay float, the final classifier has int8 weights (per channel) on float "
+                 "activations and logits",
                  needs_calibration=True)
 def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
     import onnx
@@ -258,12 +259,61 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
                             calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
                                            "DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantized = onnx.load(str(tmp))
+            if _int8_weights_only(quantized, exclude):
+                onnx.save(quantized, str(tmp))
             _copy_metadata(onnx_in, tmp)
             os.replace(tmp, onnx_out)
         finally:
             if tmp.exists():
                 tmp.unlink()
     return onnx_out
+
+
+def _int8_weights_only(model, node_names) -> int:
+    """The float MatMul/Gemm nodes among ``node_names`` (the classifier) get int8 *stored* weights: a
+    per-output-channel symmetric int8 initializer -> Cast -> Mul(scale) -> the float op. Activations, logits and
+    the matmul stay float; runtimes fold Cast/Mul into a float weight at load. Not DequantizeLinear: onnxruntime's
+    CPU optimiser fuses DequantizeLinear -> MatMul into MatMulNBits, which computes with int8 activations
+    (logits 0.008 off the unfused graph, which onnxruntime-web runs). Returns the number of weights replaced."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    wanted = set(node_names)
+    uses = {}
+    for n in model.graph.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
+    done = 0
+    for node in list(model.graph.node):
+        if node.name not in wanted or node.op_type not in ("MatMul", "Gemm") or len(node.input) < 2:
+            continue
+        w_name = node.input[1]
+        if w_name not in inits or uses.get(w_name, 0) != 1:
+            continue
+        w = numpy_helper.to_array(inits[w_name]).astype(np.float32)
+        if w.ndim != 2:
+            continue
+        trans_b = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+        axis = 0 if trans_b else 1     # the output channels
+        amax = np.abs(w).max(axis=1 - axis)
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        shape = (-1, 1) if axis == 0 else (1, -1)
+        q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+        base = f"{w_name}_int8"
+        model.graph.initializer.remove(inits[w_name])
+        model.graph.initializer.extend([numpy_helper.from_array(q, base),
+                                        numpy_helper.from_array(scale.reshape(shape), f"{base}_scale")])
+        at = list(model.graph.node).index(node)
+        model.graph.node.insert(at, helper.make_node("Mul", [f"{base}_float", f"{base}_scale"], [f"{base}_weight"],
+                                                     name=f"{node.name}_weight_scale"))
+        model.graph.node.insert(at, helper.make_node("Cast", [base], [f"{base}_float"], name=f"{node.name}_weight_cast",
+                                                     to=onnx.TensorProto.FLOAT))
+        node.input[1] = f"{base}_weight"
+        done += 1
+    return done
 
 
 @register_recipe("onnx-int8-dynamic", "onnx",

@@ -113,6 +113,21 @@ def test_onnx_int8_static(student, calib, heldout, tmp_path):
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert "LayerNormalization" in ops  # kept in float
     assert {p.key for p in model.metadata_props} >= {"slsdk_manifest", "vocab"}
+    # the classifier: int8 weights per output channel -> Cast -> Mul(scale) -> float MatMul/Gemm (float logits)
+    from onnx import numpy_helper
+
+    from slsdk.quantize.recipes import classifier_nodes
+
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    head = [n for n in model.graph.node if n.name in set(classifier_nodes(model)) and n.op_type in ("MatMul", "Gemm")]
+    assert head
+    for n in head:
+        mul = producers[n.input[1]]
+        cast = producers[mul.input[0]]
+        assert mul.op_type == "Mul" and cast.op_type == "Cast" and inits[cast.input[0]].dtype == np.int8
+        assert inits[mul.input[1]].size == student.head.classifier.weight.shape[0]   # one scale per class
+        assert producers[n.input[0]].op_type != "DequantizeLinear"                     # float activations
 
 
 def test_onnx_int8_dynamic(student, heldout, tmp_path):

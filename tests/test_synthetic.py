@@ -101,6 +101,21 @@ def test_render_sentence_segments_and_determinism():
         render_sentence(["NOPE"], 0, 0)
 
 
+def test_duration_scales_the_timeline_only():
+    """``duration`` (the signing rate): 1 is the default timeline exactly; 1.5 makes every sign about 1.5x longer
+    with the same signs in the same order; generate_synthetic records it only when it is not 1."""
+    from slsdk.data.synthetic import generate_synthetic
+
+    v, segs = render_sentence(["HELLO", "THANKS", 2], 0, 7, return_segments=True)
+    np.testing.assert_array_equal(v, render_sentence(["HELLO", "THANKS", 2], 0, 7, duration=1.0))
+    w, wsegs = render_sentence(["HELLO", "THANKS", 2], 0, 7, return_segments=True, duration=1.5)
+    assert [g for g, _, _ in wsegs] == [g for g, _, _ in segs]
+    ratio = sum(b - a for _, a, b in wsegs) / sum(b - a for _, a, b in segs)
+    assert 1.3 < ratio < 1.7 and 1.3 < len(w) / len(v) < 1.7
+    with pytest.raises(ValueError, match="duration must be > 0"):
+        generate_synthetic("unused", duration=0)
+
+
 def test_signs_are_learnable_across_signers():
     """Nearest centroid on hand/motion images (frame minus rest pose, 16x16, two halves of the sign):
     centroids from 5 signers classify 2 unseen signers' signs far above chance (1/12)."""

@@ -307,12 +307,16 @@ def _movement(kind: str, u: np.ndarray, amp: float) -> np.ndarray:
     raise ValueError(f"unknown movement {kind!r}")
 
 
-def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generator, coarticulation: float = 0.0):
+def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generator, coarticulation: float = 0.0,
+              duration: float = 1.0):
     """Per-frame poses: (dom_xy, nd_xy, dom_shape, nd_shape, angle, nd_visible) and gloss segments.
 
     ``coarticulation`` in [0, 1]: shorter transitions, the next handshape formed earlier in the transition,
     and each sign's place pulled towards the previous sign's (0 = the default data set's timeline).
+    ``duration`` scales every hold, transition and sign (1 = the default data set's signing rate; the
+    random draws are the same whatever it is).
     """
+    dur = float(duration)
     co = float(coarticulation)
     switch = 0.5 - 0.35 * co  # fraction of a transition after which the next handshape shows
     amp = 0.07
@@ -338,13 +342,17 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
         cur_dom, cur_nd, cur_shape, cur_angle, cur_nd_shape = tgt_dom, tgt_nd, shape, angle, nd_shape
 
     def frames(base):
-        return max(3, int(round(base / signer.speed * rng.uniform(0.9, 1.12))))
+        return max(3, int(round(dur * base / signer.speed * rng.uniform(0.9, 1.12))))
 
     def transition():
         n = frames(3)
         return max(2, int(round(n * (1 - 0.4 * co)))) if co else n
 
-    hold(int(rng.integers(2, 5)))
+    def rest():
+        n = int(rng.integers(2, 5))
+        return n if dur == 1 else int(round(n * dur))
+
+    hold(rest())
     prev_loc = None
     for sign in signs:
         loc = np.array(EXT_LOCATIONS[sign.location]) + rng.normal(0, 0.008, 2)
@@ -368,7 +376,7 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
             shapes.append(sign.shape); nd_shapes.append(nd_shape); angles.append(sign.angle)
         segments.append((sign.name, seg_start, len(dom)))
     move_to(np.array(REST[0]), np.array(REST[1]), "flat", "flat", 180.0, frames(3))
-    hold(int(rng.integers(2, 5)))
+    hold(rest())
     return dom, nd, shapes, nd_shapes, angles, segments
 
 
@@ -399,8 +407,11 @@ def _static_layer(signer: SignerSpec, size: int, to_px, rng, *, width: int | Non
 
 def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
                     lexicon: list[SignSpec] | None = None, image_size: int = 96, noise: float = 3.0,
-                    return_segments: bool = False, return_poses: bool = False, coarticulation: float = 0.0):
+                    return_segments: bool = False, return_poses: bool = False, coarticulation: float = 0.0,
+                    duration: float = 1.0):
     """Render one signing video: ``uint8 [T, S, S, 3]`` (and ``[(gloss, start, end)]`` if asked).
+
+    ``duration`` scales the length of every hold, transition and sign (1 = the default signing rate).
 
     ``return_poses``: also return the per-frame hand poses (``float32 [T, 12]``, see ``_pose_array``) that
     :func:`slsdk.train.pretrain.pretrain_backbone` learns from.
@@ -426,7 +437,7 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
     base = _static_layer(signer, size, to_px, rng)
     gain = np.float32(rng.uniform(0.92, 1.08))
     bank = rng.normal(0, noise, (4, size, size, 3)).astype(np.float32) if noise > 0 else None
-    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng, coarticulation)
+    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng, coarticulation, duration)
     r = 0.062 * sc
     arm_w = 0.085 * sc
     sleeve = tuple(c * 0.72 for c in signer.clothing)
@@ -556,8 +567,8 @@ def _lookup_signs(glosses, lexicon: list[SignSpec], caller: str = "render_phone_
 
 def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
                           lexicon: list[SignSpec] | None = None, framing: PhoneFraming | None = None,
-                          coarticulation: float = 0.6, return_segments: bool = False):
-    """Render one phone-framed signing video.
+                          coarticulation: float = 0.6, return_segments: bool = False, duration: float = 1.0):
+    """Render one phone-framed signing video (``duration``: as :func:`render_sentence`'s).
 
     Returns ``(frames uint8 [T, H, W, 3], hands)`` where ``hands[t]`` lists ``(landmarks float32 [21, 3],
     handedness)`` for each hand whose centre is inside frame ``t`` (the renderer's own hand positions, which
@@ -581,7 +592,7 @@ def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.
         return (ox + (p[0] - 0.5) * sc, oy + p[1] * sc)
 
     base = _static_layer(signer, h + 2 * pad, to_px, rng, width=w + 2 * pad, sc=sc)
-    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng, coarticulation)
+    dom, nd, shapes, nd_shapes, angles, segments = _timeline(signs, signer, rng, coarticulation, duration)
     n = len(dom)
     # hand-held camera: AR(1) walk in pixels + rare jolts, clipped to the padding
     walk = np.zeros((n, 2))
@@ -776,7 +787,7 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                        fps: int = 25, min_len: int = 2, max_len: int = 6, noise: float = 3.0,
                        video_format: str = "mp4", overwrite: bool = False, phone: dict | None = None,
                        coarticulation: float = 0.0, crop: dict | None = None, keep_raw: bool = True,
-                       progress: bool = False) -> Path:
+                       duration: float = 1.0, progress: bool = False) -> Path:
     """Write the synthetic data set to ``out_dir`` (folder format) and return ``out_dir``.
 
     Files: ``annotations.csv`` (``id,video,signer,split,glosses``), ``videos/{split}/{id}.mp4`` (or
@@ -806,6 +817,10 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
         raise ValueError("crop settings apply to phone-framed data only (pass phone=...)")
     if coarticulation:
         settings["coarticulation"] = float(coarticulation)
+    if float(duration) <= 0:
+        raise ValueError(f"duration must be > 0, got {duration}")
+    if float(duration) != 1:
+        settings["duration"] = float(duration)
     settings = json.loads(json.dumps(settings))   # as synthetic.json stores it (tuples become lists)
     spec_path = out / "synthetic.json"
     if spec_path.is_file() and (out / "annotations.csv").is_file() and not overwrite:
@@ -838,10 +853,10 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
         vrng = np.random.default_rng([seed, 4, s, j])
         if phone is None:
             frames = render_sentence(sent, signers[s], vrng, lexicon=lexicon, image_size=image_size, noise=noise,
-                                     coarticulation=coarticulation)
+                                     coarticulation=coarticulation, duration=duration)
         else:
             raw, hands = render_phone_sentence(sent, signers[s], vrng, lexicon=lexicon, framing=framing,
-                                               coarticulation=coarticulation)
+                                               coarticulation=coarticulation, duration=duration)
             frames, boxes = renderer_crop(raw, hands, image_size, fps, crop_cfg)
             if keep_raw:
                 write_video(out / "raw" / split / f"{vid}.mp4", raw, fps)
