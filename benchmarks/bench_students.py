@@ -40,6 +40,7 @@ SPLITS = ("dev", "test_si", "test_us")
 BUDGET_DATA = dict(num_glosses=40, num_train_sentences=120, sentences_per_signer=24, dev_per_signer=4,
                    test_si_per_signer=20, num_test_us_sentences=25, test_us_per_sentence=4)
 BUDGET_ARGS = dict(pretrain_steps=300, teacher_epochs=4, student_epochs=3, lite0_size=96, lite0_freeze=8)
+FULL_ARGS = dict(pretrain_steps=1000, teacher_epochs=8, student_epochs=6, lite0_size=128, lite0_freeze=0)
 
 
 def _stage(console, name):
@@ -264,16 +265,19 @@ def main(argv=None) -> int:
     p.add_argument("--glosses", type=int, default=None, help="glosses in the preset (default 100; up to 388+)")
     p.add_argument("--duration", type=float, default=None, help="scale of every sign, transition and hold "
                    "(the preset's signing rate; > 1 is slower signing, longer videos)")
-    p.add_argument("--pretrain-steps", type=int, default=1000)
-    p.add_argument("--teacher-epochs", type=int, default=8)
-    p.add_argument("--student-epochs", type=int, default=6)
+    p.add_argument("--pretrain-steps", type=int, default=None, help="teacher tower steps (default 1000; the "
+                   "student tower gets 3x)")
+    p.add_argument("--teacher-epochs", type=int, default=None, help="default 8")
+    p.add_argument("--student-epochs", type=int, default=None, help="default 6")
     p.add_argument("--teacher-lr", type=float, default=1e-3)
     p.add_argument("--no-flip", action="store_true", help="no horizontal-flip augmentation (the preset's signers "
                    "are all right-handed; a flip makes them left-handed and mirrors the signs' sided places and directions)")
-    p.add_argument("--lite0-size", type=int, default=128, help="EfficientNet-Lite0 input (signing-space crop) px")
+    p.add_argument("--lite0-size", type=int, default=None, help="EfficientNet-Lite0 input (signing-space crop) px "
+                   "(default 128)")
     p.add_argument("--lite0-lr", type=float, default=1e-3)
     p.add_argument("--lite0-epochs", type=int, default=None, help="EfficientNet-Lite0 epochs (default --student-epochs)")
-    p.add_argument("--lite0-freeze", type=int, default=0, help="EfficientNet blocks kept frozen (0 = fine-tune all)")
+    p.add_argument("--lite0-freeze", type=int, default=None, help="EfficientNet blocks kept frozen (default 0: "
+                   "fine-tune all)")
     p.add_argument("--budget", action="store_true", help="the reduced run that fits 2 shared CPU cores "
                    "(BUDGET_DATA, BUDGET_ARGS); explicit flags still win")
     p.add_argument("--fp32-videos", type=int, default=16, help="test_si videos for fp32 parity (0 = all)")
@@ -295,11 +299,9 @@ def main(argv=None) -> int:
         (Path(args.out) / "students.md").write_text(md)
         print(md)
         return 0
-    if args.budget:
-        defaults = {k: p.get_default(k) for k in BUDGET_ARGS}
-        for k, v in BUDGET_ARGS.items():
-            if getattr(args, k) == defaults[k]:
-                setattr(args, k, v)
+    for k, v in (BUDGET_ARGS if args.budget else FULL_ARGS).items():   # flags given explicitly win
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     console = Console()
     paths = build(args, console)
     if args.build_only or args.stop_after:

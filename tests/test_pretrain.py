@@ -40,6 +40,32 @@ def test_pose_targets_point_at_the_hands():
     np.testing.assert_allclose(poses[:, 6] ** 2 + poses[:, 7] ** 2, 1.0, atol=1e-5)
 
 
+def test_phone_pool_targets_point_at_the_hands_in_the_crops():
+    """A phone-framed data set's pretraining pool is its videos' signing-space crops (the runtime's crop rule);
+    each crop's dominant-hand target lands on the hand. The signers get green skin (nothing else in a frame is
+    green), as each clip's gain and colour cast change the drawn colours; no noise, light drift, shake or blur."""
+    import dataclasses
+
+    from slsdk.data.synthetic import PRESETS, make_lexicon
+    from slsdk.train.pretrain import _render_pool
+
+    phone = {**PRESETS["isharah"]["phone"], "noise": 0.0, "lighting": 0.0, "light_switch_p": 0.0, "blur": False,
+             "shake": 0.0}
+    settings = {**PRESETS["isharah"], "phone": phone, "image_size": 64, "noise": 0.0}
+    signers = [dataclasses.replace(make_signer(k), skin=(30, 220, 30)) for k in (2, 5)]
+    frames, poses = _render_pool(make_lexicon(40), signers, settings, 2, 0, 11)
+    assert frames.shape[1:] == (64, 64, 3) and len(poses) == len(frames)
+    on_hand = []
+    for t in range(0, len(frames), 2):
+        x, y = (poses[t, 8:10] * 64).astype(int)
+        if 2 <= x < 62 and 2 <= y < 62:
+            p = frames[t, y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).astype(np.float32)
+            on_hand.append(bool(((p[:, 1] - np.maximum(p[:, 0], p[:, 2])) > 80).any()))
+    assert len(on_hand) >= 10 and all(on_hand), on_hand   # portrait-frame fractions instead: 46 % on the hand
+    square, _ = _render_pool(make_lexicon(40), signers, settings, 1, 0, 11, data_framing=False)
+    assert square.shape[1:] == (64, 64, 3)
+
+
 def test_flip_moves_targets_with_the_pixels():
     signer = make_signer(1)
     frames, poses = render_sentence(["THANKS", "EAT"], signer, 1, noise=0.0, return_poses=True)

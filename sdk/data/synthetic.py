@@ -567,12 +567,14 @@ def _lookup_signs(glosses, lexicon: list[SignSpec], caller: str = "render_phone_
 
 def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
                           lexicon: list[SignSpec] | None = None, framing: PhoneFraming | None = None,
-                          coarticulation: float = 0.6, return_segments: bool = False, duration: float = 1.0):
+                          coarticulation: float = 0.6, return_segments: bool = False, duration: float = 1.0,
+                          return_poses: bool = False):
     """Render one phone-framed signing video (``duration``: as :func:`render_sentence`'s).
 
     Returns ``(frames uint8 [T, H, W, 3], hands)`` where ``hands[t]`` lists ``(landmarks float32 [21, 3],
     handedness)`` for each hand whose centre is inside frame ``t`` (the renderer's own hand positions, which
-    stand in for a hand detector), plus ``[(gloss, start, end)]`` with ``return_segments``.
+    stand in for a hand detector), plus ``[(gloss, start, end)]`` with ``return_segments`` and the per-frame
+    poses (as :func:`render_sentence`'s, image positions as fractions of the portrait frame) with ``return_poses``.
     """
     framing = framing or PhoneFraming()
     lexicon = lexicon if lexicon is not None else make_lexicon()
@@ -616,6 +618,7 @@ def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.
     shoulders = ((0.31, 0.49), (0.69, 0.49))
     out = np.empty((n, h, w, 3), np.uint8)
     hands: list[list[tuple[np.ndarray, str]]] = []
+    image_xy = np.empty((n, 4), np.float32)
     prev = offs[0]
     for i in range(n):
         img = base.copy()
@@ -642,13 +645,28 @@ def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.
         np.clip(frame, 0, 255, out=frame)
         out[i] = frame.astype(np.uint8)
         seen = []
-        for pos, ang, mirror, label in ((dom[i], angles[i], False, "Right"), (nd[i], nd_angle, True, "Left")):
+        for k, (pos, ang, mirror, label) in enumerate(((dom[i], angles[i], False, "Right"),
+                                                       (nd[i], nd_angle, True, "Left"))):
             x, y = to_px(pos)
             x, y = x - pad - dx, y - pad - dy
+            image_xy[i, 2 * k:2 * k + 2] = x / w, y / h
             if 0 <= x < w and 0 <= y < h:
                 seen.append((renderer_hand_landmarks(x, y, r, ang, mirror), label))
         hands.append(seen)
-    return (out, hands, segments) if return_segments else (out, hands)
+    extra = ((segments,) if return_segments else ()) + \
+        ((_pose_array(dom, nd, shapes, nd_shapes, angles, image_xy),) if return_poses else ())
+    return (out, hands, *extra)
+
+
+def poses_in_crops(poses: np.ndarray, boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Poses of a portrait clip (:func:`render_phone_sentence`) -> the same poses with the hands' image positions
+    as fractions of each frame's crop box (``boxes`` from :func:`renderer_crop`)."""
+    out = np.array(poses, np.float32, copy=True)
+    b = np.asarray(boxes, np.float32)
+    side_x, side_y = (b[:, 2] - b[:, 0])[:, None], (b[:, 3] - b[:, 1])[:, None]
+    out[:, [8, 10]] = (out[:, [8, 10]] * width - b[:, [0]]) / side_x
+    out[:, [9, 11]] = (out[:, [9, 11]] * height - b[:, [1]]) / side_y
+    return out
 
 
 def renderer_crop(frames: np.ndarray, hands: list, size: int, fps: float = 25.0, config=None):

@@ -43,6 +43,8 @@ class PretrainConfig:
     heldout_videos: int = 16      # sentences rendered (other seeds) to measure the probe at the end
     flip: bool = True             # mirror frames (and the pose targets) like the training augmentation
     extra_signers: int = 64       # new random people (never the data set's signers), as CLIP has seen many
+    data_framing: bool = True     # phone-framed data sets: render the pool as their videos are made (portrait
+    #                               clip, shake, light, blur -> the signing-space crop), not as centred squares
     seed: int = 0
 
     def __post_init__(self):
@@ -103,19 +105,37 @@ def _pose_loss(cls_out: torch.Tensor, patch_out: torch.Tensor, target: torch.Ten
     return pos + shape + ang + where + what, stats
 
 
-def _render_pool(lexicon, signers, settings, count: int, seed: int, stream: int):
-    """Render ``count`` random sentences by the given signers -> (frames uint8 [N, S, S, 3], poses [N, 12])."""
-    from slsdk.data.synthetic import render_sentence
+def _render_pool(lexicon, signers, settings, count: int, seed: int, stream: int, data_framing: bool = True):
+    """Render ``count`` random sentences by the given signers -> (frames uint8 [N, S, S, 3], poses [N, 12]).
+
+    A phone-framed data set's frames (``settings["phone"]``, with ``data_framing``) are made as its videos are:
+    portrait clip -> :func:`~slsdk.data.synthetic.renderer_crop` (the runtime's crop rule); hand image positions
+    are then fractions of each crop."""
+    from slsdk.data.synthetic import (PhoneFraming, poses_in_crops, render_phone_sentence, render_sentence,
+                                      renderer_crop)
 
     rng = np.random.default_rng([seed, stream])
     frames, poses = [], []
     lo, hi = int(settings.get("min_len", 2)), int(settings.get("max_len", 6))
+    size = int(settings["image_size"])
+    phone = settings.get("phone") if data_framing else None
+    if phone:
+        from slsdk.runtime.hands import CropConfig
+
+        framing, crop_cfg = PhoneFraming.from_dict(dict(phone)), CropConfig.from_dict(dict(settings.get("crop") or {}))
     for k in range(count):
         sent = rng.integers(0, len(lexicon), rng.integers(lo, hi + 1)).tolist()
         signer = signers[k % len(signers)]
-        v, p = render_sentence(sent, signer, np.random.default_rng([seed, stream, k]), lexicon=lexicon,
-                               image_size=int(settings["image_size"]), noise=float(settings.get("noise", 3.0)),
-                               return_poses=True)
+        vrng = np.random.default_rng([seed, stream, k])
+        if phone:
+            raw, hands, p = render_phone_sentence(sent, signer, vrng, lexicon=lexicon, framing=framing,
+                                                  coarticulation=float(settings.get("coarticulation", 0.0)),
+                                                  duration=float(settings.get("duration", 1.0)), return_poses=True)
+            v, boxes = renderer_crop(raw, hands, size, float(settings.get("fps", 25)), crop_cfg)
+            p = poses_in_crops(p, boxes, framing.width, framing.height)
+        else:
+            v, p = render_sentence(sent, signer, vrng, lexicon=lexicon, image_size=size,
+                                   noise=float(settings.get("noise", 3.0)), return_poses=True)
         frames.append(v)
         poses.append(p)
     return np.concatenate(frames), np.concatenate(poses)
@@ -193,8 +213,9 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
                          f"{vcfg.image_size} px input")
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
-    frames, poses = _render_pool(lexicon, people, settings, cfg.pool_videos, cfg.seed, 11)
-    hframes, hposes = _render_pool(lexicon, train_signers, settings, cfg.heldout_videos, cfg.seed, 12)
+    frames, poses = _render_pool(lexicon, people, settings, cfg.pool_videos, cfg.seed, 11, cfg.data_framing)
+    hframes, hposes = _render_pool(lexicon, train_signers, settings, cfg.heldout_videos, cfg.seed, 12,
+                                   cfg.data_framing)
 
     vit = VisionTransformer(vcfg)
     ns = len(pose_shapes(lexicon))
