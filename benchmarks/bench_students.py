@@ -85,13 +85,15 @@ def build(args, console) -> dict:
     t0 = _stage(console, "2/5 pretrain the CLIP towers (stand-in for CLIP weights)")
     p_teacher = out / "clip" / "teacher-visual.safetensors"
     if not p_teacher.is_file():
-        pretrain_backbone(data, p_teacher, PretrainConfig(steps=20 if quick else args.pretrain_steps, seed=args.seed),
+        pretrain_backbone(data, p_teacher, PretrainConfig(steps=20 if quick else args.pretrain_steps, seed=args.seed,
+                                                          data_framing=args.tower_pool == "crops"),
                           console=console)
     p_student = out / "clip" / "student-visual.safetensors"
     if not p_student.is_file():
         pretrain_backbone(data, p_student, PretrainConfig(steps=20 if quick else 3 * args.pretrain_steps,
                                                           seed=args.seed,
-                                                          pool_videos=8 if quick else STUDENT_PRETRAIN_POOL),
+                                                          pool_videos=8 if quick else STUDENT_PRETRAIN_POOL,
+                                                          data_framing=args.tower_pool == "crops"),
                           vision_config=StudentConfig(num_classes=2).encoder_config, console=console)
     console.print(f"({time.perf_counter() - t0:.0f} s)")
     if args.stop_after == "pretrain":
@@ -267,6 +269,8 @@ def main(argv=None) -> int:
                    "(the preset's signing rate; > 1 is slower signing, longer videos)")
     p.add_argument("--pretrain-steps", type=int, default=None, help="teacher tower steps (default 1000; the "
                    "student tower gets 3x)")
+    p.add_argument("--tower-pool", choices=("crops", "squares"), default="crops", help="frames the towers pretrain "
+                   "on: the data set's signing-space crops (default) or centred square renders (before 2026-12-02)")
     p.add_argument("--teacher-epochs", type=int, default=None, help="default 8")
     p.add_argument("--student-epochs", type=int, default=None, help="default 6")
     p.add_argument("--teacher-lr", type=float, default=1e-3)
