@@ -349,8 +349,7 @@ def _timeline(signs: list[SignSpec], signer: SignerSpec, rng: np.random.Generato
         return max(2, int(round(n * (1 - 0.4 * co)))) if co else n
 
     def rest():
-        n = int(rng.integers(2, 5))
-        return n if dur == 1 else int(round(n * dur))
+        return int(round(int(rng.integers(2, 5)) * dur))
 
     hold(rest())
     prev_loc = None
