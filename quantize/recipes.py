@@ -260,7 +260,7 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
                                            "DefaultTensorType": onnx.TensorProto.FLOAT})
             quantized = onnx.load(str(tmp))
-            if _int8_weights_only(quantized, exclude):
+            if _int8_weights_only(quantized, exclude) + _drop_conv_zero_points(quantized):
                 onnx.save(quantized, str(tmp))
             _copy_metadata(onnx_in, tmp)
             os.replace(tmp, onnx_out)
@@ -313,6 +313,36 @@ def _int8_weights_only(model, node_names) -> int:
                                                      to=onnx.TensorProto.FLOAT))
         node.input[1] = f"{base}_weight"
         done += 1
+    return done
+
+
+def _drop_conv_zero_points(model) -> int:
+    """Drop the all-zero zero points of the DequantizeLinear nodes that read a constant (a weight or an int32
+    bias) and feed only Conv nodes. The input is optional in ONNX (0 by default); quantize_static writes one
+    per output channel, and on a per-channel CNN the int32 bias zero points alone are ~2 % of the int8 file
+    (EfficientNet-Lite0: int8/fp32 size 0.276 -> 0.269). onnxruntime still fuses DequantizeLinear -> Conv ->
+    QuantizeLinear into QLinearConv (same optimised graph, same logits); Gemm/MatMul are left alone, since its
+    QGemm fusion needs the zero points. Returns the number of zero points removed."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    consumers: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n.op_type)
+    done = 0
+    for n in model.graph.node:
+        if (n.op_type != "DequantizeLinear" or len(n.input) != 3 or n.input[0] not in inits
+                or n.input[2] not in inits or set(consumers.get(n.output[0], ())) != {"Conv"}):
+            continue
+        if not numpy_helper.to_array(inits[n.input[2]]).any():
+            del n.input[2]
+            done += 1
+    if done:
+        used = {i for n in model.graph.node for i in n.input}
+        keep = [i for i in model.graph.initializer if i.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep)
     return done
 
 

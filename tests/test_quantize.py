@@ -128,6 +128,17 @@ def test_onnx_int8_static(student, calib, heldout, tmp_path):
         assert mul.op_type == "Mul" and cast.op_type == "Cast" and inits[cast.input[0]].dtype == np.int8
         assert inits[mul.input[1]].size == student.head.classifier.weight.shape[0]   # one scale per class
         assert producers[n.input[0]].op_type != "DequantizeLinear"                     # float activations
+    # the conv weights' and biases' all-zero zero points are dropped (optional in ONNX), and onnxruntime still
+    # fuses DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv
+    conv_dq = [producers[i] for n in model.graph.node if n.op_type == "Conv" for i in n.input[1:]
+               if i in producers and producers[i].op_type == "DequantizeLinear" and producers[i].input[0] in inits]
+    assert conv_dq and all(len(d.input) == 2 for d in conv_dq)
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(b.model_path), so, providers=["CPUExecutionProvider"])
+    assert "QLinearConv" in {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
 
 
 def test_onnx_int8_dynamic(student, heldout, tmp_path):
