@@ -81,7 +81,8 @@ def _onnx_file(job: ExportJob) -> Path:
                 dynamic_axes=dyn, metadata=_onnx_metadata(job.manifest, io))
     if job.recipe is not None:
         q_path = job.work / "model.int8.onnx"
-        _quantize(job, onnx_in=onnx_path, onnx_out=q_path, input_names=io.input_names)
+        _quantize(job, onnx_in=onnx_path, onnx_out=q_path, input_names=io.input_names,
+                  float_modules=io.float_modules)
         os.replace(q_path, onnx_path)
     return onnx_path
 
@@ -124,7 +125,8 @@ def _pte(job: ExportJob, delegate: str, expect_backend: str | None) -> ExportRes
     io = job.io
     module = io.module if io.streaming else offline_wrapper(io.source_model, plain_lstm=True)
     if job.recipe is not None:
-        module = _quantize(job, module=module, example_inputs=io.example_inputs)
+        module = _quantize(job, module=module, example_inputs=io.example_inputs,
+                           float_modules=job.io.float_modules)
     path = export_executorch(module, io.example_inputs, job.work / job.model_file, delegate=delegate,
                              compute_precision="fp32" if job.precision == "int8" else job.precision,
                              dynamic_shapes=_dynamic_shapes_for_export(io))

@@ -39,15 +39,18 @@ class QuantRecipe:
     needs_calibration: bool
     fn: Callable
     family: ClassVar[str] = ""
+    keeps_float_modules: ClassVar[bool] = False   # quantize() takes float_modules (mixed precision)
 
     @property
     def backend(self) -> str:  # the older name of the family
         return self.family
 
-    def info(self, n_calib: int | None = None) -> dict:
+    def info(self, n_calib: int | None = None, float_modules: Sequence[str] = ()) -> dict:
         d = {"recipe": self.name, "family": self.family, "description": self.description, "weights": "int8"}
         if n_calib is not None and self.needs_calibration:
             d["calibration_chunks"] = n_calib
+        if float_modules and self.keeps_float_modules:
+            d["float_modules"] = list(float_modules)
         return d
 
     def _calib(self, calib) -> list:
@@ -60,20 +63,26 @@ class QuantRecipe:
 @dataclass(frozen=True)
 class PT2ERecipe(QuantRecipe):
     family: ClassVar[str] = "pt2e-xnnpack"
+    keeps_float_modules: ClassVar[bool] = True
 
-    def quantize(self, *, module, example_inputs: Sequence, calib: Sequence | None = None):
-        """An nn.Module and its example inputs -> the quantized ``torch.fx.GraphModule`` (PT2E convert)."""
-        return self.fn(module, tuple(example_inputs), self._calib(calib))
+    def quantize(self, *, module, example_inputs: Sequence, calib: Sequence | None = None,
+                 float_modules: Sequence[str] = ()):
+        """An nn.Module and its example inputs -> the quantized ``torch.fx.GraphModule`` (PT2E convert).
+        ``float_modules``: names of ``module``'s submodules left float."""
+        return self.fn(module, tuple(example_inputs), self._calib(calib), float_modules=tuple(float_modules))
 
 
 @dataclass(frozen=True)
 class OnnxRecipe(QuantRecipe):
     family: ClassVar[str] = "onnx"
+    keeps_float_modules: ClassVar[bool] = True
 
     def quantize(self, *, onnx_in: str | os.PathLike, onnx_out: str | os.PathLike, input_names: Sequence[str],
-                 calib: Sequence | None = None) -> Path:
-        """An .onnx file -> the quantized .onnx at ``onnx_out`` (metadata_props kept)."""
-        return self.fn(Path(onnx_in), Path(onnx_out), self._calib(calib), list(input_names))
+                 calib: Sequence | None = None, float_modules: Sequence[str] = ()) -> Path:
+        """An .onnx file -> the quantized .onnx at ``onnx_out`` (metadata_props kept). ``float_modules``: the
+        exported module's submodules whose Conv/MatMul/Gemm nodes stay float (matched by weight names)."""
+        return self.fn(Path(onnx_in), Path(onnx_out), self._calib(calib), list(input_names),
+                       float_modules=tuple(float_modules))
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def recipes_for(target: str) -> list[QuantRecipe]:
 # ---------------------------------------------------------------------------------------------------
 # ExecuTorch / XNNPACK: PT2E
 # ---------------------------------------------------------------------------------------------------
-def _pt2e(module, example_inputs, calib, *, dynamic: bool):
+def _pt2e(module, example_inputs, calib, *, dynamic: bool, float_modules: Sequence[str] = ()):
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -137,7 +146,7 @@ def _pt2e(module, example_inputs, calib, *, dynamic: bool):
             quantizer = XNNPACKQuantizer().set_module_type(torch.nn.Linear, config)
         else:
             quantizer = XNNPACKQuantizer().set_global(config)
-        prepared = prepare_pt2e(gm, quantizer)
+        prepared = prepare_pt2e(gm, _LeaveFloat(quantizer, float_modules) if float_modules else quantizer)
         with torch.no_grad():
             for inputs in (calib if not dynamic else (calib or [tuple(example_inputs)])):
                 prepared(*inputs)
@@ -147,16 +156,46 @@ def _pt2e(module, example_inputs, calib, *, dynamic: bool):
 @register_recipe("xnnpack-int8-static", "pt2e-xnnpack",
                  "PT2E XNNPACKQuantizer: int8 per-channel weights, int8 static activations calibrated on chunks",
                  needs_calibration=True)
-def xnnpack_int8_static(module, example_inputs, calib):
-    return _pt2e(module, example_inputs, calib, dynamic=False)
+def xnnpack_int8_static(module, example_inputs, calib, float_modules=()):
+    return _pt2e(module, example_inputs, calib, dynamic=False, float_modules=float_modules)
 
 
 @register_recipe("xnnpack-int8-dynamic", "pt2e-xnnpack",
                  "PT2E XNNPACKQuantizer: int8 per-channel Linear weights, activations quantized dynamically "
                  "per call (convs stay fp32)",
                  needs_calibration=False)
-def xnnpack_int8_dynamic(module, example_inputs, calib=None):
-    return _pt2e(module, example_inputs, list(calib or []), dynamic=True)
+def xnnpack_int8_dynamic(module, example_inputs, calib=None, float_modules=()):
+    return _pt2e(module, example_inputs, list(calib or []), dynamic=True, float_modules=float_modules)
+
+
+def _LeaveFloat(quantizer, modules: Sequence[str]):
+    """``quantizer`` with its annotations removed from the nodes of ``modules`` (and their submodules) and from
+    the nodes feeding them, so PT2E leaves them float (XNNPACKQuantizer.set_module_name takes no "None" config)."""
+    from torchao.quantization.pt2e.quantizer import Quantizer
+
+    prefixes = tuple(modules)
+
+    def inside(node) -> bool:
+        return any(path == m or path.startswith(m + ".") for path, _ in node.meta.get("nn_module_stack", {}).values()
+                   for m in prefixes)
+
+    class LeaveFloat(Quantizer):
+        def transform_for_annotation(self, model):
+            return quantizer.transform_for_annotation(model)
+
+        def annotate(self, model):
+            quantizer.annotate(model)
+            left = {node for node in model.graph.nodes if inside(node)}
+            # and their direct producers: XNNPACK lowers no float conv fed a quantized (dequantized) input
+            left |= {node for node in model.graph.nodes if any(u in left for u in node.users)}
+            for node in left:
+                node.meta.pop("quantization_annotation", None)
+            return model
+
+        def validate(self, model) -> None:
+            quantizer.validate(model)
+
+    return LeaveFloat()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -193,6 +232,17 @@ def classifier_nodes(model) -> list[str]:
                 names.append(n.name)
             frontier.extend(n.input)
     return names
+
+
+def module_nodes(model, modules: Sequence[str]) -> list[str]:
+    """Names of the Conv/MatMul/Gemm nodes whose weight belongs to one of ``modules`` (torch module names: the
+    exporter names a weight initializer after its parameter, ``<module>.weight``)."""
+    prefixes = tuple(f"{m}." for m in modules)
+    if not prefixes:
+        return []
+    inits = {i.name for i in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1
+            and n.input[1] in inits and n.input[1].startswith(prefixes)]
 
 
 class _Reader:
@@ -241,7 +291,7 @@ def _preprocess(onnx_in: Path, work: Path) -> Path:
                  "chunks; LayerNorm/Softmax stay float, the final classifier has int8 weights (per channel) on float "
                  "activations and logits",
                  needs_calibration=True)
-def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
+def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -251,6 +301,7 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names):
         model = onnx.load(str(src))
         exclude = classifier_nodes(model)
         exclude += [n.name for n in model.graph.node if n.op_type in _FLOAT_OPS]
+        exclude += module_nodes(model, float_modules)
         tmp = _tmp_path(onnx_out, ".onnx")
         try:
             quantize_static(str(src), str(tmp), _Reader(calib, input_names), quant_format=QuantFormat.QDQ,
@@ -349,7 +400,7 @@ def _drop_conv_zero_points(model) -> int:
 @register_recipe("onnx-int8-dynamic", "onnx",
                  "onnxruntime quantize_dynamic: int8 per-tensor MatMul/Gemm weights (7-bit range), activations quantized at "
                  "run time (no calibration)", needs_calibration=False)
-def onnx_int8_dynamic(onnx_in, onnx_out, calib=None, input_names=None):
+def onnx_int8_dynamic(onnx_in, onnx_out, calib=None, input_names=None, float_modules=()):
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -361,6 +412,7 @@ def onnx_int8_dynamic(onnx_in, onnx_out, calib=None, input_names=None):
         try:
             quantize_dynamic(str(src), str(tmp), per_channel=False, reduce_range=REDUCE_RANGE, weight_type=QuantType.QInt8,
                              op_types_to_quantize=["MatMul", "Gemm"],
+                             nodes_to_exclude=module_nodes(onnx.load(str(src)), float_modules),
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
             _copy_metadata(onnx_in, tmp)
             os.replace(tmp, onnx_out)

@@ -4,6 +4,7 @@ conversion of the EfficientNet-Lite0 student to every target with int8 where the
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -246,5 +247,52 @@ def test_lite0_student_converts(lite_student, clips, target, precision, tmp_path
             assert f["max_abs_err"] < 1e-3 and f["cosine"] > 0.9999
         else:
             assert f["cosine"] > 0.9, f       # int8 with real (pretrained) weights on random frames
+            # mixed precision: the registry entry's int8_float modules (stem, blocks 0-2) are left float
+            assert m.quantization["float_modules"] == [f"student.encoder.{n}" for n in
+                                                       get_student("efficientnet-lite0").int8_float]
     else:   # no Core ML runtime on Linux: the program is validated, and says so
         assert f["status"] == "validated, not run"
+        if precision == "int8":   # the Core ML weights recipe quantizes every weight: it takes no float_modules
+            assert "float_modules" not in m.quantization
+    if target in ("onnx", "ort") and precision == "int8":
+        _assert_onnx_float_modules(tmp_path / "b" / m.model_file, target)
+
+
+def _assert_onnx_float_modules(path, target):
+    """In the int8 ONNX model, the stem's and blocks 0-2's convolutions take float weights straight from their
+    initializers, every later block's convolution takes a dequantized int8 weight."""
+    import onnx
+
+    if target == "ort":    # the .ort flatbuffer: check through onnxruntime that it loads and runs (fidelity did)
+        return
+    g = onnx.load(str(path)).graph
+    inits = {i.name for i in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+    float_w, int8_w = [], []
+    for n in g.node:
+        if n.op_type != "Conv":
+            continue
+        w = n.input[1]
+        (float_w if w in inits else int8_w).append(w if w in inits else producer[w].input[0])
+    assert float_w and all(re.search(r"trunk\._(conv_stem|blocks\.[012])\.", w) for w in float_w), float_w
+    assert int8_w and not any(re.search(r"trunk\._(conv_stem|blocks\.[012])\.", w) for w in int8_w), int8_w
+    assert all(producer[w].op_type == "DequantizeLinear" for n in g.node if n.op_type == "Conv"
+               for w in n.input[1:2] if w not in inits)
+
+
+def test_xnnpack_int8_leaves_the_float_modules_float(lite_student):
+    """PT2E with the student's float_modules: the stem's and blocks 0-2's 9 convolutions take their float weights
+    directly, every later one a dequantized int8 weight; without float_modules all 51 are int8."""
+    from slsdk.models.model_io import model_io
+    from slsdk.quantize.recipes import get_recipe
+
+    io = model_io(lite_student)
+    for float_modules, n_float in ((io.float_modules, 9), ((), 0)):
+        gm = get_recipe("xnnpack-int8-static").quantize(module=io.module, example_inputs=io.example_inputs,
+                                                        calib=[tuple(io.example_inputs)], float_modules=float_modules)
+        convs = [n for n in gm.graph.nodes if n.op == "call_function" and "conv" in str(n.target)]
+        fed_float = [str(n.args[1].target) for n in convs if n.args[1].op == "get_attr"]
+        assert len(convs) == 51
+        assert len(fed_float) == n_float, fed_float
+        assert all(w.startswith(tuple(f"{m}." for m in float_modules)) for w in fed_float), fed_float
+        assert all("dequantize_per_channel" in str(n.args[1].target) for n in convs if n.args[1].op != "get_attr")

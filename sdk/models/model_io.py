@@ -19,12 +19,14 @@ class ModelIO:
     def __init__(self, *, kind: str, module, example_inputs: tuple, input_names: list[str],
                  output_names: list[str], state: list[tuple[str, tuple[int, ...]]], image_size: int,
                  mean, std, fps: float, output_stride: int, chunk_frames: int | None, config: dict,
-                 num_classes: int, dynamic_axes: dict | None = None, source_model=None):
+                 num_classes: int, dynamic_axes: dict | None = None, source_model=None,
+                 float_modules: list[str] | None = None):
         self.kind, self.module, self.example_inputs = kind, module, example_inputs
         self.input_names, self.output_names, self.state = input_names, output_names, state
         self.image_size, self.mean, self.std, self.fps = image_size, list(mean), list(std), float(fps)
         self.output_stride, self.chunk_frames, self.config = output_stride, chunk_frames, config
         self.num_classes, self.dynamic_axes, self.source_model = num_classes, dynamic_axes, source_model
+        self.float_modules = list(float_modules or [])   # submodules of ``module`` int8 recipes keep float
 
     @property
     def streaming(self) -> bool:
@@ -135,7 +137,7 @@ def model_io(model, *, teacher: bool = False, frames_range: tuple[int, int] = (1
                        state=[(n, tuple(s)) for n, s in model.state_spec()], image_size=int(cfg.image_size),
                        mean=mean, std=std, fps=float(getattr(cfg, "fps", 25.0)), output_stride=stride,
                        chunk_frames=int(cfg.chunk_frames), config=cfg_dict, num_classes=int(num_classes),
-                       source_model=model)
+                       source_model=model, float_modules=_names_in(module, model, _int8_float(model)))
     size = int(getattr(cfg, "input_size", None) or getattr(cfg, "image_size"))
     lo, hi = frames_range
     t = max(lo, 16)
@@ -177,3 +179,17 @@ def manifest_for_io(io: ModelIO, vocab: list[str], target, precision: str, crop:
 def manifest_for_model(model, vocab, target: str = "onnx", precision: str = "fp32", crop: dict | None = None):
     """The manifest ``slsdk.convert`` would write for this model (the torch runtime backend serves with it)."""
     return manifest_for_io(model_io(model), vocab_list(vocab), target, precision, crop)
+
+
+def _int8_float(model) -> list[str]:
+    fn = getattr(model, "int8_float_modules", None)
+    return list(fn()) if callable(fn) else []
+
+
+def _names_in(module, model, names: list[str]) -> list[str]:
+    """``model``'s submodules ``names`` as named inside ``module`` (an export wrapper holding ``model``)."""
+    if not names:
+        return []
+    where = {id(m): n for n, m in module.named_modules()}
+    return [where[id(model.get_submodule(n))] for n in names]
+
