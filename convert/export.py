@@ -72,7 +72,7 @@ def _onnx_metadata(manifest, io) -> dict:
 
 
 def _onnx_file(job: ExportJob) -> Path:
-    from slsdk.convert.onnx import export_onnx
+    from slsdk.convert.onnx import export_onnx, strip_debug_info_file
 
     io = job.io
     onnx_path = job.work / "model.onnx"
@@ -84,6 +84,7 @@ def _onnx_file(job: ExportJob) -> Path:
         _quantize(job, onnx_in=onnx_path, onnx_out=q_path, input_names=io.input_names,
                   float_modules=io.float_modules)
         os.replace(q_path, onnx_path)
+        strip_debug_info_file(onnx_path)   # the quantizer's shape inference wrote value_info again
     return onnx_path
 
 
