@@ -1,6 +1,7 @@
 """`slsdk bench` building blocks: the eager torch rows (the --arch mode's teacher and student)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from slsdk.bench import bench_torch_model, finish_table
@@ -21,3 +22,32 @@ def test_torch_rows_time_and_count_macs_for_teacher_and_student():
     assert rows[0].gmacs_per_frame > rows[1].gmacs_per_frame
     rows = finish_table(rows, rows[0].frames_per_s)
     assert rows[0].speed_vs_teacher == 1.0
+
+
+@pytest.mark.slow
+def test_bench_students_reproduces_the_table_from_a_relative_folder(tmp_path, monkeypatch):
+    """The students table's command, as the README gives it, on the tiny preset: every stage runs (data, towers,
+    teacher, both students, measure), from a temporary working directory with a relative --out; the table has the
+    three models with WERs, speeds, int8 deltas and sizes; a rerun resumes (skips every finished stage)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_students.py"
+    monkeypatch.chdir(tmp_path)
+    cmd = [sys.executable, str(script), "--out", "runs/q", "--quick", "--no-raw", "--targets", "onnx", "executorch"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "5/5 measure" in res.stdout
+    out = json.loads(Path("runs/q/students.json").read_text())
+    assert list(out["models"]) == ["teacher", "student vit-tiny", "student efficientnet-lite0"]
+    lite = out["targets"]["student efficientnet-lite0"]
+    for key in ("onnx-fp32", "onnx-int8", "executorch-fp32", "executorch-int8"):
+        assert lite[key]["status"] == "ok" and lite[key]["frames_per_s"] > 0, (key, lite[key])
+    assert lite["onnx-fp32"]["max_abs_err"] < 1e-3 and lite["onnx-int8"]["cosine"] > 0.9
+    assert 0.2 < lite["onnx-int8"]["size_vs_float"] < 0.3
+    md = Path("runs/q/students.md").read_text()
+    assert md.count("\n| ") >= 3 and "student efficientnet-lite0" in md and "x ViT-B/16" in md
+    again = subprocess.run(cmd + ["--build-only"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "epoch 1" not in again.stdout, again.stdout[-2000:]
