@@ -118,14 +118,21 @@ def strip_debug_info_file(path: str | os.PathLike) -> int:
     model = onnx.load(str(path))
     saved = strip_debug_info(model)
     if saved:
-        tmp = _tmp_sibling(path, ".onnx")
-        try:
-            onnx.save(model, str(tmp))
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        _save_in_place(model, path)
     return saved
+
+
+def _save_in_place(model, path: Path) -> None:
+    """Write ``model`` over the ONNX file ``path`` atomically (a temp sibling, then a rename)."""
+    import onnx
+
+    tmp = _tmp_sibling(path, ".onnx")
+    try:
+        onnx.save(model, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _dynamic_shapes(module, args, input_names, dynamic_axes):
@@ -175,13 +182,7 @@ def add_metadata(path: str | os.PathLike, meta: Mapping[str, str]) -> None:
     path = Path(path)
     model = onnx.load(str(path))
     _set_props(model, meta)
-    tmp = _tmp_sibling(path, ".onnx")
-    try:
-        onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _save_in_place(model, path)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
