@@ -335,3 +335,29 @@ def test_xnnpack_int8_leaves_the_float_modules_float(lite_student):
         assert len(fed_float) == n_float, fed_float
         assert all(w.startswith(tuple(f"{m}." for m in float_modules)) for w in fed_float), fed_float
         assert all("dequantize_per_channel" in str(n.args[1].target) for n in convs if n.args[1].op != "get_attr")
+
+
+def test_xnnpack_int8_keeps_activations_int8_between_convolutions(lite_student):
+    """Every int8 convolution reads a dequantized int8 activation (directly, or through the Pad of a stride-2
+    TF-SAME convolution, which XNNPACK then runs as a quantized pad): ReLU6 is exported as hardtanh, which the
+    XNNPACKQuantizer passes quantization through (``aten.relu6`` left every activation float between the int8
+    convolutions: an int8 .pte no faster than its fp32), and symmetric SAME padding is the convolution's own."""
+    from slsdk.models.model_io import model_io
+    from slsdk.quantize.recipes import get_recipe
+
+    io = model_io(lite_student)
+    gm = get_recipe("xnnpack-int8-static").quantize(module=io.module, example_inputs=io.example_inputs,
+                                                    calib=[tuple(io.example_inputs)])
+    nodes = [n for n in gm.graph.nodes if n.op == "call_function"]
+    assert not [n for n in nodes if "relu6" in str(n.target)]
+
+    def int8_source(node) -> bool:
+        if "pad" in str(node.target):
+            node = node.args[0]
+        return "dequantize_per_tensor" in str(node.target)
+
+    convs = [n for n in nodes if "conv" in str(n.target)]
+    pads = [n for n in nodes if "pad" in str(n.target)]
+    assert len(convs) == 51
+    assert all(int8_source(n.args[0]) for n in convs[1:]), [str(n.args[0].target) for n in convs if not int8_source(n.args[0])]
+    assert 0 < len(pads) <= 5   # the stem and the stride-2 depthwise convolutions only

@@ -47,9 +47,18 @@ class SameConv2d(nn.Conv2d):
         sh, sw = self.stride
         ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if ph or pw:
+        if ph % 2 or pw % 2:   # asymmetric (stride 2): an explicit Pad, one more pixel at the bottom / right
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            ph = pw = 0
+        # symmetric: the convolution pads itself (no Pad node in the exported graphs)
+        return F.conv2d(x, self.weight, self.bias, self.stride, (ph // 2, pw // 2), self.dilation, self.groups)
+
+
+def relu6(x: torch.Tensor) -> torch.Tensor:
+    """ReLU6 as ``hardtanh(0, 6)`` (what ``nn.ReLU6`` calls): PT2E's XNNPACKQuantizer passes quantization
+    parameters through hardtanh but not through ``aten.relu6``, which would leave every activation float
+    between int8 convolutions (an int8 .pte slower than its fp32)."""
+    return F.hardtanh(x, 0.0, 6.0)
 
 
 class MBConvBlock(nn.Module):
@@ -72,8 +81,8 @@ class MBConvBlock(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         x = inputs
         if self.expand:
-            x = F.relu6(self._bn0(self._expand_conv(x)))
-        x = F.relu6(self._bn1(self._depthwise_conv(x)))
+            x = relu6(self._bn0(self._expand_conv(x)))
+        x = relu6(self._bn1(self._depthwise_conv(x)))
         x = self._bn2(self._project_conv(x))
         return x + inputs if self.skip else x
 
@@ -103,10 +112,10 @@ class EfficientNetLite(nn.Module):
         return self.config.head
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
+        x = relu6(self._bn1(self._conv_head(x)))
         return x.mean(dim=(2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
