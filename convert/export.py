@@ -127,7 +127,7 @@ def _pte(job: ExportJob, delegate: str, expect_backend: str | None) -> ExportRes
     module = io.module if io.streaming else offline_wrapper(io.source_model, plain_lstm=True)
     if job.recipe is not None:
         module = _quantize(job, module=module, example_inputs=io.example_inputs,
-                           float_modules=job.io.float_modules)
+                           float_modules=job.io.float_modules, float_activation_modules=io.float_activation_modules)
     path = export_executorch(module, io.example_inputs, job.work / job.model_file, delegate=delegate,
                              compute_precision="fp32" if job.precision == "int8" else job.precision,
                              dynamic_shapes=_dynamic_shapes_for_export(io))

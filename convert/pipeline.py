@@ -108,7 +108,8 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
 
     out_dir = Path(out_dir or f"slsdk-{io.kind}-{tgt.name}-{precision}")
     manifest = manifest_for_io(io, glosses, tgt, precision, crop,
-                               qrecipe.info(len(calib_inputs) if calib_inputs else None, io.float_modules)
+                               qrecipe.info(len(calib_inputs) if calib_inputs else None, io.float_modules,
+                                            io.float_activation_modules)
                                if qrecipe else None)
     if preparation:
         manifest.extra["preparation"] = dict(preparation)

@@ -40,17 +40,21 @@ class QuantRecipe:
     fn: Callable
     family: ClassVar[str] = ""
     keeps_float_modules: ClassVar[bool] = False   # quantize() takes float_modules (mixed precision)
+    keeps_float_activations: ClassVar[bool] = False   # quantize() takes float_activation_modules
 
     @property
     def backend(self) -> str:  # the older name of the family
         return self.family
 
-    def info(self, n_calib: int | None = None, float_modules: Sequence[str] = ()) -> dict:
+    def info(self, n_calib: int | None = None, float_modules: Sequence[str] = (),
+             float_activation_modules: Sequence[str] = ()) -> dict:
         d = {"recipe": self.name, "family": self.family, "description": self.description, "weights": "int8"}
         if n_calib is not None and self.needs_calibration:
             d["calibration_chunks"] = n_calib
         if float_modules and self.keeps_float_modules:
             d["float_modules"] = list(float_modules)
+        if float_activation_modules and self.keeps_float_activations:
+            d["float_activation_modules"] = list(float_activation_modules)
         return d
 
     def _calib(self, calib) -> list:
@@ -64,12 +68,15 @@ class QuantRecipe:
 class PT2ERecipe(QuantRecipe):
     family: ClassVar[str] = "pt2e-xnnpack"
     keeps_float_modules: ClassVar[bool] = True
+    keeps_float_activations: ClassVar[bool] = True
 
     def quantize(self, *, module, example_inputs: Sequence, calib: Sequence | None = None,
-                 float_modules: Sequence[str] = ()):
+                 float_modules: Sequence[str] = (), float_activation_modules: Sequence[str] = ()):
         """An nn.Module and its example inputs -> the quantized ``torch.fx.GraphModule`` (PT2E convert).
-        ``float_modules``: names of ``module``'s submodules left float."""
-        return self.fn(module, tuple(example_inputs), self._calib(calib), float_modules=tuple(float_modules))
+        ``float_modules``: names of ``module``'s submodules left float; ``float_activation_modules``: submodules
+        whose linear layers get int8 weights and dynamically quantized inputs, their other ops float."""
+        return self.fn(module, tuple(example_inputs), self._calib(calib), float_modules=tuple(float_modules),
+                       float_activation_modules=tuple(float_activation_modules))
 
 
 @dataclass(frozen=True)
@@ -128,7 +135,8 @@ def recipes_for(target: str) -> list[QuantRecipe]:
 # ---------------------------------------------------------------------------------------------------
 # ExecuTorch / XNNPACK: PT2E
 # ---------------------------------------------------------------------------------------------------
-def _pt2e(module, example_inputs, calib, *, dynamic: bool, float_modules: Sequence[str] = ()):
+def _pt2e(module, example_inputs, calib, *, dynamic: bool, float_modules: Sequence[str] = (),
+          float_activation_modules: Sequence[str] = ()):
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -146,6 +154,11 @@ def _pt2e(module, example_inputs, calib, *, dynamic: bool, float_modules: Sequen
             quantizer = XNNPACKQuantizer().set_module_type(torch.nn.Linear, config)
         else:
             quantizer = XNNPACKQuantizer().set_global(config)
+            # the global (static) config skips these modules; the dynamic config annotates only their linear
+            # layers, so their element-wise ops (LSTM gates, cell state) and outputs (logits) stay float
+            dynamic_config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+            for name in float_activation_modules:
+                quantizer.set_module_name(name, dynamic_config)
         prepared = prepare_pt2e(gm, _LeaveFloat(quantizer, float_modules) if float_modules else quantizer)
         with torch.no_grad():
             for inputs in (calib if not dynamic else (calib or [tuple(example_inputs)])):
@@ -156,15 +169,17 @@ def _pt2e(module, example_inputs, calib, *, dynamic: bool, float_modules: Sequen
 @register_recipe("xnnpack-int8-static", "pt2e-xnnpack",
                  "PT2E XNNPACKQuantizer: int8 per-channel weights, int8 static activations calibrated on chunks",
                  needs_calibration=True)
-def xnnpack_int8_static(module, example_inputs, calib, float_modules=()):
-    return _pt2e(module, example_inputs, calib, dynamic=False, float_modules=float_modules)
+def xnnpack_int8_static(module, example_inputs, calib, float_modules=(), float_activation_modules=()):
+    return _pt2e(module, example_inputs, calib, dynamic=False, float_modules=float_modules,
+                 float_activation_modules=float_activation_modules)
 
 
 @register_recipe("xnnpack-int8-dynamic", "pt2e-xnnpack",
                  "PT2E XNNPACKQuantizer: int8 per-channel Linear weights, activations quantized dynamically "
                  "per call (convs stay fp32)",
                  needs_calibration=False)
-def xnnpack_int8_dynamic(module, example_inputs, calib=None, float_modules=()):
+def xnnpack_int8_dynamic(module, example_inputs, calib=None, float_modules=(), float_activation_modules=()):
+    # every activation is float here already (linear layers take dynamically quantized inputs)
     return _pt2e(module, example_inputs, list(calib or []), dynamic=True, float_modules=float_modules)
 
 

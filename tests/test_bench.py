@@ -51,3 +51,38 @@ def test_bench_students_reproduces_the_table_from_a_relative_folder(tmp_path, mo
     assert md.count("\n| ") >= 3 and "student efficientnet-lite0" in md and "x ViT-B/16" in md
     again = subprocess.run(cmd + ["--build-only"], capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "epoch 1" not in again.stdout, again.stdout[-2000:]
+
+
+def test_bench_bundles_times_every_bundle_interleaved(tmp_path, monkeypatch):
+    """Real bundles in their real runtimes (onnxruntime, ExecuTorch): each round runs one chunk on every
+    backend, who goes first rotating, so a busy spell slows them alike; a backend that fails is reported in its
+    row and the others are still timed."""
+    import slsdk.runtime.backends as backends
+    from slsdk.bench import bench_bundles
+    from slsdk.convert import convert
+
+    torch.manual_seed(0)
+    student = StreamingStudent(StudentConfig(num_classes=5, image_size=32, patch_size=16, width=32, layers=1,
+                                             heads=2, feature_dim=16, hidden=16)).eval()
+    vocab = ["<blank>", "a", "b", "c", "d"]
+    roots = [convert(student, t, "fp32", tmp_path / t, vocab=vocab).root for t in ("onnx", "executorch", "ort")]
+    order, real = [], backends.open_backend
+
+    def logged(bundle, threads=0):
+        backend, target = real(bundle, threads=threads), bundle.manifest.target
+
+        class Logged:
+            def run(self, inputs):
+                order.append(target)
+                if target == "ort" and len(order) > 6:
+                    raise RuntimeError("the runtime gave up")
+                return backend.run(inputs)
+        return Logged()
+
+    monkeypatch.setattr(backends, "open_backend", logged)
+    rows = bench_bundles(roots, iters=3, warmup=1)
+    assert [r.format for r in rows] == ["onnx", "executorch", "ort"]
+    assert order[:6] == ["onnx", "executorch", "ort", "executorch", "ort", "onnx"]
+    assert [r.status for r in rows] == ["ok", "ok", "failed"] and "gave up" in rows[2].note
+    assert rows[0].frames_per_s > 0 and rows[1].frames_per_s > 0 and rows[2].frames_per_s is None
+    assert order.count("onnx") == order.count("executorch") == 4    # 1 warm-up + 3 timed rounds each

@@ -250,6 +250,8 @@ def test_lite0_student_converts(lite_student, clips, target, precision, tmp_path
             # mixed precision: the registry entry's int8_float modules (stem, blocks 0-2) are left float
             assert m.quantization["float_modules"] == [f"student.encoder.{n}" for n in
                                                        get_student("efficientnet-lite0").int8_float]
+            if target == "executorch":   # the LSTM cell and the classifier: int8 weights, float activations
+                assert m.quantization["float_activation_modules"] == ["student.head.lstm", "student.head.classifier"]
     else:   # no Core ML runtime on Linux: the program is validated, and says so
         assert f["status"] == "validated, not run"
         if precision == "int8":   # the Core ML weights recipe quantizes every weight: it takes no float_modules
@@ -335,6 +337,37 @@ def test_xnnpack_int8_leaves_the_float_modules_float(lite_student):
         assert len(fed_float) == n_float, fed_float
         assert all(w.startswith(tuple(f"{m}." for m in float_modules)) for w in fed_float), fed_float
         assert all("dequantize_per_channel" in str(n.args[1].target) for n in convs if n.args[1].op != "get_attr")
+
+
+def test_xnnpack_int8_keeps_the_recurrent_state_and_logits_float(lite_student):
+    """The streaming head's LSTM cell and classifier (``int8_float_activation_modules``) take int8 weights and
+    dynamically quantized inputs, and nothing they compute is rounded to a static int8 scale: the gate sums, the
+    cell state carried to the next chunk and the logits stay float (a static per-tensor scale rounded them)."""
+    from slsdk.models.model_io import model_io
+    from slsdk.quantize.recipes import get_recipe
+
+    io = model_io(lite_student)
+    assert io.float_activation_modules == ["student.head.lstm", "student.head.classifier"]
+    gm = get_recipe("xnnpack-int8-static").quantize(module=io.module, example_inputs=io.example_inputs,
+                                                    calib=[tuple(io.example_inputs)], float_modules=io.float_modules,
+                                                    float_activation_modules=io.float_activation_modules)
+    nodes = [n for n in gm.graph.nodes if n.op == "call_function"]
+
+    def in_head(node) -> bool:
+        return any(p.endswith(("head.lstm", "head.classifier")) or ".head.lstm." in p or ".head.classifier." in p
+                   for p, _ in node.meta.get("nn_module_stack", {}).values())
+
+    head_linears = [n for n in nodes if "linear" in str(n.target) and in_head(n)]
+    assert len(head_linears) == 2 * 2 + 1    # ih + hh per LSTM step (2 steps per chunk) + the classifier
+    for n in head_linears:
+        assert "dequantize_per_tensor.tensor" in str(n.args[0].target), n.args[0].target   # dynamic input
+        assert "dequantize_per_channel" in str(n.args[1].target)                          # int8 weight
+        assert not any("quantize_per_tensor" in str(u.target) for u in n.users)          # float output
+    rounded = [n.name for n in nodes if "quantize_per_tensor.default" in str(n.target) and in_head(n.args[0])]
+    assert not rounded, rounded
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    assert not any("dequantize" in str(a.target) for a in out.args[0][0:1] + out.args[0][3:]), \
+        [str(a.target) for a in out.args[0]]   # log_probs, h, c
 
 
 def test_xnnpack_int8_keeps_activations_int8_between_convolutions(lite_student):

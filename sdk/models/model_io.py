@@ -20,13 +20,15 @@ class ModelIO:
                  output_names: list[str], state: list[tuple[str, tuple[int, ...]]], image_size: int,
                  mean, std, fps: float, output_stride: int, chunk_frames: int | None, config: dict,
                  num_classes: int, dynamic_axes: dict | None = None, source_model=None,
-                 float_modules: list[str] | None = None):
+                 float_modules: list[str] | None = None, float_activation_modules: list[str] | None = None):
         self.kind, self.module, self.example_inputs = kind, module, example_inputs
         self.input_names, self.output_names, self.state = input_names, output_names, state
         self.image_size, self.mean, self.std, self.fps = image_size, list(mean), list(std), float(fps)
         self.output_stride, self.chunk_frames, self.config = output_stride, chunk_frames, config
         self.num_classes, self.dynamic_axes, self.source_model = num_classes, dynamic_axes, source_model
         self.float_modules = list(float_modules or [])   # submodules of ``module`` int8 recipes keep float
+        # submodules of ``module`` with int8 weights and float activations
+        self.float_activation_modules = list(float_activation_modules or [])
 
     @property
     def streaming(self) -> bool:
@@ -137,7 +139,8 @@ def model_io(model, *, teacher: bool = False, frames_range: tuple[int, int] = (1
                        state=[(n, tuple(s)) for n, s in model.state_spec()], image_size=int(cfg.image_size),
                        mean=mean, std=std, fps=float(getattr(cfg, "fps", 25.0)), output_stride=stride,
                        chunk_frames=int(cfg.chunk_frames), config=cfg_dict, num_classes=int(num_classes),
-                       source_model=model, float_modules=_names_in(module, model, _int8_float(model)))
+                       source_model=model, float_modules=_names_in(module, model, _int8_float(model)),
+                       float_activation_modules=_names_in(module, model, _int8_float(model, "activation_")))
     size = int(getattr(cfg, "input_size", None) or getattr(cfg, "image_size"))
     lo, hi = frames_range
     t = max(lo, 16)
@@ -181,8 +184,8 @@ def manifest_for_model(model, vocab, target: str = "onnx", precision: str = "fp3
     return manifest_for_io(model_io(model), vocab_list(vocab), target, precision, crop)
 
 
-def _int8_float(model) -> list[str]:
-    fn = getattr(model, "int8_float_modules", None)
+def _int8_float(model, what: str = "") -> list[str]:
+    fn = getattr(model, f"int8_float_{what}modules", None)
     return list(fn()) if callable(fn) else []
 
 

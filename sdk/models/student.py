@@ -231,6 +231,15 @@ class StreamingStudent(nn.Module):
         """Names (in this module) of the submodules int8 recipes keep float: the registry entry's ``int8_float``."""
         return [f"encoder.{name}" for name in get_student(self.config.encoder).int8_float]
 
+    def int8_float_activation_modules(self) -> list[str]:
+        """Submodules whose weights int8 recipes quantize but whose activations stay float: the LSTM cell (its
+        gate sums and cell state, carried from chunk to chunk) and the classifier (the logits). A static
+        per-tensor scale calibrated on 64 chunks rounds the cell state of every later step and the logits the
+        decoder ranks; PT2E gives these linear layers XNNPACK's dynamic config (int8 weights, inputs quantized
+        per call, float outputs). ONNX QDQ already keeps them so (only Conv/MatMul/Gemm inputs are quantized;
+        the classifier is weight-only)."""
+        return ["head.lstm", "head.classifier"]
+
     # -- initialisation ----------------------------------------------------------------------------------
     def load_pretrained(self) -> str | None:
         """Load the registry entry's pretrained encoder weights, if it has any; returns what was loaded."""
