@@ -262,8 +262,8 @@ def test_lite0_student_converts(lite_student, clips, target, precision, tmp_path
 
 def _assert_onnx_float_modules(path, target):
     """In the int8 ONNX model, the stem's and blocks 0-2's convolutions run float on float activations with
-    int8-stored weights (int8 -> Cast -> Mul(scale)); every later one is QDQ (DequantizeLinear on its input,
-    weight and bias). No debug metadata or value_info is shipped."""
+    their fp32 weights (int8-stored weights cost the Lite0 student logit cosine 0.99934 -> 0.99801); every later
+    one is QDQ (DequantizeLinear on its input, weight and bias). No debug metadata or value_info is shipped."""
     import onnx
 
     if target == "ort":    # the .ort flatbuffer: fidelity above ran it through onnxruntime
@@ -276,11 +276,10 @@ def _assert_onnx_float_modules(path, target):
     for n in g.node:
         if n.op_type != "Conv":
             continue
-        x, w = producer.get(n.input[0]), producer[n.input[1]]
-        if w.op_type == "Mul":
-            cast = producer[w.input[0]]
-            assert cast.op_type == "Cast" and cast.input[0] in inits and (x is None or x.op_type != "DequantizeLinear")
-            floats.append(cast.input[0])
+        x, w = producer.get(n.input[0]), producer.get(n.input[1])
+        if w is None:
+            assert n.input[1] in inits and (x is None or x.op_type != "DequantizeLinear"), n.name
+            floats.append(n.input[1])
         else:
             assert w.op_type == "DequantizeLinear" and x.op_type == "DequantizeLinear", n.name
             qdq.append(w.input[0])
@@ -302,7 +301,7 @@ def _assert_derived_bias_scales_change_nothing(model):
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
     muls = [producer[producer[n.input[2]].input[1]] for n in g.node if n.op_type == "Conv"
-            and producer[n.input[1]].op_type == "DequantizeLinear"]
+            and getattr(producer.get(n.input[1]), "op_type", None) == "DequantizeLinear"]
     assert len(muls) == 42 and all(m.op_type == "Mul" for m in muls)
     stored = copy.deepcopy(model)
     arrays = {i.name: numpy_helper.to_array(i) for i in stored.graph.initializer}
