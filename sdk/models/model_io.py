@@ -139,8 +139,9 @@ def model_io(model, *, teacher: bool = False, frames_range: tuple[int, int] = (1
                        state=[(n, tuple(s)) for n, s in model.state_spec()], image_size=int(cfg.image_size),
                        mean=mean, std=std, fps=float(getattr(cfg, "fps", 25.0)), output_stride=stride,
                        chunk_frames=int(cfg.chunk_frames), config=cfg_dict, num_classes=int(num_classes),
-                       source_model=model, float_modules=_names_in(module, model, _int8_float(model)),
-                       float_activation_modules=_names_in(module, model, _int8_float(model, "activation_")))
+                       source_model=model, float_modules=_names_in(module, model, _declared(model, "int8_float_modules")),
+                       float_activation_modules=_names_in(module, model,
+                                                          _declared(model, "int8_float_activation_modules")))
     size = int(getattr(cfg, "input_size", None) or getattr(cfg, "image_size"))
     lo, hi = frames_range
     t = max(lo, 16)
@@ -184,8 +185,9 @@ def manifest_for_model(model, vocab, target: str = "onnx", precision: str = "fp3
     return manifest_for_io(model_io(model), vocab_list(vocab), target, precision, crop)
 
 
-def _int8_float(model, what: str = "") -> list[str]:
-    fn = getattr(model, f"int8_float_{what}modules", None)
+def _declared(model, method: str) -> list[str]:
+    """The submodule names a model declares through ``method`` (none when it has no such method)."""
+    fn = getattr(model, method, None)
     return list(fn()) if callable(fn) else []
 
 
