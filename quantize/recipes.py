@@ -38,6 +38,7 @@ class QuantRecipe:
     description: str
     needs_calibration: bool
     fn: Callable
+    weight_range: str = ""    # the int8 weights' range and why (recorded in the manifest's quantization section)
     family: ClassVar[str] = ""
     keeps_float_modules: ClassVar[bool] = False   # quantize() takes float_modules (mixed precision)
     keeps_float_activations: ClassVar[bool] = False   # quantize() takes float_activation_modules
@@ -49,6 +50,8 @@ class QuantRecipe:
     def info(self, n_calib: int | None = None, float_modules: Sequence[str] = (),
              float_activation_modules: Sequence[str] = ()) -> dict:
         d = {"recipe": self.name, "family": self.family, "description": self.description, "weights": "int8"}
+        if self.weight_range:
+            d["weight_range"] = self.weight_range
         if n_calib is not None and self.needs_calibration:
             d["calibration_chunks"] = n_calib
         if float_modules and self.keeps_float_modules:
@@ -105,7 +108,7 @@ FAMILIES: dict[str, type[QuantRecipe]] = {c.family: c for c in (PT2ERecipe, Onnx
 RECIPES: dict[str, QuantRecipe] = {}
 
 
-def register_recipe(name: str, family: str, description: str, needs_calibration: bool):
+def register_recipe(name: str, family: str, description: str, needs_calibration: bool, weight_range: str = ""):
     """Register ``fn`` as the recipe ``name`` of ``family`` (a key of :data:`FAMILIES`)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown recipe family {family!r} (known: {', '.join(FAMILIES)})")
@@ -113,7 +116,7 @@ def register_recipe(name: str, family: str, description: str, needs_calibration:
     def deco(fn):
         if name in RECIPES:
             raise ValueError(f"quantization recipe {name!r} is already registered")
-        RECIPES[name] = FAMILIES[family](name, description, needs_calibration, fn)
+        RECIPES[name] = FAMILIES[family](name, description, needs_calibration, fn, weight_range)
         return fn
     return deco
 
@@ -216,12 +219,22 @@ def _LeaveFloat(quantizer, modules: Sequence[str]):
 # ---------------------------------------------------------------------------------------------------
 # ONNX Runtime: quantize_static (QDQ) / quantize_dynamic
 # ---------------------------------------------------------------------------------------------------
-# reduce_range (weights in [-64, 63], still int8): ONNX Runtime's x86 int8 kernels on CPUs without VNNI (AVX2,
-# AVX-512 without VNNI: many laptops, AMD Zen 2/3) multiply u8 x s8 pairs with VPMADDUBSW, whose int16 sums
-# saturate for full-range weights; 7-bit weights cannot. Measured on the tiny student on an AVX2 host: dynamic
-# cosine 0.99836 -> 0.999993, static QDQ 0.999934 -> 0.999988 (and onnxruntime-web, which does not saturate,
-# then gives Python's logits); on an AVX-512 VNNI host full-range weights gave 0.999994 / 0.999993.
-REDUCE_RANGE = True
+# Weight range. ONNX Runtime's x86 int8 kernels on CPUs without VNNI (AVX2, AVX-512 without VNNI: many laptops,
+# AMD Zen 2/3) multiply u8 x s8 pairs with VPMADDUBSW, whose int16 pair sums saturate for full-range weights.
+# Weights stay full-range (8-bit) all the same: onnxruntime's session option ``session.x64quantprecision``
+# rewrites a graph's int8 weights to uint8 at load for its exact U8U8 kernels, and slsdk's runtime sets it on
+# exactly those CPUs (slsdk.runtime.backends.u8s8_saturates). 7-bit weights (``reduce_range``) avoided the
+# saturation by losing a bit: on the isharah preset's Lite0 they cost int8 ONNX +0.86 WER on 400 test_si videos
+# (cosine 0.99934), where 8-bit weights gave -0.18 (0.99969). Measured under qemu-x86_64 -cpu Haswell (AVX2, no
+# VNNI; onnxruntime 1.31.1), 4 videos: 8-bit weights cosine 0.99548 by default, 0.99948 with the option (= this
+# VNNI host's), 7-bit weights 0.99925 either way. Two things the option's rewrite cannot do, so the recipe
+# avoids them: convert a weight that several nodes share (an LSTM's, reused every step: those stay 7-bit, which
+# the rewrite skips) and convert convolutions that share one zero point (each Conv keeps its own:
+# _drop_conv_zero_points drops only the int32 bias ones).
+STATIC_REDUCE_RANGE = False
+SHARED_WEIGHTS_REDUCE_RANGE = True
+# quantize_dynamic: per-tensor weights shared by an unrolled LSTM's steps: 7-bit (the rewrite cannot take them)
+DYNAMIC_REDUCE_RANGE = True
 # uint8 activations (U8S8, asymmetric: the same 256 levels as int8): onnxruntime's CPU QDQ fusions take u8 inputs.
 # With int8 activations 16 of EfficientNet-Lite0's 51 convolutions stayed DequantizeLinear -> float Conv after
 # graph optimisation (the rest QLinearConv, with 31 layout Transposes between the two), no QLinearAdd, and int8
@@ -307,11 +320,12 @@ def _preprocess(onnx_in: Path, work: Path) -> Path:
 
 
 @register_recipe("onnx-int8-static", "onnx",
-                 "onnxruntime quantize_static, QDQ, int8 per-channel weights (7-bit range: no VPMADDUBSW saturation on "
-                 "non-VNNI x86) + uint8 activations calibrated on "
+                 "onnxruntime quantize_static, QDQ, int8 per-channel weights + uint8 activations calibrated on "
                  "chunks; LayerNorm/Softmax stay float, the final classifier has int8 weights (per channel) on float "
                  "activations and logits",
-                 needs_calibration=True)
+                 needs_calibration=True,
+                 weight_range="int8 [-127, 127]; weights shared by several nodes (an LSTM's) [-64, 64]. On x86 "
+                              "without VNNI onnxruntime needs session.x64quantprecision=1 (slsdk's runtime sets it)")
 def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -326,14 +340,18 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
         # 8-epoch Lite0, 60 test_si videos, 2026-12-04), for 37 KB (int8/fp32 size 0.2667 -> 0.2687)
         exclude = classifier + [n.name for n in model.graph.node if n.op_type in _FLOAT_OPS]
         exclude += module_nodes(model, float_modules)
+        overrides = {w: [{"axis": axis, "reduce_range": SHARED_WEIGHTS_REDUCE_RANGE}]
+                     for w, axis in _shared_weights(model).items()}
         tmp = _tmp_path(onnx_out, ".onnx")
         try:
             quantize_static(str(src), str(tmp), _Reader(calib, input_names), quant_format=QuantFormat.QDQ,
-                            per_channel=True, reduce_range=REDUCE_RANGE, activation_type=getattr(QuantType, ACTIVATION_TYPE_NAME), weight_type=QuantType.QInt8,
+                            per_channel=True, reduce_range=STATIC_REDUCE_RANGE,
+                            activation_type=getattr(QuantType, ACTIVATION_TYPE_NAME), weight_type=QuantType.QInt8,
                             op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=exclude,
                             calibrate_method=CalibrationMethod.MinMax,
                             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                                           "DefaultTensorType": onnx.TensorProto.FLOAT})
+                                           "DefaultTensorType": onnx.TensorProto.FLOAT,
+                                           "TensorQuantOverrides": overrides})
             quantized = onnx.load(str(tmp))
             if (_int8_weights_only(quantized, classifier) + _drop_conv_zero_points(quantized)
                     + _derived_bias_scales(quantized)):
@@ -344,6 +362,23 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
             if tmp.exists():
                 tmp.unlink()
     return onnx_out
+
+
+def _shared_weights(model) -> dict[str, int]:
+    """The weight initializers that several Conv/MatMul/Gemm nodes read (an unrolled LSTM's, every step) ->
+    their output-channel axis (the per-channel quantization axis)."""
+    inits = {i.name for i in model.graph.initializer}
+    readers: dict[str, list] = {}
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in inits:
+            readers.setdefault(n.input[1], []).append(n)
+    out = {}
+    for w, nodes in readers.items():
+        if len(nodes) > 1:
+            n = nodes[0]
+            trans_b = n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute)
+            out[w] = 0 if n.op_type == "Conv" or trans_b else 1
+    return out
 
 
 def _int8_weights_only(model, node_names) -> int:
@@ -394,12 +429,16 @@ def _int8_weights_only(model, node_names) -> int:
 
 
 def _drop_conv_zero_points(model) -> int:
-    """Drop the all-zero zero points of the DequantizeLinear nodes that read a constant (a weight or an int32
-    bias) and feed only Conv nodes. The input is optional in ONNX (0 by default); quantize_static writes one
-    per output channel, and on a per-channel CNN the int32 bias zero points alone are ~2 % of the int8 file
+    """Drop the all-zero zero points of the DequantizeLinear nodes that read an int32 constant (a bias) and
+    feed only Conv nodes. The input is optional in ONNX (0 by default); quantize_static writes one per output
+    channel, and on a per-channel CNN the int32 bias zero points alone are ~2 % of the int8 file
     (EfficientNet-Lite0: int8/fp32 size 0.276 -> 0.269). onnxruntime still fuses DequantizeLinear -> Conv ->
-    QuantizeLinear into QLinearConv (same optimised graph, same logits); Gemm/MatMul are left alone, since its
-    QGemm fusion needs the zero points. Returns the number of zero points removed."""
+    QuantizeLinear into QLinearConv (same optimised graph, same logits). The weights' (int8) zero points stay:
+    without them onnxruntime's fusion gives every QLinearConv one shared zero-point initializer, which its
+    x86 saturation guard (session.x64quantprecision) then fails to rewrite ("Attempt to replace the existing
+    tensor"). Gemm/MatMul are left alone, since its QGemm fusion needs the zero points. Returns the number of
+    zero points removed."""
+    import onnx
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
@@ -410,7 +449,8 @@ def _drop_conv_zero_points(model) -> int:
     done = 0
     for n in model.graph.node:
         if (n.op_type != "DequantizeLinear" or len(n.input) != 3 or n.input[0] not in inits
-                or n.input[2] not in inits or set(consumers.get(n.output[0], ())) != {"Conv"}):
+                or n.input[2] not in inits or inits[n.input[2]].data_type != onnx.TensorProto.INT32
+                or set(consumers.get(n.output[0], ())) != {"Conv"}):
             continue
         if not numpy_helper.to_array(inits[n.input[2]]).any():
             del n.input[2]
@@ -480,7 +520,7 @@ def onnx_int8_dynamic(onnx_in, onnx_out, calib=None, input_names=None, float_mod
         onnx.save(_pretranspose_gemm_weights(onnx.load(str(onnx_in))), str(src))
         tmp = _tmp_path(onnx_out, ".onnx")
         try:
-            quantize_dynamic(str(src), str(tmp), per_channel=False, reduce_range=REDUCE_RANGE, weight_type=QuantType.QInt8,
+            quantize_dynamic(str(src), str(tmp), per_channel=False, reduce_range=DYNAMIC_REDUCE_RANGE, weight_type=QuantType.QInt8,
                              op_types_to_quantize=["MatMul", "Gemm"],
                              nodes_to_exclude=module_nodes(onnx.load(str(src)), float_modules),
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})

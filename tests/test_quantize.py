@@ -5,6 +5,8 @@ Cosine thresholds are the measured per-frame cosine of the centred log-probs on 
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -95,7 +97,8 @@ def _int8(student, target, recipe, calib, heldout, tmp_path):
 
 
 # onnx recipes with 7-bit weights (reduce_range), AVX2 host without VNNI, seed 0: static cosine 0.999988, dynamic
-# 0.999993 (full-range weights there: 0.999934 / 0.99836, VPMADDUBSW saturation). Earlier, full-range weights on an
+# 0.999993 (full-range weights there: 0.999934 / 0.99836, VPMADDUBSW saturation; the static recipe's weights are
+# full-range again now, and such hosts run them with session.x64quantprecision). Earlier, full-range weights on an
 # AVX-512 VNNI host,
 # measured on this student, seeds 0/1 (python /tmp measure script, see the convert report):
 #   onnx-int8-static     cosine 0.999993 / 0.999991, max err 1.0e-3 / 2.9e-3
@@ -128,17 +131,76 @@ def test_onnx_int8_static(student, calib, heldout, tmp_path):
         assert mul.op_type == "Mul" and cast.op_type == "Cast" and inits[cast.input[0]].dtype == np.int8
         assert inits[mul.input[1]].size == student.head.classifier.weight.shape[0]   # one scale per class
         assert producers[n.input[0]].op_type != "DequantizeLinear"                     # float activations
-    # the conv weights' and biases' all-zero zero points are dropped (optional in ONNX), and onnxruntime still
-    # fuses DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv
-    conv_dq = [producers[i] for n in model.graph.node if n.op_type == "Conv" for i in n.input[1:]
+    # the int32 biases' all-zero zero points are dropped (optional in ONNX); every conv weight keeps its own int8
+    # one, and onnxruntime still fuses DequantizeLinear -> Conv -> QuantizeLinear into QLinearConv
+    conv_dq = [(producers[i], i == n.input[1]) for n in model.graph.node if n.op_type == "Conv" for i in n.input[1:]
                if i in producers and producers[i].op_type == "DequantizeLinear" and producers[i].input[0] in inits]
-    assert conv_dq and all(len(d.input) == 2 for d in conv_dq)
+    weight_dq = [d for d, is_weight in conv_dq if is_weight]
+    assert weight_dq and all(len(d.input) == 2 for d, is_weight in conv_dq if not is_weight)
+    assert all(len(d.input) == 3 for d in weight_dq) and len({d.input[2] for d in weight_dq}) == len(weight_dq)
+    # full-range (8-bit) weights, except the ones several nodes share (the LSTM's, every step): 7-bit
+    readers = {}
+    for n in model.graph.node:
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8:
+            readers[n.input[0]] = n
+    full = [w for w in readers if np.abs(inits[w].astype(np.int32)).max() > 64]
+    assert {np.abs(inits[d.input[0]].astype(np.int32)).max() for d in weight_dq} == {127}
+    assert full and all("lstm" not in w for w in full)
+    assert any("lstm" in w for w in readers)      # the LSTM's weights are int8 too, within [-64, 64]
+    assert b.manifest.quantization["weight_range"].startswith("int8 [-127, 127]")
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.optimized_model_filepath = str(tmp_path / "optimised.onnx")
     ort.InferenceSession(str(b.model_path), so, providers=["CPUExecutionProvider"])
     assert "QLinearConv" in {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
+
+
+def test_onnx_int8_takes_onnxruntimes_x86_saturation_guard(student, calib, heldout, tmp_path, monkeypatch):
+    """On x86 without VNNI the runtime opens int8 files with session.x64quantprecision (onnxruntime rewrites the
+    int8 weights to uint8 for its exact U8U8 kernels). The rewrite runs on any x86 CPU when asked, so it is
+    checked here: the file loads with it (it fails on weights or zero points several nodes share) and gives the
+    logits of the plain session, which on a VNNI CPU is exact too."""
+    import platform
+
+    import onnxruntime as ort
+
+    from slsdk.runtime.backends import X64_QUANT_PRECISION, OnnxRuntimeBackend, u8s8_saturates
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("session.x64quantprecision is an x86 option")
+    monkeypatch.delenv("SLSDK_ORT_X64_PRECISION", raising=False)
+    host_saturates = u8s8_saturates()
+    for target in ("onnx", "ort"):
+        b = convert(student, target, "int8", tmp_path / target, vocab=VOCAB, calib=calib, heldout=heldout)
+        names = ([i["name"] for i in b.manifest.streaming["inputs"]], [o["name"] for o in b.manifest.streaming["outputs"]])
+        monkeypatch.setenv("SLSDK_ORT_X64_PRECISION", "1")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")          # no fallback to the plain session
+            guarded = OnnxRuntimeBackend(b.model_path, *names, threads=1)
+        assert guarded.x64_quant_precision
+        monkeypatch.setenv("SLSDK_ORT_X64_PRECISION", "0")
+        plain = OnnxRuntimeBackend(b.model_path, *names, threads=1)
+        assert not plain.x64_quant_precision
+        so = ort.SessionOptions()
+        so.add_session_config_entry(X64_QUANT_PRECISION, "1")
+        so.optimized_model_filepath = str(tmp_path / f"{target}-guarded.onnx") if target == "onnx" else ""
+        ort.InferenceSession(str(b.model_path), so, providers=["CPUExecutionProvider"])
+        if target == "onnx":   # the rewrite happened: uint8 weights in the QLinearConvs
+            import onnx
+
+            opt = onnx.load(so.optimized_model_filepath)
+            inits = {i.name: i.data_type for i in opt.graph.initializer}
+            convs = [n for n in opt.graph.node if n.op_type == "QLinearConv"]
+            assert convs and all(inits.get(n.input[3]) == onnx.TensorProto.UINT8 for n in convs)
+        rng = np.random.default_rng(0)
+        feed = {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape], dtype=np.float32)
+                for i in plain.session.get_inputs()}
+        a, c = plain.run(feed), guarded.run(feed)
+        if host_saturates:   # the plain session is the inexact one here
+            continue
+        for k in a:
+            np.testing.assert_allclose(c[k], a[k], atol=1e-5)
 
 
 def test_onnx_int8_dynamic(student, heldout, tmp_path):

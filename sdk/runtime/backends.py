@@ -14,6 +14,8 @@ depends on torch, so ``.pte`` bundles do).
 from __future__ import annotations
 
 import os
+import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,7 @@ from slsdk.preprocess import chunk_video, output_frames
 
 __all__ = ["BACKENDS", "Backend", "BackendError", "OnnxRuntimeBackend", "ExecuTorchBackend", "CoreMLBackend",
            "TorchBackend", "load_onnxruntime", "open_backend", "open_checkpoint", "backends_for_target",
-           "StreamingStep", "run_video", "default_threads"]
+           "StreamingStep", "run_video", "default_threads", "u8s8_saturates", "X64_QUANT_PRECISION"]
 
 
 class BackendError(SlsdkError, RuntimeError):
@@ -69,6 +71,40 @@ def load_onnxruntime():
     return ort
 
 
+X64_QUANT_PRECISION = "session.x64quantprecision"   # onnxruntime's exact (U8U8) int8 kernels on x86 without VNNI
+_X86 = ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def _cpu_has_vnni() -> bool:
+    """AVX-512 VNNI from numpy's CPUID probe (``/proc/cpuinfo`` where numpy has none); AVX-VNNI (Alder Lake
+    and later, which numpy does not report) from ``/proc/cpuinfo``."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            features = {}
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    avx512_vnni = features["AVX512VNNI"] if "AVX512VNNI" in features else "avx512_vnni" in flags
+    return bool(avx512_vnni) or "avx_vnni" in flags
+
+
+def u8s8_saturates() -> bool:
+    """Whether onnxruntime's int8 kernels (uint8 activations x int8 weights) can saturate on this CPU: x86
+    without VNNI, whose VPMADDUBSW sums pairs of products in int16. There the onnxruntime backend sets
+    ``session.x64quantprecision`` (exact U8U8 kernels; it would cost 1.5x time on a VNNI CPU, where U8S8 is
+    exact). ``SLSDK_ORT_X64_PRECISION=1`` / ``0`` overrides the detection."""
+    forced = os.environ.get("SLSDK_ORT_X64_PRECISION", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return platform.machine().lower() in _X86 and not _cpu_has_vnni()
+
+
 class OnnxRuntimeBackend(Backend):
     """onnxruntime InferenceSession for .onnx and .ort; CUDA/TensorRT providers are used when installed."""
 
@@ -90,10 +126,24 @@ class OnnxRuntimeBackend(Backend):
             providers = [p for p in preferred if p in available]
         if not Path(model_path).is_file():
             raise BackendError(f"{model_path}: no such model file")
+        # x86 without VNNI: exact int8 kernels (onnxruntime rewrites int8 weights to uint8 at load)
+        self.x64_quant_precision = u8s8_saturates()
+        if self.x64_quant_precision:
+            opts.add_session_config_entry(X64_QUANT_PRECISION, "1")
         try:
             self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types
-            raise BackendError(f"{model_path}: onnxruntime cannot load this model ({str(e).strip()[:500]})") from None
+            if not self.x64_quant_precision:
+                raise BackendError(f"{model_path}: onnxruntime cannot load this model ({str(e).strip()[:500]})") from None
+            opts.add_session_config_entry(X64_QUANT_PRECISION, "0")
+            try:
+                self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)
+            except Exception as e2:
+                raise BackendError(f"{model_path}: onnxruntime cannot load this model ({str(e2).strip()[:500]})") from None
+            self.x64_quant_precision = False
+            warnings.warn(f"{model_path}: onnxruntime could not rewrite this int8 model for exact kernels on this CPU "
+                          f"(x86 without VNNI: {str(e).strip()[:200]}); its int8 results may differ from other CPUs'",
+                          RuntimeWarning, stacklevel=2)
         self.providers = self.session.get_providers()
         ins = {i.name: i for i in self.session.get_inputs()}
         if set(self.input_names) - set(ins):
