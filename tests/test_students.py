@@ -393,3 +393,67 @@ def test_xnnpack_int8_keeps_activations_int8_between_convolutions(lite_student):
     assert len(convs) == 51
     assert all(int8_source(n.args[0]) for n in convs[1:]), [str(n.args[0].target) for n in convs if not int8_source(n.args[0])]
     assert 0 < len(pads) <= 5   # the stem and the stride-2 depthwise convolutions only
+
+
+# An x86 CPU without VNNI, emulated: qemu-x86_64 -cpu Haswell (AVX2, no AVX-512, no VNNI) runs this machine's
+# Python and onnxruntime, and onnxruntime picks its AVX2 int8 kernels there (VPMADDUBSW, int16 pair sums).
+_SERVE_UNDER_QEMU = r"""
+import sys, numpy as np
+from slsdk.bundle import load_bundle
+from slsdk.runtime.backends import open_backend, run_video, u8s8_saturates
+import onnxruntime as ort, onnx
+from onnx import helper as h, TensorProto as T
+# the kernels saturate here: 64 products 255 x 127 in int16 pairs -> 32 x 32767, not 2,072,640
+g = h.make_graph([h.make_node("MatMulInteger", ["A", "B"], ["Y"])], "g", [h.make_tensor_value_info("A", T.UINT8, [1, 64])],
+                 [h.make_tensor_value_info("Y", T.INT32, [1, 1])], [onnx.numpy_helper.from_array(np.full((64, 1), 127, np.int8), "B")])
+m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)]); m.ir_version = 8
+probe = int(ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"A": np.full((1, 64), 255, np.uint8)})[0][0, 0])
+b = load_bundle(sys.argv[1]); be = open_backend(b, threads=1)
+video = np.load(sys.argv[2])
+np.savez(sys.argv[3], lp=run_video(be, b.manifest.streaming, video), probe=probe, guarded=be.x64_quant_precision,
+         saturates=u8s8_saturates())
+"""
+
+
+def test_lite0_int8_onnx_is_exact_on_x86_without_vnni(lite_student, clips, tmp_path):
+    """The int8 .onnx file served on an (emulated) x86 CPU without VNNI gives this machine's log-probs: the
+    runtime detects the CPU and opens the file with onnxruntime's session.x64quantprecision; with the option
+    forced off the same file saturates there."""
+    import os
+    import platform
+    import shutil
+    import subprocess
+    import sys
+    import warnings
+
+    from slsdk.bundle import load_bundle
+    from slsdk.convert import convert
+    from slsdk.runtime.backends import open_backend, run_video, u8s8_saturates
+
+    qemu = shutil.which("qemu-x86_64")
+    if platform.machine() != "x86_64" or not qemu:
+        pytest.skip("needs an x86-64 host and qemu-x86_64 (Debian package qemu-user)")
+    if u8s8_saturates():
+        pytest.skip("this host has no VNNI: its own int8 kernels are the saturating ones")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = convert(lite_student, "onnx", "int8", tmp_path / "b", vocab=VOCAB, heldout=clips,
+                    calib=[v for v, _ in clips])
+    rng = np.random.default_rng(0)
+    video = rng.standard_normal((24, 3, 32, 32), dtype=np.float32) * 2
+    np.save(tmp_path / "video.npy", video)
+    native = run_video(open_backend(load_bundle(tmp_path / "b")), b.manifest.streaming, video)
+    (tmp_path / "serve.py").write_text(_SERVE_UNDER_QEMU)
+    results = {}
+    for name, env in (("auto", {}), ("off", {"SLSDK_ORT_X64_PRECISION": "0"})):
+        run_env = {k: v for k, v in os.environ.items() if k != "SLSDK_ORT_X64_PRECISION"} | env
+        proc = subprocess.run([qemu, "-cpu", "Haswell", os.path.realpath(sys.executable), "serve.py", "b",
+                               "video.npy", f"{name}.npz"], cwd=tmp_path, env=run_env, capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results[name] = np.load(tmp_path / f"{name}.npz")
+    auto, off = results["auto"], results["off"]
+    assert int(auto["probe"]) == 32 * 32767 != 64 * 255 * 127     # an AVX2 CPU, really
+    assert bool(auto["saturates"]) and bool(auto["guarded"]) and not bool(off["guarded"])
+    np.testing.assert_allclose(auto["lp"], native, atol=1e-4)     # exact kernels: this machine's log-probs
+    assert np.abs(off["lp"] - native).max() > 1e-3                 # without the option: saturated
