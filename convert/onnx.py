@@ -191,13 +191,15 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return dict(sess.get_modelmeta().custom_metadata_map)
 
 
-def to_ort(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, target_platform: str = "amd64",
+def to_ort(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, target_platform: str = "arm",
            optimization_style: str = "Fixed", timeout: float = 600) -> tuple[Path, Path]:
     """Convert an .onnx file to ORT format with onnxruntime's own tool.
 
     Returns ``(model.ort, required_operators.config)``; the config feeds a reduced ONNX Runtime
-    Mobile build (``build.sh --minimal_build --include_ops_by_config``). ``target_platform``
-    "amd64" gives a file optimised for this host; build phone files with "arm".
+    Mobile build (``build.sh --minimal_build --include_ops_by_config``). ``target_platform`` "arm" (the
+    default: the phones ORT Mobile is for) gives a file any CPU runs; "amd64" bakes this host's NCHWc block
+    size into the file (16 floats with AVX-512), and an AVX2 CPU (8) then fails in ReorderOutput ("Input
+    channels must match the NCHWc block-aligned channel count"; seen under qemu-x86_64 -cpu Haswell).
     """
     onnx_path = Path(onnx_path)
     out_dir = Path(out_dir)

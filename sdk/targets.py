@@ -74,7 +74,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
         delegate="ONNX Runtime Mobile (reduced build: --include_ops_by_config)",
         min_os="Android 7+ / iOS 13+ (onnxruntime-mobile)", modules=("onnx", "onnxruntime"),
         int8_family="onnx", int8_recipe="onnx-int8-static", extra_files=("required_operators.config",),
-        notes="host-optimised (amd64, Fixed) file; rebuild with --target_platform arm for phones"),
+        notes="optimised for ARM (Fixed; no NCHWc layout, which would bind the file to the host's vector width): the file phones run, and any x86 CPU"),
     Target(
         name="executorch", suffix=".pte", description="ExecuTorch program, XNNPACK delegate",
         exporter="slsdk.convert.export:export_executorch_target", backend="executorch",

@@ -283,7 +283,14 @@ def open_backend(bundle, backend: str | None = None, threads: int = 0) -> Backen
     if not t.can_run_here:
         raise BackendError(f"{bundle.root}: {t.not_here}")
     ins, outs = _io_names(m)
-    return BACKENDS[name](bundle.model_path, ins, outs, threads=threads)
+    opened = BACKENDS[name](bundle.model_path, ins, outs, threads=threads)
+    if getattr(opened, "x64_quant_precision", False) and m.precision == "int8" and bundle.model_path.suffix == ".ort":
+        # an ORT-format file is loaded as saved: onnxruntime's uint8 rewrite does not run on it
+        warnings.warn(f"{bundle.root}: an int8 .ort file on an x86 CPU without VNNI: onnxruntime's exact-kernel "
+                      "rewrite (session.x64quantprecision) does not apply to ORT-format files, so full-range int8 "
+                      "weights may saturate here (ARM phones and VNNI CPUs are exact); serve the model's .onnx "
+                      "bundle on this CPU", RuntimeWarning, stacklevel=2)
+    return opened
 
 
 def open_checkpoint(path: str | os.PathLike, threads: int = 0):
