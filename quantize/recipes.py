@@ -325,7 +325,8 @@ def _preprocess(onnx_in: Path, work: Path) -> Path:
                  "activations and logits",
                  needs_calibration=True,
                  weight_range="int8 [-127, 127]; weights shared by several nodes (an LSTM's) [-64, 64]. On x86 "
-                              "without VNNI onnxruntime needs session.x64quantprecision=1 (slsdk's runtime sets it)")
+                              "without VNNI a .onnx file needs onnxruntime's session.x64quantprecision=1 (slsdk's "
+                              "runtime sets it); a .ort file is loaded as saved and saturates there (ARM is exact)")
 def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
