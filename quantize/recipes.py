@@ -365,6 +365,12 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
     return onnx_out
 
 
+def _output_channel_axis(node) -> int:
+    """The axis of a Conv/MatMul/Gemm weight that holds its output channels (the per-channel axis)."""
+    trans_b = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+    return 0 if node.op_type == "Conv" or trans_b else 1
+
+
 def _shared_weights(model) -> dict[str, int]:
     """The weight initializers that several Conv/MatMul/Gemm nodes read (an unrolled LSTM's, every step) ->
     their output-channel axis (the per-channel quantization axis)."""
@@ -373,13 +379,7 @@ def _shared_weights(model) -> dict[str, int]:
     for n in model.graph.node:
         if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in inits:
             readers.setdefault(n.input[1], []).append(n)
-    out = {}
-    for w, nodes in readers.items():
-        if len(nodes) > 1:
-            n = nodes[0]
-            trans_b = n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute)
-            out[w] = 0 if n.op_type == "Conv" or trans_b else 1
-    return out
+    return {w: _output_channel_axis(nodes[0]) for w, nodes in readers.items() if len(nodes) > 1}
 
 
 def _int8_weights_only(model, node_names) -> int:
@@ -409,8 +409,7 @@ def _int8_weights_only(model, node_names) -> int:
         w = numpy_helper.to_array(inits[w_name]).astype(np.float32)
         if w.ndim != (4 if node.op_type == "Conv" else 2):
             continue
-        trans_b = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
-        axis = 0 if trans_b or node.op_type == "Conv" else 1     # the output channels
+        axis = _output_channel_axis(node)
         amax = np.abs(w).max(axis=tuple(a for a in range(w.ndim) if a != axis))
         scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
         shape = tuple(-1 if a == axis else 1 for a in range(w.ndim))

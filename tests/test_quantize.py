@@ -139,14 +139,12 @@ def test_onnx_int8_static(student, calib, heldout, tmp_path):
     assert weight_dq and all(len(d.input) == 2 for d, is_weight in conv_dq if not is_weight)
     assert all(len(d.input) == 3 for d in weight_dq) and len({d.input[2] for d in weight_dq}) == len(weight_dq)
     # full-range (8-bit) weights, except the ones several nodes share (the LSTM's, every step): 7-bit
-    readers = {}
-    for n in model.graph.node:
-        if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8:
-            readers[n.input[0]] = n
-    full = [w for w in readers if np.abs(inits[w].astype(np.int32)).max() > 64]
+    int8_weights = {n.input[0] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in inits
+                    and inits[n.input[0]].dtype == np.int8}
+    full = [w for w in int8_weights if np.abs(inits[w].astype(np.int32)).max() > 64]
     assert {np.abs(inits[d.input[0]].astype(np.int32)).max() for d in weight_dq} == {127}
     assert full and all("lstm" not in w for w in full)
-    assert any("lstm" in w for w in readers)      # the LSTM's weights are int8 too, within [-64, 64]
+    assert any("lstm" in w for w in int8_weights)      # the LSTM's weights are int8 too, within [-64, 64]
     assert b.manifest.quantization["weight_range"].startswith("int8 [-127, 127]")
     import onnxruntime as ort
 
@@ -165,7 +163,7 @@ def test_onnx_int8_takes_onnxruntimes_x86_saturation_guard(student, calib, heldo
 
     import onnxruntime as ort
 
-    from slsdk.runtime.backends import X64_QUANT_PRECISION, OnnxRuntimeBackend, u8s8_saturates
+    from slsdk.runtime.backends import X64_QUANT_PRECISION, OnnxRuntimeBackend, _io_names, u8s8_saturates
 
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("session.x64quantprecision is an x86 option")
@@ -173,7 +171,7 @@ def test_onnx_int8_takes_onnxruntimes_x86_saturation_guard(student, calib, heldo
     host_saturates = u8s8_saturates()
     for target in ("onnx", "ort"):
         b = convert(student, target, "int8", tmp_path / target, vocab=VOCAB, calib=calib, heldout=heldout)
-        names = ([i["name"] for i in b.manifest.streaming["inputs"]], [o["name"] for o in b.manifest.streaming["outputs"]])
+        names = _io_names(b.manifest)
         monkeypatch.setenv("SLSDK_ORT_X64_PRECISION", "1")
         with warnings.catch_warnings():
             warnings.simplefilter("error")          # no fallback to the plain session

@@ -13,6 +13,7 @@ depends on torch, so ``.pte`` bundles do).
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import warnings
@@ -75,6 +76,7 @@ X64_QUANT_PRECISION = "session.x64quantprecision"   # onnxruntime's exact (U8U8)
 _X86 = ("x86_64", "amd64", "i386", "i686", "x86")
 
 
+@functools.lru_cache(maxsize=1)   # the CPU does not change: probe once per process, not per session
 def _cpu_has_vnni() -> bool:
     """AVX-512 VNNI from numpy's CPUID probe (``/proc/cpuinfo`` where numpy has none); AVX-VNNI (Alder Lake
     and later, which numpy does not report) from ``/proc/cpuinfo``."""
@@ -130,19 +132,23 @@ class OnnxRuntimeBackend(Backend):
         self.x64_quant_precision = u8s8_saturates()
         if self.x64_quant_precision:
             opts.add_session_config_entry(X64_QUANT_PRECISION, "1")
-        try:
-            self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types
-            if not self.x64_quant_precision:
-                raise BackendError(f"{model_path}: onnxruntime cannot load this model ({str(e).strip()[:500]})") from None
-            opts.add_session_config_entry(X64_QUANT_PRECISION, "0")
+
+        def session():
             try:
-                self.session = ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)
-            except Exception as e2:
-                raise BackendError(f"{model_path}: onnxruntime cannot load this model ({str(e2).strip()[:500]})") from None
+                return ort.InferenceSession(str(model_path), sess_options=opts, providers=providers)
+            except Exception as e:  # onnxruntime raises its own exception types
+                raise BackendError(f"{model_path}: onnxruntime cannot load this model ({str(e).strip()[:500]})") from None
+
+        try:
+            self.session = session()
+        except BackendError as e:
+            if not self.x64_quant_precision:
+                raise
+            opts.add_session_config_entry(X64_QUANT_PRECISION, "0")
+            self.session = session()
             self.x64_quant_precision = False
             warnings.warn(f"{model_path}: onnxruntime could not rewrite this int8 model for exact kernels on this CPU "
-                          f"(x86 without VNNI: {str(e).strip()[:200]}); its int8 results may differ from other CPUs'",
+                          f"(x86 without VNNI: {str(e)[:300]}); its int8 results may differ from other CPUs'",
                           RuntimeWarning, stacklevel=2)
         self.providers = self.session.get_providers()
         ins = {i.name: i for i in self.session.get_inputs()}
