@@ -25,11 +25,12 @@ STUDENT_EPOCHS, STUDENT_LR = 10, 1e-3
 STUDENT = {}                   # StudentConfig overrides (the defaults are the phone student)
 
 
-def quick_kwargs() -> dict:
-    """A tiny synthetic set (tests, `--quick`)."""
-    return dict(num_glosses=6, num_signers=3, sentences_per_signer=6, num_test_si_signers=1,
-                num_train_sentences=8, num_test_us_sentences=2, dev_per_signer=2, test_si_per_signer=3,
-                test_us_per_sentence=1, min_len=2, max_len=3)
+def quick_kwargs(num_glosses: int | None = None) -> dict:
+    """A tiny synthetic set (tests, `--quick`): :func:`slsdk.data.synthetic.quick_settings` (``num_glosses``:
+    that many glosses instead of 6, the training sentences scaled to draw them all)."""
+    from slsdk.data.synthetic import quick_settings
+
+    return quick_settings(num_glosses)
 
 
 def _heldout(samples, vocab, limit: int):
@@ -41,8 +42,19 @@ def _heldout(samples, vocab, limit: int):
 def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dict:
     """Run every stage; returns the results dict also written to OUT/results.json."""
     from rich.console import Console
+
+    from slsdk import fileio
+
+    console = console or Console()
+    out = Path(out)
+    with fileio.output_lock(out):     # one demo per output folder at a time
+        return _run_demo(out, quick, seed, console)
+
+
+def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
     from rich.table import Table
 
+    from slsdk import fileio
     from slsdk.bench import bench_bundles, dir_size_mb, write_table
     from slsdk.convert import convert
     from slsdk.data import read_folder
@@ -53,8 +65,6 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
     from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
     from slsdk.train.checkpoint import load_model
 
-    console = console or Console()
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
@@ -182,7 +192,8 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
         write_table(rows, out / "bench")
     done("7/7 results")
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    # the demo's own results of an earlier run are replaced (fileio proves they are slsdk's); a user's file never
+    fileio.atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=str) + "\n", overwrite=True)
     console.print(f"total {results['total_seconds']} s; wrote {out / 'results.json'}, curves "
                   f"{out / 'teacher' / 'curves.png'}, bundles in {out / 'bundles'}")
     return results

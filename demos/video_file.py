@@ -8,7 +8,8 @@ BUNDLE is a bundle directory or .zip (``slsdk convert``); VIDEO a video file or 
 resamples a file's frames to the model's frame rate (the manifest's ``fps``) by their timestamps, so the times
 printed are the video's.
 ``--overlay`` writes a PNG contact sheet of the hand crops with the gloss active at each frame (it needs the
-"hands" crop policy: with "full" there is nothing detected to draw).
+"hands" crop policy: with "full" there is nothing detected to draw); an existing file there is replaced only
+with ``--overwrite`` and only if slsdk wrote it.
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--beam", type=int, default=8, help="beam width for --decoder beam")
     p.add_argument("--threads", type=int, default=0, help="backend threads (0: the runtime's default)")
     p.add_argument("--overlay", type=Path, default=None, help="write a PNG contact sheet of the hand crops here")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --overlay PNG written by slsdk before (never another file)")
     p.add_argument("--overlay-frames", type=int, default=12, help="frames on the contact sheet")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p.parse_args(argv)
@@ -41,7 +44,7 @@ def gloss_at(events: list[dict], t: float) -> str:
     return next((e["gloss"] for e in events if e["start"] <= t < e["end"]), "")
 
 
-def write_overlay(path: Path, rec_result, n: int) -> Path | None:
+def write_overlay(path: Path, rec_result, n: int, *, overwrite: bool = False) -> Path | None:
     """Contact sheet of ``n`` evenly spaced (frame, crop) pairs captioned with time and gloss; None if no crops."""
     from slsdk.runtime.hands import save_overlay_png
 
@@ -52,7 +55,7 @@ def write_overlay(path: Path, rec_result, n: int) -> Path | None:
     events = rec_result.result.events
     picked = [(frame, crop, f"{t:.2f}s {gloss_at(events, t)}")
               for i, (frame, crop, t) in enumerate(items) if i % step == 0][:n]
-    return save_overlay_png(path, picked, title=rec_result.result.text[:60] or "(no glosses)")
+    return save_overlay_png(path, picked, title=rec_result.result.text[:60] or "(no glosses)", overwrite=overwrite)
 
 
 def main(argv=None) -> int:
@@ -64,7 +67,15 @@ def main(argv=None) -> int:
     out = slsdk.recognize_video(args.bundle, args.video, recognizer=rec, keep_overlay=args.overlay is not None)
     overlay = None
     if args.overlay is not None:
-        overlay = write_overlay(args.overlay, out, args.overlay_frames)
+        from slsdk import fileio
+        from slsdk.errors import SlsdkError
+
+        try:
+            with fileio.reading(args.bundle, args.video, args.hand_model):   # never written onto
+                overlay = write_overlay(args.overlay, out, args.overlay_frames, overwrite=args.overwrite)
+        except SlsdkError as e:    # e.g. the path holds a file slsdk did not write: one line, no traceback
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         if overlay is None:
             print(f"no overlay written: crop policy is {rec.crop_policy!r}, so there are no hand crops to draw "
                   "(use --crop hands)", file=sys.stderr)

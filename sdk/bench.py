@@ -6,12 +6,15 @@ asserted by tests. Rows come from the targets table: one per bundle found, plus 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from slsdk.fileio import atomic_path, atomic_write_text, check_replace, output_lock, reading, temp_dir
 
 
 @dataclass
@@ -155,17 +158,20 @@ def finish_table(rows: list[BenchRow], teacher_fps: float | None) -> list[BenchR
     return rows
 
 
-def write_table(rows: list[BenchRow], out_dir: Path, extra: dict | None = None) -> dict[str, Path]:
-    """CSV, JSON and a PNG of latency per target."""
+def write_table(rows: list[BenchRow], out_dir: Path, extra: dict | None = None, *,
+                overwrite: bool = False) -> dict[str, Path]:
+    """CSV, JSON and a PNG of latency per target (new files, or ones slsdk wrote when ``overwrite``)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     dicts = [asdict(r) for r in rows]
     paths = {"csv": out_dir / "bench.csv", "json": out_dir / "bench.json", "png": out_dir / "bench.png"}
-    with open(paths["csv"], "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(dicts[0]))
-        w.writeheader()
-        w.writerows(dicts)
-    paths["json"].write_text(json.dumps({"rows": dicts, **(extra or {})}, indent=2))
+    for p in paths.values():       # all three or none
+        check_replace(p, overwrite=overwrite)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=list(dicts[0]))
+    w.writeheader()
+    w.writerows(dicts)
+    atomic_write_text(paths["csv"], buf.getvalue(), overwrite=overwrite)
+    atomic_write_text(paths["json"], json.dumps({"rows": dicts, **(extra or {})}, indent=2), overwrite=overwrite)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,7 +185,8 @@ def write_table(rows: list[BenchRow], out_dir: Path, extra: dict | None = None) 
     ax.set_title("throughput per target, measured in one run")
     ax.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(paths["png"], dpi=100)
+    with atomic_path(paths["png"], overwrite=overwrite, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return paths
 
@@ -199,8 +206,29 @@ def rich_table(rows: list[BenchRow], title: str):
 
 
 def run_bench(bundles_dir: Path | None = None, arch: bool = False, out_dir: Path = Path("bench"),
-              data_root: Path | None = None, console=None, teacher_checkpoint: Path | None = None) -> list[BenchRow]:
-    """Benchmark every bundle under BUNDLES_DIR (or, with arch, the real model sizes on random weights)."""
+              data_root: Path | None = None, console=None, teacher_checkpoint: Path | None = None,
+              overwrite: bool = False) -> list[BenchRow]:
+    """Benchmark every bundle under BUNDLES_DIR (or, with arch, the real model sizes on random weights).
+
+    Writes ``bench.{csv,json,png}`` into ``out_dir``: new files, or ones slsdk wrote when ``overwrite``
+    (checked before anything is timed; the folder is locked while it is written).
+    """
+    if data_root is not None and not Path(data_root).is_dir():
+        raise FileNotFoundError(f"{data_root}: no such data set folder (--data)")
+    if not arch:
+        bundles_dir = Path(bundles_dir or "slsdk_demo/bundles")
+        if not bundles_dir.is_dir():
+            raise FileNotFoundError(f"{bundles_dir}: no bundles folder; run `slsdk demo` first or pass --bundles")
+        if not any(bundles_dir.glob("*/manifest.json")):
+            raise FileNotFoundError(f"{bundles_dir}: holds no bundles (folders with a manifest.json); pass the folder "
+                                    "`slsdk convert` wrote them into (default: bundles)")
+    with reading(bundles_dir, data_root), output_lock(out_dir, overwrite=overwrite):
+        for name in ("bench.csv", "bench.json", "bench.png"):
+            check_replace(Path(out_dir) / name, overwrite=overwrite)
+        return _run_bench(bundles_dir, arch, Path(out_dir), console, teacher_checkpoint)
+
+
+def _run_bench(bundles_dir: Path | None, arch: bool, out_dir: Path, console, teacher_checkpoint) -> list[BenchRow]:
     import torch
 
     from rich.console import Console
@@ -211,9 +239,6 @@ def run_bench(bundles_dir: Path | None = None, arch: bool = False, out_dir: Path
     if arch:
         rows = _arch_rows(console)
     else:
-        bundles_dir = Path(bundles_dir or "slsdk_demo/bundles")
-        if not bundles_dir.is_dir():
-            raise FileNotFoundError(f"{bundles_dir}: no bundles folder; run `slsdk demo` first or pass --bundles")
         teacher_checkpoint = teacher_checkpoint or _find_teacher(bundles_dir)
         rows = []
         if teacher_checkpoint is not None:
@@ -243,7 +268,6 @@ def _find_teacher(bundles_dir: Path) -> Path | None:
 
 def _arch_rows(console) -> list[BenchRow]:
     """The real sizes with random weights: ViT-B/16 AdaptSign teacher and the default student per target."""
-    import tempfile
 
     import torch
 
@@ -259,7 +283,7 @@ def _arch_rows(console) -> list[BenchRow]:
     from slsdk.convert import convert
 
     vocab = ["<blank>", *(f"G{i}" for i in range(388))]
-    with tempfile.TemporaryDirectory() as tmp:
+    with temp_dir("slsdk-bench") as tmp:
         converted = []
         for name in ("onnx", "executorch"):
             for precision in ("fp32", "int8"):

@@ -125,11 +125,9 @@ def data_synth(out: Path = typer.Argument(..., help="output folder"),
                                               "other settings (never another data set)")):
     """Generate the synthetic signing dataset (the embedded default) in the folder format."""
     from slsdk.data.synthetic import generate_synthetic, preset_settings
-    from slsdk.demos.pipeline import quick_kwargs
 
-    kw = _run(preset_settings, preset, **({"num_glosses": glosses} if glosses else {}))
-    path = _run(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite,
-                **{**kw, **(quick_kwargs() if quick else {})})
+    kw = _run(preset_settings, preset, quick=quick, **({"num_glosses": glosses} if glosses is not None else {}))
+    path = _run(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite, **kw)
     console.print(f"wrote {path}")
 
 
@@ -147,12 +145,12 @@ def data_show(root: Path = typer.Argument(..., help="dataset root"),
     if json_:
         print(json.dumps(s.to_dict(), ensure_ascii=False, indent=2))
         return
-    table = Table(title=f"{root} ({_v(layout)}): {s.vocabulary} glosses in train")
+    table = Table(title=escape(f"{root} ({_v(layout)}): {s.vocabulary} glosses in train"))
     for col in ("split", "samples", "signers", "glosses", "frames min/median/max", "fps", "unseen glosses",
                 "unreadable"):
         table.add_column(col, justify="left" if col == "split" else "right")
     for sp in s.splits:
-        table.add_row(sp.name, str(sp.samples), str(len(sp.signers)),
+        table.add_row(escape(sp.name), str(sp.samples), str(len(sp.signers)),
                       str(sp.glosses) if sp.labelled else "unlabelled",
                       "/".join(map(str, sp.frames)) if sp.frames else "-",
                       ",".join(f"{r:g}" for r in sp.fps) or "-", str(len(sp.unseen_glosses)), str(len(sp.unreadable)))
@@ -188,7 +186,9 @@ def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`sl
              out: Path = typer.Option(Path("runs/clip-synthetic.safetensors"), "--out", "-o"),
              backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name"),
              student: bool = typer.Option(False, help="pretrain the default student's encoder instead"),
-             steps: int = typer.Option(1000), lr: float = typer.Option(1e-3), seed: int = typer.Option(0)):
+             steps: int = typer.Option(1000), lr: float = typer.Option(1e-3), seed: int = typer.Option(0),
+             overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if slsdk wrote it (never "
+                                            "another file)")):
     """Pretrain a CLIP tower on synthetic frames: the demo's stand-in for downloadable CLIP weights."""
     from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
 
@@ -197,8 +197,8 @@ def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`sl
         from slsdk.models.student import StudentConfig
 
         vision = StudentConfig(num_classes=2).encoder_config
-    _run(pretrain_backbone, data, out, PretrainConfig(backbone=backbone, steps=steps, lr=lr, seed=seed),
-         vision_config=vision)
+    cfg = _run(PretrainConfig, backbone=backbone, steps=steps, lr=lr, seed=seed)
+    _run(pretrain_backbone, data, out, cfg, vision_config=vision, overwrite=overwrite)
 
 
 # flag -> (recipe section, field): the flags that a recipe file can also set
@@ -335,12 +335,14 @@ def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si"
                                                                         "train/dev/test or SI/test, US/test)"),
                layout: Layout = typer.Option("folder", help="dataset layout"),
                decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
-               out: Optional[Path] = typer.Option(None, "--out", "-o", help="write CTM/STM here")):
+               out: Optional[Path] = typer.Option(None, "--out", "-o", help="write CTM/STM here"),
+               overwrite: bool = typer.Option(False, "--overwrite", help="replace the CTM/STM files slsdk wrote there "
+                                              "before (never other files)")):
     """Decode a split with a checkpoint and score it (WER, PHOENIX conventions)."""
     from slsdk.train.evaluate import evaluate
 
     res = _run(evaluate, checkpoint, data, split=split, layout=_v(layout), decoder=_v(decoder), beam=beam,
-               out_dir=out)
+               out_dir=out, overwrite=overwrite)
     if res.wer is None:
         console.print(escape(res.summary()))
     else:
@@ -496,11 +498,14 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
 def bench(bundles: Optional[Path] = typer.Option(None, help="folder of bundles (default: the demo's)"),
           arch: bool = typer.Option(False, "--arch", help="time the real sizes (ViT-B/16 teacher, default student)"),
           out: Path = typer.Option(Path("bench"), "--out", "-o"),
-          data: Optional[Path] = typer.Option(None, help="dataset root for WER and videos")):
+          data: Optional[Path] = typer.Option(None, help="dataset root for WER and videos"),
+          overwrite: bool = typer.Option(False, "--overwrite", help="replace the bench.* files slsdk wrote in OUT "
+                                         "before (never other files)")):
     """Benchmark every target x precision: size, latency p50/p90, frames/s, ratio to eager fp32 torch."""
     from slsdk.bench import run_bench
 
-    _run(run_bench, bundles_dir=bundles, arch=arch, out_dir=out, data_root=data, console=console)
+    _run(run_bench, bundles_dir=bundles, arch=arch, out_dir=out, data_root=data, console=console,
+         overwrite=overwrite)
 
 
 @app.command()

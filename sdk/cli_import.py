@@ -21,14 +21,20 @@ def import_adaptsign_cmd(
     from slsdk.cli import _run, fail
     from slsdk.models.adaptsign_import import import_adaptsign
 
-    if out.exists():
-        if not overwrite:
-            fail(f"{out}: already exists; pass --overwrite to replace it, or choose another -o")
-        from slsdk.train.checkpoint import load_checkpoint
+    from slsdk.fileio import check_replace, output_lock, reading
+    from slsdk.train.checkpoint import load_checkpoint
 
-        _run(load_checkpoint, out)   # --overwrite replaces only an slsdk checkpoint
-    model, vocab = _run(import_adaptsign, checkpoint, gloss_dict, conv_type=conv_type)
-    path = _run(save_imported, model, vocab, out)
+    def owned(p: Path) -> bool:      # --overwrite replaces only an slsdk checkpoint
+        try:
+            load_checkpoint(p)
+        except Exception:  # noqa: BLE001 - anything unreadable is not ours
+            return False
+        return True
+
+    with reading(checkpoint, gloss_dict), output_lock(out, overwrite=overwrite):
+        _run(check_replace, out, overwrite=overwrite, owned=owned)
+        model, vocab = _run(import_adaptsign, checkpoint, gloss_dict, conv_type=conv_type)
+        path = _run(save_imported, model, vocab, out)
     cfg = model.config
     v = cfg.vision_config()
     Console().print(f"imported AdaptSign {cfg.backbone} (width {v.width}, {v.layers} layers, patch {v.patch_size}, "

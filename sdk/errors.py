@@ -6,8 +6,12 @@ one line without a traceback; anything else is a bug and keeps its traceback. St
 """
 from __future__ import annotations
 
-__all__ = ["SlsdkError"]
+__all__ = ["SlsdkError", "ConfigError"]
 
 
 class SlsdkError(Exception):
     """An error the user can fix (bad input, a missing file, a refused overwrite): printed without a traceback."""
+
+
+class ConfigError(SlsdkError, ValueError):
+    """A setting out of its range (``--steps 0``, ``--image-size 0``): the message names it and the range."""

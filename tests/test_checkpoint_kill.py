@@ -70,7 +70,7 @@ def _assert_same(got, want, where):
 
 
 def _leftovers(out):
-    return sorted(p.name for p in out.iterdir() if p.name.startswith("."))
+    return sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != fileio.LEDGER)
 
 
 def test_kill_at_every_write_point_then_resume(splits, tmp_path):
@@ -142,18 +142,17 @@ def test_stale_temp_files_of_a_killed_run_are_removed(splits, tmp_path):
     _train(splits, out)
     dead = 2 ** 22 + 12345      # beyond the default pid_max: no such process
     ours = out / f".last.pt.{dead}-0123abcd.slsdk-tmp"
-    legacy = out / ".last.pt.ab12cd34.tmp"        # what slsdk wrote before fileio (tempfile.mkstemp names)
-    fresh_legacy = out / ".best.pt.zz12cd34.tmp"  # too young: a live older slsdk could still be writing it
-    user = out / "last.pt.notes.tmp"              # not a temp name slsdk makes: never touched
-    for p in (ours, legacy, fresh_legacy, user):
+    legacy = out / ".last.pt.ab12cd34.tmp"        # a name older slsdk used, but also one a user may choose:
+    user = out / "last.pt.notes.tmp"              # only names with slsdk's pid-token-suffix are ever removed
+    for p in (ours, legacy, user):
         p.write_bytes(b"x" * 100)
-    old = os.path.getmtime(legacy) - 2 * fileio.LEGACY_AGE_S
+    old = os.path.getmtime(legacy) - 30 * 24 * 3600
     os.utime(legacy, (old, old))
     _train(splits, out, resume=True)       # finished run: nothing trained, nothing written ...
     assert ours.exists()                    # ... so nothing cleaned yet
     _train(splits, out, overwrite=True)
-    assert not ours.exists() and not legacy.exists()
-    assert fresh_legacy.exists() and user.exists()
+    assert not ours.exists()
+    assert legacy.exists() and user.exists()
 
 
 def test_overwrite_replaces_only_a_run_of_the_same_kind(tmp_path):

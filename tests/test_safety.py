@@ -151,9 +151,9 @@ def test_scratch_folders_of_killed_runs_are_removed_and_nothing_else(bundle_dir,
     (killed / "bundle" / "model.onnx").write_bytes(b"0" * 1000)
     unmarked = scratch / f"slsdk-bundle-{dead}-4567abcd"    # right name, no owner mark: not provably ours
     unmarked.mkdir()
-    legacy = scratch / "slsdk-bundle-ab12_x9z"              # TemporaryDirectory name of older slsdk, old
+    legacy = scratch / "slsdk-bundle-ab12_x9z"              # TemporaryDirectory name of older slsdk: no proof
     legacy.mkdir()
-    old = os.path.getmtime(legacy) - 2 * fileio.LEGACY_AGE_S
+    old = os.path.getmtime(legacy) - 30 * 24 * 3600
     os.utime(legacy, (old, old))
     young = scratch / "slsdk-bundle-cd34_y8w"               # could belong to a running older slsdk
     young.mkdir()
@@ -161,8 +161,8 @@ def test_scratch_folders_of_killed_runs_are_removed_and_nothing_else(bundle_dir,
     user.mkdir()
     z = zip_bundle(bundle_dir)
     b = load_bundle(z)
-    assert not killed.exists() and not legacy.exists()
-    assert unmarked.exists() and young.exists() and user.exists()
+    assert not killed.exists()
+    assert legacy.exists() and unmarked.exists() and young.exists() and user.exists()
     mine = b.root.parent
     assert mine.parent == scratch and mine.name.startswith(f"slsdk-bundle-{os.getpid()}-")
     del b

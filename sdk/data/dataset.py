@@ -8,7 +8,6 @@ removes them, ``error`` raises.
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from slsdk import fileio
 
 from .readers import Sample
 from .transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
@@ -163,8 +164,9 @@ class VideoDataset(torch.utils.data.Dataset):
         self.samples = samples
         self.preparation = preparation_of(samples[0].video)  # None unless the samples come from a prepared cache
         if self.preparation is not None and crop_fn is not None:
+            crop = self.preparation.get("crop")
             raise ValueError(f"{samples[0].video}: the samples come from a prepared cache, already cropped "
-                             f"({self.preparation['crop'].get('policy')}); pass no crop_fn")
+                             f"({crop.get('policy') if isinstance(crop, dict) else crop}); pass no crop_fn")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -187,7 +189,12 @@ class VideoDataset(torch.utils.data.Dataset):
         arr = None
         cpath = self._cache_path(s) if self.cache_dir is not None else None
         if cpath is not None and cpath.is_file():
-            arr = np.load(cpath)
+            try:
+                arr = np.load(cpath, allow_pickle=False)
+            except (OSError, ValueError, EOFError):
+                arr = None           # unreadable (e.g. cut by a power loss): decoded again and replaced
+            if arr is not None and (arr.dtype != np.uint8 or arr.ndim != 4 or len(arr) == 0):
+                arr = None
         if arr is None and is_prepared_clip(s.video):  # already cropped and resized by `slsdk data prepare`
             arr = resize_shorter(load_prepared_clip(s.video, self.max_frames), self.transform.resize_to)
         elif arr is None:
@@ -206,10 +213,11 @@ class VideoDataset(torch.utils.data.Dataset):
                                      "expected non-empty uint8 [T, H, W, 3]")
             arr = resize_shorter(arr, self.transform.resize_to)
             if cpath is not None:
-                cpath.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cpath.with_suffix(f".{os.getpid()}.tmp.npy")
-                np.save(tmp, arr)
-                os.replace(tmp, cpath)
+                try:   # a temp file beside it, renamed (slsdk.fileio): a kill never leaves half a clip
+                    fileio.atomic_write(cpath, lambda f, a=arr: np.save(f, a, allow_pickle=False), fsync=False,
+                                        overwrite=True)   # replaces only a cache file slsdk wrote (its ledger)
+                except fileio.OutputExistsError:
+                    pass   # a file there that slsdk did not write (or a link): left alone, the clip kept in memory
         if self.cache_in_memory:
             self._mem[index] = arr
         return arr

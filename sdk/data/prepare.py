@@ -37,10 +37,13 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from slsdk.errors import SlsdkError
+from slsdk.fileio import (WriteError, atomic_write, atomic_write_text, check_output, is_ours, output_lock, reading,
+                          remove)
 from slsdk.runtime.crop import preparation_mismatch  # the one train/serve check, shared with serving
 
 __all__ = ["PrepareConfig", "PrepareError", "PrepareResult", "prepare_dataset", "prepare_frames", "read_index", "is_prepared_clip", "preparation_of",
@@ -52,7 +55,7 @@ INDEX = "index.json"
 ANNOTATIONS = "annotations.csv"
 
 
-class PrepareError(ValueError):
+class PrepareError(SlsdkError, ValueError):
     """The cache cannot be written or read as asked (settings clash, corrupt cache file)."""
 
 
@@ -106,8 +109,13 @@ def _cropper(settings: dict, hand_model: str | None):
     return _WORKER["cropper"]
 
 
-def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = None) -> tuple[np.ndarray, dict]:
-    """``(frames uint8 [T, H, W, 3], stats)`` of one video prepared as ``settings`` say (see the module doc)."""
+def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = None,
+                   sink: Callable[[np.ndarray], None] | None = None) -> tuple[np.ndarray | None, dict]:
+    """``(frames uint8 [T, H, W, 3], stats)`` of one video prepared as ``settings`` say (see the module doc).
+
+    With ``sink``, each output frame is handed to ``sink(frame)`` as it is made and nothing is kept (memory
+    independent of the clip's length); the first element of the result is then None.
+    """
     from slsdk.data.video import VideoReader
     from slsdk.runtime.sources import FrameResampler
 
@@ -116,16 +124,19 @@ def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = N
     cropper = _cropper(settings, hand_model) if hands else None
     if cropper is not None:
         cropper.reset()
-    out: list[np.ndarray] = []
-    found = 0
+    kept: list[np.ndarray] = []
+    put = sink if sink is not None else kept.append
+    made = found = 0
 
     def emit(frame, count):
-        nonlocal found
+        nonlocal found, made
         if cropper is not None:
-            r = cropper.crop(frame, int(round(len(out) * 1000.0 / (fps or reader.info.fps or 25.0))))
+            r = cropper.crop(frame, int(round(made * 1000.0 / (fps or reader.info.fps or 25.0))))
             found += r.hands_found > 0
             frame = r.image
-        out.extend([frame] * count)
+        for _ in range(count):
+            put(frame)
+        made += count
 
     resampler = FrameResampler(fps) if fps is not None and reader.timed else None
     held = None
@@ -141,14 +152,43 @@ def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = N
         c = resampler.finish()
         if c:
             emit(held, c)
-    if not out:
+    if not made:
         from slsdk.data.video import VideoError
 
         raise VideoError(f"{video}: no frames after resampling to {fps} fps")
-    stats = {"source_frames": reader.stats["frames"], "frames": len(out), "hands_frames": found if hands else None,
+    stats = {"source_frames": reader.stats["frames"], "frames": made, "hands_frames": found if hands else None,
              "gaps": reader.stats["gaps"], "resized_frames": reader.stats["resized_frames"],
              "source_fps": reader.info.fps, "rotation": reader.info.rotation}
-    return np.stack(out), stats
+    return (np.stack(kept) if sink is None else None), stats
+
+
+class _NpyFrames:
+    """Writes uint8 ``[T, H, W, 3]`` frames to an open ``.npy`` file as they come: a fixed-size header is
+    reserved first and filled in with the final ``T`` at :meth:`close` (numpy reads any header padding)."""
+
+    HEADER = 128     # bytes: magic, version, length, the dict padded with spaces (a multiple of 64)
+
+    def __init__(self, f):
+        self.f, self.shape, self.frames = f, None, 0
+
+    def add(self, frame: np.ndarray) -> None:
+        frame = np.ascontiguousarray(frame, dtype=np.uint8)
+        if self.shape is None:
+            self.shape = frame.shape
+            self.f.write(b"\0" * self.HEADER)
+        elif frame.shape != self.shape:
+            raise PrepareError(f"frame {self.frames} is {list(frame.shape)}, the clip's first {list(self.shape)}")
+        self.f.write(frame.tobytes())
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.shape is None:
+            return
+        d = repr({"descr": "|u1", "fortran_order": False, "shape": (self.frames, *self.shape)})
+        body = d.encode("latin1").ljust(self.HEADER - 10 - 1) + b"\n"
+        self.f.seek(0)
+        self.f.write(b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body)
+        self.f.seek(0, os.SEEK_END)
 
 
 def _clip_key(sample_id: str) -> str:
@@ -157,39 +197,64 @@ def _clip_key(sample_id: str) -> str:
 
 
 def _source_stamp(path: Path) -> dict:
+    """What identifies a source video: path, size, mtime and the SHA-256 of its bytes (an edit that keeps the
+    size and mtime is still noticed; hashing costs far less than decoding)."""
     p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    stamp = {"path": str(p.resolve()), "size": sum(f.stat().st_size for f in files),
+             "mtime_ns": max((f.stat().st_mtime_ns for f in files), default=0), "sha256": h.hexdigest()}
     if p.is_dir():
-        files = sorted(p.iterdir())
-        return {"path": str(p.resolve()), "size": sum(f.stat().st_size for f in files if f.is_file()),
-                "mtime_ns": max((f.stat().st_mtime_ns for f in files), default=0), "files": len(files)}
-    st = p.stat()
-    return {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        stamp["files"] = len(files)
+    return stamp
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _clip_complete(npy: Path, rec: dict) -> bool:
+    """Whether a cached clip's file holds all the frames its record says (a cut file is prepared again)."""
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        shape = [int(x) for x in rec["shape"]]
+        with open(npy, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)(f)
+            offset = f.tell()
+        return (list(header[0]) == shape and header[2] == np.uint8
+                and npy.stat().st_size == offset + int(np.prod(shape)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _prepare_one(job: dict) -> dict:
     """Worker: prepare one sample, write ``clips/<key>.npy`` then its record; returns the record (or the error)."""
     clips = Path(job["clips"])
     key = job["key"]
+    npy = clips / f"{key}.npy"
+    out: dict = {}
+
+    def write(f):
+        frames = _NpyFrames(f)
+        out["stats"] = prepare_frames(job["video"], job["settings"], job["hand_model"], sink=frames.add)[1]
+        frames.close()
+        out["shape"] = [frames.frames, *frames.shape]
+
+    def owned(p: Path) -> bool:      # a cut clip is still the one slsdk's own record names
+        side = p.with_suffix(".json")
+        return is_ours(side) and f"clips/{p.name}" in side.read_text(encoding="utf-8", errors="replace")
+
     try:
-        frames, stats = prepare_frames(job["video"], job["settings"], job["hand_model"])
+        atomic_write(npy, write, overwrite=True, owned=owned)     # replaces only a clip slsdk wrote
+    except WriteError:
+        raise                                        # a full disk or a permission: stop the run, say why
     except Exception as e:  # noqa: BLE001 - every failure is named in the summary, the run goes on
         return {"id": job["id"], "video": job["video"], "error": f"{type(e).__name__}: {e}"}
-    npy = clips / f"{key}.npy"
-    _write_atomic(npy, lambda p: np.save(open(p, "wb"), frames))
     rec = {"id": job["id"], "split": job["split"], "signer": job["signer"], "glosses": job["glosses"],
-           "file": f"clips/{key}.npy", "shape": list(frames.shape), **stats, "source": job["source"],
+           "file": f"clips/{key}.npy", "shape": out["shape"], **out["stats"], "source": job["source"],
            "settings_hash": job["settings_hash"]}
-    _write_atomic(clips / f"{key}.json", lambda p: Path(p).write_text(json.dumps(rec)))
+    atomic_write_text(clips / f"{key}.json", json.dumps(rec), overwrite=True)
     return rec
 
 
@@ -239,9 +304,11 @@ def _all_samples(data: Path, layout: str, splits: Sequence[str] | None):
 def prepare_dataset(data: str | Path, out_dir: str | Path, config: PrepareConfig | None = None, *,
                     layout: str = "folder", splits: Sequence[str] | None = None, workers: int = 1,
                     overwrite: bool = False, progress: bool = True, console=None) -> PrepareResult:
-    """Prepare every video of ``data`` (a data set root in ``layout``) into the cache ``out_dir``."""
-    from slsdk.data.readers import Sample, write_folder_annotations
+    """Prepare every video of ``data`` (a data set root in ``layout``) into the cache ``out_dir``.
 
+    ``out_dir`` is new, empty, or a cache slsdk made (resumed; ``overwrite`` starts it over when its settings
+    differ); never the data set itself. One run per cache at a time (:func:`slsdk.fileio.output_lock`).
+    """
     config = config or PrepareConfig()
     data, out = Path(data), Path(out_dir)
     settings = config.settings()
@@ -251,20 +318,80 @@ def prepare_dataset(data: str | Path, out_dir: str | Path, config: PrepareConfig
         from slsdk.runtime.hand_model import resolve_hand_model
 
         hand_model = str(resolve_hand_model(config.hand_model))
-    samples = _all_samples(data, layout, splits)
+    with reading(data), output_lock(out):
+        return _prepare_locked(data, out, config, samples=_all_samples(data, layout, splits), layout=layout,
+                               settings=settings, shash=shash, hand_model=hand_model, workers=workers,
+                               overwrite=overwrite, progress=progress, console=console)
+
+
+def _cache_files(out: Path) -> set[str]:
+    """The files of the cache at ``out`` that its index lists (an overwrite may remove only slsdk's own)."""
+    try:
+        index = read_index(out)
+    except PrepareError:
+        return set()
+    return {Path(r["file"]).name for r in index["clips"] if isinstance(r, dict) and isinstance(r.get("file"), str)}
+
+
+def _started_settings(path: Path) -> dict:
+    """The settings of a cache whose first run was stopped before it wrote the index (``prepare.json``)."""
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8")) if path.stat().st_size < 1 << 20 else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        settings = None
+    if not isinstance(settings, dict) or settings.get("format") != FORMAT or not is_ours(path):
+        raise PrepareError(f"{path}: not the settings file of a cache slsdk made; choose another --out folder")
+    return settings
+
+
+def _start_over(out: Path, clips: Path) -> None:
+    """``--overwrite``: remove the old cache's clips, after checking every file there is slsdk's."""
+    listed = _cache_files(out)
+    entries = sorted(clips.iterdir()) if clips.is_dir() else []
+
+    def owned(p: Path) -> bool:
+        return p.name in listed or (p.suffix == ".json" and p.with_suffix(".npy").name in listed)
+
+    foreign = [f.name for f in entries if not f.name.startswith(".") and not is_ours(f, owned)]
+    if foreign:
+        raise PrepareError(f"{clips}: holds files slsdk did not write ({', '.join(foreign[:5])}); --overwrite "
+                           "replaces only a cache slsdk made: move them away or choose another folder")
+    for f in entries:
+        if not f.name.startswith("."):
+            remove(f, owned=owned)
+
+
+def _prepare_locked(data: Path, out: Path, config: PrepareConfig, *, samples, layout: str, settings: dict,
+                    shash: str, hand_model, workers: int, overwrite: bool, progress: bool, console) -> PrepareResult:
+    check_output(out)
+    if out.exists() and not out.is_dir():
+        raise PrepareError(f"{out}: is a file, not a folder; choose a folder for the cache")
     index_path = out / INDEX
-    if index_path.exists() and not overwrite:
-        old = read_index(out)["settings"]
-        if _settings_hash(old) != shash:
+    is_cache = index_path.exists() or (out / "prepare.json").exists()
+    if is_cache:
+        old = read_index(out)["settings"] if index_path.exists() else _started_settings(out / "prepare.json")
+        if _settings_hash(old) != shash and not overwrite:
             diff = [k for k in settings if old.get(k) != settings[k]]
             raise PrepareError(f"{out} holds a cache prepared with other settings (differs in {diff}); choose "
                                "another folder or pass --overwrite to start over")
+    elif out.is_dir() and any(not f.name.startswith(".") for f in out.iterdir()):
+        raise PrepareError(f"{out}: is a folder that is not a prepared cache; slsdk writes a cache only into a new "
+                           "or empty folder (or one of its caches): choose another --out")
     clips = out / "clips"
-    if overwrite and clips.exists():
-        for f in clips.iterdir():
-            f.unlink()
+    if overwrite and is_cache:
+        _start_over(out, clips)
     clips.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "prepare.json", lambda p: Path(p).write_text(json.dumps(settings, indent=1)))
+    with output_lock(out, overwrite=True):   # a cache slsdk made (or a new one): its files may be rewritten
+        return _fill(data, out, config, samples=samples, layout=layout, settings=settings, shash=shash,
+                     hand_model=hand_model, workers=workers, progress=progress, console=console)
+
+
+def _fill(data: Path, out: Path, config: PrepareConfig, *, samples, layout: str, settings: dict, shash: str,
+          hand_model, workers: int, progress: bool, console) -> PrepareResult:
+    from slsdk.data.readers import Sample, write_folder_annotations
+
+    clips, index_path = out / "clips", out / INDEX
+    atomic_write_text(out / "prepare.json", json.dumps(settings, indent=1))
 
     records: dict[str, dict] = {}
     jobs = []
@@ -277,7 +404,8 @@ def prepare_dataset(data: str | Path, out_dir: str | Path, config: PrepareConfig
                 rec = json.loads(side.read_text())
             except (OSError, ValueError):
                 rec = None
-            if rec and rec.get("source") == stamp and rec.get("settings_hash") == shash and rec.get("id") == s.id:
+            if (isinstance(rec, dict) and rec.get("source") == stamp and rec.get("settings_hash") == shash
+                    and rec.get("id") == s.id and _clip_complete(clips / f"{key}.npy", rec)):
                 rec.update(split=s.split, signer=s.signer, glosses=list(s.glosses))
                 records[s.id] = rec
                 continue
@@ -316,7 +444,7 @@ def prepare_dataset(data: str | Path, out_dir: str | Path, config: PrepareConfig
     ordered = [records[s.id] for s in samples if s.id in records]
     index = {"settings": settings, "source": str(data.resolve()), "layout": layout, "clips": ordered,
              "failures": failures}
-    _write_atomic(index_path, lambda p: Path(p).write_text(json.dumps(index, indent=1)))
+    atomic_write_text(index_path, json.dumps(index, indent=1))
     write_folder_annotations(out, [Sample(r["id"], r["glosses"], out / r["file"], r["signer"], r["split"])
                                    for r in ordered])
     hands = sum(r["hands_frames"] or 0 for r in ordered) if config.crop == "hands" else None
@@ -327,17 +455,27 @@ def prepare_dataset(data: str | Path, out_dir: str | Path, config: PrepareConfig
 # --------------------------------------------------------------------------------------------------
 # reading the cache
 # --------------------------------------------------------------------------------------------------
+MAX_INDEX_BYTES = 256 << 20     # an index of ~1M clips; a larger index.json is refused before it is read
+
+
 def read_index(cache: str | Path) -> dict:
     """The cache's ``index.json`` (settings, clips, failures); a clear error when it is not a cache."""
     p = Path(cache) / INDEX
     try:
-        index = json.loads(p.read_text())
+        if p.stat().st_size > MAX_INDEX_BYTES:
+            raise PrepareError(f"{p}: {p.stat().st_size} bytes, more than an index holds ({MAX_INDEX_BYTES}); not "
+                               "a prepared cache")
+        index = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PrepareError(f"{cache}: not a prepared cache (no {INDEX}); make one with `slsdk data prepare`") from None
-    except ValueError as e:
+    except (ValueError, UnicodeDecodeError) as e:
         raise PrepareError(f"{p}: corrupt index ({e})") from None
-    if index.get("settings", {}).get("format") != FORMAT:
-        raise PrepareError(f"{p}: not an slsdk prepared-cache index (format {index.get('settings', {}).get('format')!r})")
+    settings = index.get("settings") if isinstance(index, dict) else None
+    if not isinstance(settings, dict) or settings.get("format") != FORMAT:
+        what = f"format {settings.get('format')!r}" if isinstance(settings, dict) else f"a JSON {type(index).__name__}"
+        raise PrepareError(f"{p}: not an slsdk prepared-cache index ({what}); re-run `slsdk data prepare`")
+    if not isinstance(index.get("clips", []), list) or not all(isinstance(r, dict) for r in index.get("clips", [])):
+        raise PrepareError(f"{p}: corrupt index (its clips are not a list of records); re-run `slsdk data prepare`")
     return index
 
 

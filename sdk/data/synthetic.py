@@ -13,13 +13,19 @@ from ``seed``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
+import math
+import numbers
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from slsdk import fileio
+from slsdk.errors import SlsdkError
 
 from .readers import Sample, write_folder_annotations
 from .video import write_frames, write_video
@@ -772,29 +778,188 @@ def make_plan(*, seed: int = 0, num_glosses: int = 12, num_signers: int = 8, sen
     return plan
 
 
-_MARK = ".slsdk-synthetic"   # written first into a folder being generated: a killed run's folder stays ours
+class SyntheticSettingError(SlsdkError, ValueError):
+    """A setting of the synthetic data set is outside its allowed range (the message names it and the range)."""
 
 
-def _claim_folder(out: Path, spec_path: Path, overwrite: bool) -> None:
-    """Refuse a folder holding anything but a synthetic data set of slsdk's; another settings' set needs overwrite."""
+MAX_SIGNERS = 99          # signer ids are 2 digits (Isharah-style ids: 2-digit signer + 4-digit sentence)
+MAX_SENTENCES = 9999      # sentence indices are 4 digits
+# name: (integer?, lowest, highest): the numeric settings of generate_synthetic and their allowed ranges
+SETTING_RANGES: dict[str, tuple[bool, float, float]] = {
+    "seed": (True, 0, 2**63 - 1),
+    "num_glosses": (True, 1, MAX_EXTENDED_GLOSSES),
+    "num_signers": (True, 1, MAX_SIGNERS),
+    "sentences_per_signer": (True, 1, MAX_SENTENCES),
+    "num_test_si_signers": (True, 0, MAX_SIGNERS - 1),
+    "num_train_sentences": (True, 1, MAX_SENTENCES),
+    "num_test_us_sentences": (True, 0, MAX_SENTENCES - 1),
+    "dev_per_signer": (True, 0, MAX_SENTENCES),
+    "test_si_per_signer": (True, 0, MAX_SENTENCES),
+    "test_us_per_sentence": (True, 0, MAX_SIGNERS),
+    "image_size": (True, 16, 1024),
+    "fps": (False, 1, 240),
+    "min_len": (True, 1, 50),
+    "max_len": (True, 1, 50),
+    "noise": (False, 0, 255),
+    "coarticulation": (False, 0, 1),
+    "duration": (False, 0, 20),     # > 0 (see _EXCLUSIVE_LOW)
+}
+_EXCLUSIVE_LOW = {"duration"}
+
+
+def _setting_error(name: str, value, what: str) -> SyntheticSettingError:
+    return SyntheticSettingError(f"synthetic data setting {name} must be {what}, got {value!r}")
+
+
+def check_setting(name: str, value):
+    """``value`` if it is a valid ``name`` setting of :func:`generate_synthetic`, else
+    :class:`SyntheticSettingError` naming the setting and its allowed range."""
+    integer, lo, hi = SETTING_RANGES[name]
+    kind = "an integer" if integer else "a number"
+    if name in _EXCLUSIVE_LOW:
+        what = f"> {lo:g} ({kind} up to {hi:g})"
+    else:
+        what = f"{kind} in {lo:g}..{hi:g}" if hi < 1e6 else f"{kind} >= {lo:g}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _setting_error(name, value, what)
+    if integer and not isinstance(value, numbers.Integral):
+        if not (isinstance(value, float) and value.is_integer()):
+            raise _setting_error(name, value, what)
+    if not math.isfinite(float(value)) or not lo <= value <= hi or (name in _EXCLUSIVE_LOW and value == lo):
+        raise _setting_error(name, value, what)
+    return int(value) if integer else value
+
+
+def check_settings(**settings) -> dict:
+    """Check each numeric setting of :func:`generate_synthetic` in ``settings`` (and the pairs that depend on
+    each other, when both are given); returns them (integers as ``int``)."""
+    out = dict(settings)
+    for k, v in settings.items():
+        if k in SETTING_RANGES:
+            out[k] = check_setting(k, v)
+    g = out.get
+    if g("num_signers") is not None and g("num_test_si_signers") is not None \
+            and g("num_test_si_signers") >= g("num_signers"):
+        raise SyntheticSettingError(f"synthetic data setting num_test_si_signers must be in 0..num_signers-1 "
+                                    f"({g('num_signers') - 1}): at least one training signer; got "
+                                    f"{g('num_test_si_signers')}")
+    if g("sentences_per_signer") is not None and g("num_train_sentences") is not None \
+            and g("sentences_per_signer") > g("num_train_sentences"):
+        raise SyntheticSettingError(f"synthetic data setting sentences_per_signer must be in 1..num_train_sentences "
+                                    f"({g('num_train_sentences')}), got {g('sentences_per_signer')}")
+    if g("min_len") is not None and g("max_len") is not None and g("min_len") > g("max_len"):
+        raise SyntheticSettingError(f"synthetic data setting min_len must be in 1..max_len ({g('max_len')}), got "
+                                    f"{g('min_len')}")
+    if g("num_train_sentences") is not None and g("num_test_us_sentences") is not None \
+            and g("num_train_sentences") + g("num_test_us_sentences") > MAX_SENTENCES:
+        raise SyntheticSettingError(f"synthetic data settings num_train_sentences + num_test_us_sentences must be "
+                                    f"at most {MAX_SENTENCES}, got {g('num_train_sentences')} + "
+                                    f"{g('num_test_us_sentences')}")
+    return out
+
+
+_MARK = ".slsdk-synthetic"   # the listing of every file of a data set slsdk data synth wrote (its proof of ownership)
+_MARK_FORMAT = "slsdk-synthetic-files-1"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _listing(root: Path) -> dict[str, dict]:
+    """``relative path -> {"bytes", "sha256"}`` of every file under ``root`` (the marker itself excepted)."""
+    files = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            p = Path(dirpath) / n
+            rel = p.relative_to(root).as_posix()
+            if rel != _MARK:
+                files[rel] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+    return dict(sorted(files.items()))
+
+
+def _write_mark(root: Path) -> None:
+    text = json.dumps({"format": _MARK_FORMAT, "about": "a synthetic data set written by slsdk data synth: "
+                       "every file it wrote, with its size and SHA-256 (--overwrite replaces the set only "
+                       "while it holds exactly these files, unchanged)", "files": _listing(root)}, indent=0)
+    fileio.atomic_write_text(root / _MARK, text + "\n", fsync=False)
+
+
+def _listed(out: Path) -> dict | None:
+    """The files the marker of ``out`` lists (None: no marker with a listing, e.g. a set of an older slsdk)."""
+    mark = out / _MARK
+    try:
+        if mark.is_symlink() or mark.stat().st_size > 256 << 20:
+            return None
+        d = json.loads(mark.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    listed = d.get("files") if isinstance(d, dict) and d.get("format") == _MARK_FORMAT else None
+    return listed if isinstance(listed, dict) else None
+
+
+def _unproven(out: Path) -> list[str]:
+    """Files under ``out`` that the marker does not prove slsdk data synth wrote (all of them when there is no
+    listing); empty when the folder holds exactly the set slsdk wrote, unchanged."""
+    listed = _listed(out) or {}
+    bad = []
+    for dirpath, dirs, names in os.walk(out):
+        for n in [*names, *(x for x in dirs if (Path(dirpath) / x).is_symlink())]:
+            p = Path(dirpath) / n
+            rel = p.relative_to(out).as_posix()
+            if rel == _MARK:
+                continue
+            entry = listed.get(rel)
+            try:
+                ok = (isinstance(entry, dict) and not p.is_symlink() and p.is_file()
+                      and entry.get("bytes") == p.stat().st_size and entry.get("sha256") == _sha256(p))
+            except OSError:
+                ok = False
+            if not ok:
+                bad.append(rel)
+    return sorted(bad)
+
+
+def _claim_folder(out: Path, spec_path: Path, overwrite: bool) -> bool:
+    """Whether ``out`` holds a synthetic data set of slsdk's to replace (False: ``out`` is new or empty).
+
+    Refuses a folder holding anything but a synthetic data set slsdk wrote; another settings' set needs
+    ``overwrite``, and is replaced only while it holds exactly the files slsdk wrote there, unchanged."""
     from slsdk.fileio import OutputExistsError
 
+    if out.is_symlink():
+        raise fileio.OutputExistsError(f"{out}: is a symbolic link; slsdk never replaces links: choose another folder")
     if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: is a file, not a folder; choose a folder for the data set")
+        raise fileio.OutputExistsError(f"{out}: is a file, not a folder; choose a folder for the data set")
+    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if not names:
+        return False
     try:
         ours = (out / _MARK).is_file() or json.loads(spec_path.read_text())["format"].startswith("slsdk-synthetic")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         ours = False
-    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    if names and not ours:
-        raise OutputExistsError(f"{out}: holds another data set or other files ({', '.join(names[:5])}"
-                                f"{' ...' if len(names) > 5 else ''}); slsdk data synth writes only into a new or empty "
+    if not ours:
+        raise fileio.OutputExistsError(f"{out}: holds another data set or other files ({', '.join(names[:5])}"
+                                       f"{' ...' if len(names) > 5 else ''}); slsdk data synth writes only into a new or empty "
                                 "folder or one it made before: choose another folder")
-    if names and not overwrite:
-        raise OutputExistsError(f"{out}: holds a synthetic data set made with other settings (or an unfinished "
+    if not overwrite:
+        raise fileio.OutputExistsError(f"{out}: holds a synthetic data set made with other settings (or an unfinished "
                                 "one); pass --overwrite (overwrite=True) to replace it, or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / _MARK).write_text("a synthetic data set written by slsdk data synth\n")
+    if _listed(out) is None:
+        raise fileio.OutputExistsError(f"{out}: holds a synthetic data set without the list of the files slsdk wrote "
+                                f"there ({_MARK}; made by an older slsdk or unfinished), so slsdk cannot prove the "
+                                "folder holds nothing else: delete it yourself, or choose another folder")
+    bad = _unproven(out)
+    if bad:
+        raise fileio.OutputExistsError(f"{out}: holds files slsdk data synth did not write or that changed since "
+                                f"({', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}); slsdk replaces the data "
+                                "set only as it wrote it: move those files away (or the folder) or choose another "
+                                "folder")
+    return True
 
 
 def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12, num_signers: int = 8,
@@ -808,8 +973,14 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
     """Write the synthetic data set to ``out_dir`` (folder format) and return ``out_dir``.
 
     Files: ``annotations.csv`` (``id,video,signer,split,glosses``), ``videos/{split}/{id}.mp4`` (or
-    PNG frame folders with ``video_format="png"``), ``synthetic.json`` (lexicon, signers, settings).
+    PNG frame folders with ``video_format="png"``), ``synthetic.json`` (lexicon, signers, settings) and the
+    marker ``.slsdk-synthetic`` (every file written, with its size and SHA-256).
     An existing complete data set with the same settings is reused unless ``overwrite``.
+
+    The set is built beside ``out_dir`` and renamed into place (:func:`slsdk.fileio.atomic_dir`), under
+    :func:`slsdk.fileio.output_lock`: a kill leaves the old set or the new one, and a second run into the same
+    folder is refused. ``overwrite`` replaces only a synthetic set slsdk made that holds nothing else.
+    Numeric settings outside their range (:data:`SETTING_RANGES`) raise :class:`SyntheticSettingError`.
 
     ``phone`` (:class:`PhoneFraming` fields, as the ``isharah`` preset sets): portrait phone-framed clips;
     the data set's videos are then the signing-space crops (``image_size`` square) that the runtime's
@@ -818,6 +989,22 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
     their boxes and stand-in landmarks in ``raw/{split}/{id}.npz``.
     """
     out = Path(out_dir)
+    checked = check_settings(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
+                             sentences_per_signer=sentences_per_signer, num_test_si_signers=num_test_si_signers,
+                             num_train_sentences=num_train_sentences, num_test_us_sentences=num_test_us_sentences,
+                             dev_per_signer=dev_per_signer, test_si_per_signer=test_si_per_signer,
+                             test_us_per_sentence=test_us_per_sentence, image_size=image_size, fps=fps,
+                             min_len=min_len, max_len=max_len, noise=noise, coarticulation=coarticulation,
+                             duration=duration)
+    (seed, num_glosses, num_signers, sentences_per_signer, num_test_si_signers, num_train_sentences,
+     num_test_us_sentences, dev_per_signer, test_si_per_signer, test_us_per_sentence, image_size, min_len,
+     max_len) = (checked[k] for k in ("seed", "num_glosses", "num_signers", "sentences_per_signer",
+                                      "num_test_si_signers", "num_train_sentences", "num_test_us_sentences",
+                                      "dev_per_signer", "test_si_per_signer", "test_us_per_sentence",
+                                      "image_size", "min_len", "max_len"))
+    if video_format not in ("mp4", "png"):
+        raise SyntheticSettingError(f"synthetic data setting video_format must be 'mp4' or 'png', got "
+                                    f"{video_format!r}")
     settings = dict(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
                     sentences_per_signer=sentences_per_signer, num_test_si_signers=num_test_si_signers,
                     num_train_sentences=num_train_sentences, num_test_us_sentences=num_test_us_sentences,
@@ -834,34 +1021,44 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
         raise ValueError("crop settings apply to phone-framed data only (pass phone=...)")
     if coarticulation:
         settings["coarticulation"] = float(coarticulation)
-    if float(duration) <= 0:
-        raise ValueError(f"duration must be > 0, got {duration}")
     if float(duration) != 1:
         settings["duration"] = float(duration)
     settings = json.loads(json.dumps(settings))   # as synthetic.json stores it (tuples become lists)
     spec_path = out / "synthetic.json"
-    if spec_path.is_file() and (out / "annotations.csv").is_file() and not overwrite:
-        try:
-            if json.loads(spec_path.read_text())["settings"] == settings:
-                return out
-        except (ValueError, KeyError):
-            pass
-    _claim_folder(out, spec_path, overwrite)   # never writes over a data set (or files) slsdk did not make
-    if video_format not in ("mp4", "png"):
-        raise ValueError(f"video_format must be 'mp4' or 'png', got {video_format!r}")
+    with fileio.output_lock(out):
+        if spec_path.is_file() and (out / "annotations.csv").is_file() and not overwrite:
+            try:
+                if json.loads(spec_path.read_text())["settings"] == settings:
+                    return out
+            except (ValueError, KeyError, TypeError):
+                pass
+        replace = _claim_folder(out, spec_path, overwrite)   # never writes over data (or files) slsdk did not make
+        lexicon = make_lexicon(num_glosses, seed)
+        signers = [make_signer(i, seed) for i in range(num_signers)]
+        plan = make_plan(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
+                         sentences_per_signer=sentences_per_signer, num_test_si_signers=num_test_si_signers,
+                         num_train_sentences=num_train_sentences, num_test_us_sentences=num_test_us_sentences,
+                         dev_per_signer=dev_per_signer, test_si_per_signer=test_si_per_signer,
+                         test_us_per_sentence=test_us_per_sentence, min_len=min_len, max_len=max_len)
+        with fileio.atomic_dir(out, replace=replace) as work:
+            _render_set(work, plan, lexicon, signers, settings, seed=seed, image_size=image_size, fps=fps,
+                        noise=noise, video_format=video_format, phone=phone,
+                        framing=framing if phone is not None else None,
+                        crop_cfg=crop_cfg if phone is not None else None, keep_raw=keep_raw,
+                        coarticulation=coarticulation, duration=duration, progress=progress)
+            if replace and _unproven(out):    # changed while this run rendered: leave it as it is
+                raise fileio.OutputExistsError(f"{out}: files were added or changed there while the data set was "
+                                               "generated; nothing was replaced: run again")
+    return out
+
+
+def _render_set(work: Path, plan, lexicon, signers, settings: dict, *, seed: int, image_size: int, fps,
+                noise: float, video_format: str, phone, framing, crop_cfg, keep_raw: bool, coarticulation: float,
+                duration: float, progress: bool) -> None:
+    """Render every video of ``plan`` into the folder ``work`` (being built) and write its annotations, spec and
+    marker."""
     t0 = time.perf_counter()
-    lexicon = make_lexicon(num_glosses, seed)
-    signers = [make_signer(i, seed) for i in range(num_signers)]
-    plan = make_plan(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
-                     sentences_per_signer=sentences_per_signer, num_test_si_signers=num_test_si_signers,
-                     num_train_sentences=num_train_sentences, num_test_us_sentences=num_test_us_sentences,
-                     dev_per_signer=dev_per_signer, test_si_per_signer=test_si_per_signer,
-                     test_us_per_sentence=test_us_per_sentence, min_len=min_len, max_len=max_len)
     si_signers = sorted({p[1] for p in plan if p[0] == "test_si"})
-    if out.exists() and overwrite:
-        for sub in ("videos", "raw"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
     samples = []
     num_frames = 0
     bar = _progress(len(plan), "rendering") if progress else None
@@ -876,22 +1073,24 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                                                coarticulation=coarticulation, duration=duration)
             frames, boxes = renderer_crop(raw, hands, image_size, fps, crop_cfg)
             if keep_raw:
-                write_video(out / "raw" / split / f"{vid}.mp4", raw, fps)
+                write_video(work / "raw" / split / f"{vid}.mp4", raw, fps, fsync=False)
                 lm = np.full((len(hands), 2, 21, 3), np.nan, np.float32)
                 for t, found in enumerate(hands):
                     for k, (pts, label) in enumerate(found):
                         lm[t, 0 if label == "Right" else 1] = pts
-                np.savez_compressed(out / "raw" / split / f"{vid}.npz", boxes=boxes, landmarks=lm)
+                fileio.atomic_write(work / "raw" / split / f"{vid}.npz",
+                                    lambda f, boxes=boxes, lm=lm: np.savez_compressed(f, boxes=boxes, landmarks=lm),
+                                    fsync=False)
         if bar is not None:
             bar(1)
         num_frames += len(frames)
         if video_format == "mp4":
-            path = write_video(out / "videos" / split / f"{vid}.mp4", frames, fps)
+            path = write_video(work / "videos" / split / f"{vid}.mp4", frames, fps, fsync=False)
         else:
-            path = write_frames(out / "videos" / split / vid, frames)
+            path = write_frames(work / "videos" / split / vid, frames, fsync=False)
         samples.append(Sample(vid, [lexicon[g].name for g in sent], path, signers[s].id, split,
                               {"num_frames": len(frames)}))
-    write_folder_annotations(out, samples)
+    write_folder_annotations(work, samples)
     spec = {"format": "slsdk-synthetic-1", "settings": settings,
             "lexicon": [asdict(x) for x in lexicon], "signers": [asdict(x) for x in signers],
             "splits": {k: sum(1 for p in plan if p[0] == k) for k in ("train", "dev", "test_si", "test_us")},
@@ -899,8 +1098,8 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
             "reference_words": {k: sum(len(p[3]) for p in plan if p[0] == k) for k in ("train", "dev", "test_si",
                                                                                         "test_us")},
             "seconds": round(time.perf_counter() - t0, 2)}
-    spec_path.write_text(json.dumps(spec, indent=1) + "\n")
-    return out
+    fileio.atomic_write_text(work / "synthetic.json", json.dumps(spec, indent=1) + "\n")
+    _write_mark(work)
 
 
 def _progress(total: int, what: str):
@@ -935,23 +1134,69 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_settings(name: str, **overrides) -> dict:
+# The tiny set of `slsdk data synth --quick` (and of the tests): 6 glosses, 3 signers, 2-3 signs per sentence.
+QUICK: dict = dict(num_glosses=6, num_signers=3, sentences_per_signer=6, num_test_si_signers=1, num_train_sentences=8,
+                   num_test_us_sentences=2, dev_per_signer=2, test_si_per_signer=3, test_us_per_sentence=1, min_len=2,
+                   max_len=3)
+QUICK_MIN_GLOSSES = 3    # its 2-3-sign sentences, adjacent signs different: fewer glosses cannot fill the plan
+
+
+def quick_settings(num_glosses: int | None = None) -> dict:
+    """The settings of the tiny ``--quick`` set; with ``num_glosses``, that many glosses (3..900), the training
+    sentences scaled so that every gloss is drawn (more glosses: more training videos)."""
+    kw = dict(QUICK)
+    if num_glosses is None:
+        return kw
+    n = check_setting("num_glosses", num_glosses)
+    if n < QUICK_MIN_GLOSSES:
+        raise SyntheticSettingError(f"synthetic data setting num_glosses must be an integer in "
+                                    f"{QUICK_MIN_GLOSSES}..{MAX_EXTENDED_GLOSSES} with --quick (its sentences are 2-3 "
+                                    f"different signs), got {num_glosses!r}")
+    kw["num_glosses"] = n
+    if n > QUICK["num_glosses"]:   # enough 2-3-sign sentences to draw every gloss (coupon collector), all seen
+        t = max(QUICK["num_train_sentences"], math.ceil(n * (math.log(n) + 2) / 2.5))
+        kw.update(num_train_sentences=t, sentences_per_signer=t - QUICK["dev_per_signer"])
+    return kw
+
+
+def preset_settings(name: str, *, quick: bool = False, **overrides) -> dict:
     """The keyword arguments of :func:`generate_synthetic` for preset ``name`` (``overrides`` win).
 
     ``phone`` overrides are merged into the preset's framing (e.g. ``phone={"width": 108, "height": 192}``).
+    ``quick``: the tiny set (:func:`quick_settings`) on top of the preset; an explicit ``num_glosses`` is kept
+    (the training sentences scaled to it). Numeric settings outside their range (:data:`SETTING_RANGES`) raise
+    :class:`SyntheticSettingError` naming the setting.
     """
+    import inspect
+
     if name not in PRESETS:
-        raise ValueError(f"unknown synthetic preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise SyntheticSettingError(f"unknown synthetic preset {name!r}; presets: {', '.join(PRESETS)}")
+    known = set(inspect.signature(generate_synthetic).parameters) - {"out_dir"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise SyntheticSettingError(f"unknown synthetic data setting(s) {', '.join(unknown)}; known: "
+                                    f"{', '.join(sorted(known))}")
+    overrides = check_settings(**overrides)
     kw = {**PRESETS[name]}
+    if quick:
+        kw.update(quick_settings(overrides.get("num_glosses")))
     for k, v in overrides.items():
         if k in ("phone", "crop") and isinstance(v, dict) and isinstance(kw.get(k), dict):
             kw[k] = {**kw[k], **v}
         else:
             kw[k] = v
-    return kw
+    return check_settings(**kw)
 
 
-def preset_strip(png_path: str | Path, frames: int = 7, seed: int = 0) -> Path:
+def _save_png(fig, png_path: str | Path, overwrite: bool) -> Path:
+    """``fig`` as the PNG ``png_path``, written by :mod:`slsdk.fileio` (normal permissions)."""
+    png_path = Path(png_path)
+    with fileio.atomic_path(png_path, overwrite=overwrite, suffix=png_path.suffix or ".png") as tmp:
+        fig.savefig(tmp, dpi=80)
+    return png_path
+
+
+def preset_strip(png_path: str | Path, frames: int = 7, seed: int = 0, *, overwrite: bool = False) -> Path:
     """PNG with a strip of frames per preset: ``demo`` (square, centred signer), ``isharah`` as the phone
     records it (portrait, off-centre, shake, lighting) and the signing-space crops its videos hold."""
     import matplotlib
@@ -982,11 +1227,10 @@ def preset_strip(png_path: str | Path, frames: int = 7, seed: int = 0) -> Path:
             if c == 0:
                 ax.set_ylabel(label, fontsize=7)
     fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=80)
-    plt.close(fig)
-    return png_path
+    try:
+        return _save_png(fig, png_path, overwrite)
+    finally:
+        plt.close(fig)
 
 
 def load_spec(out_dir: str | Path) -> tuple[list[SignSpec], list[SignerSpec], dict]:
@@ -1001,7 +1245,7 @@ def load_spec(out_dir: str | Path) -> tuple[list[SignSpec], list[SignerSpec], di
 
 
 def preview(out_dir: str | Path | None, png_path: str | Path, *, glosses: int = 6, frames_per_sign: int = 4,
-            signer: int = 0, seed: int = 0) -> Path:
+            signer: int = 0, seed: int = 0, overwrite: bool = False) -> Path:
     """Contact sheet PNG: one row per gloss (isolated sign, ``frames_per_sign`` frames)."""
     import matplotlib
 
@@ -1027,8 +1271,7 @@ def preview(out_dir: str | Path | None, png_path: str | Path, *, glosses: int = 
             if c == 0:
                 ax.set_ylabel(f"{sign.name}\n{sign.shape}/{sign.movement}", fontsize=7)
     fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=80)
-    plt.close(fig)
-    return png_path
+    try:
+        return _save_png(fig, png_path, overwrite)
+    finally:
+        plt.close(fig)

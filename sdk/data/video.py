@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from slsdk import fileio
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_GAP_S = 1.0  # files: a longer jump between timestamps is cut to one frame period (see the module doc)
 TRUNCATION_TOLERANCE = 1  # frames a stream may come up short of its header's count (edit lists) before it is truncation
@@ -488,7 +490,8 @@ def _encoder() -> str:
 
 def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, codec: str | None = None,
                 times=None, rotation: int = 0, hflip: bool = False, vflip: bool = False,
-                audio: bool = False, faststart: bool = False, pix_fmt: str = "yuv420p") -> Path:
+                audio: bool = False, faststart: bool = False, pix_fmt: str = "yuv420p", overwrite: bool = False,
+                fsync: bool = True) -> Path:
     """Write ``uint8 [T, H, W, 3]`` RGB frames as an mp4 (H.264 via libx264 when present, else MPEG-4).
 
     ``codec``: e.g. ``"libx265"`` for HEVC. ``times``: presentation times in seconds (variable frame rate;
@@ -497,7 +500,9 @@ def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, cod
     and a player (or :class:`VideoReader`) applies it. ``audio`` adds a silent AAC track; ``faststart`` puts the
     index at the front. ``pix_fmt="yuv444p"`` with ``crf=0`` is lossless (x264 / x265). yuv420p needs even
     sizes: an odd height/width is padded by repeating the last row/column.
-    Encoding is single-threaded, so output is deterministic.
+    Encoding is single-threaded, so output is deterministic. The file is written by :mod:`slsdk.fileio`
+    (temp name, then renamed): an existing ``path`` is replaced only with ``overwrite`` and only if slsdk
+    wrote it; ``fsync=False`` skips the sync (a caller that syncs a whole folder at the end).
     """
     import av
 
@@ -510,58 +515,75 @@ def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, cod
     t, h, w, _ = frames.shape
     if (h % 2 or w % 2) and pix_fmt == "yuv420p":
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    path.parent.mkdir(parents=True, exist_ok=True)
     name = codec or _encoder()
     rate = Fraction(fps).limit_denominator(1001)
     opts = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", options=opts) as container:
-        stream = container.add_stream(name, rate=rate)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = pix_fmt
-        stream.codec_context.thread_count = 1
-        tb = Fraction(1, 90000)
-        if times is not None:
-            stream.codec_context.time_base = tb
-        if rotation or hflip or vflip:
-            stream.set_display_rotation(int(rotation), hflip=hflip, vflip=vflip)
-        if name in ("libx264", "h264"):
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
-        elif name == "libx265":
-            params = "log-level=error:pools=1" + (":lossless=1" if crf == 0 else "")
-            stream.options = {"crf": str(crf), "preset": "ultrafast", "x265-params": params}
-        else:
-            stream.codec_context.bit_rate = max(200_000, int(frames.shape[1] * frames.shape[2] * float(fps) * 0.6))
-            stream.codec_context.qmax = 4
-        astream = None
-        if audio:
-            astream = container.add_stream("aac", rate=16000)
-            astream.layout = "mono"
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
-            if times is not None:
-                vf.pts, vf.time_base = int(round(float(times[i]) * 90000)), tb
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        if astream is not None:
-            dur = float(times[-1]) + 1.0 / float(fps) if times is not None else t / float(fps)
-            samples = np.zeros((1, max(1024, int(dur * 16000))), np.float32)
-            af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-            af.sample_rate, af.pts = 16000, 0
-            for packet in astream.encode(af):
-                container.mux(packet)
-            for packet in astream.encode():
-                container.mux(packet)
+    # the temp name keeps the suffix: the muxer (mp4, mkv, webm ...) is chosen by it
+    with fileio.atomic_path(path, overwrite=overwrite, fsync=fsync, suffix=path.suffix) as tmp:
+        with av.open(str(tmp), "w", options=opts) as container:
+            _mux(container, frames, t, name, rate, crf=crf, times=times, rotation=rotation, hflip=hflip,
+                 vflip=vflip, audio=audio, fps=fps, pix_fmt=pix_fmt)
     return path
 
 
-def write_frames(folder: str | Path, frames, *, ext: str = ".png") -> Path:
-    """Write frames as a numbered image folder (``000000.png`` ...), the frame-folder video format."""
+def _mux(container, frames: np.ndarray, t: int, name: str, rate: Fraction, *, crf: int, times, rotation: int,
+         hflip: bool, vflip: bool, audio: bool, fps: float, pix_fmt: str) -> None:
+    """Encode ``frames`` into the open output ``container``."""
+    import av
+
+    stream = container.add_stream(name, rate=rate)
+    stream.width, stream.height = frames.shape[2], frames.shape[1]
+    stream.pix_fmt = pix_fmt
+    stream.codec_context.thread_count = 1
+    tb = Fraction(1, 90000)
+    if times is not None:
+        stream.codec_context.time_base = tb
+    if rotation or hflip or vflip:
+        stream.set_display_rotation(int(rotation), hflip=hflip, vflip=vflip)
+    if name in ("libx264", "h264"):
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
+    elif name == "libx265":
+        params = "log-level=error:pools=1" + (":lossless=1" if crf == 0 else "")
+        stream.options = {"crf": str(crf), "preset": "ultrafast", "x265-params": params}
+    else:
+        stream.codec_context.bit_rate = max(200_000, int(frames.shape[1] * frames.shape[2] * float(fps) * 0.6))
+        stream.codec_context.qmax = 4
+    astream = None
+    if audio:
+        astream = container.add_stream("aac", rate=16000)
+        astream.layout = "mono"
+    for i, f in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+        if times is not None:
+            vf.pts, vf.time_base = int(round(float(times[i]) * 90000)), tb
+        for packet in stream.encode(vf):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    if astream is not None:
+        dur = float(times[-1]) + 1.0 / float(fps) if times is not None else t / float(fps)
+        samples = np.zeros((1, max(1024, int(dur * 16000))), np.float32)
+        af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        af.sample_rate, af.pts = 16000, 0
+        for packet in astream.encode(af):
+            container.mux(packet)
+        for packet in astream.encode():
+            container.mux(packet)
+
+
+def write_frames(folder: str | Path, frames, *, ext: str = ".png", fsync: bool = True) -> Path:
+    """Write frames as a numbered image folder (``000000.png`` ...), the frame-folder video format.
+
+    The folder is built beside ``folder`` and renamed into place (:func:`slsdk.fileio.atomic_dir`): ``folder``
+    must not exist or be empty, and a kill leaves no half-written folder."""
     from PIL import Image
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(np.asarray(frames)):
-        Image.fromarray(np.ascontiguousarray(f)).save(folder / f"{i:06d}{ext}")
+    fmt = Image.registered_extensions().get(ext.lower())
+    if fmt is None:
+        raise ValueError(f"write_frames({folder}): unknown image extension {ext!r}")
+    with fileio.atomic_dir(folder, fsync=fsync) as tmp:
+        for i, f in enumerate(np.asarray(frames)):
+            img = Image.fromarray(np.ascontiguousarray(f))
+            fileio.atomic_write(tmp / f"{i:06d}{ext}", lambda fh, img=img: img.save(fh, format=fmt), fsync=False)
     return folder

@@ -127,11 +127,12 @@ class Vocabulary:
         except VocabularyError as e:
             raise VocabularyError(f"{where}: {e}") from None
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        return path
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the vocabulary as JSON (a new file, or one slsdk wrote when ``overwrite``)."""
+        from slsdk.fileio import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n",
+                                 overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from slsdk.eval.wer import WERResult, phoenix_cleanup, wer
+from slsdk.fileio import atomic_write_text
 
 __all__ = ["CtmWord", "write_ctm", "read_ctm", "write_stm", "read_stm", "score_files", "events_to_ctm"]
 
@@ -60,6 +61,8 @@ def write_ctm(
     hyps: Mapping[str, Sequence],
     convention: str = "none",
     step: float = 0.04,
+    *,
+    overwrite: bool = False,
 ) -> None:
     """Write hypotheses. ``hyps[id]`` is a list of glosses (times made up: ``step`` s per gloss) or
     of :class:`CtmWord` / ``(gloss, start, dur[, conf])``.  ``convention="phoenix"`` applies
@@ -96,7 +99,7 @@ def write_ctm(
             if w.conf is not None:
                 line += f" {w.conf:.6f}"
             lines.append(line)
-    Path(path).write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    atomic_write_text(path, "".join(x + "\n" for x in lines), overwrite=overwrite)
 
 
 def read_ctm(path) -> dict[str, list[CtmWord]]:
@@ -120,7 +123,8 @@ def read_ctm(path) -> dict[str, list[CtmWord]]:
     return out
 
 
-def write_stm(path, refs: Mapping[str, Sequence[str]], speaker: str = "signer", start: float = 0.0, end=None) -> None:
+def write_stm(path, refs: Mapping[str, Sequence[str]], speaker: str = "signer", start: float = 0.0, end=None, *,
+              overwrite: bool = False) -> None:
     """Write references, one segment per id spanning ``[start, end]`` (default: open ended)."""
     _check_id(speaker)
     end_s = STM_OPEN_END if end is None else f"{float(end):.3f}"
@@ -129,7 +133,7 @@ def write_stm(path, refs: Mapping[str, Sequence[str]], speaker: str = "signer", 
         uid = _check_id(uid)
         words = " ".join(_check_gloss(g) for g in glosses)
         lines.append(f"{uid} 1 {speaker} {start:.1f} {end_s} {words}".rstrip())
-    Path(path).write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    atomic_write_text(path, "".join(x + "\n" for x in lines), overwrite=overwrite)
 
 
 def read_stm(path) -> dict[str, list[str]]:

@@ -7,12 +7,14 @@ storage (``$SLSDK_HAND_MODEL_URL`` overrides the address) written atomically int
 """
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+
+from slsdk import fileio
 
 DEFAULT_HAND_MODEL_URL = (
     "https://storage.googleapis.com/mediapipe-models/hand_landmarker/hand_landmarker/float16/latest/"
@@ -22,6 +24,7 @@ HAND_MODEL_FILENAME = "hand_landmarker.task"
 HAND_MODEL_MEMBERS = ("hand_detector.tflite", "hand_landmarks_detector.tflite")
 ENV_HAND_MODEL = "SLSDK_HAND_MODEL"
 ENV_HAND_MODEL_URL = "SLSDK_HAND_MODEL_URL"
+MAX_HAND_MODEL_BYTES = 64 << 20   # the model is ~7.5 MB; a larger download is refused (a wrong URL, a portal)
 
 class HandModelNotFound(FileNotFoundError):
     """No hand_landmarker.task could be found or downloaded."""
@@ -53,39 +56,69 @@ def validate_hand_model(path: str | Path) -> Path:
     if not path.is_file():
         raise HandModelNotFound(f"hand model {path} does not exist or is not a file. "
                                 + _HOW_TO.format(cache=hand_model_cache_path()))
-    if not zipfile.is_zipfile(path):
-        raise InvalidHandModel(
-            f"{path} is not a MediaPipe HandLandmarker .task file (a .task is a zip archive holding "
-            f"{' + '.join(HAND_MODEL_MEMBERS)}; this file is not a zip archive)")
-    try:
-        with zipfile.ZipFile(path) as z:
-            sizes = {i.filename: i.file_size for i in z.infolist()}
-    except zipfile.BadZipFile as e:
-        raise InvalidHandModel(f"{path} is a corrupt zip archive ({e}); expected a hand_landmarker.task") from None
-    missing = [m for m in HAND_MODEL_MEMBERS if not sizes.get(m)]
-    if missing:
-        raise InvalidHandModel(
-            f"{path} is a zip archive but lacks {', '.join(missing)} (found: {', '.join(sorted(sizes)) or 'nothing'}); "
-            f"a HandLandmarker .task holds {' + '.join(HAND_MODEL_MEMBERS)}")
+    _check_task(path, path)
     return path
 
 
-def _download(url: str, dest: Path, timeout: float) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".hand_landmarker.", suffix=".part", dir=dest.parent)
+def _check_task(source, name) -> None:
+    """Raise :class:`InvalidHandModel` (naming ``name``) unless ``source`` (a path or a binary file object) is a
+    zip holding the two HandLandmarker models."""
+    if not zipfile.is_zipfile(source):
+        raise InvalidHandModel(
+            f"{name} is not a MediaPipe HandLandmarker .task file (a .task is a zip archive holding "
+            f"{' + '.join(HAND_MODEL_MEMBERS)}; this file is not a zip archive)")
     try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
+        with zipfile.ZipFile(source) as z:
+            sizes = {i.filename: i.file_size for i in z.infolist()}
+    except zipfile.BadZipFile as e:
+        raise InvalidHandModel(f"{name} is a corrupt zip archive ({e}); expected a hand_landmarker.task") from None
+    missing = [m for m in HAND_MODEL_MEMBERS if not sizes.get(m)]
+    if missing:
+        raise InvalidHandModel(
+            f"{name} is a zip archive but lacks {', '.join(missing)} (found: {', '.join(sorted(sizes)) or 'nothing'}); "
+            f"a HandLandmarker .task holds {' + '.join(HAND_MODEL_MEMBERS)}")
+
+
+class _FetchFailed(Exception):
+    """The network side of a download failed (kept apart from errors writing the file)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _download(url: str, dest: Path, timeout: float) -> Path:
+    """Stream ``url`` into ``dest`` through :func:`slsdk.fileio.atomic_write` (a temp file beside it, renamed
+    only once the download is complete and is a valid model: a reader never sees a half-written one)."""
+
+    def fetch(f) -> None:
         try:
-            validate_hand_model(tmp)
+            r = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise _FetchFailed(e) from None
+        copy = io.BytesIO()      # validated before the rename (the model is small: bounded below)
+        with r:
+            while True:
+                try:
+                    chunk = r.read(1 << 20)
+                except (OSError, ValueError) as e:
+                    raise _FetchFailed(e) from None
+                if not chunk:
+                    break
+                if copy.tell() + len(chunk) > MAX_HAND_MODEL_BYTES:
+                    raise InvalidHandModel(f"the file downloaded from {url} is not a hand model: more than "
+                                           f"{MAX_HAND_MODEL_BYTES >> 20} MiB (a hand_landmarker.task is ~8 MB)")
+                f.write(chunk)
+                copy.write(chunk)
+        try:
+            _check_task(copy, url)
         except InvalidHandModel as e:
             raise InvalidHandModel(f"the file downloaded from {url} is not a hand model: {e}") from None
-        os.replace(tmp, dest)  # atomic: a reader never sees a half-written model
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest
+
+    try:
+        return fileio.atomic_write(dest, fetch)
+    except _FetchFailed as e:
+        raise e.error from None
 
 
 def resolve_hand_model(path: str | Path | None = None, *, download: bool = True, url: str | None = None,
@@ -118,8 +151,8 @@ def resolve_hand_model(path: str | Path | None = None, *, download: bool = True,
     try:
         return _download(url, cache, timeout)
     except (urllib.error.URLError, OSError, ValueError) as e:
-        if isinstance(e, InvalidHandModel):
-            raise
+        if isinstance(e, (InvalidHandModel, fileio.WriteError, fileio.OutputExistsError)):
+            raise     # a wrong file, or the cache cannot be written: said as it is, not as "offline"
         reason = getattr(e, "reason", None) or e
         raise HandModelNotFound(f"no hand model found and downloading {url} failed ({reason}); "
                                 f"are you offline? {how}") from None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slsdk import fileio
 from slsdk.runtime.crop import CropResult
 
 # MediaPipe's 21-point hand topology (HandLandmarksConnections.HAND_CONNECTIONS), kept here so drawing
@@ -86,8 +87,11 @@ def draw_overlay(frame: np.ndarray, result: CropResult | None, text: str | None 
 
 
 def save_overlay_png(path: str | Path, frames_with_results, *, cols: int | None = None, dpi: int = 80,
-                     title: str | None = None) -> Path:
-    """Contact sheet (matplotlib, Agg) of ``(frame, CropResult[, caption])`` items with overlays drawn."""
+                     title: str | None = None, overwrite: bool = False) -> Path:
+    """Contact sheet (matplotlib, Agg) of ``(frame, CropResult[, caption])`` items with overlays drawn.
+
+    Written by :mod:`slsdk.fileio`: an existing ``path`` is replaced only with ``overwrite`` and only if slsdk
+    wrote it (never a user's file, a link or one of the command's inputs)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -111,8 +115,9 @@ def save_overlay_png(path: str | Path, frames_with_results, *, cols: int | None 
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    # the temp name keeps the suffix: matplotlib picks the format by it (.png; .jpg / .pdf work too)
+    with fileio.atomic_path(path, overwrite=overwrite, suffix=path.suffix or ".png") as tmp:
+        fig.savefig(tmp)
     return path
 
 

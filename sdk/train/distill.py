@@ -14,7 +14,9 @@ it is saved as the checkpoint's ``aux``).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.fileio import atomic_write_text, output_lock, reading
 from slsdk.train.checkpoint import check_vocab, load_checkpoint, model_from_checkpoint
 from slsdk.train.trainer import (
     Job,
@@ -270,14 +273,14 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
                       "feature_weight": cfg.feature_weight}},
                   title="distill", output_length_fn=conv_output_length,
                   train_input=(max(input_spec(teacher)[0], scfg.image_size), *input_spec(teacher)[1:]))
-        res = run_training(job, resume=resume, overwrite=overwrite, progress=progress, on_epoch_end=on_epoch_end,
-                           console=console)
-        report: dict[str, Any] = {}
-        if env.is_main and cfg.report:
-            report = _report(res, teacher, vocab, data, layout, splits, cfg, device, console)
-            from slsdk.fileio import atomic_write_text
-
-            atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=1) + "\n")
+        inputs = [tpath] + ([data] if isinstance(data, (str, os.PathLike)) else [])
+        with reading(*inputs), output_lock(out_dir, overwrite=resume or overwrite) if env.is_main else nullcontext():
+            res = run_training(job, resume=resume, overwrite=overwrite, progress=progress,
+                               on_epoch_end=on_epoch_end, console=console)
+            report: dict[str, Any] = {}
+            if env.is_main and cfg.report:
+                report = _report(res, teacher, vocab, data, layout, splits, cfg, device, console)
+                atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=1) + "\n")
         out = DistillResult(res.best_checkpoint, res.last_checkpoint, res.history, res.dev_wer, res.out_dir, report)
         if env.is_main and report:
             console.print(out.summary())

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.fileio import atomic_write_text, check_replace, output_lock, reading
+
 DECODERS = ("greedy", "beam")
 DEFAULT_FPS = 25.0
 OUTPUT_STRIDE = 4
@@ -141,33 +143,47 @@ def _resolve_samples(data, split: str, layout: str):
 
 
 def write_ctm_stm(preds: Sequence[Prediction], samples: Sequence[Any], vocab, out_dir: str | Path,
-                  name: str) -> dict[str, Path]:
+                  name: str, *, overwrite: bool = False) -> dict[str, Path]:
     """``{name}.ctm`` (hypotheses with times) and ``{name}.stm`` (references) for NIST sclite."""
     from slsdk.eval import write_ctm, write_stm
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     by_id = {p.id: p for p in preds}
     hyps = {}
     for s in samples:
         p = by_id[s.id]
         hyps[s.id] = [(g, t0, max(t1 - t0, 0.0)) for g, (t0, t1) in zip(vocab.decode(p.tokens), p.times)]
     ctm, stm = out_dir / f"{name}.ctm", out_dir / f"{name}.stm"
-    write_ctm(ctm, hyps)
+    write_ctm(ctm, hyps, overwrite=overwrite)
     if not all(s.glosses for s in samples):   # an unlabelled split (a challenge test set): hypotheses only
         return {"ctm": ctm}
-    write_stm(stm, {s.id: list(s.glosses) for s in samples})
+    write_stm(stm, {s.id: list(s.glosses) for s in samples}, overwrite=overwrite)
     return {"ctm": ctm, "stm": stm}
 
 
 def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "greedy", beam: int = 10,
              out_dir: str | Path | None = None, *, vocab=None, layout: str = "folder", batch_size: int = 1,
-             device: str = "auto", num_workers: int = 0) -> EvalResult:
+             device: str = "auto", num_workers: int = 0, overwrite: bool = False) -> EvalResult:
     """Decode ``split`` of ``data`` (dataset root, ``{split: samples}`` or a sample list) and score it.
 
     ``checkpoint_or_model``: a checkpoint path (teacher or student) or a model (then pass ``vocab``).
-    With ``out_dir``, writes ``{split}.ctm`` / ``{split}.stm`` and ``{split}.hyp.txt``.
+    With ``out_dir``, writes ``{split}.ctm`` / ``{split}.stm`` and ``{split}.hyp.txt``: new files, or ones
+    slsdk wrote when ``overwrite`` (checked before decoding; the folder is locked while it is written).
     """
+    if out_dir is None:
+        return _evaluate(checkpoint_or_model, data, split, decoder, beam, None, vocab=vocab, layout=layout,
+                         batch_size=batch_size, device=device, num_workers=num_workers)
+    name = split.replace("/", "_")
+    inputs = [p for p in (checkpoint_or_model, data) if isinstance(p, (str, Path))]
+    with reading(*inputs), output_lock(out_dir, overwrite=overwrite):
+        for suffix in (".ctm", ".stm", ".hyp.txt"):
+            check_replace(Path(out_dir) / f"{name}{suffix}", overwrite=overwrite)
+        return _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, vocab=vocab, layout=layout,
+                         batch_size=batch_size, device=device, num_workers=num_workers)
+
+
+def _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, *, vocab, layout, batch_size, device,
+              num_workers) -> EvalResult:
     from slsdk.train.checkpoint import check_vocab, load_model
     from slsdk.train.trainer import resolve_device
 
@@ -208,8 +224,7 @@ def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "gree
     if out_dir is not None:
         files = write_ctm_stm(preds, samples, vocab, out_dir, name)
         hyp_txt = Path(out_dir) / f"{name}.hyp.txt"
-        hyp_txt.write_text("".join(f"{i}\t{' '.join(hyps[i])}\t{' '.join(refs[i])}\n" for i in hyps),
-                           encoding="utf-8")
+        atomic_write_text(hyp_txt, "".join(f"{i}\t{' '.join(hyps[i])}\t{' '.join(refs[i])}\n" for i in hyps))
         files["hyp"] = hyp_txt
     return EvalResult(*counts, hyps, refs, split, decoder if decoder == "greedy" else f"beam {beam}", files)
 

@@ -1,11 +1,11 @@
 """Training curves as a PNG (matplotlib's Agg canvas; no display, no pyplot global state)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from slsdk.fileio import atomic_write
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str | None = None) -> Path:
@@ -51,15 +51,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str
         fig.suptitle(title)
     fig.tight_layout()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: fig.savefig(f, format="png"), fsync=False)
     return path
 
 

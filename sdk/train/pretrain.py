@@ -27,6 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.errors import ConfigError
+from slsdk.fileio import (OutputExistsError, atomic_path, atomic_write_text, check_output, is_ours, output_lock,
+                          reading)
 
 
 @dataclass
@@ -50,7 +53,9 @@ class PretrainConfig:
     def __post_init__(self):
         for name in ("steps", "batch_frames", "pool_videos"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"pretraining: {name} must be >= 1, got {getattr(self, name)}")
+        if not (float(self.lr) > 0 and math.isfinite(float(self.lr))):
+            raise ConfigError(f"pretraining: lr must be a positive number, got {self.lr}")
 
 
 @dataclass
@@ -178,7 +183,8 @@ class _Batcher:
 
 
 def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: PretrainConfig | None = None, *,
-                      vision_config=None, progress: bool = True, console=None) -> PretrainResult:
+                      vision_config=None, progress: bool = True, console=None,
+                      overwrite: bool = False) -> PretrainResult:
     """Pretrain ``config.backbone`` on frames of the synthetic data set at ``data_root``; write safetensors.
 
     ``vision_config``: a :class:`~slsdk.models.clip.CLIPVisionConfig` to pretrain instead of the named
@@ -186,8 +192,25 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
 
     Only the training signers of the data set render frames (held-out signers stay unseen). Returns the
     weights path (``visual.*`` keys, loadable with ``slsdk.models.load_clip_visual``) and held-out probe
-    metrics, also written to ``<out_path>.json``.
+    metrics, also written to ``<out_path>.json``. ``out_path`` and its ``.json`` are new files, or files
+    slsdk wrote and ``overwrite`` allows to replace; never one of the data set's files.
     """
+    with reading(data_root), output_lock(out_path, overwrite=overwrite):
+        side = Path(out_path).with_name(Path(out_path).name + ".json")
+        for p in (Path(out_path), side):       # refuse now, not after the training
+            check_output(p)
+            if p.exists() or p.is_symlink():
+                if not is_ours(p):
+                    raise OutputExistsError(f"{p}: exists and slsdk did not write it; slsdk never replaces it: "
+                                            "choose another -o")
+                if not overwrite:
+                    raise OutputExistsError(f"{p}: exists (written by slsdk earlier); pass --overwrite to replace "
+                                            "it, or choose another -o")
+        return _pretrain(data_root, Path(out_path), config, vision_config=vision_config, progress=progress,
+                         console=console)
+
+
+def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, console) -> PretrainResult:
     from rich.console import Console
     from safetensors.torch import save_file
 
@@ -267,13 +290,11 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
                "train_signers": [s.id for s in train_signers], "extra_signers": cfg.extra_signers, "shape_acc": round(shape_acc, 4),
                "position_err": round(pos_err, 4), "hand_patch_acc": round(loc_acc, 4), "final_loss": round(float(np.mean([h["loss"] for h in
                                                                                        history[-20:]])), 4)}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    save_file({f"visual.{k}": v.detach().contiguous() for k, v in vit.state_dict().items()}, str(tmp),
-              metadata={"format": "pt", "slsdk": "synthetic-pretrain", "backbone": name})
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        save_file({f"visual.{k}": v.detach().contiguous() for k, v in vit.state_dict().items()}, str(tmp),
+                  metadata={"format": "pt", "slsdk": "synthetic-pretrain", "backbone": name})
     side = out_path.with_name(out_path.name + ".json")
-    side.write_text(json.dumps({**metrics, "history": history[:: max(1, len(history) // 100)]}, indent=1))
+    atomic_write_text(side, json.dumps({**metrics, "history": history[:: max(1, len(history) // 100)]}, indent=1))
     result = PretrainResult(out_path, metrics)
     console.print(result.summary())
     return result

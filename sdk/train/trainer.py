@@ -42,7 +42,15 @@ from slsdk.train.checkpoint import (
     set_rng_state,
 )
 
+from slsdk.errors import SlsdkError
+from slsdk.fileio import (OutputExistsError, append_text, atomic_copy, atomic_write_text, discard, is_ours, output_lock,
+                          reading, remove)
+
 OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+class DivergedError(SlsdkError, FloatingPointError):
+    """The loss became NaN or infinite (a learning rate far too high, or labels longer than their clips)."""
 SCHEDULES = ("cosine", "step", "constant")
 
 
@@ -259,8 +267,6 @@ def _config_diff(a: Mapping, b: Mapping) -> list[str]:
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict], append: bool) -> None:
-    from slsdk.fileio import append_text, atomic_write_text
-
     text = "".join(json.dumps(r) + "\n" for r in rows)
     if append:
         append_text(path, text)
@@ -274,21 +280,30 @@ RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "vocab.json", 
 def _checkpoint_epoch(path: Path, want: str = "epoch"):
     """The epoch (or ``want``: "kind") an slsdk checkpoint records, read lazily; None if it is not one."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - unreadable / not a torch zip: not a usable checkpoint
+        from slsdk.models.torchfile import load_torch_file   # bounded checks first (issue 28)
+
+        ckpt = load_torch_file(path, mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable / not a torch zip / refused: not a usable checkpoint
         return None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "slsdk-checkpoint":
         return None
     return int(ckpt.get("epoch", -1)) if want == "epoch" else ckpt.get(want)
 
 
-def _check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None = None) -> None:
-    """Refuse to write a run into a folder that holds another one unless --resume / --overwrite says how."""
-    from slsdk.fileio import OutputExistsError
+def _is_checkpoint(path: Path) -> bool:
+    return _checkpoint_epoch(path) is not None
 
-    if out.exists() and not out.is_dir():
-        raise OutputExistsError(f"{out}: is a file, not a folder; choose another --out folder for the run")
-    present = [n for n in RUN_FILES if (out / n).exists()]
+
+def _check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None = None) -> None:
+    """Refuse to write a run into a folder that holds another one unless --resume / --overwrite says how, and
+    refuse in every case when a run file there is not one slsdk wrote (a user's vocab.json, metrics.jsonl)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputExistsError(f"{out}: is a file or a link, not a folder; choose another --out folder for the run")
+    present = [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
+    foreign = [n for n in present if not is_ours(out / n, _is_checkpoint if n.endswith(".pt") else None)]
+    if foreign:
+        raise OutputExistsError(f"{out}: holds {', '.join(foreign)}, which slsdk did not write; slsdk never replaces "
+                                "them: move them away or choose another --out folder")
     if not present or resume:
         return
     if not overwrite:
@@ -309,14 +324,11 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None
                 raise OutputExistsError(f"{p}: is a {other} checkpoint (another run); --overwrite replaces only a "
                                         f"{kind} run: choose another --out folder")
     for n in ("last.pt", "best.pt"):
-        if (out / n).exists():
-            (out / n).unlink()
+        remove(out / n, owned=_is_checkpoint)
 
 
 def _reconcile_best(ckpt: dict, last_path: Path, best_path: Path, console) -> None:
     """Make best.pt agree with what last.pt records (best.pt is written before last.pt at each new best)."""
-    from slsdk.fileio import atomic_copy
-
     want, done = ckpt.get("best_epoch"), int(ckpt.get("epoch", 0))
     if want is None:
         return
@@ -402,7 +414,27 @@ def _load_state(job: Job, ckpt: dict, optimizer, scheduler, scaler, path: Path) 
 
 def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
                  on_epoch_end: Callable[[dict], None] | None = None, console=None) -> TrainResult:
-    """The epoch loop shared by :func:`train` and :func:`slsdk.train.distill.distill`."""
+    """The epoch loop shared by :func:`train` and :func:`slsdk.train.distill.distill`.
+
+    The main process holds :func:`slsdk.fileio.output_lock` on the run folder: a second run into it is refused.
+    """
+    if not job.dist.is_main:
+        return _run_training(job, resume=resume, overwrite=overwrite, progress=progress,
+                             on_epoch_end=on_epoch_end, console=console)
+    out = Path(job.out_dir)
+    with output_lock(out, overwrite=resume or overwrite):
+        fresh = not out.exists()
+        try:
+            return _run_training(job, resume=resume, overwrite=overwrite, progress=progress,
+                                 on_epoch_end=on_epoch_end, console=console)
+        except BaseException:
+            if fresh and not (out / "last.pt").exists():
+                discard(out)      # a run that failed before its first checkpoint leaves no folder behind
+            raise
+
+
+def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
+                  on_epoch_end: Callable[[dict], None] | None, console) -> TrainResult:
     from slsdk.data import VideoDataset, collate
     from slsdk.data.vocab import Vocabulary
     from slsdk.train.evaluate import input_spec, predict, score
@@ -480,8 +512,6 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
         console.print(f"resuming {last_path}: {start_epoch} epoch(s) done, step {step}")
     if main:
         _write_jsonl(metrics_path, history, append=False)
-        from slsdk.fileio import atomic_write_text
-
         atomic_write_text(out / "vocab.json", json.dumps(job.vocab.to_dict(), ensure_ascii=False, indent=1) + "\n")
 
     wrapped = objective
@@ -521,7 +551,7 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
                     losses = wrapped(videos, lengths, labels, label_lengths)
                 total = losses["total"]
                 if not torch.isfinite(total.detach()).all():
-                    raise FloatingPointError(
+                    raise DivergedError(
                         f"{job.title}: non-finite loss {float(total.detach()):.4g} at epoch {epoch + 1} step {step + 1} "
                         f"(videos {batch['ids']}); lower lr or check the labels / clip lengths")
                 optimizer.zero_grad(set_to_none=True)
@@ -598,8 +628,6 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
                 on_epoch_end(dict(row))
 
     if main and last_path.is_file() and not best_path.is_file():
-        from slsdk.fileio import atomic_copy
-
         atomic_copy(last_path, best_path)
         console.print(f"[yellow]warning[/]: {best_path} was lost; it now holds the last epoch ({last_path})")
     wers = [h["dev_wer"] for h in history if h.get("dev_wer") is not None]
@@ -652,13 +680,14 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
         job = Job("teacher", model, TeacherObjective(model, cfg.loss_weights, cfg.grad_checkpointing),
                   mcfg.to_dict(), vocab, splits["train"], dev, cfg, Path(out_dir), env, device, title="teacher",
                   extra=dict(extra or {}))
-        return run_training(job, resume=resume, overwrite=overwrite, progress=progress,
-                            on_epoch_end=on_epoch_end, console=console)
+        with reading(data if isinstance(data, (str, os.PathLike)) else None):
+            return run_training(job, resume=resume, overwrite=overwrite, progress=progress,
+                                on_epoch_end=on_epoch_end, console=console)
     finally:
         if env.created and dist.is_initialized():
             dist.destroy_process_group()
 
 
-__all__ = ["TrainConfig", "TrainResult", "train", "teacher_config", "run_training", "Job", "TeacherObjective",
+__all__ = ["DivergedError", "TrainConfig", "TrainResult", "train", "teacher_config", "run_training", "Job", "TeacherObjective",
            "resolve_device", "resolve_datasets", "read_split", "init_distributed", "DistEnv", "seed_everything",
            "build_optimizer"]
