@@ -454,8 +454,8 @@ def _check_target(path: Path, overwrite: bool, owned: Owned | None) -> None:
             raise OutputExistsError(f"{path}: exists and slsdk did not write it; slsdk never replaces it: move it "
                                     "away or choose another output")
         if not (overwrite or _granted(path)):
-            raise OutputExistsError(f"{path}: exists (written by slsdk earlier); pass --overwrite (overwrite=True) "
-                                    "to replace it, or choose another output")
+            raise OutputExistsError(f"{path}: already exists (written by slsdk earlier); pass --overwrite "
+                                    "(overwrite=True) to replace it, or choose another output")
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():
@@ -799,11 +799,18 @@ def output_lock(output: str | os.PathLike, *, overwrite: bool = False) -> Iterat
                 held[2] -= 1
                 held[3] = was
         return
+    made = [d for d in [out.parent, *out.parent.parents] if not d.exists()]
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = _lock_path(out)
     if lock.is_symlink():
         raise OutputExistsError(f"{lock}: is a symbolic link where slsdk keeps its lock; remove it")
-    fd = _acquire(out, lock)
+    try:
+        fd = _acquire(out, lock)
+    except BaseException:
+        for d in made:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     with _mutex:
         _locks[out] = [fd, lock, 1, overwrite]
     try:
@@ -814,6 +821,9 @@ def output_lock(output: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         with contextlib.suppress(OSError):
             os.unlink(lock)       # still held: a racing opener re-checks the inode and retries
         os.close(fd)
+        for d in made:            # folders made only to hold the lock (a refused run): not left behind
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
 
 def _acquire(out: Path, lock: Path) -> int:

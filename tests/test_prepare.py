@@ -237,3 +237,35 @@ def test_the_bundle_carries_the_preparation_and_serving_warns_on_skew(tiny_stude
     assert recs[-1]["type"] == "summary"
     r = _cli("bundle", "inspect", "b")
     assert r.exit_code == 0 and f"crop hands, size {SIZE}, fps 25.0" in r.output, r.output
+
+
+_PEAK = """
+import resource, sys
+from slsdk.data.prepare import PrepareConfig, prepare_dataset
+prepare_dataset(sys.argv[1], sys.argv[2], PrepareConfig(crop="full", size=int(sys.argv[3]), fps=25.0), progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_prepare_memory_does_not_grow_with_the_clip(tmp_path):
+    """Frames are streamed to the .npy as they are made: a clip 8x longer costs no more memory (it held every
+    frame twice: a 240 s clip at 128 px peaked at 869 MB)."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for seconds in (4, 32):
+        root = tmp_path / f"d{seconds}"
+        frames = np.repeat(rng.integers(0, 255, (seconds, 96, 96, 3), dtype=np.uint8), 25, axis=0)
+        write_video(root / "v.mp4", frames, fps=25)
+        write_folder_annotations(root, [Sample("v", ["A"], root / "v.mp4", "s1", "train")])
+        r = subprocess.run([sys.executable, "-c", _PEAK, str(root), str(tmp_path / f"c{seconds}"), "128"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        peaks[seconds] = int(r.stdout.split()[-1]) / 1024          # MB (ru_maxrss is KiB on Linux)
+        arr = np.load(tmp_path / f"c{seconds}" / "clips" / next(
+            p.name for p in (tmp_path / f"c{seconds}" / "clips").glob("*.npy")), mmap_mode="r")
+        assert arr.shape == (seconds * 25, 128, 128, 3)
+    # 28 s more at 128 px is 700 frames x 48 KiB = 34 MB per copy: held twice before, streamed now
+    assert peaks[32] - peaks[4] < 20, peaks

@@ -101,6 +101,21 @@ def test_unknown_key_names_the_closest(tmp_path):
         load_recipe(p, "teacher")
 
 
+def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("kind: teacher\ntrain:\n  lr: 0.001\n  epochs: 2\n  lr: 1.0e30\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml:5: the key 'lr' is given twice"):
+        load_recipe(p, "teacher")
+    p = tmp_path / "r.json"
+    p.write_text('{"kind": "teacher", "train": {"lr": 0.001, "lr": 1e30}}')
+    with pytest.raises(RecipeError, match=r"r\.json: the key 'lr' is given twice"):
+        load_recipe(p, "teacher")
+    p = tmp_path / "ok.yaml"        # merge keys and anchors still work
+    p.write_text("kind: teacher\nbase: &b {epochs: 2}\ntrain:\n  <<: *b\n  lr: 0.01\n")
+    with pytest.raises(RecipeError, match="unknown section .base."):   # parsed: the merge key worked
+        load_recipe(p, "teacher")
+
+
 def test_flags_override_the_file_and_print_config_is_complete(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

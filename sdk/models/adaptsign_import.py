@@ -20,8 +20,11 @@ normalised video gives the reference's ``sequence_logits`` and ``conv_logits`` (
   so that evaluation, bundles and the runtime preprocess the same way.
 
 Nothing is unpickled beyond plain data: the checkpoint is read with ``torch.load(weights_only=True)``
-(allowing only the numpy array types of ``rng_state``), the gloss dictionary with an unpickler that accepts
-dict / list / tuple / str / int and the numpy object-array reconstruction ``np.save`` writes.
+(allowing only the numpy array types of ``rng_state``, whose states are checked before numpy sees them) after the
+bounded checks of `slsdk.models.torchfile` (storage sizes against their records and ``MAX_CHECKPOINT_BYTES``, no
+compressed storage record, no code in the pickle); the gloss dictionary (at most ``MAX_GLOSS_DICT_BYTES``) with an
+unpickler that accepts dict / list / tuple / str / int and stand-ins for the numpy object-array reconstruction
+``np.save`` writes (no numpy array is built from the file), walked within a budget of ``MAX_GLOSS_NODES`` nodes.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import io
 import math
 import pickle
 import re
-import zipfile
+import reprlib
 from collections import Counter
 from pathlib import Path
 
@@ -37,6 +40,7 @@ import numpy as np
 import torch
 
 from slsdk.errors import SlsdkError
+from slsdk.models.torchfile import load_torch_file, zip_names
 
 REF_VISUAL = "conv2d.visual."
 ADAPTSIGN_MEAN = (0.5, 0.5, 0.5)
@@ -48,27 +52,72 @@ class AdaptSignImportError(SlsdkError, ValueError):
     """A file that cannot be imported as an AdaptSign checkpoint / gloss dictionary (message names the file)."""
 
 
-# ----------------------------------------------------------------------------------- gloss dictionary
-def _numpy_reconstruct():
-    from numpy._core import multiarray
+#: Largest gloss dictionary read: PHOENIX's gloss_dict.npy is ~40 KB, 200,000 glosses would be ~6 MB.
+MAX_GLOSS_DICT_BYTES = 16 << 20
+#: Most nodes the plain-data check visits, shared references counted at every visit: gloss -> [id, count] is
+#: 5 per gloss (key, list, id, count and the dict's slot), so 200,000 glosses fit.
+MAX_GLOSS_NODES = 1_000_000
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlist, _short.maxlevel = 60, 60, 4, 2
 
-    return multiarray._reconstruct
+
+# ----------------------------------------------------------------------------------- gloss dictionary
+class _NdarrayName:
+    """Stand-in for ``numpy.ndarray`` in a gloss dictionary's pickle."""
+
+
+class _ObjectDType:
+    """Stand-in for ``numpy.dtype('O')``: its pickled state is ignored."""
+
+    def __setstate__(self, state):
+        pass
+
+
+class _ObjectArray:
+    """Stand-in for the 0-d object array ``np.save`` writes around a dict: keeps its one item, allocates nothing.
+
+    (numpy's own ``ndarray.__setstate__`` trusts the state: an object array whose shape says 10**7 items and
+    whose list holds one crashes the interpreter.)"""
+
+    def __init__(self, source: Path):
+        self.source, self.item, self.ready = source, None, False
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5 and state[1] == () and isinstance(state[2], _ObjectDType)
+                and isinstance(state[4], list) and len(state[4]) == 1):
+            shape = state[1] if isinstance(state, tuple) and len(state) > 1 else "?"
+            raise AdaptSignImportError(f"{self.source}: refused: the gloss dictionary's array (shape "
+                                       f"{_short.repr(shape)}) is not the 0-d object array np.save writes around a "
+                                       "dict")
+        self.item, self.ready = state[4][0], True
 
 
 class _GlossDictUnpickler(pickle.Unpickler):
-    """Accepts plain containers and exactly the three numpy callables an object-array ``np.save`` pickles."""
+    """Accepts plain containers and stand-ins for the three numpy callables an object-array ``np.save`` pickles."""
 
     def __init__(self, file, source: Path):
         super().__init__(file)
         self.source = source
 
+    def _reconstruct(self, subtype, shape, dtype):
+        if subtype is not _NdarrayName or shape != (0,):
+            raise AdaptSignImportError(f"{self.source}: refused: the gloss dictionary rebuilds an array other than "
+                                       "the one np.save writes")
+        return _ObjectArray(self.source)
+
+    def _dtype(self, spec, *args):
+        if spec not in ("O", "O4", "O8"):
+            raise AdaptSignImportError(f"{self.source}: refused: the gloss dictionary holds an array of dtype "
+                                       f"{_short.repr(spec)}; np.save of a dict writes an object array")
+        return _ObjectDType()
+
     def find_class(self, module, name):
         if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            return _numpy_reconstruct()
+            return self._reconstruct
         if module == "numpy" and name == "ndarray":
-            return np.ndarray
+            return _NdarrayName
         if module == "numpy" and name == "dtype":
-            return np.dtype
+            return self._dtype
         raise AdaptSignImportError(
             f"{self.source}: refused to load the gloss dictionary: its pickle calls {module}.{name}, which a "
             "gloss dictionary (np.save of a dict gloss -> [id, count]) never contains; nothing was executed")
@@ -78,22 +127,30 @@ class _GlossDictUnpickler(pickle.Unpickler):
                                    "reference, which np.save never writes")
 
 
-def _check_plain(obj, source: Path, depth: int = 0) -> None:
-    if depth > 6:
-        raise AdaptSignImportError(f"{source}: gloss dictionary nests deeper than gloss -> [id, count]")
-    if isinstance(obj, (str, int)) and not isinstance(obj, bool):
-        return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _check_plain(k, source, depth + 1)
-            _check_plain(v, source, depth + 1)
-        return
-    if isinstance(obj, (list, tuple)):
-        for v in obj:
-            _check_plain(v, source, depth + 1)
-        return
-    raise AdaptSignImportError(f"{source}: gloss dictionary holds a {type(obj).__name__}; only dict / list / "
-                               "tuple / str / int are accepted")
+def _check_plain(obj, source: Path) -> None:
+    """Only dict / list / tuple / str / int, at most 6 deep, at most MAX_GLOSS_NODES nodes (every visit counts:
+    a 60 KB pickle of shared references, ``[[['a'] * 10**4] * 10**4] * 10**4``, names 10**12 of them)."""
+    budget = MAX_GLOSS_NODES - 1
+    stack = [(obj, 0)]
+    while stack:
+        o, depth = stack.pop()
+        if depth > 6:
+            raise AdaptSignImportError(f"{source}: gloss dictionary nests deeper than gloss -> [id, count]")
+        if isinstance(o, (str, int)) and not isinstance(o, bool):
+            continue
+        if isinstance(o, dict):
+            children = [c for kv in o.items() for c in kv] if len(o) <= budget else None
+        elif isinstance(o, (list, tuple)):
+            children = list(o) if len(o) <= budget else None
+        else:
+            raise AdaptSignImportError(f"{source}: gloss dictionary holds a {type(o).__name__}; only dict / list / "
+                                       "tuple / str / int are accepted")
+        budget -= len(o) * (2 if isinstance(o, dict) else 1)
+        if children is None or budget < 0:
+            raise AdaptSignImportError(
+                f"{source}: refused: the gloss dictionary has more than {MAX_GLOSS_NODES} nodes (shared references "
+                "counted at every use); gloss -> [id, count] needs about 5 per gloss")
+        stack.extend((c, depth + 1) for c in children)
 
 
 def read_gloss_dict(path: str | Path) -> list[str]:
@@ -107,7 +164,12 @@ def read_gloss_dict(path: str | Path) -> list[str]:
     if not path.is_file():
         raise AdaptSignImportError(f"{path}: gloss dictionary not found" if not path.exists()
                                    else f"{path}: is a folder, not a gloss dictionary file")
-    data = path.read_bytes()
+    size = path.stat().st_size
+    if size > MAX_GLOSS_DICT_BYTES:
+        raise AdaptSignImportError(f"{path}: refused: {size} bytes, more than a gloss dictionary needs (at most "
+                                   f"{MAX_GLOSS_DICT_BYTES})")
+    with path.open("rb") as fh:
+        data = fh.read(MAX_GLOSS_DICT_BYTES + 1)
     f = io.BytesIO(data)
     if data.startswith(b"\x93NUMPY"):
         try:
@@ -128,11 +190,12 @@ def read_gloss_dict(path: str | Path) -> list[str]:
     except AdaptSignImportError:
         raise
     except Exception as e:  # noqa: BLE001 - truncated / corrupt pickles raise many types
-        raise AdaptSignImportError(f"{path}: cannot read the gloss dictionary ({type(e).__name__}: {e})") from None
-    if isinstance(obj, np.ndarray):
-        if obj.dtype != np.dtype(object) or obj.shape != ():
-            raise AdaptSignImportError(f"{path}: holds an array of dtype {obj.dtype} / shape {obj.shape}, not a dict")
-        obj = obj.item()
+        raise AdaptSignImportError(f"{path}: cannot read the gloss dictionary ({type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None
+    if isinstance(obj, _ObjectArray):
+        if not obj.ready:
+            raise AdaptSignImportError(f"{path}: the gloss dictionary's array has no content (truncated?)")
+        obj = obj.item
     if not isinstance(obj, dict):
         raise AdaptSignImportError(f"{path}: holds a {type(obj).__name__}, expected a dict gloss -> [id, count]")
     _check_plain(obj, path)
@@ -140,7 +203,8 @@ def read_gloss_dict(path: str | Path) -> list[str]:
     for gloss, entry in obj.items():
         ident = entry[0] if isinstance(entry, (list, tuple)) and entry else entry
         if not isinstance(gloss, str) or not isinstance(ident, int) or isinstance(ident, bool):
-            raise AdaptSignImportError(f"{path}: entry {gloss!r}: {entry!r} is not gloss -> [id, count]")
+            raise AdaptSignImportError(f"{path}: entry {_short.repr(gloss)}: {_short.repr(entry)} is not "
+                                       "gloss -> [id, count]")
         if ident in by_id:
             raise AdaptSignImportError(f"{path}: glosses {by_id[ident]!r} and {gloss!r} share id {ident}")
         by_id[ident] = gloss
@@ -155,17 +219,36 @@ def read_gloss_dict(path: str | Path) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- checkpoint
-_ALLOWED_NAMES = {"numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray",
-                  "numpy.dtype", "collections.Counter"}
+class _RngArray(np.ndarray):
+    """What the numpy arrays of the reference's ``rng_state`` unpickle to: the state is checked before numpy's
+    ``__setstate__`` trusts it (an object array, or a shape its bytes do not fill, is refused)."""
+
+    def __setstate__(self, state):
+        ok = isinstance(state, tuple) and len(state) == 5
+        shape, dtype, raw = (state[1], state[2], state[4]) if ok else ((), None, None)
+        ok = (ok and isinstance(dtype, np.dtype) and not dtype.hasobject and isinstance(raw, (bytes, bytearray))
+              and isinstance(shape, tuple) and len(shape) <= 8
+              and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+              and math.prod(shape) * dtype.itemsize == len(raw))
+        if not ok:
+            raise pickle.UnpicklingError(f"a numpy array whose state does not hold its own bytes (shape "
+                                         f"{_short.repr(shape)}, dtype {_short.repr(dtype)})")
+        super().__setstate__(state)
+
+
+def _rng_reconstruct(subtype, shape, dtype):
+    if subtype is not np.ndarray or shape != (0,):
+        raise pickle.UnpicklingError("a numpy array rebuilt other than as np.save / pickle writes it")
+    return np.ndarray.__new__(_RngArray, (0,), np.int8)
 
 
 def _torch_load_weights_only(path: Path):
-    """``torch.load(weights_only=True)``, allowing only the numpy types of the reference's ``rng_state``."""
-    rc = _numpy_reconstruct()
-    allowed = [rc, (rc, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype, Counter]
+    """``torch.load(weights_only=True)`` through the bounded checks of `slsdk.models.torchfile`, allowing only
+    the numpy types of the reference's ``rng_state`` (whose array states are checked, `_RngArray`)."""
+    allowed = [(_rng_reconstruct, "numpy.core.multiarray._reconstruct"),
+               (_rng_reconstruct, "numpy._core.multiarray._reconstruct"), np.ndarray, np.dtype, Counter, _RngArray]
     allowed += [type(np.dtype(c)) for c in ("uint32", "int64", "float64", "uint8")]
-    with torch.serialization.safe_globals(allowed):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return load_torch_file(path, error=AdaptSignImportError, safe_globals=allowed)
 
 
 def _describe(sd: dict) -> str:
@@ -189,11 +272,10 @@ def _describe(sd: dict) -> str:
 
 
 def _is_torchscript(path: Path) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return False
+    with path.open("rb") as f:
+        if f.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            return False
+    names = zip_names(path, error=AdaptSignImportError)      # the directory is bounded before it is parsed
     return any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
 
 
@@ -209,24 +291,7 @@ def read_reference_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor]
     if _is_torchscript(path):
         raise AdaptSignImportError(f"{path}: a TorchScript archive (e.g. an OpenAI CLIP .pt), not an AdaptSign "
                                    "training checkpoint; use slsdk.models.load_clip_visual for CLIP weights")
-    try:
-        obj = _torch_load_weights_only(path)
-    except Exception as e:  # noqa: BLE001 - torch raises UnpicklingError / RuntimeError / EOFError ...
-        text = str(e)
-        m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-        if m:
-            try:  # full names (builtins.exec, ...) from a scan of the pickle's opcodes; nothing is unpickled
-                names = [n for n in torch.serialization.get_unsafe_globals_in_checkpoint(path)
-                         if n not in _ALLOWED_NAMES]
-            except Exception:  # noqa: BLE001 - the scan is only for the message
-                names = []
-            what = ", ".join(names[:4]) if names else m.group(1)
-            raise AdaptSignImportError(
-                f"{path}: refused: the checkpoint pickles {what}, which torch.load(weights_only=True) does "
-                "not allow and a reference AdaptSign checkpoint does not contain; nothing was executed") from None
-        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
-        raise AdaptSignImportError(f"{path}: cannot be read as a torch checkpoint (truncated or corrupt?): "
-                                   f"{type(e).__name__}: {first}") from None
+    obj = _torch_load_weights_only(path)     # one-line AdaptSignImportError naming the file for anything refused
     info: dict = {}
     if isinstance(obj, dict) and obj.get("format") == "slsdk-checkpoint":
         raise AdaptSignImportError(f"{path}: already an slsdk checkpoint (kind {obj.get('kind')!r}); "
@@ -238,18 +303,22 @@ def read_reference_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor]
     elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         sd = obj                                   # a bare state dict
     else:
-        got = f"keys {sorted(map(str, obj))[:6]}" if isinstance(obj, dict) else f"a {type(obj).__name__}"
+        got = (f"keys {sorted(_short.repr(k) for k in list(obj)[:1000])[:6]}" if isinstance(obj, dict)
+               else f"a {type(obj).__name__}")
         raise AdaptSignImportError(f"{path}: not an AdaptSign training checkpoint (expected a dict with "
                                    f"'model_state_dict', got {got})")
     if not sd:
         raise AdaptSignImportError(f"{path}: model_state_dict is empty")
+    odd = next((k for k in sd if not isinstance(k, str)), None)
+    if odd is not None:
+        raise AdaptSignImportError(f"{path}: model_state_dict has a key {_short.repr(odd)} that is not a name")
     keys = list(sd)
     if all(k.startswith("module.") for k in keys):
         sd = {k[len("module."):]: v for k, v in sd.items()}
         info["data_parallel"] = True
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise AdaptSignImportError(f"{path}: model_state_dict entry {bad[0]!r} is not a tensor")
+        raise AdaptSignImportError(f"{path}: model_state_dict entry {_short.repr(bad[0])} is not a tensor")
     return dict(sd), info
 
 
@@ -294,11 +363,18 @@ def infer_config(sd: dict, source: str | Path = "checkpoint", conv_type: str = D
     if not (v + "conv1.weight" in sd and v + "transformer.resblocks.0.S_Adapter.mlp.c_in.weight" in sd
             and v + "transformer.aggblocks.0.attn.in_proj_weight" in sd):
         raise AdaptSignImportError(f"{source}: not an AdaptSign checkpoint: it looks like {_describe(sd)}")
+    empty = next((k for k, t in sd.items() if isinstance(t, torch.Tensor) and 0 in t.shape), None)
+    if empty is not None:     # a trained network has no 0-size weight; one would divide by zero below
+        raise AdaptSignImportError(f"{source}: {empty} has shape {tuple(sd[empty].shape)}, with a 0-size "
+                                   "dimension; not a trained AdaptSign checkpoint (damaged or edited?)")
     conv1 = _need(sd, v + "conv1.weight", 4, source)
     width, patch = int(conv1.shape[0]), int(conv1.shape[-1])
+    if conv1.shape[1] != 3 or conv1.shape[2] != conv1.shape[3]:
+        raise AdaptSignImportError(f"{source}: {v}conv1.weight has shape {tuple(conv1.shape)}, expected "
+                                   "[width, 3, patch, patch]")
     pos = _need(sd, v + "positional_embedding", 2, source)
-    grid = math.isqrt(pos.shape[0] - 1)
-    if grid * grid + 1 != pos.shape[0]:
+    grid = math.isqrt(max(int(pos.shape[0]) - 1, 0))
+    if grid < 1 or grid * grid + 1 != pos.shape[0]:
         raise AdaptSignImportError(f"{source}: positional embedding has {pos.shape[0]} rows, not 1 + a square grid")
     layers = len({m.group(1) for k in sd if (m := re.match(re.escape(v) + r"transformer\.resblocks\.(\d+)\.", k))})
     proj = _need(sd, v + "proj", 2, source)

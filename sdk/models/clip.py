@@ -31,6 +31,16 @@ class CLIPVisionConfig:
     act: str = "quick_gelu"  # OpenAI weights use QuickGELU; open_clip's non-OpenAI configs use "gelu"
     ln_eps: float = 1e-5
 
+    def __post_init__(self):
+        # a 0 here (e.g. inferred from a 0-size conv1 kernel) would divide by zero in `grid` or the attention
+        for name, least in (("image_size", 1), ("patch_size", 1), ("width", 1), ("heads", 1), ("output_dim", 1),
+                            ("layers", 0)):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and value < least:
+                raise ValueError(f"CLIPVisionConfig.{name} must be at least {least}, got {value!r}")
+        if isinstance(self.mlp_ratio, (int, float)) and not self.mlp_ratio > 0:
+            raise ValueError(f"CLIPVisionConfig.mlp_ratio must be positive, got {self.mlp_ratio!r}")
+
     @property
     def grid(self) -> int:
         return self.image_size // self.patch_size

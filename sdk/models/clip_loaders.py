@@ -43,6 +43,7 @@ import math
 import os
 import pickle
 import re
+import reprlib
 import struct
 import zipfile
 from collections.abc import Mapping
@@ -54,6 +55,7 @@ import torch
 from slsdk.errors import SlsdkError
 from slsdk.models.clip import (CLIPVisionConfig, VisionTransformer, get_config, interpolate_pos_embed,
                                list_models, resize_config)
+from slsdk.models.torchfile import check_zip_archive, load_torch_file, max_checkpoint_bytes, zip_names
 
 __all__ = ["load_clip_visual", "detect_format", "read_visual_state_dict", "CheckpointError", "FORMATS"]
 
@@ -109,11 +111,7 @@ def detect_format(path: str | os.PathLike) -> str:
         if not zipfile.is_zipfile(p):
             raise CheckpointError(f"{p}: truncated or corrupt zip archive (no central directory); "
                                   "re-download or re-save the checkpoint")
-        try:
-            with zipfile.ZipFile(p) as z:
-                names = z.namelist()
-        except (zipfile.BadZipFile, OSError) as e:
-            raise CheckpointError(f"{p}: corrupt zip archive ({e})") from None
+        names = zip_names(p, error=CheckpointError)   # the directory is bounded before it is parsed
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
             return "openai-torchscript"
         if any(n.endswith("data.pkl") for n in names):
@@ -135,15 +133,9 @@ def detect_format(path: str | os.PathLike) -> str:
 # ---------------------------------------------------------------------------------------------- reading
 
 def _torch_load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}: torch.load(weights_only=True) cannot unpickle the file: it is corrupt or "
-                              f"truncated, or holds objects other than tensors and plain containers ({first})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        raise CheckpointError(f"{path}: cannot read torch checkpoint (truncated or corrupt?): "
-                              f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}") from None
+    """``torch.load(weights_only=True)`` after the bounded checks of `slsdk.models.torchfile` (storage sizes
+    against records and the cap, no compressed storage records, no code in the pickle)."""
+    return load_torch_file(path, error=CheckpointError)
 
 
 def _safetensors_load(path: Path) -> dict[str, torch.Tensor]:
@@ -244,20 +236,34 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         return self._storages[key]
 
 
-def _collect_tensors(obj, prefix: str, out: dict, depth: int = 0) -> None:
+#: Most module-tree entries `_collect_tensors` visits (shared submodules counted at every visit): a ViT-L tower
+#: has a few thousand; a 60 KB pickle of shared references can name 10**12.
+_TS_MAX_NODES = 1_000_000
+
+
+def _collect_tensors(obj, prefix: str, out: dict, depth: int = 0, budget: list | None = None,
+                     source: str = "archive") -> None:
+    budget = [_TS_MAX_NODES] if budget is None else budget
     if depth > 64 or not isinstance(obj, _TSObject) or not isinstance(obj.state, dict):
         return          # a module with its own __getstate__ (tuple state) carries no named parameters
+    budget[0] -= len(obj.state)
+    if budget[0] < 0:
+        raise CheckpointError(f"{source}: TorchScript archive refused: its module tree has more than "
+                              f"{_TS_MAX_NODES} entries (shared submodules counted at each use); it is read as "
+                              "data, never run")
     for k, v in obj.state.items():
+        if not isinstance(k, str):
+            continue    # attribute names are strings; anything else is not a parameter
         if isinstance(v, torch.Tensor):
-            out[prefix + str(k)] = v
+            out[prefix + k] = v
         elif isinstance(v, _TSObject):
-            _collect_tensors(v, f"{prefix}{k}.", out, depth + 1)
+            _collect_tensors(v, f"{prefix}{k}.", out, depth + 1, budget, source)
 
 
 def _jit_load(path: Path) -> dict[str, torch.Tensor]:
     """The state dict of a TorchScript archive, read without running any of its code."""
     try:
-        with zipfile.ZipFile(path) as z:
+        with open(path, "rb") as f, check_zip_archive(f, path, CheckpointError)["zip"] as z:
             pkls = [n for n in z.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
             if len(pkls) != 1:
                 raise CheckpointError(f"{path}: TorchScript archive has {len(pkls)} top-level data.pkl entries "
@@ -282,7 +288,7 @@ def _jit_load(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot read TorchScript archive (truncated or corrupt?): "
                               f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}") from None
     out: dict[str, torch.Tensor] = {}
-    _collect_tensors(root, "", out)
+    _collect_tensors(root, "", out, source=str(path))
     if not out:
         raise CheckpointError(f"{path}: TorchScript archive holds no module tensors")
     return out
@@ -302,9 +308,22 @@ def _load_sharded(index: Path) -> dict[str, torch.Tensor]:
         weight_map = json.loads(index.read_text())["weight_map"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{index}: not a valid sharded-checkpoint index ({e})") from None
+    if not isinstance(weight_map, Mapping) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index}: not a valid sharded-checkpoint index (weight_map is not names -> files)")
+    root = index.parent.resolve()
+    shards = {}
+    for name in sorted(set(weight_map.values())):
+        shard = (index.parent / name).resolve()
+        if root not in shard.parents:
+            raise CheckpointError(f"{index}: shard {name!r} lies outside the checkpoint's folder")
+        shards.setdefault(shard, index.parent / name)
+    total = sum(s.stat().st_size for s in shards if s.is_file())
+    if total > max_checkpoint_bytes():
+        raise CheckpointError(f"{index}: its shards hold {total} bytes, more than the cap of {max_checkpoint_bytes()} "
+                              "(set SLSDK_MAX_CHECKPOINT_BYTES to raise it for a checkpoint you trust)")
     out: dict[str, torch.Tensor] = {}
-    for shard in sorted(set(weight_map.values())):
-        out.update(_load_file(index.parent / shard))
+    for shard in shards.values():
+        out.update(_load_file(shard))
     return out
 
 
@@ -321,10 +340,13 @@ def _flatten(obj: object, source: str) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{source}: expected a state dict (mapping of names to tensors), got "
                               f"{type(obj).__name__}; formats tried: {_formats_tried()}")
-    sd = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    odd = next((k for k, v in obj.items() if isinstance(v, torch.Tensor) and not isinstance(k, str)), None)
+    if odd is not None:
+        raise CheckpointError(f"{source}: a tensor is stored under {reprlib.repr(odd)}, not under a name")
+    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not sd:
-        raise CheckpointError(f"{source}: no tensors found (top-level keys: {list(obj)[:10]}); "
-                              f"formats tried: {_formats_tried()}")
+        raise CheckpointError(f"{source}: no tensors found (top-level keys: "
+                              f"{[reprlib.repr(k) for k in list(obj)[:10]]}); formats tried: {_formats_tried()}")
     for prefix in ("module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix):]: v for k, v in sd.items()}
@@ -566,12 +588,12 @@ def _infer_config(canon: Mapping[str, torch.Tensor], src: Mapping[str, str], hin
 
     conv = need("conv1.weight", 4)
     width, patch = int(conv.shape[0]), int(conv.shape[-1])
-    if conv.shape[1] != 3 or conv.shape[2] != conv.shape[3]:
+    if conv.shape[1] != 3 or conv.shape[2] != conv.shape[3] or 0 in conv.shape:
         raise CheckpointError(f"{source}: tensor {src['conv1.weight']!r} has shape {tuple(conv.shape)}, expected "
                               "[width, 3, patch, patch]")
     pos = need("positional_embedding", 2)
-    grid = math.isqrt(int(pos.shape[0]) - 1)
-    if grid * grid != pos.shape[0] - 1:
+    grid = math.isqrt(max(int(pos.shape[0]) - 1, 0))
+    if grid < 1 or grid * grid != pos.shape[0] - 1 or pos.shape[1] != width:
         raise CheckpointError(f"{source}: tensor {src['positional_embedding']!r} has {pos.shape[0]} positions, "
                               "not 1 + a square grid")
     blocks = {int(k.split(".")[2]) for k in canon if k.startswith("transformer.resblocks.")

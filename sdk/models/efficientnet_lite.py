@@ -142,14 +142,14 @@ def load_lite0_state_dict(path: str | Path | None = None) -> dict[str, torch.Ten
     path = Path(path) if path is not None else lite0_weights_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such EfficientNet-Lite0 weights file")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets one clear message
-        raise ValueError(f"{path}: not a readable torch state dict ({type(e).__name__}: {e})") from None
+    from slsdk.models.factory import CheckpointError
+    from slsdk.models.torchfile import load_torch_file
+
+    sd = load_torch_file(path, error=CheckpointError)     # bounded checks, one line naming the file (a ValueError)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or "_conv_stem.weight" not in sd:
-        raise ValueError(f"{path}: not an EfficientNet-Lite state dict (no '_conv_stem.weight')")
+        raise CheckpointError(f"{path}: not an EfficientNet-Lite state dict (no '_conv_stem.weight')")
     return sd
 
 

@@ -57,31 +57,26 @@ build_model = create_model  # the older name
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                     kind: str | None = None) -> dict[str, Any]:
-    """Read and validate a checkpoint with ``torch.load(weights_only=True)``.
+    """Read and validate a checkpoint with ``torch.load(weights_only=True)``, after the bounded checks of
+    :func:`slsdk.models.torchfile.load_torch_file` (storage sizes against the record sizes and the cap, no
+    compressed storage records, no code in the pickle).
 
     Errors name the file: :class:`FileNotFoundError` if missing, :class:`CheckpointError` if truncated,
-    corrupt, not an slsdk checkpoint, of a newer format version, or not of ``kind`` (when given).
+    corrupt, hostile, not an slsdk checkpoint, of a newer format version, or not of ``kind`` (when given).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file (expected e.g. {path / 'best.pt'})")
-    size = path.stat().st_size
-    if size == 0:
-        raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - torch raises RuntimeError / UnpicklingError / EOFError / ...
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise CheckpointError(
-                f"{path}: holds Python objects that torch.load(weights_only=True) refuses to unpickle; "
-                f"it was not written by slsdk.train.save_checkpoint ({msg})") from None
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({size} bytes; truncated or corrupt?): "
-                              f"{type(e).__name__}: {msg}") from None
+    from slsdk.models.torchfile import load_torch_file
+
+    ckpt = load_torch_file(path, error=CheckpointError, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        got = f"keys {sorted(map(str, ckpt))[:8]}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+        import reprlib
+
+        got = (f"keys {sorted(reprlib.repr(k) for k in list(ckpt)[:1000])[:8]}" if isinstance(ckpt, dict)
+               else f"a {type(ckpt).__name__}")
         raise CheckpointError(f"{path}: not an slsdk checkpoint (expected 'format': {FORMAT!r}, got {got})")
     version = ckpt.get("version")
     if not isinstance(version, int) or version > VERSION:

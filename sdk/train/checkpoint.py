@@ -16,7 +16,10 @@ Layout (format ``slsdk-checkpoint``, version 1)::
      "train_config": dict, "extra": dict}
 
 Only dicts, lists, tuples, str, int, float, bool, None and tensors go in, so the files load with
-``weights_only=True`` (no pickled code is ever executed when a checkpoint is opened).
+``weights_only=True`` (no pickled code is ever executed when a checkpoint is opened). Reading goes through
+:func:`slsdk.models.torchfile.load_torch_file` (via ``load_checkpoint``): the container is checked before torch
+reads it (storage sizes against their records and ``MAX_CHECKPOINT_BYTES``, no compressed storage record, no code
+in the pickle).
 
 Files are written with :func:`slsdk.fileio.atomic_write` (temp file, fsync, rename): a kill leaves the old file
 or the new one, never a torn one, and a full disk is a :class:`~slsdk.fileio.DiskFullError` naming the file.
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 
 from slsdk.fileio import atomic_write
+from slsdk.models.torchfile import load_torch_file
 
 # the format is read in the models layer (one door for training, conversion and the runtime)
 from slsdk.models.factory import (  # noqa: F401  (re-exported)
@@ -141,7 +145,17 @@ def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], v
     payload = _plain(payload)
     _check_safe(payload, "checkpoint")
 
-    return atomic_write(path, lambda f: torch.save(payload, f), fsync=True)
+    return atomic_write(path, lambda f: torch.save(payload, f), fsync=True, owned=is_checkpoint_file)
+
+
+def is_checkpoint_file(path: str | Path) -> bool:
+    """Whether ``path`` holds an slsdk checkpoint (read as data, bounded): the content proof that lets a run
+    replace a checkpoint an older slsdk wrote, never any other file."""
+    try:
+        ckpt = load_torch_file(Path(path), mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable / not a torch file: not ours
+        return False
+    return isinstance(ckpt, dict) and ckpt.get("format") == FORMAT
 
 
 def check_vocab(checkpoint_vocab, samples, *, where: str = "checkpoint", dataset: str = "dataset") -> None:

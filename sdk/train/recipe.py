@@ -180,6 +180,39 @@ def parse_recipe(data: Mapping, kind: str, where: str = "<recipe>") -> Recipe:
     return recipe
 
 
+MAX_RECIPE_CHARS = 1 << 20      # a recipe is a page of settings; a larger file is not one
+
+
+def _unique(pairs, line) -> dict:
+    """A mapping from ``pairs``, refusing a key given twice (YAML and JSON would silently keep the last)."""
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise RecipeError(f"{'' if line is None else f':{line}'}: the key {k!r} is given twice; keep one")
+        out[k] = v
+    return out
+
+
+def _load_yaml(text: str):
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node):
+        loader.flatten_mapping(node)
+        pairs = []
+        for k, v in node.value:
+            key = loader.construct_object(k, deep=True)
+            if any(key == seen for seen, _ in pairs):
+                raise RecipeError(f":{k.start_mark.line + 1}: the key {key!r} is given twice; keep one")
+            pairs.append((key, loader.construct_object(v, deep=True)))
+        return dict(pairs)
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=_Loader)   # noqa: S506 - a SafeLoader subclass: plain data only
+
+
 def load_recipe(path: str | Path, kind: str) -> Recipe:
     """Read and validate a YAML (``.yaml``/``.yml``) or JSON recipe file."""
     path = Path(path)
@@ -189,13 +222,15 @@ def load_recipe(path: str | Path, kind: str) -> Recipe:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not UTF-8 text") from None
+    if len(text) > MAX_RECIPE_CHARS:
+        raise RecipeError(f"{path}: {len(text)} characters; a recipe holds at most {MAX_RECIPE_CHARS}")
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, None))
         else:
-            import yaml
-
-            data = yaml.safe_load(text)   # safe_load: plain data only, no Python objects
+            data = _load_yaml(text)   # plain data only (SafeLoader), a key given twice is an error
+    except RecipeError as e:
+        raise RecipeError(f"{path}{e}") from None
     except Exception as e:  # noqa: BLE001 - yaml/json syntax errors of any kind become one line
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else (f":{e.lineno}" if hasattr(e, "lineno") else "")

@@ -33,8 +33,10 @@ from torch import nn
 
 from slsdk.data.splits import has_split as _has_split  # noqa: F401  (re-exported for older imports)
 from slsdk.data.splits import read_split, resolve_datasets  # noqa: F401
+from slsdk.models.torchfile import load_torch_file
 from slsdk.train.checkpoint import (
     CheckpointError,
+    is_checkpoint_file,
     check_vocab,
     get_rng_state,
     load_checkpoint,
@@ -280,18 +282,12 @@ RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png", "vocab.json", 
 def _checkpoint_epoch(path: Path, want: str = "epoch"):
     """The epoch (or ``want``: "kind") an slsdk checkpoint records, read lazily; None if it is not one."""
     try:
-        from slsdk.models.torchfile import load_torch_file   # bounded checks first (issue 28)
-
-        ckpt = load_torch_file(path, mmap=True)
+        ckpt = load_torch_file(path, mmap=True)      # bounded checks first
     except Exception:  # noqa: BLE001 - unreadable / not a torch zip / refused: not a usable checkpoint
         return None
     if not isinstance(ckpt, dict) or ckpt.get("format") != "slsdk-checkpoint":
         return None
     return int(ckpt.get("epoch", -1)) if want == "epoch" else ckpt.get(want)
-
-
-def _is_checkpoint(path: Path) -> bool:
-    return _checkpoint_epoch(path) is not None
 
 
 def _check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None = None) -> None:
@@ -300,7 +296,7 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OutputExistsError(f"{out}: is a file or a link, not a folder; choose another --out folder for the run")
     present = [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
-    foreign = [n for n in present if not is_ours(out / n, _is_checkpoint if n.endswith(".pt") else None)]
+    foreign = [n for n in present if not is_ours(out / n, is_checkpoint_file if n.endswith(".pt") else None)]
     if foreign:
         raise OutputExistsError(f"{out}: holds {', '.join(foreign)}, which slsdk did not write; slsdk never replaces "
                                 "them: move them away or choose another --out folder")
@@ -324,7 +320,7 @@ def _check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None
                 raise OutputExistsError(f"{p}: is a {other} checkpoint (another run); --overwrite replaces only a "
                                         f"{kind} run: choose another --out folder")
     for n in ("last.pt", "best.pt"):
-        remove(out / n, owned=_is_checkpoint)
+        remove(out / n, owned=is_checkpoint_file)
 
 
 def _reconcile_best(ckpt: dict, last_path: Path, best_path: Path, console) -> None:
