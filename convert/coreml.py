@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
+
+from slsdk import fileio
 
 __all__ = ["export_coreml", "save_mlpackage", "validate_coreml", "io_dtypes", "prediction_available",
            "PREDICTION_UNAVAILABLE_REASON", "IOS17_SPEC_VERSION"]
@@ -68,18 +68,20 @@ def convert_to_mlmodel(module, example_inputs: Sequence, *, input_names: Sequenc
 
 
 def save_mlpackage(mlmodel, path: str | os.PathLike) -> Path:
-    """Save an MLModel as ``path`` (.mlpackage directory) atomically."""
+    """Save an MLModel as ``path`` (.mlpackage directory) atomically.
+
+    coremltools saves only to a new path ending in ``.mlpackage``, so the package is saved in a scratch folder
+    and its files copied into the folder :func:`slsdk.fileio.atomic_dir` builds (``path`` must be new or empty).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        pkg = tmp / path.name
+    with fileio.temp_dir() as scratch, fileio.atomic_dir(path) as work:
+        pkg = scratch / path.name
         mlmodel.save(str(pkg))
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        os.replace(pkg, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for src in sorted(pkg.rglob("*")):
+            if src.is_dir():
+                (work / src.relative_to(pkg)).mkdir(parents=True, exist_ok=True)
+            else:
+                fileio.atomic_copy(src, work / src.relative_to(pkg), fsync=False)   # atomic_dir syncs the tree
     return path
 
 

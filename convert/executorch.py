@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
+
+from slsdk import fileio
 
 __all__ = ["export_executorch", "validate_pte", "coreml_backend_available"]
 
@@ -67,14 +68,8 @@ def export_executorch(module, example_inputs: Sequence, path: str | os.PathLike,
                                    f"{type(e).__name__}: {str(e)[:1500]}") from e
     finally:
         logging.getLogger("executorch").setLevel(level)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            program.write_to_file(f) if hasattr(program, "write_to_file") else f.write(program.buffer)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write = program.write_to_file if hasattr(program, "write_to_file") else lambda f: f.write(program.buffer)
+    fileio.atomic_write(path, write)
     return path
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,10 +79,8 @@ def _onnx_file(job: ExportJob) -> Path:
     export_onnx(io.module, io.example_inputs, onnx_path, input_names=io.input_names, output_names=io.output_names,
                 dynamic_axes=dyn, metadata=_onnx_metadata(job.manifest, io))
     if job.recipe is not None:
-        q_path = job.work / "model.int8.onnx"
-        _quantize(job, onnx_in=onnx_path, onnx_out=q_path, input_names=io.input_names,
+        _quantize(job, onnx_in=onnx_path, onnx_out=onnx_path, input_names=io.input_names,   # in place, atomically
                   float_modules=io.float_modules)
-        os.replace(q_path, onnx_path)
         strip_debug_info_file(onnx_path)   # the quantizer's shape inference wrote value_info again
     return onnx_path
 

@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from slsdk import fileio
 
 __all__ = ["export_onnx", "add_metadata", "read_metadata", "to_ort", "strip_debug_info", "strip_debug_info_file",
            "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 18
-
-
-def _tmp_sibling(path: Path, suffix: str = "") -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
 
 
 def export_onnx(module, example_inputs: Sequence, path: str | os.PathLike, *, input_names: Sequence[str],
@@ -45,9 +39,8 @@ def export_onnx(module, example_inputs: Sequence, path: str | os.PathLike, *, in
     args = tuple(example_inputs)
     errors = []
     order = {"auto": ("dynamo", "legacy"), "dynamo": ("dynamo",), "legacy": ("legacy",)}[exporter]
-    tmp = _tmp_sibling(path, ".onnx")
     used = None
-    try:
+    with fileio.atomic_path(path, suffix=".onnx") as tmp:
         for kind in order:
             try:
                 with warnings.catch_warnings():
@@ -90,10 +83,6 @@ def export_onnx(module, example_inputs: Sequence, path: str | os.PathLike, *, in
         _set_props(model, meta)
         strip_debug_info(model)
         onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -124,15 +113,7 @@ def strip_debug_info_file(path: str | os.PathLike) -> int:
 
 def _save_in_place(model, path: Path) -> None:
     """Write ``model`` over the ONNX file ``path`` atomically (a temp sibling, then a rename)."""
-    import onnx
-
-    tmp = _tmp_sibling(path, ".onnx")
-    try:
-        onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    fileio.atomic_write(path, model.SerializeToString())
 
 
 def _dynamic_shapes(module, args, input_names, dynamic_axes):
@@ -206,11 +187,10 @@ def to_ort(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, target_p
     out_dir.mkdir(parents=True, exist_ok=True)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"{onnx_path}: no such ONNX file")
-    with tempfile.TemporaryDirectory(prefix="slsdk-ort-") as work:
-        work = Path(work)
+    with fileio.temp_dir("slsdk-ort") as work:
         src = work / "in" / onnx_path.name
         src.parent.mkdir()
-        shutil.copyfile(onnx_path, src)
+        fileio.atomic_copy(onnx_path, src, fsync=False)
         cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(src),
                "--output_dir", str(work / "out"), "--optimization_style", optimization_style,
                "--target_platform", target_platform]
@@ -225,9 +205,7 @@ def to_ort(onnx_path: str | os.PathLike, out_dir: str | os.PathLike, *, target_p
         ort_path = out_dir / (onnx_path.stem + ".ort")
         cfg_path = out_dir / "required_operators.config"
         for s, d in ((produced[0], ort_path), (configs[0], cfg_path)):
-            tmp = _tmp_sibling(d)
-            shutil.copyfile(s, tmp)
-            os.replace(tmp, d)
+            fileio.atomic_copy(s, d)
     return ort_path, cfg_path
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
+from slsdk import fileio
 from slsdk.quantize.calibration import CalibrationError
 from slsdk.targets import get_target
 
@@ -299,12 +299,6 @@ class _Reader:
         self._i = 0
 
 
-def _tmp_path(out: Path, suffix: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def _preprocess(onnx_in: Path, work: Path) -> Path:
     """onnxruntime's quant_pre_process (shape inference + graph optimisation) when it succeeds."""
     try:
@@ -332,8 +326,8 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
-    with tempfile.TemporaryDirectory(prefix="slsdk-q-") as work:
-        src = _preprocess(onnx_in, Path(work))
+    with fileio.temp_dir("slsdk-q") as work:
+        src = _preprocess(onnx_in, work)
         model = onnx.load(str(src))
         classifier = classifier_nodes(model)
         # float modules keep their fp32 weights too: int8-stored (dequantized) weights in the stem and
@@ -343,8 +337,7 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
         exclude += module_nodes(model, float_modules)
         overrides = {w: [{"axis": axis, "reduce_range": SHARED_WEIGHTS_REDUCE_RANGE}]
                      for w, axis in _shared_weights(model).items()}
-        tmp = _tmp_path(onnx_out, ".onnx")
-        try:
+        with fileio.atomic_path(onnx_out, suffix=".onnx") as tmp:
             quantize_static(str(src), str(tmp), _Reader(calib, input_names), quant_format=QuantFormat.QDQ,
                             per_channel=True, reduce_range=STATIC_REDUCE_RANGE,
                             activation_type=getattr(QuantType, ACTIVATION_TYPE_NAME), weight_type=QuantType.QInt8,
@@ -355,13 +348,8 @@ def onnx_int8_static(onnx_in, onnx_out, calib, input_names, float_modules=()):
                                            "TensorQuantOverrides": overrides})
             quantized = onnx.load(str(tmp))
             if (_int8_weights_only(quantized, classifier) + _drop_conv_zero_points(quantized)
-                    + _derived_bias_scales(quantized)):
+                    + _derived_bias_scales(quantized) + _copy_metadata(onnx_in, quantized)):
                 onnx.save(quantized, str(tmp))
-            _copy_metadata(onnx_in, tmp)
-            os.replace(tmp, onnx_out)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     return onnx_out
 
 
@@ -515,20 +503,18 @@ def onnx_int8_dynamic(onnx_in, onnx_out, calib=None, input_names=None, float_mod
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     onnx_in, onnx_out = Path(onnx_in), Path(onnx_out)
-    with tempfile.TemporaryDirectory(prefix="slsdk-q-") as work:
-        src = Path(work) / "untied.onnx"
-        onnx.save(_pretranspose_gemm_weights(onnx.load(str(onnx_in))), str(src))
-        tmp = _tmp_path(onnx_out, ".onnx")
-        try:
+    with fileio.temp_dir("slsdk-q") as work:
+        src = work / "untied.onnx"
+        fileio.atomic_write(src, _pretranspose_gemm_weights(onnx.load(str(onnx_in))).SerializeToString(),
+                            fsync=False)
+        with fileio.atomic_path(onnx_out, suffix=".onnx") as tmp:
             quantize_dynamic(str(src), str(tmp), per_channel=False, reduce_range=DYNAMIC_REDUCE_RANGE, weight_type=QuantType.QInt8,
                              op_types_to_quantize=["MatMul", "Gemm"],
                              nodes_to_exclude=module_nodes(onnx.load(str(src)), float_modules),
                              extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True})
-            _copy_metadata(onnx_in, tmp)
-            os.replace(tmp, onnx_out)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+            quantized = onnx.load(str(tmp))
+            if _copy_metadata(onnx_in, quantized):
+                onnx.save(quantized, str(tmp))
     return onnx_out
 
 
@@ -563,18 +549,16 @@ def _pretranspose_gemm_weights(model):
     return model
 
 
-def _copy_metadata(src: Path, dst: Path) -> None:
-    """The source file's metadata_props onto the quantized file (``dst`` is still a temp file)."""
+def _copy_metadata(src: Path, model) -> int:
+    """The source file's metadata_props onto the quantized ``model`` (those it lacks). Returns how many."""
     import onnx
 
     props = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
-    if props:
-        model = onnx.load(str(dst))
-        have = {p.key for p in model.metadata_props}
-        for k, v in props.items():
-            if k not in have:
-                model.metadata_props.add(key=k, value=v)
-        onnx.save(model, str(dst))
+    have = {p.key for p in model.metadata_props}
+    for k, v in props.items():
+        if k not in have:
+            model.metadata_props.add(key=k, value=v)
+    return len(props.keys() - have)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ Only the standard library is imported here: runtimes load bundles without torch.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
+import errno
 import json
 import math
 import os
@@ -28,7 +28,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from slsdk.errors import SlsdkError
-from slsdk.fileio import OutputExistsError, atomic_dir, atomic_write, temp_dir
+from slsdk.fileio import (OutputExistsError, WriteError, atomic_copy, atomic_dir, atomic_write, atomic_write_text,
+                          sha256_file, temp_dir)
 
 FORMAT = "slsdk-bundle"
 # 2: input.resize_shorter + input.crop (the resize before the centre crop) and the real tensor dtypes of the
@@ -255,12 +256,34 @@ class Manifest:
                 bad(f"input.{k} must be {n} finite numbers (|x| <= {L['abs_value']:g}), got {_short(v)}")
         if any(s <= 0 for s in inp["std"]):
             bad(f"input.std must be positive, got {inp['std']!r}")
+        if not inp["value_range"][0] < inp["value_range"][1]:
+            bad(f"input.value_range must be [low, high] with low < high, got {_short(inp['value_range'])}")
         if "dtype" in inp and inp["dtype"] not in TENSOR_DTYPES:
             bad(f"input.dtype must be one of {list(TENSOR_DTYPES)}, got {_short(inp['dtype'])}")
         if not _num_in(self.fps, 0, L["fps"]) or self.fps <= 0:
             bad(f"fps must be a finite number in (0, {L['fps']:g}], got {_short(self.fps)}")
         if not isinstance(self.crop, dict) or not isinstance(self.crop.get("policy"), str):
             bad("crop must be an object with a 'policy'")
+        why = _crop_problem(self.crop)
+        if why:
+            bad(why)
+        why = _fidelity_problem(self.fidelity)
+        if why:
+            bad(why)
+        prep = self.extra.get("preparation")
+        if prep is not None:   # how the training data was prepared: the runtime compares it with its crop
+            if not isinstance(prep, dict):
+                bad(f"extra.preparation must be an object, got {_short(prep)}")
+            if prep.get("crop") is not None:
+                why = (_crop_problem(prep["crop"], "extra.preparation.crop") if isinstance(prep["crop"], dict)
+                       else f"extra.preparation.crop must be an object, got {_short(prep['crop'])}")
+                if why:
+                    bad(why)
+            if prep.get("size") is not None and not _int_in(prep["size"], 1, L["resize_shorter"]):
+                bad(f"extra.preparation.size must be an integer in 1..{L['resize_shorter']} or null, "
+                    f"got {_short(prep['size'])}")
+            if prep.get("fps") is not None and not (_num_in(prep["fps"], 0, L["fps"]) and prep["fps"] > 0):
+                bad(f"extra.preparation.fps must be a number in (0, {L['fps']:g}] or null, got {_short(prep['fps'])}")
         s = self.streaming
         if not isinstance(s, dict):
             bad("streaming must be an object")
@@ -370,6 +393,75 @@ class Manifest:
 
 _REQUIRED = ("target", "precision", "model_kind", "model_file", "vocab", "input", "fps", "streaming")
 
+# The manifest's crop section: every field of slsdk.runtime.crop.CropConfig (a test checks that they agree), each
+# with its type and range. ("number", lo, hi, lo_open): a finite int or float; ("int", lo, hi); ("bool",);
+# ("choice", values). Checked at load, so `bundle inspect` and `run` refuse the same bundles.
+CROP_FIELDS: dict[str, tuple] = {
+    "policy": ("choice", ("hands", "full")),
+    "margin": ("number", 1.0, 100.0, False),
+    "min_size": ("number", 0.0, 1.0, False),
+    "square": ("bool",),
+    "smoothing": ("number", 0.0, 1.0, True),
+    "hold_frames": ("int", 0, 1_000_000),
+    "fallback": ("choice", ("center", "last")),
+    "include_face": ("bool",),
+    "face_extent": ("number", 0.0, 100.0, False),
+    "num_hands": ("int", 1, 16),
+    "min_detection_confidence": ("number", 0.0, 1.0, False),
+    "min_presence_confidence": ("number", 0.0, 1.0, False),
+    "min_tracking_confidence": ("number", 0.0, 1.0, False),
+    "detect_every": ("int", 1, 10_000),
+    "detect_policy": ("choice", ("search", "hold")),
+}
+
+# The fidelity figures other code reads (bench, demos, inspect): numbers, flags and texts of known type; any other
+# key holds a number, a flag, a short text, null, or an object / list (only shown as JSON).
+FIDELITY_NUMBERS = ("max_abs_err", "mean_abs_err", "cosine", "min_cosine", "argmax_agreement", "frames", "videos",
+                    "wer", "wer_torch", "wer_delta", "hyp_agreement", "wer_budget")
+FIDELITY_FLAGS = ("finite", "meets_int8_budget")
+FIDELITY_TEXTS = ("status", "reason", "reference", "mode", "runtime")
+_TEXT_CHARS = 1000
+
+
+def _crop_problem(crop: dict, where: str = "crop") -> str | None:
+    """Why the crop section is not a valid CropConfig (None when it is)."""
+    unknown = sorted(set(crop) - set(CROP_FIELDS), key=str)
+    if unknown:
+        return f"{where} has unknown fields {_short(unknown)} (known: {', '.join(CROP_FIELDS)})"
+    for k, v in crop.items():
+        kind, *arg = CROP_FIELDS[k]
+        if kind == "choice" and v not in arg[0]:
+            return f"{where}.{k} must be one of {list(arg[0])}, got {_short(v)}"
+        if kind == "bool" and not isinstance(v, bool):
+            return f"{where}.{k} must be true or false, got {_short(v)}"
+        if kind == "int" and not _int_in(v, arg[0], arg[1]):
+            return f"{where}.{k} must be an integer in {arg[0]}..{arg[1]}, got {_short(v)}"
+        if kind == "number":
+            lo, hi, open_lo = arg
+            if not _num_in(v, lo, hi) or (open_lo and v <= lo):
+                return (f"{where}.{k} must be a number in {'(' if open_lo else '['}{lo:g}, {hi:g}], "
+                        f"got {_short(v)}")
+    return None
+
+
+def _fidelity_problem(fid: dict) -> str | None:
+    """Why the fidelity section has a value of the wrong type (None when every value is right)."""
+    for k, v in fid.items():
+        if not isinstance(k, str) or len(k) > 256:
+            return f"fidelity key {_short(k)} is too long"
+        if k in FIDELITY_NUMBERS:
+            if v is not None and not _num_in(v, -1e12, 1e12):
+                return f"fidelity.{k} must be a finite number or null, got {_short(v)}"
+        elif k in FIDELITY_FLAGS:
+            if v is not None and not isinstance(v, bool):
+                return f"fidelity.{k} must be true, false or null, got {_short(v)}"
+        elif k in FIDELITY_TEXTS or isinstance(v, str):
+            if v is not None and (not isinstance(v, str) or len(v) > _TEXT_CHARS):
+                return f"fidelity.{k} must be a text of at most {_TEXT_CHARS} characters or null, got {_short(v)}"
+        elif not (v is None or isinstance(v, (bool, dict, list)) or _num_in(v, -math.inf, math.inf)):
+            return f"fidelity.{k} must be a number, true/false, a text, null, an object or a list, got {_short(v)}"
+    return None
+
 
 def _posint(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x > 0
@@ -419,17 +511,6 @@ def _check_relpath(name: str, source: str) -> PurePosixPath:
     if any(part in ("..",) for part in p.parts) or "\\" in name:
         raise BundleError(f"{source}: file path {_short(name)} escapes the bundle directory")
     return p
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def _walk_files(root: Path) -> list[Path]:
@@ -676,6 +757,19 @@ def _read_manifest_dict(mpath: Path) -> dict:
     if size > LIMITS["manifest_bytes"]:
         raise BundleError(f"{mpath}: {size} bytes; a manifest is at most {LIMITS['manifest_bytes']} bytes")
 
+    try:
+        raw = mpath.read_bytes()
+    except OSError as e:
+        raise BundleError(f"{mpath}: cannot read ({e.strerror})") from None
+    return _parse_manifest_bytes(raw, str(mpath))
+
+
+def _parse_manifest_bytes(raw: bytes, source: str):
+    """The JSON of a manifest (at most ``LIMITS["manifest_bytes"]``): NaN/Infinity, huge numbers and over-deep
+    nesting refused with a :class:`BundleError` naming ``source``."""
+    if len(raw) > LIMITS["manifest_bytes"]:
+        raise BundleError(f"{source}: {len(raw)} bytes; a manifest is at most {LIMITS['manifest_bytes']} bytes")
+
     def no_constant(name):
         raise ValueError(f"{name} is not allowed (numbers must be finite)")
 
@@ -691,13 +785,12 @@ def _read_manifest_dict(mpath: Path) -> dict:
         return int(text)
 
     try:
-        raw = mpath.read_bytes()
         text = raw.decode("utf-8")
         return json.loads(text, parse_constant=no_constant, parse_float=finite_float, parse_int=bounded_int)
     except UnicodeDecodeError as e:
-        raise BundleError(f"{mpath}: not UTF-8 text (byte offset {e.start}); re-create the bundle") from None
+        raise BundleError(f"{source}: not UTF-8 text (byte offset {e.start}); re-create the bundle") from None
     except (ValueError, RecursionError) as e:
-        raise BundleError(f"{mpath}: invalid JSON ({_short(str(e), 200)})") from None
+        raise BundleError(f"{source}: invalid JSON ({_short(str(e), 200)})") from None
 
 
 def is_bundle_dir(path: str | os.PathLike) -> bool:
@@ -829,11 +922,10 @@ def write_bundle(out_dir: str | os.PathLike, manifest: Manifest,
                 raise BundleError(f"{out_dir}: {MANIFEST_NAME} is reserved for the manifest")
             src = Path(src)
             dst = tmp / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dst, symlinks=True)
+            if src.is_dir() and not src.is_symlink():
+                _copy_tree(src, dst)
             elif src.is_file():
-                shutil.copyfile(src, dst)
+                atomic_copy(src, dst, fsync=False)     # atomic_dir syncs the whole folder before the rename
             else:
                 raise BundleError(f"{src}: file for bundle entry {name!r} does not exist")
         table = {}
@@ -843,11 +935,25 @@ def write_bundle(out_dir: str | os.PathLike, manifest: Manifest,
         manifest.files = table
         manifest.validate(source=str(out_dir / MANIFEST_NAME))
         check_model_file(tmp, manifest, source=str(out_dir / MANIFEST_NAME))
-        (tmp / MANIFEST_NAME).write_text(manifest.to_json() + "\n", encoding="utf-8")
+        atomic_write_text(tmp / MANIFEST_NAME, manifest.to_json() + "\n", fsync=False)
     bundle = Bundle(out_dir, manifest, replaced=replaced)
     if zip:
         zip_bundle(out_dir, zip_path, overwrite=overwrite)
     return bundle
+
+
+def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy the folder ``src`` (an ``.mlpackage``) to ``dst`` file by file through ``slsdk.fileio``; a symlink
+    in it is refused (a bundle holds none)."""
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        here = Path(dirpath)
+        out = dst / here.relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
+        for n in dirnames + filenames:
+            if (here / n).is_symlink():
+                raise BundleError(f"{here / n}: symlinks are not allowed in a bundle")
+        for n in filenames:
+            atomic_copy(here / n, out / n, fsync=False)
 
 
 def _is_bundle_zip(path: Path) -> bool:
@@ -931,19 +1037,60 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, N
                struct.error, OverflowError, UnicodeDecodeError, KeyError, IndexError, TypeError, RuntimeError)
 
 
-def _safe_extract(zip_path: Path, dest: Path) -> None:
+def _zip_read_error(zip_path: Path, name: str, e: BaseException) -> BundleError:
+    if isinstance(e, OSError) and not isinstance(e, zipfile.BadZipFile):
+        # a header offset the OS cannot seek to (EINVAL), a read past the end
+        return BundleError(f"{zip_path}: member {_short(name)} cannot be read: its local header is not where the "
+                           f"zip directory says ({e.strerror or e}); corrupt zip")
+    return BundleError(f"{zip_path}: member {_short(name)} cannot be read: its headers lie about its sizes or its "
+                       f"data is corrupt ({type(e).__name__}: {_short(str(e), 160)}); re-download or re-zip the bundle")
+
+
+def _zip_member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, zip_path: Path) -> bytes:
+    """A small member read whole (the manifest), never more than ``limit`` bytes inflated."""
+    if info.file_size > limit:
+        raise BundleError(f"{zip_path}/{info.filename}: {info.file_size} bytes; a manifest is at most {limit} bytes")
+    try:
+        with zf.open(info) as f:
+            data = f.read(limit + 1)
+    except (OSError, *_ZIP_ERRORS) as e:
+        raise _zip_read_error(zip_path, info.filename, e) from None
+    if len(data) != info.file_size:
+        raise BundleError(f"{zip_path}: member {_short(info.filename)} has {len(data)} bytes, its header says "
+                          f"{info.file_size} (corrupt zip)")
+    return data
+
+
+def _extract_bundle_zip(zip_path: Path, dest: Path) -> tuple[Path, Manifest]:
+    """Extract a bundle zip into ``dest``: the manifest first, then only the files it lists.
+
+    Every member name is checked (relative, inside ``dest``, no symlink, no duplicate) before anything is
+    written. ``manifest.json`` (at the top, or in the zip's one top-level folder) is read and validated first;
+    a member the manifest does not list is refused (a bundle zip holds exactly the manifest and its files, so
+    one more member means it was altered or not made by slsdk; nothing is extracted). Each listed member's size
+    in the zip header must equal the manifest's ``bytes``; their sum is bounded (``_MAX_ZIP_BYTES`` and the free
+    space of ``dest``) before the first byte is written, and each member's inflated bytes are counted while it
+    streams out, so no member yields more than it declared. Files are written with ``slsdk.fileio.atomic_write``.
+    Returns the bundle root (``dest`` or its one folder) and the validated manifest.
+    """
     _zip_precheck(zip_path)
     try:
         zf = zipfile.ZipFile(zip_path)
     except (OSError, *_ZIP_ERRORS) as e:
         raise BundleError(f"{zip_path}: not a readable zip file ({_short(str(e), 200)})") from None
     with zf:
-        total = 0
         size = zip_path.stat().st_size
         infos = zf.infolist()
+        seen: set[str] = set()
+        real_dest = dest.resolve()
         for info in infos:
             name = info.filename
-            _check_relpath(name.rstrip("/") or ".", str(zip_path))
+            if not name.rstrip("/"):
+                raise BundleError(f"{zip_path}: a member has an empty name (corrupt zip)")
+            _check_relpath(name.rstrip("/"), str(zip_path))
+            if name in seen:
+                raise BundleError(f"{zip_path}: member {_short(name)} appears twice; corrupt or tampered zip, refused")
+            seen.add(name)
             mode = (info.external_attr >> 16) & 0o170000
             if mode == stat.S_IFLNK:
                 raise BundleError(f"{zip_path}: member {name!r} is a symlink; refused")
@@ -952,49 +1099,108 @@ def _safe_extract(zip_path: Path, dest: Path) -> None:
             if not 0 <= info.header_offset < size:
                 raise BundleError(f"{zip_path}: member {name!r} starts at byte {info.header_offset}, outside the "
                                   f"file's {size} bytes (corrupt zip)")
-            total += info.file_size
-            if total > _MAX_ZIP_BYTES:
-                raise BundleError(f"{zip_path}: uncompressed size exceeds {_MAX_ZIP_BYTES} bytes; refused")
-            target = (dest / name).resolve()
             try:
-                target.relative_to(dest.resolve())
+                (dest / name).resolve().relative_to(real_dest)
             except ValueError:
                 raise BundleError(f"{zip_path}: member {name!r} escapes the extraction directory") from None
+        # the manifest: at the top of the zip, or in its one top-level folder
+        top = [i for i in infos if i.filename == MANIFEST_NAME]
+        nested = [i for i in infos if i.filename.count("/") == 1 and i.filename.endswith("/" + MANIFEST_NAME)]
+        if top:
+            minfo = top[0]
+        elif len(nested) == 1:
+            minfo = nested[0]
+        else:
+            raise BundleError(f"{zip_path}: no {MANIFEST_NAME} at the top of the zip or in its one top-level "
+                              "folder (not an slsdk bundle)")
+        prefix = minfo.filename[: -len(MANIFEST_NAME)]
+        msource = f"{zip_path}/{minfo.filename}"
+        raw = _zip_member_bytes(zf, minfo, LIMITS["manifest_bytes"], zip_path)
+        manifest = Manifest.from_dict(_parse_manifest_bytes(raw, msource), source=msource)
+        listed = {prefix + n: info for n, info in manifest.files.items()}
+        dirs = {prefix} if prefix else set()
+        for n in listed:
+            parts = n.split("/")[:-1]
+            dirs.update("/".join(parts[:k]) + "/" for k in range(1, len(parts) + 1))
+        members: list[tuple[zipfile.ZipInfo, int]] = []
+        total = 0
         for info in infos:
-            try:
-                if info.is_dir():
-                    (dest / info.filename).mkdir(parents=True, exist_ok=True)
-                    continue
-                target = dest / info.filename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                written = 0
+            name = info.filename
+            if info is minfo or (info.is_dir() and name in dirs):
+                continue
+            if name not in listed:
+                what = "folder" if info.is_dir() else f"{info.file_size}-byte file"
+                raise BundleError(f"{zip_path}: member {_short(name)} (a {what}) is not listed in {minfo.filename}; "
+                                  "a bundle zip holds only its manifest and the files the manifest lists, so this "
+                                  "zip was altered or not made by slsdk: refused, nothing extracted (re-zip the "
+                                  "bundle folder with slsdk, or remove the member)")
+            declared = listed[name].get("bytes")
+            if declared is not None and declared != info.file_size:
+                raise BundleError(f"{zip_path}: member {_short(name)}: its zip headers lie about its size: they say "
+                                  f"{info.file_size} bytes, {minfo.filename} says {declared}; corrupt or tampered "
+                                  "zip, refused")
+            total += info.file_size
+            if total > _MAX_ZIP_BYTES:
+                raise BundleError(f"{zip_path}: the listed files hold more than {_MAX_ZIP_BYTES} bytes uncompressed; "
+                                  "refused")
+            members.append((info, info.file_size))
+        free = shutil.disk_usage(dest).free
+        if total + len(raw) > free:
+            raise BundleError(f"{zip_path}: extracting needs {total} bytes but {dest.parent} has only {free} bytes "
+                              "free; free some space or point TMPDIR to a larger disk")
+        for d in sorted(dirs):
+            (dest / d).mkdir(parents=True, exist_ok=True)
+        _write_member(dest / minfo.filename, lambda f: f.write(raw), minfo.filename, zip_path)
+        for info, limit in members:
+            _write_member(dest / info.filename, _member_copier(zf, info, limit, zip_path), info.filename, zip_path)
+    return (dest / prefix if prefix else dest), manifest
+
+
+def _member_copier(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, zip_path: Path):
+    """``write(f)`` for :func:`slsdk.fileio.atomic_write`: inflate ``info`` into ``f``, at most ``limit`` bytes."""
+    def copy(f) -> None:
+        written = 0
+        try:
+            src = zf.open(info)
+        except (OSError, *_ZIP_ERRORS) as e:
+            raise _zip_read_error(zip_path, info.filename, e) from None
+        with src:
+            while True:
                 try:
-                    src = zf.open(info)
-                except OSError as e:   # a header offset the OS cannot seek to (EINVAL), read past the end
-                    raise BundleError(f"{zip_path}: member {info.filename!r} cannot be read: its local header "
-                                      f"is not where the zip directory says ({e.strerror or e}); corrupt zip") from None
-                with src, open(target, "wb") as dst:
-                    while True:
-                        block = src.read(1 << 20)
-                        if not block:
-                            break
-                        written += len(block)
-                        if written > info.file_size:      # zipfile stops at file_size; never trust it blindly
-                            raise BundleError(f"{zip_path}: member {info.filename!r} holds more than the "
-                                              f"{info.file_size} bytes its header says; refused")
-                        dst.write(block)
-                if written != info.file_size:
-                    raise BundleError(f"{zip_path}: member {info.filename!r} has {written} bytes, its header says "
-                                      f"{info.file_size} (corrupt zip)")
-            except BundleError:
-                raise
-            except (FileExistsError, NotADirectoryError, IsADirectoryError) as e:
-                raise BundleError(f"{zip_path}: member {info.filename!r} clashes with another member "
-                                  f"({e.strerror}); corrupt bundle zip") from None
-            except _ZIP_ERRORS as e:
-                raise BundleError(f"{zip_path}: member {info.filename!r} cannot be read: its headers lie about "
-                                  f"its sizes or its data is corrupt ({type(e).__name__}: {_short(str(e), 160)}); "
-                                  "re-download or re-zip the bundle") from None
+                    block = src.read(1 << 20)
+                except (OSError, *_ZIP_ERRORS) as e:
+                    raise _zip_read_error(zip_path, info.filename, e) from None
+                if not block:
+                    break
+                written += len(block)
+                if written > limit:   # zipfile stops at the header's size; never trust it blindly
+                    raise BundleError(f"{zip_path}: member {_short(info.filename)} holds more than the {limit} bytes "
+                                      "its header and the manifest declare; refused")
+                f.write(block)
+        if written != limit:
+            raise BundleError(f"{zip_path}: member {_short(info.filename)} has {written} bytes, its header says "
+                              f"{limit} (corrupt zip)")
+    return copy
+
+
+def _write_member(target: Path, write, name: str, zip_path: Path) -> None:
+    """Write one member with :func:`slsdk.fileio.atomic_write` (into a fresh folder: nothing is replaced)."""
+    if target.is_dir():
+        raise BundleError(f"{zip_path}: member {_short(name)} clashes with another member (a folder of that name); "
+                          "corrupt bundle zip")
+    if target.exists() or target.is_symlink():
+        raise BundleError(f"{target}: exists already; a bundle zip is extracted into an empty folder "
+                          f"(member {_short(name)} of {zip_path})")
+    try:
+        atomic_write(target, write, fsync=False)
+    except OutputExistsError as e:   # a member where another one made a folder, or under another one's file
+        raise BundleError(f"{zip_path}: member {_short(name)} clashes with another member ({e}); corrupt bundle "
+                          "zip") from None
+    except WriteError as e:
+        if e.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+            raise BundleError(f"{zip_path}: member {_short(name)} clashes with another member ({e.strerror}); "
+                              "corrupt bundle zip") from None
+        raise
 
 
 def load_bundle(path: str | os.PathLike, *, verify: bool = True,
@@ -1018,16 +1224,11 @@ def load_bundle(path: str | os.PathLike, *, verify: bool = True,
             root = Path(extract_to)
             root.mkdir(parents=True, exist_ok=True)
         try:
-            _safe_extract(path, root)
+            root, _ = _extract_bundle_zip(path, root)   # the manifest first, then only the files it lists
         except BaseException:
             if tmp is not None:
                 tmp.cleanup()
             raise
-        # tolerate a zip whose files sit in one top-level folder
-        if not (root / MANIFEST_NAME).exists():
-            subs = [p for p in root.iterdir() if p.is_dir()]
-            if len(subs) == 1 and (subs[0] / MANIFEST_NAME).exists():
-                root = subs[0]
     elif path.is_dir():
         root = path
     elif path.exists():
@@ -1102,5 +1303,8 @@ def inspect_bundle(path: str | os.PathLike) -> str:
         rows.append(("quantization", json.dumps(m.quantization)))
     for name, info in m.files.items():
         rows.append((f"file {name}", f"{info.get('bytes', '?')} bytes sha256 {info['sha256'][:16]}..."))
+    from slsdk.terminal import visible   # text from the bundle shown as plain characters, one per row
+
+    rows = [(visible(k), visible(v)) for k, v in rows]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)

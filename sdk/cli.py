@@ -20,6 +20,7 @@ from rich.markup import escape
 from slsdk.data.splits import LAYOUTS
 from slsdk.decode.ctc import DEFAULT_BEAM
 from slsdk.errors import SlsdkError
+from slsdk.terminal import plain
 from slsdk.targets import PRECISIONS, TARGETS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -65,7 +66,8 @@ def _shown(path) -> str:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    """Print ``error: MESSAGE`` as one plain line (paths and names from files cannot style the terminal), exit."""
+    err.print(f"[bold red]error:[/] {plain(message)}", emoji=False, highlight=False)
     raise typer.Exit(code)
 
 
@@ -137,29 +139,13 @@ def data_show(root: Path = typer.Argument(..., help="dataset root"),
               frames: bool = typer.Option(True, help="count frames per video (container metadata)"),
               json_: bool = typer.Option(False, "--json", help="print the summary as JSON")):
     """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos."""
-    from rich.table import Table
-
-    from slsdk.data.summary import summarize_dataset
+    from slsdk.data.summary import print_summary, summarize_dataset
 
     s = _run(summarize_dataset, root, _v(layout), frames=frames)
     if json_:
         print(json.dumps(s.to_dict(), ensure_ascii=False, indent=2))
         return
-    table = Table(title=escape(f"{root} ({_v(layout)}): {s.vocabulary} glosses in train"))
-    for col in ("split", "samples", "signers", "glosses", "frames min/median/max", "fps", "unseen glosses",
-                "unreadable"):
-        table.add_column(col, justify="left" if col == "split" else "right")
-    for sp in s.splits:
-        table.add_row(escape(sp.name), str(sp.samples), str(len(sp.signers)),
-                      str(sp.glosses) if sp.labelled else "unlabelled",
-                      "/".join(map(str, sp.frames)) if sp.frames else "-",
-                      ",".join(f"{r:g}" for r in sp.fps) or "-", str(len(sp.unseen_glosses)), str(len(sp.unreadable)))
-    console.print(table)
-    for sp in s.splits:
-        for video, why in sp.unreadable[:10]:
-            console.print(f"  unreadable ({sp.name}): {escape(video)}: {escape(why)}")
-    for w in s.warnings:
-        console.print(f"[yellow]warning[/]: {escape(w)}")
+    print_summary(s, console)
 
 
 @data_app.command("prepare")
@@ -393,10 +379,17 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
         _run(out.mkdir, parents=True, exist_ok=True)
     from slsdk.bundle import resolve_bundle_dir
 
-    _run(resolve_bundle_dir, out, f"{kind}-{tgt.name}-{precision}", overwrite=overwrite)  # refuse before any work
-    bundle = _run(run_convert, model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
-                  teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite,
-                  preparation=preparation)
+    from slsdk.fileio import output_lock, reading
+
+    dest, _ = _run(resolve_bundle_dir, out, f"{kind}-{tgt.name}-{precision}", overwrite=overwrite)  # refuse early
+
+    def locked_convert():
+        with reading(checkpoint, calib, heldout), output_lock(dest):   # one conversion into a bundle at a time
+            return run_convert(model, tgt.name, precision, out, vocab=vocab, calib=calib_videos, heldout=held,
+                               teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite,
+                               preparation=preparation)
+
+    bundle = _run(locked_convert)
     if bundle.replaced:
         console.print(f"--overwrite: replaced the slsdk bundle that was at {bundle.root}")
     console.print(f"wrote {escape(_shown(bundle.root))}")
@@ -463,7 +456,7 @@ def bundle_inspect(path: Path):
     """Validate a bundle (schema, checksums, paths) and print its manifest."""
     from slsdk.bundle import inspect_bundle
 
-    console.print(escape(str(_run(inspect_bundle, path))))
+    console.print(escape(str(_run(inspect_bundle, path))), emoji=False, highlight=False)
 
 
 # -- runtime ------------------------------------------------------------------------------------------
@@ -483,7 +476,8 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         pipeline: bool = typer.Option(True, help="crop and preprocess on a front-end thread while the model runs "
                                       "(same results; --no-pipeline: one thread)"),
         json_: bool = typer.Option(False, "--json", help="JSON lines instead of the live line"),
-        overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet of crops + glosses")):
+        overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet of crops + glosses"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace the --overlay PNG if slsdk wrote it")):
     """Recognise signing in a video or camera stream with a bundle (streaming)."""
     from slsdk.runtime.cli_run import run_command
 
@@ -491,7 +485,7 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         fail("give either a VIDEO or --camera N")
     _run(run_command, bundle, video=video, camera=camera, backend=_v(backend), crop=_v(crop), hand_model=hand_model,
          decoder=_v(decoder), beam=beam, threads=threads, as_json=json_, overlay=overlay, console=console,
-         hand_every=hand_every, read_ahead=read_ahead, pipeline=pipeline)
+         hand_every=hand_every, read_ahead=read_ahead, pipeline=pipeline, overwrite=overwrite)
 
 
 @app.command()

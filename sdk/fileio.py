@@ -53,7 +53,7 @@ except ImportError:  # Windows: locks fall back to exclusive creation
 __all__ = ["WriteError", "DiskFullError", "OutputExistsError", "OutputLockedError",
            "atomic_write", "atomic_write_text", "atomic_copy", "atomic_path", "append_text", "atomic_dir",
            "remove", "output_lock", "reading", "is_ours", "check_output", "check_replace", "temp_dir", "TempDir", "clean_stale", "fsync_dir",
-           "set_write_hook", "discard", "TEMP_SUFFIX", "LEDGER"]
+           "set_write_hook", "discard", "sha256_file", "TEMP_SUFFIX", "LEDGER"]
 
 TEMP_SUFFIX = ".slsdk-tmp"
 OLD_SUFFIX = ".slsdk-old"
@@ -246,7 +246,8 @@ class _Guard:
 
 
 # ------------------------------------------------------------------------------------------------ the ledger
-def _sha256(path: Path) -> str:
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (the ledger's, a bundle's and a data set's proof)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -310,14 +311,14 @@ def _read_ledger(directory: Path) -> dict[str, list[dict]]:
 
 def _entry(data: Path, log: bool = False) -> dict:
     st = data.stat()
-    return {"bytes": st.st_size, "sha256": _sha256(data), **({"log": True} if log else {})}
+    return {"bytes": st.st_size, "sha256": sha256_file(data), **({"log": True} if log else {})}
 
 
 def _record(directory: Path, changes: dict[str, dict | None]) -> None:
     """Append to the ledger of ``directory``: name -> entry (the bytes slsdk wrote), or None (removed). The
     entry before stays valid, so a kill between the ledger line and the rename proves either file. One line
     per write (appended under a lock); the file is compacted when it holds far more lines than names."""
-    if any(directory.resolve().is_relative_to(s) for s in _staging):
+    if _staged(directory):
         return      # a folder being built (a bundle): its own manifest proves it, no ledger inside
     ledger = directory / LEDGER
     if ledger.is_symlink() or (ledger.exists() and not ledger.is_file()):
@@ -365,7 +366,7 @@ def _matches(p: Path, entry) -> bool:
                 h.update(block)
                 left -= len(block)
         return h.hexdigest() == entry.get("sha256")
-    return size == entry["bytes"] and _sha256(p) == entry.get("sha256")
+    return size == entry["bytes"] and sha256_file(p) == entry.get("sha256")
 
 
 def _remember(path: Path) -> None:
@@ -484,8 +485,13 @@ def _umask() -> int:
     return mask
 
 
+def _staged(directory: Path) -> bool:
+    return any(directory.resolve().is_relative_to(s) for s in _staging)
+
+
 def _commit_file(tmp: Path, path: Path, fsync: bool) -> None:
-    _record(path.parent, {path.name: _entry(tmp)})      # before the rename: a kill after it still proves it
+    if not _staged(path.parent):
+        _record(path.parent, {path.name: _entry(tmp)})      # before the rename: a kill after it still proves it
     _point("before-rename", path)
     os.replace(tmp, path)
     if fsync:

@@ -20,7 +20,8 @@ FOLDERS = {"sdk": "slsdk", "convert": "slsdk.convert", "quantize": "slsdk.quanti
 
 # (group, rank, module prefixes); a module belongs to the group of its longest matching prefix
 GROUPS = [
-    ("bottom", 0, ["slsdk", "slsdk.errors", "slsdk.fileio", "slsdk.targets", "slsdk.preprocess", "slsdk.decode",
+    ("bottom", 0, ["slsdk", "slsdk.errors", "slsdk.fileio", "slsdk.terminal", "slsdk.targets", "slsdk.preprocess",
+                   "slsdk.decode",
                    "slsdk.bundle", "slsdk.eval", "slsdk.data.video"]),
     ("serving", 1, ["slsdk.runtime"]),
     ("data", 2, ["slsdk.data"]),

@@ -89,6 +89,11 @@ def _edit_manifest(root: Path, fn=None, text=None) -> Path:
     return root
 
 
+def _ls(d) -> list[str]:
+    """A folder's entries, less the ledger slsdk.fileio keeps of what it wrote there."""
+    return [n for n in os.listdir(d) if n != fileio.LEDGER]
+
+
 # ------------------------------------------------------------------------------------------------ fileio
 def test_atomic_write_keeps_the_old_file_on_error(tmp_path):
     p = fileio.atomic_write_text(tmp_path / "a.json", "old")
@@ -99,7 +104,7 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path):
 
     with pytest.raises(RuntimeError, match="stop"):
         fileio.atomic_write(p, boom)
-    assert p.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["a.json"]
+    assert p.read_text() == "old" and sorted(_ls(tmp_path)) == ["a.json"]
     with pytest.raises(OutputExistsError, match="is a folder"):
         fileio.atomic_write_text(tmp_path, "x")
 
@@ -128,7 +133,7 @@ def test_full_disk_error_names_the_file_and_keeps_the_old_one(tmp_path):
         except DiskFullError as e:
             print("ERROR", e)
         print("OLD_KEPT", open(p, "rb").read() == before)
-        print("LEFT", sorted(os.listdir("{mnt}/run")))
+        print("LEFT", sorted(n for n in os.listdir("{mnt}/run") if n != ".slsdk-files.jsonl"))
     """)
     r = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=256k tmpfs {mnt} && "
                         f"{sys.executable} -c '{script}'"], capture_output=True, text=True, timeout=300)
@@ -189,7 +194,7 @@ def test_bundle_into_an_existing_folder_goes_into_a_fresh_subfolder(tmp_path):
     assert (d / "student-onnx-fp32" / "mine.txt").read_text() == "also mine"
     (d / "student-onnx-fp32" / "mine.txt").unlink()
     assert write_bundle(d, _manifest(), {"model.onnx": src}, overwrite=True).replaced
-    assert sorted(os.listdir(d)) == ["notes.txt", "student-onnx-fp32"]
+    assert sorted(_ls(d)) == ["notes.txt", "student-onnx-fp32"]
     # a subfolder of that name that is not a bundle is refused, even with overwrite
     e = tmp_path / "e"
     (e / "student-onnx-fp32").mkdir(parents=True)
@@ -208,7 +213,7 @@ def test_bundle_to_a_file_or_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     b = write_bundle(".", _manifest(), {"model.onnx": src})
     assert b.root.resolve() == tmp_path / "student-onnx-fp32"
-    assert sorted(os.listdir(tmp_path)) == ["somefile", "src.onnx", "student-onnx-fp32"]   # no ..xxxx.old
+    assert sorted(_ls(tmp_path)) == ["somefile", "src.onnx", "student-onnx-fp32"]   # no ..xxxx.old
 
 
 def test_zip_never_replaces_a_foreign_file(bundle_dir):
@@ -428,7 +433,7 @@ def test_cli_probe_bundle_outputs(probe, converted):
     cwd = probe
     # -o d, d holding the user's files: success, the bundle in d/student-onnx-fp32, nothing lost
     assert (cwd / "d" / "notes.txt").read_text() == "mine"
-    assert sorted(os.listdir(cwd / "d")) == ["notes.txt", "student-onnx-fp32"]
+    assert sorted(_ls(cwd / "d")) == ["notes.txt", "student-onnx-fp32"]
     assert load_bundle(converted).vocab == ["<blank>", "A", "B", "C", "D"]
     # the same again: refused before any work, one line naming the bundle and --overwrite
     _one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "d"], cwd), "student-onnx-fp32",
@@ -451,8 +456,8 @@ def test_cli_probe_bundle_outputs(probe, converted):
     shutil.copy(cwd / "student.pt", work / "student.pt")
     r = _slsdk(["convert", "student.pt", "-t", "onnx", "-o", "."], work)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
-    assert sorted(os.listdir(work)) == ["student-onnx-fp32", "student.pt"]
-    assert sorted(os.listdir(cwd)) == ["bundles", "d", "dot", "somefile", "student.pt"]
+    assert sorted(_ls(work)) == ["student-onnx-fp32", "student.pt"]
+    assert sorted(_ls(cwd)) == ["bundles", "d", "dot", "somefile", "student.pt"]
 
 
 def test_cli_probe_data_and_runs(probe, tmp_path):
@@ -464,7 +469,7 @@ def test_cli_probe_data_and_runs(probe, tmp_path):
     ann = "id,video,signer,split,glosses\nmine,v.mp4,s1,train,HELLO\n"
     (cwd / "u" / "annotations.csv").write_text(ann)
     _one_line_error(_slsdk(["data", "synth", "u", "--quick"], cwd), "u", "another data set")
-    assert (cwd / "u" / "annotations.csv").read_text() == ann and os.listdir(cwd / "u") == ["annotations.csv"]
+    assert (cwd / "u" / "annotations.csv").read_text() == ann and _ls(cwd / "u") == ["annotations.csv"]
     # a non-UTF-8 annotations.csv: the file and line are named
     (cwd / "bad").mkdir()
     (cwd / "bad" / "annotations.csv").write_bytes(b"id,video,signer,split,glosses\nx,v.mp4,s1,train,H\xe9LLO\n")

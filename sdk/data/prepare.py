@@ -42,8 +42,8 @@ from typing import Any, Callable
 import numpy as np
 
 from slsdk.errors import SlsdkError
-from slsdk.fileio import (WriteError, atomic_write, atomic_write_text, check_output, is_ours, output_lock, reading,
-                          remove)
+from slsdk.fileio import (WriteError, atomic_write, atomic_write_text, check_output, clean_stale, is_ours, output_lock,
+                          reading, remove)
 from slsdk.runtime.crop import preparation_mismatch  # the one train/serve check, shared with serving
 
 __all__ = ["PrepareConfig", "PrepareError", "PrepareResult", "prepare_dataset", "prepare_frames", "read_index", "is_prepared_clip", "preparation_of",
@@ -391,6 +391,7 @@ def _fill(data: Path, out: Path, config: PrepareConfig, *, samples, layout: str,
     from slsdk.data.readers import Sample, write_folder_annotations
 
     clips, index_path = out / "clips", out / INDEX
+    clean_stale(clips)        # temp files of a killed run (slsdk's own names of dead processes only)
     atomic_write_text(out / "prepare.json", json.dumps(settings, indent=1))
 
     records: dict[str, dict] = {}

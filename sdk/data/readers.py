@@ -30,11 +30,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from slsdk.errors import SlsdkError
+from slsdk.fileio import atomic_write_text
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".webm", ".mkv", ".m4v")
 
@@ -63,38 +65,96 @@ def _need_file(path: Path, what: str) -> Path:
     return path
 
 
+# Bounds of every annotation file read here (folder annotations.csv, PHOENIX corpus files, CSL-Daily maps,
+# Isharah csv/txt): the file is streamed line by line and never held whole, so a hostile file (one 1 GB line, a
+# sparse file of NULs, millions of rows) costs at most MAX_LINE_BYTES of buffer and a bounded sample list.
+MAX_LINE_BYTES = 64 << 10        # one line (bytes, newline included): 64 KiB
+MAX_FIELD_CHARS = 16 << 10       # one field of a row (characters): 16 KiB
+MAX_ROWS = 500_000               # rows (non-blank lines) of one annotation file (~0.5 GB of samples)
+MAX_FILE_BYTES = 64 << 20        # one annotation file: 64 MiB
+_SHOW = 80                       # characters of a line or field an error message quotes
+
+
+def _short(text: str, n: int = _SHOW) -> str:
+    """``repr(text)`` cut to about ``n`` characters (control characters shown escaped, never a huge value)."""
+    return repr(text[:n]) + (f"... ({len(text)} characters)" if len(text) > n else "")
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)`` of each line of a UTF-8 annotation file, streamed (a BOM on line 1 is dropped).
+
+    Lines end as :meth:`str.splitlines` ends them. Raises :class:`AnnotationError` naming the file and line for
+    a line over :data:`MAX_LINE_BYTES`, a file over :data:`MAX_FILE_BYTES` or bytes that are not UTF-8; only one
+    line is ever held in memory.
+    """
+    path = Path(path)
+    ln = 0
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                raise AnnotationError(f"{path}:{ln + 1}: line longer than {MAX_LINE_BYTES} bytes (the limit of an "
+                                      "annotation line); is this an annotation file? Fix or split the line")
+            if offset + len(raw) > MAX_FILE_BYTES:
+                raise AnnotationError(f"{path}:{ln + 1}: file larger than {MAX_FILE_BYTES} bytes (the limit of an "
+                                      "annotation file); is this an annotation file? Split it")
+            try:
+                text = raw.decode("utf-8-sig" if offset == 0 else "utf-8")
+            except UnicodeDecodeError as e:
+                at = e.start + (3 if offset == 0 and raw.startswith(b"\xef\xbb\xbf") else 0)
+                raise AnnotationError(f"{path}:{ln + 1}: not UTF-8 text (byte {raw[at]:#04x} at offset "
+                                      f"{offset + at}); save the file as UTF-8") from None
+            offset += len(raw)
+            for line in text.splitlines() or [""]:
+                ln += 1
+                yield ln, line
+
+
 def _read_rows(path: Path, delimiter: str, header: list[str] | None, *, header_optional: bool = False):
-    """Yield ``(line_number, dict)``; checks the header (or its absence) and the column count."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[:e.start].count(b"\n") + 1
-        raise AnnotationError(f"{path}:{line}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
-                              "save the file as UTF-8") from None
-    lines = text.splitlines()
-    start = 0
+    """Yield ``(line_number, dict)``; checks the header (or its absence), the column count and the bounds
+    (:data:`MAX_LINE_BYTES`, :data:`MAX_FIELD_CHARS`, :data:`MAX_ROWS`, :data:`MAX_FILE_BYTES`)."""
     cols = header
-    if header is not None:
-        first = lines[0].strip() if lines else ""
-        names = [c.strip().lower() for c in first.split(delimiter)]
-        if names == [h.lower() for h in header]:
-            start = 1
-        elif not header_optional:
-            raise AnnotationError(f"{path}:1: expected header {delimiter.join(header)!r}, got {first!r}")
-    for ln in range(start, len(lines)):
-        line = lines[ln]
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    rows = 0
+    first = True
+    for ln, line in iter_lines(path):
+        if first:
+            first = False
+            if header is not None:
+                names = [c.strip().lower() for c in line.strip().split(delimiter)]
+                if names == [h.lower() for h in header]:
+                    continue
+                if not header_optional:
+                    raise AnnotationError(f"{path}:1: expected header {delimiter.join(header)!r}, "
+                                          f"got {_short(line.strip())}")
         if not line.strip():
             continue
-        parts = next(csv.reader(io.StringIO(line), delimiter=delimiter,
-                                quoting=csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE))
+        rows += 1
+        if rows > MAX_ROWS:
+            raise AnnotationError(f"{path}:{ln}: more than {MAX_ROWS} rows (the limit of an annotation file); "
+                                  "split the file")
+        try:
+            parts = next(csv.reader([line], delimiter=delimiter, quoting=quoting))
+        except csv.Error as e:
+            raise AnnotationError(f"{path}:{ln}: not a valid row ({e}): {_short(line)}") from None
         if cols is not None and len(parts) != len(cols):
             raise AnnotationError(
-                f"{path}:{ln + 1}: expected {len(cols)} fields ({delimiter.join(cols)}), got {len(parts)}: {line!r}")
-        yield ln + 1, (dict(zip(cols, (p.strip() for p in parts))) if cols else parts)
+                f"{path}:{ln}: expected {len(cols)} fields ({delimiter.join(cols)}), got {len(parts)}: {_short(line)}")
+        for i, p in enumerate(parts):
+            if len(p) > MAX_FIELD_CHARS:
+                name = f" ({cols[i]})" if cols is not None else ""
+                raise AnnotationError(f"{path}:{ln}: field {i + 1}{name} has {len(p)} characters; a field holds at "
+                                      f"most {MAX_FIELD_CHARS}")
+        yield ln, (dict(zip(cols, (p.strip() for p in parts))) if cols else parts)
+    if first and header is not None and not header_optional:
+        raise AnnotationError(f"{path}:1: expected header {delimiter.join(header)!r}, got an empty file")
 
 
 def _glosses(text: str, path: Path, ln: int) -> list[str]:
-    g = text.split()
+    g = [sys.intern(t) for t in text.split()]   # one object per distinct gloss, not one per occurrence
     if not g:
         raise AnnotationError(f"{path}:{ln}: empty gloss sequence")
     return g
@@ -128,7 +188,7 @@ def read_folder(root: str | Path, split: str | None = None, *, annotations: str 
         if not row["id"]:
             raise AnnotationError(f"{ann}:{ln}: empty id")
         if row["id"] in seen:
-            raise AnnotationError(f"{ann}:{ln}: duplicate id {row['id']!r} (first on line {seen[row['id']]})")
+            raise AnnotationError(f"{ann}:{ln}: duplicate id {_short(row['id'])} (first on line {seen[row['id']]})")
         seen[row["id"]] = ln
         if not row["split"]:
             raise AnnotationError(f"{ann}:{ln}: empty split")
@@ -143,12 +203,18 @@ def read_folder(root: str | Path, split: str | None = None, *, annotations: str 
         out.append(Sample(row["id"], _glosses(row["glosses"], ann, ln), video, row["signer"] or None,
                           row["split"], {"line": ln}))
     if split is not None and not out:
-        raise AnnotationError(f"{ann}: no rows with split {split!r} (splits present: {sorted(splits)})")
+        present = sorted(splits)
+        raise AnnotationError(f"{ann}: no rows with split {split!r} (splits present: "
+                              f"{', '.join(_short(x, 40) for x in present[:10])}"
+                              + (f" and {len(present) - 10} more)" if len(present) > 10 else ")"))
     return out
 
 
-def write_folder_annotations(root: str | Path, samples: list[Sample], *, annotations: str = "annotations.csv") -> Path:
-    """Write ``samples`` as ``root/annotations.csv`` (video paths made relative to ``root``)."""
+def write_folder_annotations(root: str | Path, samples: list[Sample], *, annotations: str = "annotations.csv",
+                             overwrite: bool = False, owned=None) -> Path:
+    """Write ``samples`` as ``root/annotations.csv`` (video paths made relative to ``root``), through
+    :func:`slsdk.fileio.atomic_write_text` (``overwrite`` / ``owned`` as there: an existing file is replaced only
+    when slsdk proves it wrote it)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
@@ -157,9 +223,7 @@ def write_folder_annotations(root: str | Path, samples: list[Sample], *, annotat
     for s in samples:
         rel = _relative_to_root(Path(s.video), root)
         w.writerow([s.id, rel.as_posix(), s.signer or "", s.split, " ".join(s.glosses)])
-    path = root / annotations
-    path.write_text(buf.getvalue(), encoding="utf-8")
-    return path
+    return atomic_write_text(root / annotations, buf.getvalue(), overwrite=overwrite, owned=owned)
 
 
 def _relative_to_root(video: Path, root: Path) -> Path:
@@ -239,7 +303,7 @@ def read_csl_daily(root: str | Path, split: str, *, check_videos: bool = True,
     wanted: set[str] = set()
     for ln, parts in _read_rows(spf, "|", None):
         if len(parts) != 2:
-            raise AnnotationError(f"{spf}:{ln}: expected 'name|split', got {'|'.join(parts)!r}")
+            raise AnnotationError(f"{spf}:{ln}: expected 'name|split', got {_short('|'.join(parts))}")
         name, s = parts[0].strip(), parts[1].strip()
         if ln == 1 and name.lower() == "name":
             continue
@@ -260,13 +324,13 @@ def read_csl_daily(root: str | Path, split: str, *, check_videos: bool = True,
         try:
             length = int(row["length"])
         except ValueError:
-            raise AnnotationError(f"{table}:{ln}: length {row['length']!r} is not an integer") from None
+            raise AnnotationError(f"{table}:{ln}: length {_short(row['length'])} is not an integer") from None
         out.append(Sample(name, _glosses(row["gloss"], table, ln), video, signer, split,
                           {"line": ln, "length": length, "char": row["char"], "word": row["word"],
                            "postag": row["postag"]}))
     missing = sorted(wanted - found)
     if missing:
-        raise AnnotationError(f"{spf}: {len(missing)} {split} names have no row in {table}, e.g. {missing[0]!r}")
+        raise AnnotationError(f"{spf}: {len(missing)} {split} names have no row in {table}, e.g. {_short(missing[0])}")
     return out
 
 
@@ -326,22 +390,27 @@ def read_isharah(root: str | Path, split: str = "SI", subset: str = "train", *,
     _check_split(subset, ISHARAH_SUBSETS, "read_isharah")
     root = Path(root)
     ann = isharah_annotation_file(root, split, subset)
-    lines = ann.read_bytes().decode("utf-8-sig", errors="replace").splitlines()
-    header = [c.strip().lower() for c in (lines[0].split("|") if lines else [])]
+    lines = iter_lines(ann)
+    try:
+        first = next(lines, None)   # the header decides the columns (one bounded line read)
+    finally:
+        lines.close()
+    header = [c.strip().lower() for c in first[1].split("|")] if first else []
     if header and header[0] == "id" and set(header) <= {"id", "gloss", "text"}:
         cols, header_optional = header, False
     else:
-        cols, header_optional = ["id", "gloss"] if (lines and lines[0].count("|") == 1) else ["id", "gloss", "text"], True
+        two = bool(first) and first[1].count("|") == 1
+        cols, header_optional = ["id", "gloss"] if two else ["id", "gloss", "text"], True
     out, labelled_rows = [], 0
     for ln, row in _read_rows(ann, "|", cols, header_optional=header_optional):
         vid = row["id"]
         m = _ISHARAH_ID.match(vid)
         gloss = row.get("gloss", "")
         if m is None and (gloss or not vid.isdigit()):
-            raise AnnotationError(f"{ann}:{ln}: id {vid!r} is not 2-digit signer + 4-digit sentence "
+            raise AnnotationError(f"{ann}:{ln}: id {_short(vid)} is not 2-digit signer + 4-digit sentence "
                                   "(00_0001 or 000001)")
         signer, sentence = (m.group(1), m.group(2)) if m else (None, None)
-        glosses = gloss.split()
+        glosses = [sys.intern(t) for t in gloss.split()]
         labelled_rows += bool(glosses)
         video = _isharah_video(root, vid, signer)
         if video is None:
@@ -365,7 +434,7 @@ def require_labels(samples: list[Sample], purpose: str) -> list[Sample]:
         s = unlabelled[0]
         where = s.meta.get("annotations", s.video)
         raise AnnotationError(f"{where}: {len(unlabelled)} of {len(samples)} samples have no glosses "
-                              f"(e.g. {s.id!r}, line {s.meta.get('line', '?')}); {purpose} needs labelled data. "
+                              f"(e.g. {_short(s.id)}, line {s.meta.get('line', '?')}); {purpose} needs labelled data. "
                               "Unlabelled splits can be decoded: slsdk eval model ... -o DIR writes hypothesis CTMs")
     return samples
 

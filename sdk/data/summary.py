@@ -14,7 +14,14 @@ from pathlib import Path
 from .readers import Sample
 from .splits import get_layout, list_splits, read_split
 
-__all__ = ["SplitSummary", "DatasetSummary", "summarize_dataset"]
+__all__ = ["SplitSummary", "DatasetSummary", "summarize_dataset", "print_summary"]
+
+
+def _visible(text) -> str:
+    """Dataset text (split, signer, gloss, path) inside a message: control characters shown escaped."""
+    from slsdk.terminal import visible
+
+    return visible(text)
 
 
 @dataclass
@@ -110,19 +117,48 @@ def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool 
         shared = sorted(train_signers & set(s.signers))
         signer_independent = "si" in s.name.lower().replace("/", "_").split("_") or (
             layout == "isharah" and s.name in ("dev", "test"))
+        v = _visible
         if shared and signer_independent:
-            warnings.append(f"split {s.name!r} is meant to hold unseen signers but shares {len(shared)} with train "
-                            f"({', '.join(shared[:5])}): a data bug")
+            warnings.append(f"split {v(repr(s.name))} is meant to hold unseen signers but shares {len(shared)} with "
+                            f"train ({v(', '.join(shared[:5]))}): a data bug")
         if s.unseen_glosses:
-            warnings.append(f"split {s.name!r}: {len(s.unseen_glosses)} glosses never occur in train "
-                            f"(e.g. {', '.join(s.unseen_glosses[:5])}); a model trained on train cannot emit them")
+            warnings.append(f"split {v(repr(s.name))}: {len(s.unseen_glosses)} glosses never occur in train "
+                            f"(e.g. {v(', '.join(s.unseen_glosses[:5]))}); a model trained on train cannot emit them")
         if s.unreadable:
-            warnings.append(f"split {s.name!r}: {len(s.unreadable)} unreadable videos, e.g. {s.unreadable[0][0]} "
-                            f"({s.unreadable[0][1]})")
+            warnings.append(f"split {v(repr(s.name))}: {len(s.unreadable)} unreadable videos, e.g. "
+                            f"{v(s.unreadable[0][0])} ({v(s.unreadable[0][1])})")
     if "train" in by_name and by_name["train"].unreadable:
         t = by_name["train"]
-        warnings.append(f"split 'train': {len(t.unreadable)} unreadable videos, e.g. {t.unreadable[0][0]} "
-                        f"({t.unreadable[0][1]})")
+        warnings.append(f"split 'train': {len(t.unreadable)} unreadable videos, e.g. {_visible(t.unreadable[0][0])} "
+                        f"({_visible(t.unreadable[0][1])})")
     if not train:
         warnings.append("no train split: the vocabulary cannot be built")
     return DatasetSummary(root, layout, out, len(vocab), warnings)
+
+
+def print_summary(s: DatasetSummary, console) -> None:
+    """``slsdk data show``'s table and lines on a Rich ``console``: every text that comes from the dataset (the
+    root, split names, video paths, reasons, warnings) printed as plain text (``slsdk.runtime.cli_run.plain``:
+    markup escaped, control characters shown escaped)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from slsdk.terminal import plain, visible
+
+    # cells and title as Text: never parsed for markup or :emoji: codes
+    table = Table(title=Text(visible(f"{s.root} ({s.layout}): {s.vocabulary} glosses in train")))
+    for col in ("split", "samples", "signers", "glosses", "frames min/median/max", "fps", "unseen glosses",
+                "unreadable"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for sp in s.splits:
+        table.add_row(Text(visible(sp.name)), str(sp.samples), str(len(sp.signers)),
+                      str(sp.glosses) if sp.labelled else "unlabelled",
+                      "/".join(map(str, sp.frames)) if sp.frames else "-",
+                      ",".join(f"{r:g}" for r in sp.fps) or "-", str(len(sp.unseen_glosses)), str(len(sp.unreadable)))
+    console.print(table, emoji=False, highlight=False)
+    for sp in s.splits:
+        for video, why in sp.unreadable[:10]:
+            console.print(f"  unreadable ({plain(sp.name)}): {plain(video)}: {plain(why)}", emoji=False,
+                          highlight=False)
+    for w in s.warnings:
+        console.print(f"[yellow]warning[/]: {plain(w)}", emoji=False, highlight=False)

@@ -13,7 +13,6 @@ from ``seed``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import numbers
@@ -862,14 +861,6 @@ _MARK = ".slsdk-synthetic"   # the listing of every file of a data set slsdk dat
 _MARK_FORMAT = "slsdk-synthetic-files-1"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _listing(root: Path) -> dict[str, dict]:
     """``relative path -> {"bytes", "sha256"}`` of every file under ``root`` (the marker itself excepted)."""
     files = {}
@@ -878,7 +869,7 @@ def _listing(root: Path) -> dict[str, dict]:
             p = Path(dirpath) / n
             rel = p.relative_to(root).as_posix()
             if rel != _MARK:
-                files[rel] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                files[rel] = {"bytes": p.stat().st_size, "sha256": fileio.sha256_file(p)}
     return dict(sorted(files.items()))
 
 
@@ -916,7 +907,7 @@ def _unproven(out: Path) -> list[str]:
             entry = listed.get(rel)
             try:
                 ok = (isinstance(entry, dict) and not p.is_symlink() and p.is_file()
-                      and entry.get("bytes") == p.stat().st_size and entry.get("sha256") == _sha256(p))
+                      and entry.get("bytes") == p.stat().st_size and entry.get("sha256") == fileio.sha256_file(p))
             except OSError:
                 ok = False
             if not ok:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from slsdk.errors import ConfigError
 from slsdk.models.adapters import FrameEncoder, FrameEncoderConfig
 from slsdk.models.clip import (CLIP_MEAN, CLIP_STD, CLIPVisionConfig, VisionTransformer, get_config,
                                interpolate_pos_embed, resize_config)
@@ -33,6 +34,12 @@ class RecognizerConfig:
     def __post_init__(self):
         if isinstance(self.encoder, dict):
             self.encoder = FrameEncoderConfig.from_dict(self.encoder)
+        if self.image_size is not None and not 8 <= int(self.image_size) <= 4096:
+            raise ConfigError(f"image_size must be a number of pixels in [8, 4096] (or unset: the backbone's), got "
+                              f"{self.image_size}")
+        for name in ("hidden", "num_classes"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
 

@@ -93,7 +93,13 @@ def _cpu_has_vnni() -> bool:
     except OSError:
         flags = []
     avx512_vnni = features["AVX512VNNI"] if "AVX512VNNI" in features else "avx512_vnni" in flags
-    return bool(avx512_vnni) or "avx_vnni" in flags
+    # /proc/cpuinfo describes the host: under an emulator (qemu -cpu Haswell) or a hypervisor that masks
+    # features it can list what this process cannot execute. Its avx_vnni is believed only where it agrees
+    # with numpy's CPUID probe on every flag both report.
+    both = {"avx2": "AVX2", "fma": "FMA3", "f16c": "F16C", "avx512f": "AVX512F", "avx512bw": "AVX512BW",
+            "avx512_vnni": "AVX512VNNI"}
+    agrees = all((flag in flags) == bool(features[key]) for flag, key in both.items() if key in features)
+    return bool(avx512_vnni) or ("avx_vnni" in flags and agrees)
 
 
 def u8s8_saturates() -> bool:

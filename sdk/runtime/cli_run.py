@@ -6,18 +6,65 @@ presentation time); the summary's ``resample`` says how (source fps, frames drop
 from __future__ import annotations
 
 import json
+import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
-from slsdk.runtime.api import Recognizer
+from slsdk.errors import SlsdkError
+from slsdk.fileio import check_replace, output_lock, reading
+from slsdk.terminal import plain, visible
+
+# --read-ahead: decoded frames waiting on the reader thread are bounded by memory, not by count: at most this many
+# bytes of frames (frames x width x height x 3 at the decoded size). 64 MiB holds the default 16 frames of a 720p
+# decode (2.8 MB each) with room to spare; a larger request is lowered, and a note says so.
+READ_AHEAD_MAX_BYTES = 64 << 20
+SIGPIPE_EXIT = 141   # 128 + SIGPIPE: the exit code of a Unix tool whose reader went away (`slsdk run ... | head`)
+
+class StdoutClosedError(SlsdkError):
+    """Standard output is closed (``>&-``): there is nowhere to print the results."""
+
+
+class _ReaderGone(Exception):
+    """The reader of standard output went away (a closed pipe)."""
 
 
 def _emit(as_json: bool, console, record: dict, live: str | None = None) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(record) + "\n")
-        sys.stdout.flush()
-    elif live is not None:
-        console.print(live)
+    try:
+        if as_json:
+            sys.stdout.write(json.dumps(record) + "\n")
+            sys.stdout.flush()
+        elif live is not None and console is not None:
+            console.print(live, emoji=False, highlight=False)
+    except BrokenPipeError:
+        raise _ReaderGone() from None
+
+
+def _quiet_exit_after_broken_pipe() -> None:
+    """Exit as a Unix tool does when its reader is gone: no traceback, no message, code 141."""
+    try:   # Python flushes stdout at exit: point it at /dev/null so that flush cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+    raise SystemExit(SIGPIPE_EXIT)
+
+
+def capped_read_ahead(requested: int, width: int, height: int) -> tuple[int, int]:
+    """``(frames, frame_bytes)``: ``requested`` lowered so that the frames fit :data:`READ_AHEAD_MAX_BYTES`."""
+    frame_bytes = max(1, int(width)) * max(1, int(height)) * 3
+    return max(1, min(int(requested), READ_AHEAD_MAX_BYTES // frame_bytes)), frame_bytes
+
+
+def _decoded_size(source) -> tuple[int, int]:
+    """``(width, height)`` of the frames the file source hands out (scaled in the decoder); 1280x720 if unknown."""
+    size = getattr(getattr(source, "reader", None), "out_size", None)
+    try:
+        w, h = int(size[0]), int(size[1])
+    except (TypeError, ValueError, IndexError):
+        return 1280, 720
+    return (w, h) if w > 0 and h > 0 else (1280, 720)
 
 
 def _resample_note(r: dict | None) -> str:
@@ -29,15 +76,17 @@ def _resample_note(r: dict | None) -> str:
 
 
 def _gloss_line(ev: dict) -> str:
-    return f"[bold]{ev['gloss']}[/]  {ev['start']:.2f}-{ev['end']:.2f}s  conf {ev['confidence']:.2f}"
+    return f"[bold]{plain(ev['gloss'])}[/]  {ev['start']:.2f}-{ev['end']:.2f}s  conf {ev['confidence']:.2f}"
 
 
 def run_command(bundle: Path, video: Path | None = None, camera: int | None = None, backend: str | None = None,
                 crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = 8,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
                 max_seconds: float | None = None, hand_every: int | None = None, read_ahead: int = 16,
-                pipeline: bool = True) -> dict:
+                pipeline: bool = True, overwrite: bool = False) -> dict:
     """Run the recognizer over a source; print committed glosses as they come and a summary at the end.
+
+    ``overlay``: a new PNG (or one slsdk wrote, with ``overwrite``), checked before the run starts.
 
     The loop is :meth:`Recognizer.recognize` (the one feed loop), resetting at endpoints as live captions do.
     ``real_time_factor``: seconds the recognizer worked (crop, preprocess, model, decoder) per second of video;
@@ -45,25 +94,48 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     (overlapped with the rest on a reader thread when ``read_ahead`` > 0; with ``pipeline`` cropping runs on a
     front-end thread beside the model).
     """
-    from slsdk.runtime.sources import CameraSource, VideoFileSource
+    if sys.stdout is None and overlay is None:
+        raise StdoutClosedError("standard output is closed: there is nowhere to print the recognised glosses; "
+                                "run without closing it (>&-), or redirect it to a file")
+    inputs = [p for p in (bundle, video, hand_model) if p is not None]
+    with reading(*inputs), output_lock(overlay, overwrite=overwrite) if overlay is not None else nullcontext():
+        if overlay is not None:
+            check_replace(overlay, overwrite=overwrite)
+        try:
+            return _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay,
+                        console, max_seconds, hand_every, read_ahead, pipeline)
+        except (_ReaderGone, BrokenPipeError):
+            _quiet_exit_after_broken_pipe()
+    raise AssertionError("not reached")    # the recognizer returned or the process exited above
 
+
+def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay, console,
+         max_seconds, hand_every, read_ahead, pipeline) -> dict:
     import warnings
 
-    from slsdk.runtime.api import TrainServeSkewWarning
+    from slsdk.runtime.api import Recognizer, TrainServeSkewWarning
+    from slsdk.runtime.sources import CameraSource, VideoFileSource
 
     with warnings.catch_warnings():  # said once below, as a line of the output
         warnings.simplefilter("ignore", TrainServeSkewWarning)
         rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
                          threads=threads)
     for w in rec.skew:
-        if as_json:
-            _emit(True, console, {"type": "warning", "kind": "train_serve_skew", "message": w})
-        elif console is not None:
-            console.print(f"[yellow]warning[/]: trained on other frames than served: {w}")
+        _emit(as_json, console, {"type": "warning", "kind": "train_serve_skew", "message": w},
+              f"[yellow]warning[/]: trained on other frames than served: {plain(w)}" if console is not None else None)
     if hand_every is not None and rec.cropper is not None:  # the landmarker schedule (CropConfig.detect_every)
         rec.cropper.config = type(rec.cropper.config).from_dict({**rec.cropper.config.to_dict(), "detect_every": hand_every})
     source = VideoFileSource(video) if video is not None else CameraSource(camera)
     name = str(video) if video is not None else f"camera {camera}"
+    if video is not None and read_ahead > 0:
+        w, h = _decoded_size(source)
+        capped, frame_bytes = capped_read_ahead(read_ahead, w, h)
+        if capped < read_ahead:
+            note = (f"--read-ahead {read_ahead} lowered to {capped} frames: decoded {w}x{h} frames take "
+                    f"{frame_bytes} bytes each and the read-ahead holds at most {READ_AHEAD_MAX_BYTES >> 20} MiB")
+            _emit(as_json, console, {"type": "warning", "kind": "read_ahead_capped", "message": note,
+                                     "requested": read_ahead, "frames": capped}, f"note: {note}")
+            read_ahead = capped
     overlay_items, utterances, stream = [], [], None
     for u in rec.recognize(source, reset_at_endpoints=True, max_seconds=max_seconds, keep_frames=overlay is not None,
                            name=name, read_ahead=read_ahead if video is not None else 0, pipeline=pipeline):
@@ -74,7 +146,8 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
         if u.utterance is not None:
             utterances.append(u.utterance.to_dict())
             if not u.final:
-                _emit(as_json, console, {"type": "endpoint", "glosses": u.utterance.glosses}, f"-- {u.utterance.text}")
+                _emit(as_json, console, {"type": "endpoint", "glosses": u.utterance.glosses},
+                      f"-- {plain(u.utterance.text)}")
     stream.close()
     seconds = stream.frame_index / rec.fps
     busy = sum(getattr(stream.timing, k) for k in ("crop", "preprocess", "model", "decode"))
@@ -90,7 +163,7 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
                "wall_s": round(stream.wall_seconds, 4), "source_wait_s": round(stream.source_seconds, 4),
                "read_ahead": read_ahead if video is not None else 0, "pipeline": pipeline and overlay is None,
                "dropped_frames": getattr(source, "dropped", 0)}
-    _emit(as_json, console, summary, f"[green]{' '.join(summary['glosses']) or '(nothing recognised)'}[/]\n"
+    _emit(as_json, console, summary, f"[green]{plain(' '.join(summary['glosses'])) or '(nothing recognised)'}[/]\n"
           f"{summary['frames']} frames at {rec.fps:g} fps{_resample_note(summary['resample'])}, real-time factor "
           f"{summary['real_time_factor']} ({summary['real_time_factor_wall']} wall, decoding included), hands in {summary['crop'].get('frames_with_hands', 0)} frames, "
           f"dropped by the reader {summary['dropped_frames']}")
@@ -98,5 +171,8 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
         from slsdk.runtime.hands import save_overlay_png
 
         save_overlay_png(overlay, overlay_items[:24], title=" ".join(summary["glosses"])[:60])
-        _emit(as_json, console, {"type": "overlay", "path": str(overlay)}, f"wrote {overlay}")
+        _emit(as_json, console, {"type": "overlay", "path": str(overlay)}, f"wrote {plain(overlay)}")
+    elif overlay is not None:
+        _emit(as_json, console, {"type": "overlay", "path": None, "reason": "no frames kept"},
+              f"[yellow]note[/]: no overlay written to {plain(overlay)}: the run kept no frames to draw")
     return summary

@@ -280,6 +280,27 @@ class BackgroundReader:
         self.stop()
 
 
+def _refuse_stream(path: Path) -> None:
+    """A pipe, socket or device (``/dev/stdin``, ``<(cmd)``, a FIFO) is not a video *file*: the reader opens a file
+    twice (the probe, then the decode) and seeks in it, which a stream cannot do. Say so, and what to do."""
+    import stat as _stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return   # missing or unreadable: the reader names it
+    kind = ("a pipe" if _stat.S_ISFIFO(mode) else "a socket" if _stat.S_ISSOCK(mode)
+            else "a device" if _stat.S_ISCHR(mode) or _stat.S_ISBLK(mode) else None)
+    if kind is None:
+        return
+    from slsdk.data.video import VideoError
+
+    camera = " (a camera? use --camera N)" if str(path).startswith("/dev/video") else ""
+    raise VideoError(f"{path}: is {kind}{camera}, not a video file; slsdk run reads a video from a file (it probes "
+                     "it, then decodes it from the start), which a pipe cannot give: save the stream to a file "
+                     "first (e.g. `... > clip.mp4`, then `slsdk run BUNDLE clip.mp4`)")
+
+
 class VideoFileSource:
     """Frames of a video file or frame folder with their timestamps (:class:`slsdk.data.video.VideoReader`).
 
@@ -300,6 +321,7 @@ class VideoFileSource:
         from slsdk.data.video import MAX_GAP_S, VideoReader
 
         self.path = Path(path)
+        _refuse_stream(self.path)
         self.reader = VideoReader(self.path, shorter=shorter, max_shorter=max_shorter, stream=stream,
                                   max_frames=max_frames, max_gap=MAX_GAP_S if max_gap == "default" else max_gap,
                                   threads=threads, fps=fps)  # FileNotFoundError / VideoError early

@@ -45,7 +45,7 @@ from slsdk.train.checkpoint import (
 )
 
 from slsdk.errors import SlsdkError
-from slsdk.fileio import (OutputExistsError, append_text, atomic_copy, atomic_write_text, discard, is_ours, output_lock,
+from slsdk.fileio import (OutputExistsError, append_text, atomic_copy, atomic_write_text, clean_stale, discard, is_ours, output_lock,
                           reading, remove)
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -444,6 +444,7 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
     if main:
         _check_run_folder(out, resume, overwrite, job.kind)
         out.mkdir(parents=True, exist_ok=True)
+        clean_stale(out)          # temp files of a killed run into this folder (only slsdk's own names)
 
     # -- existing run ---------------------------------------------------------------------------------------
     ckpt = None
