@@ -577,6 +577,7 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True, overwrite: bool 
         yield tmp
         if not tmp.is_file():
             raise WriteError(errno.ENOENT, f"{path}: the writer produced no file")
+        os.chmod(tmp, 0o666 & ~_umask())      # as any file the user makes (some writers make theirs 0600)
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)
             try:

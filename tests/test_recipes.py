@@ -110,6 +110,10 @@ def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path):
     p.write_text('{"kind": "teacher", "train": {"lr": 0.001, "lr": 1e30}}')
     with pytest.raises(RecipeError, match=r"r\.json: the key 'lr' is given twice"):
         load_recipe(p, "teacher")
+    p = tmp_path / "e.yaml"         # YAML 1.1 reads 1e-4 as text: a recipe takes it as the number it is
+    p.write_text("kind: teacher\ntrain:\n  lr: 1e-4\n  weight_decay: 5.0e-2\n")
+    r = load_recipe(p, "teacher")
+    assert r.sections["train"]["lr"] == 1e-4 and r.sections["train"]["weight_decay"] == 0.05
     p = tmp_path / "ok.yaml"        # merge keys and anchors still work
     p.write_text("kind: teacher\nbase: &b {epochs: 2}\ntrain:\n  <<: *b\n  lr: 0.01\n")
     with pytest.raises(RecipeError, match="unknown section .base."):   # parsed: the merge key worked

@@ -510,3 +510,44 @@ def test_cli_convert_never_replaces_a_link(user):
     before = _tree(cwd / "real")
     _refused(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "LINK", "--overwrite"], cwd), "LINK", "link")
     assert (cwd / "LINK").is_symlink() and _tree(cwd / "real") == before
+
+
+def test_cli_one_line_errors_where_tracebacks_were(user, tmp_path):
+    cwd = tmp_path
+    import shutil
+
+    shutil.copytree(user / "DATA", cwd / "DATA")
+    # a cache whose index.json is a JSON list
+    (cwd / "C" / "clips").mkdir(parents=True)
+    (cwd / "C" / "index.json").write_text("[1, 2]")
+    import numpy as np
+
+    np.save(cwd / "C" / "clips" / "a.npy", np.zeros((4, 8, 8, 3), np.uint8))
+    (cwd / "C" / "annotations.csv").write_text("id,video,signer,split,glosses\na,clips/a.npy,s,train,A\n")
+    _refused(_slsdk(["train", "C", "-o", "R", "--epochs", "1"], cwd), "C/index.json", "not an slsdk prepared-cache")
+    _refused(_slsdk(["pretrain", "DATA", "--steps", "0"], cwd), "steps must be >= 1")
+    _refused(_slsdk(["train", "DATA", "-o", "R", "--image-size", "0", "--epochs", "1"], cwd), "image_size")
+    # a recipe whose learning rate makes the loss NaN: one line, and no half-made run folder left behind
+    (cwd / "lr.yaml").write_text("kind: teacher\ntrain:\n  lr: 1.0e30\n  epochs: 1\n")
+    _refused(_slsdk(["train", "DATA", "-o", "R", "--config", "lr.yaml"], cwd), "non-finite loss", "lower lr")
+    assert not (cwd / "R").exists()
+
+
+def test_cli_outputs_have_the_users_permissions_and_data_show_reads_a_cache(user, tmp_path):
+    cwd = tmp_path
+    import shutil
+    import stat
+
+    shutil.copytree(user / "DATA", cwd / "DATA")
+    r = _slsdk(["pretrain", "DATA", "-o", "w.safetensors", "--steps", "1"], cwd)
+    assert r.returncode == 0, r.stderr[-2000:]
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("w.safetensors", "w.safetensors.json"):
+        assert stat.S_IMODE((cwd / name).stat().st_mode) == 0o666 & ~mask, name     # not mkstemp's 0600
+    r = _slsdk(["data", "prepare", "DATA", "-o", "C", "--crop", "full", "--size", "32"], cwd)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = _slsdk(["data", "show", "C", "--json"], cwd)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert all(not sp["unreadable"] and sp["frames"] for sp in summary["splits"]), summary

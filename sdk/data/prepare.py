@@ -46,7 +46,8 @@ from slsdk.fileio import (WriteError, atomic_write, atomic_write_text, check_out
                           reading, remove)
 from slsdk.runtime.crop import preparation_mismatch  # the one train/serve check, shared with serving
 
-__all__ = ["PrepareConfig", "PrepareError", "PrepareResult", "prepare_dataset", "prepare_frames", "read_index", "is_prepared_clip", "preparation_of",
+__all__ = ["PrepareConfig", "PrepareError", "PrepareResult", "prepare_dataset", "prepare_frames", "read_index",
+           "is_prepared_clip", "preparation_of", "load_prepared_clip_header",
            "load_prepared_clip", "preparation_mismatch", "prepare_command"]
 
 FORMAT = "slsdk-prepared"
@@ -213,18 +214,31 @@ def _source_stamp(path: Path) -> dict:
     return stamp
 
 
+def load_prepared_clip_header(npy: str | Path) -> tuple[int, ...]:
+    """The shape ``(T, H, W, 3)`` a prepared clip's ``.npy`` header declares, checked against the file's size
+    (nothing but the header is read); :class:`PrepareError` naming the file when it is not a whole clip."""
+    npy = Path(npy)
+    try:
+        with open(npy, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)(f)
+            offset = f.tell()
+    except (OSError, ValueError) as e:
+        raise PrepareError(f"{npy}: not a prepared clip ({e})") from None
+    if dtype != np.uint8 or len(shape) != 4 or shape[-1] != 3:
+        raise PrepareError(f"{npy}: not a prepared clip (uint8 [T, H, W, 3] expected, got {dtype} {list(shape)})")
+    if npy.stat().st_size != offset + int(np.prod(shape)):
+        raise PrepareError(f"{npy}: cut short ({npy.stat().st_size} bytes, its header says {list(shape)}); re-run "
+                           "`slsdk data prepare` to prepare it again")
+    return tuple(int(x) for x in shape)
+
+
 def _clip_complete(npy: Path, rec: dict) -> bool:
     """Whether a cached clip's file holds all the frames its record says (a cut file is prepared again)."""
     try:
-        shape = [int(x) for x in rec["shape"]]
-        with open(npy, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                      else np.lib.format.read_array_header_2_0)(f)
-            offset = f.tell()
-        return (list(header[0]) == shape and header[2] == np.uint8
-                and npy.stat().st_size == offset + int(np.prod(shape)))
-    except (OSError, ValueError, KeyError, TypeError):
+        return list(load_prepared_clip_header(npy)) == [int(x) for x in rec["shape"]]
+    except (PrepareError, KeyError, TypeError, ValueError):
         return False
 
 

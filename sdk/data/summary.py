@@ -64,6 +64,14 @@ def _frames(s: Sample) -> tuple[int | None, float | None, str | None]:
             return (n, None, None) if n else (None, None, "frame folder holds no images")
         if not v.is_file():
             return None, None, "missing"
+        if v.suffix == ".npy":   # a clip of a prepared cache (`slsdk data prepare`): its header holds the frames
+            from .prepare import PrepareError, load_prepared_clip_header
+
+            try:
+                shape = load_prepared_clip_header(v)
+            except PrepareError as e:
+                return None, None, str(e)
+            return shape[0], None, None
         import av
 
         with av.open(str(v)) as c:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -114,8 +116,12 @@ def _check_type(value, hint, where: str) -> Any:
             raise RecipeError(f"{where}: expected an integer, got {value!r}")
         return value
     if base is float:
+        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+            value = float(value)     # YAML 1.1 reads 1e-4 / 1.0e30 (no sign, or no dot) as text
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RecipeError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(float(value)):
+            raise RecipeError(f"{where}: expected a finite number, got {value!r}")
         return float(value)
     if base is str:
         if not isinstance(value, str):
@@ -180,6 +186,7 @@ def parse_recipe(data: Mapping, kind: str, where: str = "<recipe>") -> Recipe:
     return recipe
 
 
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 MAX_RECIPE_CHARS = 1 << 20      # a recipe is a page of settings; a larger file is not one
 
 
