@@ -47,7 +47,9 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
 
     console = console or Console()
     out = Path(out)
-    with fileio.output_lock(out):     # one demo per output folder at a time
+    # one demo per output folder at a time; a second demo there replaces the files the first one wrote (proven by
+    # fileio's ledger or their content), never a file of the user's
+    with fileio.output_lock(out, overwrite=True):
         return _run_demo(out, quick, seed, console)
 
 
