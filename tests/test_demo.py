@@ -86,3 +86,9 @@ def test_readme_demo_command_in_a_fresh_folder(tmp_path):
     assert targets_written == set(TARGETS)   # one bundle (at least) per target
     assert results["streamed"] is not None
     assert (demo / "teacher" / "curves.png").is_file()
+    # the same command again in the same folder: the demo replaces what it wrote, and only that
+    (demo / "mine.txt").write_text("mine")
+    again = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=1500)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert (demo / "mine.txt").read_text() == "mine"
+    assert json.loads((demo / "results.json").read_text())["streamed"] is not None

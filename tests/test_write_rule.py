@@ -403,7 +403,7 @@ def test_cli_never_writes_onto_its_input_nor_a_users_file(user):
     before = _tree(user / "DATA")
     # pretrain onto the labels: refused before training
     _refused(_slsdk(["pretrain", "DATA", "-o", "DATA/annotations.csv", "--steps", "1"], user),
-             "DATA/annotations.csv", "did not write it")
+             "DATA/annotations.csv", "input")
     _refused(_slsdk(["pretrain", "DATA", "-o", "DATA/annotations.csv", "--steps", "1", "--overwrite"], user),
              "DATA/annotations.csv")
     # prepare into the data set itself, three times: refused each time, DATA unchanged

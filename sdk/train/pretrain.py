@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slsdk.errors import ConfigError
-from slsdk.fileio import (OutputExistsError, atomic_path, atomic_write_text, check_output, is_ours, output_lock,
-                          reading)
+from slsdk.fileio import atomic_path, atomic_write_text, check_output, check_replace, output_lock, reading
 
 
 @dataclass
@@ -199,13 +198,7 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
         side = Path(out_path).with_name(Path(out_path).name + ".json")
         for p in (Path(out_path), side):       # refuse now, not after the training
             check_output(p)
-            if p.exists() or p.is_symlink():
-                if not is_ours(p):
-                    raise OutputExistsError(f"{p}: exists and slsdk did not write it; slsdk never replaces it: "
-                                            "choose another -o")
-                if not overwrite:
-                    raise OutputExistsError(f"{p}: exists (written by slsdk earlier); pass --overwrite to replace "
-                                            "it, or choose another -o")
+            check_replace(p, overwrite=overwrite)
         return _pretrain(data_root, Path(out_path), config, vision_config=vision_config, progress=progress,
                          console=console)
 
