@@ -418,9 +418,9 @@ def _check_not_input(path: Path, replacing: bool) -> None:
         if r == i:
             raise OutputExistsError(f"{path}: is one of this command's inputs; slsdk never writes onto its input: "
                                     "choose another output")
-        if i.is_relative_to(r) and replacing:
-            raise OutputExistsError(f"{path}: holds this command's input {i}; slsdk never replaces it: choose "
-                                    "another output")
+        if i.is_relative_to(r):       # (a new path cannot hold anything: this refuses only existing ones)
+            raise OutputExistsError(f"{path}: holds this command's input {i}; slsdk never writes its output over "
+                                    "its input: choose another output")
         if replacing and r.is_relative_to(i) and i.is_dir():
             raise OutputExistsError(f"{path}: lies inside this command's input {i}; slsdk never replaces files "
                                     "there: choose an output outside it")
@@ -429,11 +429,6 @@ def _check_not_input(path: Path, replacing: bool) -> None:
 def check_output(path: str | os.PathLike) -> None:
     """Refuse an output that is one of the command's inputs or holds one (before any work is done)."""
     _check_not_input(Path(path), replacing=False)
-    r = Path(path).resolve()
-    for i in _inputs:
-        if i.is_relative_to(r):
-            raise OutputExistsError(f"{path}: holds this command's input {i}; slsdk never writes its output over "
-                                    "its input: choose another output")
 
 
 def check_replace(path: str | os.PathLike, *, overwrite: bool = False, owned: Owned | None = None) -> None:
@@ -500,6 +495,18 @@ def _commit_file(tmp: Path, path: Path, fsync: bool) -> None:
     _point("after-rename", path)
 
 
+def _start_write(path: Path, overwrite: bool, owned: Owned | None) -> Path:
+    """Check that ``path`` may be written (the rule), clear slsdk's leftovers for it; its temp name."""
+    try:
+        _check_target(path, overwrite, owned)
+    except OutputExistsError:
+        raise
+    except OSError as e:
+        _raise_write_error(path, e)
+    clean_stale(path.parent, path.name)
+    return _temp_name(path)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object] | bytes, *,
                  fsync: bool = True, overwrite: bool = False, owned: Owned | None = None) -> Path:
     """Write ``path`` atomically: ``write(f)`` (or the bytes) into a temp file beside it, then rename.
@@ -509,14 +516,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object] |
     Errors name the file; a full disk raises :class:`DiskFullError`.
     """
     path = Path(path)
-    try:
-        _check_target(path, overwrite, owned)
-    except OutputExistsError:
-        raise
-    except OSError as e:
-        _raise_write_error(path, e)
-    clean_stale(path.parent, path.name)
-    tmp = _temp_name(path)
+    tmp = _start_write(path, overwrite, owned)
     guard = None
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask())
@@ -564,14 +564,7 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True, overwrite: bool 
     tmp: save(tmp)``; then ``tmp`` becomes ``p`` by the rules of :func:`atomic_write`. ``suffix`` is kept at
     the end of the temp name for writers that choose the format by it (``.png``, ``.npy``)."""
     path = Path(path)
-    try:
-        _check_target(path, overwrite, owned)
-    except OutputExistsError:
-        raise
-    except OSError as e:
-        _raise_write_error(path, e)
-    clean_stale(path.parent, path.name)
-    tmp = _temp_name(path)
+    tmp = _start_write(path, overwrite, owned)
     tmp = tmp.with_name(tmp.name + suffix)      # writers that pick the format by the suffix see it last
     try:
         yield tmp

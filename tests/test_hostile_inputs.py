@@ -32,6 +32,7 @@ from slsdk import fileio
 from slsdk.bundle import Manifest, default_input_spec, write_bundle, zip_bundle
 from slsdk.data import readers
 from slsdk.data.readers import AnnotationError
+from cli_errors import one_line_error
 
 # peak RSS bounds of one CLI process (measured on this code: data show ~50 MB, bundle inspect ~60 MB,
 # train ~240 MB, run ~70 MB on the small clip); on main the same files took 7.4 GB (csv) and 4 GiB of /tmp (zip)
@@ -73,16 +74,6 @@ def _slsdk(args, cwd: Path, tmpdir: Path, *, input: bytes | None = None, stdout=
     mb = int(peak.read_text()) / 1024
     peak.unlink()
     return Result(r.returncode, r.stdout or b"", r.stderr, mb)
-
-
-def _one_line_error(r: Result, *needles: str) -> str:
-    assert r.returncode != 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "Traceback" not in r.stderr + r.stdout, r.stderr[-3000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, r.stderr[-3000:]
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 def _left(tmp: Path) -> list[str]:
@@ -219,11 +210,11 @@ def test_gigabyte_one_line_annotations_csv(work):
     _sparse(cwd / "DATA" / "annotations.csv", FOLDER_HEADER.encode(), GIB)
     before = _snapshot(cwd)
     r = _slsdk(["data", "show", "DATA"], cwd, tmp)
-    _one_line_error(r, "DATA/annotations.csv:2:", f"longer than {readers.MAX_LINE_BYTES} bytes")
+    one_line_error(r, "DATA/annotations.csv:2:", f"longer than {readers.MAX_LINE_BYTES} bytes")
     assert r.peak_mb < DATA_SHOW_RSS_MB, r.peak_mb
     r = _slsdk(["train", "DATA", "-o", "RUN", "--backbone", "ViT-T/16-test", "--hidden", "32", "--epochs", "1",
                 "--device", "cpu"], cwd, tmp)
-    _one_line_error(r, "DATA/annotations.csv:2:", "longer than")
+    one_line_error(r, "DATA/annotations.csv:2:", "longer than")
     assert r.peak_mb < TRAIN_RSS_MB, r.peak_mb
     assert _snapshot(cwd) == before and sorted(os.listdir(cwd)) == ["DATA"] and _left(tmp) == []
 
@@ -238,7 +229,7 @@ def test_long_fields_name_the_file_and_line(work, case):
     before = _snapshot(cwd)
     r = _slsdk(["data", "show", "DATA", "--no-frames"], cwd, tmp)
     want = "longer than" if n + 20 > readers.MAX_LINE_BYTES else "field 5 (glosses) has"
-    _one_line_error(r, "DATA/annotations.csv:3:", want)
+    one_line_error(r, "DATA/annotations.csv:3:", want)
     assert "_csv.Error" not in r.stderr and _snapshot(cwd) == before and _left(tmp) == []
 
 
@@ -248,10 +239,10 @@ def test_phoenix_and_isharah_files_have_the_same_bounds(work):
     _sparse(cwd / "I" / "annotations_v2" / "isharah2000" / "SI" / "train.csv", b"", GIB)   # one line, no header
     before = _snapshot(cwd)
     r = _slsdk(["data", "show", "P", "--layout", "phoenix2014"], cwd, tmp)
-    _one_line_error(r, "P/annotations/manual/train.corpus.csv:2:", "longer than")
+    one_line_error(r, "P/annotations/manual/train.corpus.csv:2:", "longer than")
     assert r.peak_mb < DATA_SHOW_RSS_MB, r.peak_mb
     r = _slsdk(["data", "show", "I", "--layout", "isharah"], cwd, tmp)
-    _one_line_error(r, "SI/train.csv:1:", "longer than")
+    one_line_error(r, "SI/train.csv:1:", "longer than")
     assert r.peak_mb < DATA_SHOW_RSS_MB, r.peak_mb
     assert _snapshot(cwd) == before and _left(tmp) == []
 
@@ -297,11 +288,11 @@ def test_zip_with_an_unlisted_huge_member_is_refused_unextracted(assets, work):
     assert (cwd / "B.zip").stat().st_size < 2 << 20
     before = _snapshot(cwd)
     r = _slsdk(["bundle", "inspect", "B.zip"], cwd, tmp)
-    _one_line_error(r, "B.zip", "'big.bin'", "not listed in manifest.json", "nothing extracted")
+    one_line_error(r, "B.zip", "'big.bin'", "not listed in manifest.json", "nothing extracted")
     assert r.peak_mb < INSPECT_RSS_MB, r.peak_mb
     assert _left(tmp) == []
     r = _slsdk(["run", "B.zip", "clip.mp4", "--json"], cwd, tmp)
-    _one_line_error(r, "B.zip", "'big.bin'", "not listed")
+    one_line_error(r, "B.zip", "'big.bin'", "not listed")
     assert r.peak_mb < RUN_RSS_MB and r.stdout == ""
     assert _snapshot(cwd) == before and _left(tmp) == []
 
@@ -318,12 +309,12 @@ def test_zip_whose_header_lies_about_a_listed_member(assets, work):
     _patch_sizes(z, "model.onnx", declared)
     before = _snapshot(cwd)
     r = _slsdk(["bundle", "inspect", "L.zip"], cwd, tmp)
-    _one_line_error(r, "L.zip", "'model.onnx'", "headers lie")
+    one_line_error(r, "L.zip", "'model.onnx'", "headers lie")
     assert r.peak_mb < INSPECT_RSS_MB, r.peak_mb
     # the same member with headers that claim the real size: refused from the headers alone
     _patch_sizes(z, "model.onnx", ZIP_BOMB_BYTES)
     r = _slsdk(["bundle", "inspect", "L.zip"], cwd, tmp)
-    _one_line_error(r, "L.zip", "'model.onnx'", f"they say {ZIP_BOMB_BYTES} bytes", f"says {declared}")
+    one_line_error(r, "L.zip", "'model.onnx'", f"they say {ZIP_BOMB_BYTES} bytes", f"says {declared}")
     assert r.peak_mb < INSPECT_RSS_MB, r.peak_mb
     assert _snapshot(cwd).keys() == before.keys() and _left(tmp) == []
 
@@ -381,9 +372,9 @@ def test_manifest_fields_are_type_checked_at_load(assets, work, case):
     d = json.loads(m.read_text())
     fn(d)
     m.write_text(json.dumps(d))
-    _one_line_error(_slsdk(["bundle", "inspect", "B"], cwd, tmp), "B/manifest.json", field)
+    one_line_error(_slsdk(["bundle", "inspect", "B"], cwd, tmp), "B/manifest.json", field)
     if case in ("margin string", "hold_frames string", "margin list", "detect_every object"):
-        _one_line_error(_slsdk(["run", "B", "clip.mp4"], cwd, tmp), "B/manifest.json", field)
+        one_line_error(_slsdk(["run", "B", "clip.mp4"], cwd, tmp), "B/manifest.json", field)
     assert _left(tmp) == []
 
 
@@ -497,7 +488,7 @@ def test_run_with_stdout_closed_or_gone(assets, work):
     _place(assets, cwd, "B", "clip.mp4")
     # stdout closed (>&-): one line on stderr, exit 1
     r = _slsdk(["run", "B", "clip.mp4", "--json"], cwd, tmp, stdout=None, preexec_fn=lambda: os.close(1))
-    _one_line_error(r, "standard output is closed")
+    one_line_error(r, "standard output is closed")
     # the reader went away (`| head` that already exited): quiet, nothing on stderr; 141 (128 + SIGPIPE) for the
     # JSON lines, 1 for the live output (Rich's own broken-pipe exit)
     rd, wr = os.pipe()
@@ -516,7 +507,7 @@ def test_run_from_a_pipe_says_what_to_do(assets, work):
     cwd, tmp = work
     _place(assets, cwd, "B", "clip.mp4")
     r = _slsdk(["run", "B", "/dev/stdin"], cwd, tmp, input=(cwd / "clip.mp4").read_bytes())
-    _one_line_error(r, "/dev/stdin", "is a pipe", "save the stream to a file")
+    one_line_error(r, "/dev/stdin", "is a pipe", "save the stream to a file")
     with open(cwd / "clip.mp4", "rb") as f:      # stdin redirected from a file is a file: that works
         r = subprocess.run([sys.executable, "-m", "slsdk.cli", "run", "B", "/dev/stdin", "--json"], cwd=cwd,
                            stdin=f, capture_output=True, text=True, timeout=300,

@@ -30,6 +30,7 @@ import torch
 from slsdk import fileio
 from slsdk.bundle import LIMITS, BundleError, Manifest, default_input_spec, load_bundle, write_bundle, zip_bundle
 from slsdk.fileio import DiskFullError, OutputExistsError
+from cli_errors import one_line_error
 
 VOCAB = ["<blank>", "HELLO", "WORLD"]
 
@@ -398,16 +399,6 @@ def _slsdk(args, cwd, timeout=900):
                           env=env, timeout=timeout)
 
 
-def _one_line_error(r, *needles):
-    assert r.returncode != 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "Traceback" not in r.stderr + r.stdout, r.stderr[-3000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, r.stderr[-3000:]
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory, tiny_student):
     from slsdk.train.checkpoint import save_checkpoint
@@ -436,18 +427,18 @@ def test_cli_probe_bundle_outputs(probe, converted):
     assert sorted(_ls(cwd / "d")) == ["notes.txt", "student-onnx-fp32"]
     assert load_bundle(converted).vocab == ["<blank>", "A", "B", "C", "D"]
     # the same again: refused before any work, one line naming the bundle and --overwrite
-    _one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "d"], cwd), "student-onnx-fp32",
+    one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "d"], cwd), "student-onnx-fp32",
                     "--overwrite")
     # -o somefile: one line, the file untouched
     (cwd / "somefile").write_text("keep")
-    _one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "somefile"], cwd), "somefile",
+    one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "somefile"], cwd), "somefile",
                     "is a file")
     assert (cwd / "somefile").read_text() == "keep"
     # the default -o bundles, holding the user's own bundles: each keeps its folder
     (cwd / "bundles" / "mine").mkdir(parents=True)
     (cwd / "bundles" / "mine" / "a.txt").write_text("x")
     shutil.copytree(cwd / "d" / "student-onnx-fp32", cwd / "bundles" / "student-onnx-fp32")
-    _one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx"], cwd), "bundles/student-onnx-fp32",
+    one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx"], cwd), "bundles/student-onnx-fp32",
                     "--overwrite")
     assert (cwd / "bundles" / "mine" / "a.txt").read_text() == "x"
     # -o . : the bundle goes into ./student-onnx-fp32; no ..xxxx.old or temp folder is left
@@ -468,17 +459,17 @@ def test_cli_probe_data_and_runs(probe, tmp_path):
     (cwd / "u").mkdir()
     ann = "id,video,signer,split,glosses\nmine,v.mp4,s1,train,HELLO\n"
     (cwd / "u" / "annotations.csv").write_text(ann)
-    _one_line_error(_slsdk(["data", "synth", "u", "--quick"], cwd), "u", "another data set")
+    one_line_error(_slsdk(["data", "synth", "u", "--quick"], cwd), "u", "another data set")
     assert (cwd / "u" / "annotations.csv").read_text() == ann and _ls(cwd / "u") == ["annotations.csv"]
     # a non-UTF-8 annotations.csv: the file and line are named
     (cwd / "bad").mkdir()
     (cwd / "bad" / "annotations.csv").write_bytes(b"id,video,signer,split,glosses\nx,v.mp4,s1,train,H\xe9LLO\n")
-    _one_line_error(_slsdk(["data", "show", "bad"], cwd), "annotations.csv:2", "UTF-8")
+    one_line_error(_slsdk(["data", "show", "bad"], cwd), "annotations.csv:2", "UTF-8")
     # train into a folder holding a run: refused with the choice --resume / --overwrite
     r = _slsdk(["data", "synth", "syn", "--quick"], cwd)
     assert r.returncode == 0, r.stderr[-2000:]
     save_checkpoint(cwd / "run" / "last.pt", kind="teacher", config={}, vocab=["<blank>", "A"], model={}, epoch=3)
-    line = _one_line_error(_slsdk(["train", "syn", "-o", "run", "--backbone", "ViT-T/16-test", "--hidden", "32",
+    line = one_line_error(_slsdk(["train", "syn", "-o", "run", "--backbone", "ViT-T/16-test", "--hidden", "32",
                                    "--epochs", "1", "--device", "cpu"], cwd), "--resume", "--overwrite")
     assert "3 epoch(s) done" in line
     assert load_checkpoint_epoch(cwd / "run" / "last.pt") == 3
@@ -515,7 +506,7 @@ def test_cli_probe_manifests_and_zips(converted, tmp_path):
         b = tmp_path / name
         shutil.copytree(src, b)
         _edit_manifest(b, cases.get(name), texts.get(name))
-        _one_line_error(_slsdk(["bundle", "inspect", str(b)], tmp_path), "manifest.json", expect[name])
+        one_line_error(_slsdk(["bundle", "inspect", str(b)], tmp_path), "manifest.json", expect[name])
     z = _zip_with_lying_sizes(shutil.copytree(src, tmp_path / "zipped"), 0.5)
-    _one_line_error(_slsdk(["bundle", "inspect", str(z)], tmp_path), "zipped.zip", "headers lie")
+    one_line_error(_slsdk(["bundle", "inspect", str(z)], tmp_path), "zipped.zip", "headers lie")
     assert logits == "log_probs"

@@ -23,6 +23,7 @@ import pytest
 
 from slsdk import fileio
 from slsdk.fileio import OutputExistsError, OutputLockedError
+from cli_errors import one_line_error
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = [ROOT / d for d in ("sdk", "convert", "quantize", "demos")]
@@ -363,16 +364,6 @@ def _slsdk(args, cwd, timeout=900):
                           env=env, timeout=timeout)
 
 
-def _refused(r, *needles) -> str:
-    assert r.returncode != 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "Traceback" not in r.stderr + r.stdout, r.stderr[-3000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, r.stderr[-3000:]
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
-
-
 def _tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` (links as their target) -> its bytes: the user's files, byte for byte."""
     out = {}
@@ -402,13 +393,13 @@ def user(tmp_path_factory, tiny_student):
 def test_cli_never_writes_onto_its_input_nor_a_users_file(user):
     before = _tree(user / "DATA")
     # pretrain onto the labels: refused before training
-    _refused(_slsdk(["pretrain", "DATA", "-o", "DATA/annotations.csv", "--steps", "1"], user),
+    one_line_error(_slsdk(["pretrain", "DATA", "-o", "DATA/annotations.csv", "--steps", "1"], user),
              "DATA/annotations.csv", "input")
-    _refused(_slsdk(["pretrain", "DATA", "-o", "DATA/annotations.csv", "--steps", "1", "--overwrite"], user),
+    one_line_error(_slsdk(["pretrain", "DATA", "-o", "DATA/annotations.csv", "--steps", "1", "--overwrite"], user),
              "DATA/annotations.csv")
     # prepare into the data set itself, three times: refused each time, DATA unchanged
     for _ in range(3):
-        _refused(_slsdk(["data", "prepare", "DATA", "-o", "DATA", "--crop", "full", "--size", "32"], user),
+        one_line_error(_slsdk(["data", "prepare", "DATA", "-o", "DATA", "--crop", "full", "--size", "32"], user),
                  "DATA", "input")
     assert _tree(user / "DATA") == before
 
@@ -420,7 +411,7 @@ def test_cli_overwrite_replaces_only_slsdks_own_outputs(user):
     (cwd / "M" / "clips" / "mine.npy").write_bytes(b"mine")
     (cwd / "M" / "index.json").write_text('{"mine": 1}')
     m_before = _tree(cwd / "M")
-    _refused(_slsdk(["data", "prepare", "DATA", "-o", "M", "--overwrite", "--crop", "full", "--size", "32"], cwd), "M")
+    one_line_error(_slsdk(["data", "prepare", "DATA", "-o", "M", "--overwrite", "--crop", "full", "--size", "32"], cwd), "M")
     assert _tree(cwd / "M") == m_before
     # a run folder holding the user's vocab.json / metrics.jsonl: --resume and --overwrite refuse, before training
     (cwd / "RUN").mkdir()
@@ -428,14 +419,14 @@ def test_cli_overwrite_replaces_only_slsdks_own_outputs(user):
     (cwd / "RUN" / "metrics.jsonl").write_text('{"mine": true}\n')
     run_before = _tree(cwd / "RUN")
     for flag in ("--resume", "--overwrite"):
-        _refused(_slsdk(["train", "DATA", "-o", "RUN", flag, "--epochs", "1"], cwd), "RUN", "vocab.json",
+        one_line_error(_slsdk(["train", "DATA", "-o", "RUN", flag, "--epochs", "1"], cwd), "RUN", "vocab.json",
                  "did not write")
     assert _tree(cwd / "RUN") == run_before
     # eval -o DIR holding the user's dev.stm: refused before decoding, even with --overwrite
     (cwd / "EV").mkdir()
     (cwd / "EV" / "dev.stm").write_text("mine\n")
     for extra in ([], ["--overwrite"]):
-        _refused(_slsdk(["eval", "model", "student.pt", "DATA", "--split", "dev", "-o", "EV", *extra], cwd),
+        one_line_error(_slsdk(["eval", "model", "student.pt", "DATA", "--split", "dev", "-o", "EV", *extra], cwd),
                  "EV/dev.stm")
     assert (cwd / "EV" / "dev.stm").read_text() == "mine\n"
     # bench -o DIR holding the user's bench.json: refused before timing
@@ -443,10 +434,10 @@ def test_cli_overwrite_replaces_only_slsdks_own_outputs(user):
     (cwd / "B" / "x" / "manifest.json").write_text("{}")
     (cwd / "BENCH").mkdir()
     (cwd / "BENCH" / "bench.json").write_text("mine")
-    _refused(_slsdk(["bench", "--bundles", "B", "-o", "BENCH", "--overwrite"], cwd), "BENCH/bench.json")
+    one_line_error(_slsdk(["bench", "--bundles", "B", "-o", "BENCH", "--overwrite"], cwd), "BENCH/bench.json")
     assert (cwd / "BENCH" / "bench.json").read_text() == "mine"
     # bench --data nosuch: one line, not an IndexError
-    _refused(_slsdk(["bench", "--data", "nosuch", "--bundles", "B"], cwd), "nosuch")
+    one_line_error(_slsdk(["bench", "--data", "nosuch", "--bundles", "B"], cwd), "nosuch")
 
 
 def test_cli_prepare_resumes_rebuilds_a_cut_clip_and_notices_an_edited_source(user, tmp_path):
@@ -489,13 +480,13 @@ with fileio.output_lock(sys.argv[1]):
 """
 
 
-def test_cli_two_runs_into_one_output_the_second_is_refused(user):
+def test_cli_two_runs_into_one_output_the_second_isone_line_error(user):
     p = subprocess.Popen([sys.executable, "-c", _HOLD, "C2"], cwd=user, stdout=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "locked"
-        _refused(_slsdk(["data", "prepare", "DATA", "-o", "C2", "--crop", "full", "--size", "32"], user),
+        one_line_error(_slsdk(["data", "prepare", "DATA", "-o", "C2", "--crop", "full", "--size", "32"], user),
                  "C2", f"in use by slsdk process {p.pid}")
-        _refused(_slsdk(["train", "DATA", "-o", "C2", "--epochs", "1"], user), f"in use by slsdk process {p.pid}")
+        one_line_error(_slsdk(["train", "DATA", "-o", "C2", "--epochs", "1"], user), f"in use by slsdk process {p.pid}")
     finally:
         p.kill()
         p.wait()
@@ -508,7 +499,7 @@ def test_cli_convert_never_replaces_a_link(user):
     assert r.returncode == 0, r.stderr[-2000:]
     (cwd / "LINK").symlink_to("real")
     before = _tree(cwd / "real")
-    _refused(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "LINK", "--overwrite"], cwd), "LINK", "link")
+    one_line_error(_slsdk(["convert", "student.pt", "-t", "onnx", "-o", "LINK", "--overwrite"], cwd), "LINK", "link")
     assert (cwd / "LINK").is_symlink() and _tree(cwd / "real") == before
 
 
@@ -524,12 +515,12 @@ def test_cli_one_line_errors_where_tracebacks_were(user, tmp_path):
 
     np.save(cwd / "C" / "clips" / "a.npy", np.zeros((4, 8, 8, 3), np.uint8))
     (cwd / "C" / "annotations.csv").write_text("id,video,signer,split,glosses\na,clips/a.npy,s,train,A\n")
-    _refused(_slsdk(["train", "C", "-o", "R", "--epochs", "1"], cwd), "C/index.json", "not an slsdk prepared-cache")
-    _refused(_slsdk(["pretrain", "DATA", "--steps", "0"], cwd), "steps must be >= 1")
-    _refused(_slsdk(["train", "DATA", "-o", "R", "--image-size", "0", "--epochs", "1"], cwd), "image_size")
+    one_line_error(_slsdk(["train", "C", "-o", "R", "--epochs", "1"], cwd), "C/index.json", "not an slsdk prepared-cache")
+    one_line_error(_slsdk(["pretrain", "DATA", "--steps", "0"], cwd), "steps must be >= 1")
+    one_line_error(_slsdk(["train", "DATA", "-o", "R", "--image-size", "0", "--epochs", "1"], cwd), "image_size")
     # a recipe whose learning rate makes the loss NaN: one line, and no half-made run folder left behind
     (cwd / "lr.yaml").write_text("kind: teacher\ntrain:\n  lr: 1.0e30\n  epochs: 1\n")
-    _refused(_slsdk(["train", "DATA", "-o", "R", "--config", "lr.yaml"], cwd), "non-finite loss", "lower lr")
+    one_line_error(_slsdk(["train", "DATA", "-o", "R", "--config", "lr.yaml"], cwd), "non-finite loss", "lower lr")
     assert not (cwd / "R").exists()
 
 
