@@ -62,7 +62,8 @@ def resampled_frames(path, fps: float = 25.0, **reader_kw):
 
 def crop_run(frames, model, every: int, size: int, fps: float = 25.0, policy: str = "search"):
     """(boxes, hands_found_frames, detections, detect_ms/frame, crop_ms/frame, crop_cpu_ms/frame) for detect_every."""
-    from slsdk.runtime.hands import CropConfig, HandCropper
+    from slsdk.runtime.crop import CropConfig
+    from slsdk.runtime.hand_tracker import HandCropper
 
     with HandCropper(CropConfig(detect_every=every, detect_policy=policy), model, size=size) as c:
         c.reset()
@@ -83,24 +84,23 @@ def crop_run(frames, model, every: int, size: int, fps: float = 25.0, policy: st
 
 def call_costs(frames, model, repeat: int = 2) -> list[dict]:
     """Median ms per landmarker call by mode, num_hands and hands returned (every frame, after one warm pass)."""
-    from slsdk.runtime.landmarker import _as_mp_image, _close_landmarker, _create_landmarker
+    from slsdk.runtime.landmarker import Landmarker
 
     rows = []
     for mode in ("VIDEO", "IMAGE"):
         for num_hands in (1, 2):
-            lm = _create_landmarker(model, mode, num_hands, 0.5, 0.5, 0.5)
+            lm = Landmarker(model, mode, num_hands, 0.5, 0.5, 0.5)
             per: dict[int, list[float]] = {}
             try:
                 for rep in range(max(2, repeat)):
                     for i, f in enumerate(frames):
-                        img = _as_mp_image(f)
-                        t0 = time.perf_counter()
-                        r = lm.detect_for_video(img, rep * 10**6 + i * 40) if mode == "VIDEO" else lm.detect(img)
+                        t0 = time.perf_counter()   # includes the image conversion and the Hand records
+                        r = lm.detect_for_video(f, rep * 10**6 + i * 40) if mode == "VIDEO" else lm.detect(f)
                         dt = 1e3 * (time.perf_counter() - t0)
                         if rep:
-                            per.setdefault(len(r.hand_landmarks), []).append(dt)
+                            per.setdefault(len(r), []).append(dt)
             finally:
-                _close_landmarker(lm)
+                lm.close()
             for hands, ms in sorted(per.items()):
                 rows.append({"model": str(model), "mode": mode, "num_hands": num_hands, "hands_returned": hands,
                              "calls": len(ms), "ms_median": round(statistics.median(ms), 2)})
@@ -124,7 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compare-model", default=None, help="--call-costs also for this .task file")
     args = ap.parse_args(argv)
 
-    from slsdk.runtime.hands import box_iou, resolve_hand_model
+    from slsdk.runtime.geometry import box_iou
+    from slsdk.runtime.hand_model import resolve_hand_model
 
     model = args.hand_model
     if model is None and (shared / "models/hand_landmarker.task").exists() and not os.environ.get("SLSDK_HAND_MODEL"):

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -107,8 +108,8 @@ def resolve_crop(crop: str, hand_model: str | None) -> tuple[str, Path | None, s
     the cache, then the shared copy (never a download: a benchmark must not wait on the network)."""
     if crop == "full":
         return "full", None, "--crop full"
-    from slsdk.runtime.hands import (ENV_HAND_MODEL, HandModelNotFound, InvalidHandModel, resolve_hand_model,
-                                     validate_hand_model)
+    from slsdk.runtime.hand_model import (ENV_HAND_MODEL, HandModelNotFound, InvalidHandModel, resolve_hand_model,
+                                          validate_hand_model)
 
     try:
         path = resolve_hand_model(hand_model, download=False)
@@ -155,7 +156,7 @@ def skip_reason(path: Path) -> tuple[Row | None, str | None]:
     if not t.can_run_here:
         row.note = f"{m.target}: {t.not_here}; validated at conversion, not run here"
         return row, row.note
-    if m.streaming.get("mode", "streaming") != "streaming":
+    if m.streaming.mode != "streaming":
         row.note = "offline (teacher) bundle: no streaming step for the runtime"
         return row, row.note
     return None, None
@@ -164,7 +165,7 @@ def skip_reason(path: Path) -> tuple[Row | None, str | None]:
 def bench_one(kind: str, path: Path, videos: list[Path], crop: str, hand_model: Path | None, threads: int,
               decoder: str, beam: int, warmup: int, batch_frames: int, per_video: list,
               hand_every: int | None = None) -> Row:
-    from slsdk.runtime.api import Recognizer, recognize_video
+    from slsdk.runtime import Recognizer, recognize_video
     from slsdk.runtime.backends import BackendError
 
     if kind == "bundle":
@@ -179,11 +180,11 @@ def bench_one(kind: str, path: Path, videos: list[Path], crop: str, hand_model: 
         return Row("-", str(path), status="skipped", note=str(e).split(": ", 1)[-1][:120])
     load_s = time.perf_counter() - t0
     if hand_every is not None and rec.cropper is not None:
-        rec.cropper.config.detect_every = int(hand_every)
+        rec.crop_config = dataclasses.replace(rec.crop_config, detect_every=int(hand_every))
     m = rec.manifest
     row = Row(rec.backend.name, str(path), m.target if kind == "bundle" else "torch (eager)", m.precision,
               crop=rec.crop_policy if rec.cropper is None else
-              f"{rec.crop_policy} (every {rec.cropper.config.detect_every}, {rec.cropper.config.detect_policy})",
+              f"{rec.crop_policy} (every {rec.crop_config.detect_every}, {rec.crop_config.detect_policy})",
               load_s=round(load_s, 4))
     for v in videos[:warmup]:
         recognize_video(None, v, recognizer=rec, batch_frames=batch_frames)
@@ -246,7 +247,7 @@ def long_stream(path: Path, frames, seconds: float, crop: str, hand_model, threa
     """Camera-style input for ``seconds`` at 25 fps through one bundle; RSS sampled every 10 s of stream."""
     import numpy as np
 
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
     from slsdk.runtime.sources import LIVE_MAX_GAP_S
 
     rec = Recognizer(path, crop=crop, hand_model=hand_model, threads=threads)
@@ -286,7 +287,8 @@ def long_stream(path: Path, frames, seconds: float, crop: str, hand_model, threa
 
 _CLIP_MEMORY = """
 import sys
-from slsdk.data import Sample, Vocabulary, VideoDataset
+from slsdk.data import Sample, Vocabulary
+from slsdk.data.dataset import VideoDataset
 from slsdk.data.transforms import resize_shorter
 from slsdk.data.video import read_video
 if sys.argv[1] == "dataset":  # what train / eval do per clip now: frames scaled in the decoder
@@ -336,7 +338,8 @@ def gil_check(video: Path, bundle: Path | None, hand_model: Path | None, seconds
     frames, _ = load_video(video)
     stages = {}
     if hand_model is not None:
-        from slsdk.runtime.hands import CropConfig, HandCropper
+        from slsdk.runtime.crop import CropConfig
+        from slsdk.runtime.hand_tracker import HandCropper
 
         cropper = HandCropper(CropConfig(detect_every=1), hand_model)
         k = [0]
@@ -361,11 +364,11 @@ def gil_check(video: Path, bundle: Path | None, hand_model: Path | None, seconds
     stages["swscale rgb + scale"] = lambda: first.reformat(format="rgb24").reformat(width=224, height=298,
                                                                                   interpolation="BILINEAR")
     if bundle is not None and (bundle / "manifest.json").is_file():
-        from slsdk.runtime.api import Recognizer
+        from slsdk.runtime.recognizer import Recognizer
 
         rec = Recognizer(bundle, crop="full")
         x = np.zeros((1, rec.chunk, 3, *rec.size), np.float32)
-        stages["backend run (chunk)"] = lambda: rec.backend.run({rec.frames_input: x, **rec._initial_state()})
+        stages["backend run (chunk)"] = lambda: rec.backend.run({rec.frames_input: x, **rec.runner.initial_state()})
 
     data = list(np.random.default_rng(0).random(200_000))
     stages["sorted() (holds the GIL: reference)"] = lambda: sorted(data)

@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from slsdk.data.video import read_video
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     if hasattr(os, "sched_setaffinity"):
         have = sorted(os.sched_getaffinity(0))

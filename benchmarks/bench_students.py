@@ -50,7 +50,7 @@ def _stage(console, name):
 
 def _trained(run: Path, epochs: int) -> bool | None:
     """True: ``run`` holds a finished run of ``epochs``; False: an unfinished one (resume it); None: none."""
-    from slsdk.train.trainer import _checkpoint_epoch
+    from slsdk.train.run_folder import checkpoint_epoch as _checkpoint_epoch
 
     last = run / "last.pt"
     if not last.is_file() or not (run / "best.pt").is_file():

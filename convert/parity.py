@@ -12,11 +12,15 @@ on this machine the figure says why (the targets table's ``not_here``).
 """
 from __future__ import annotations
 
+import json
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from slsdk.decode import greedy
+from slsdk.eval import wer
 from slsdk.preprocess import Preprocess, prepare_video
+from slsdk.quantize.calibration import video_of
 from slsdk.runtime.backends import Backend, open_backend, run_video
 from slsdk.targets import get_target
 
@@ -34,8 +38,6 @@ def fidelity_videos(spec: Preprocess, heldout=None, *, seed: int = 0, lengths: S
     preprocessed with ``spec``); None gives seeded random (already normalised) videos of ``lengths`` frames.
     ``frames_range``: the (lo, hi) frame counts an offline model takes; held-out clips outside it are refused.
     """
-    from slsdk.quantize.calibration import video_of
-
     if heldout is None:
         rng = np.random.default_rng(seed)
         vids = [rng.standard_normal((n, 3, spec.size, spec.size), dtype=np.float32) for n in lengths]
@@ -67,59 +69,18 @@ def fidelity_videos(spec: Preprocess, heldout=None, *, seed: int = 0, lengths: S
 
 
 def greedy_ids(log_probs, blank_id: int = 0) -> list[int]:
-    """Greedy CTC decode [T, V] -> ids (slsdk.decode.greedy when available)."""
-    import numpy as np
-
-    try:
-        from slsdk.decode import greedy  # type: ignore[attr-defined]
-
-        return [int(i) for i in greedy(np.asarray(log_probs))]
-    except ImportError:
-        pass
-    best = np.asarray(log_probs).argmax(-1)
-    out, prev = [], None
-    for i in best.tolist():
-        if i != prev and i != blank_id:
-            out.append(int(i))
-        prev = i
-    return out
+    """Greedy CTC decode [T, V] -> ids, by the runtime's decoder (``slsdk.decode.greedy``)."""
+    return [int(i) for i in greedy(np.asarray(log_probs), blank=blank_id)]
 
 
 def wer_percent(refs: Sequence[Sequence], hyps: Sequence[Sequence]) -> float:
-    """Corpus WER in percent over token sequences (slsdk.eval.wer when available, else jiwer)."""
-    try:
-        from slsdk.eval import wer as _wer  # type: ignore[attr-defined]
-    except ImportError:
-        _wer = None
-    if _wer is not None:
-        res = _wer([[str(t) for t in r] for r in refs], [[str(t) for t in h] for h in hyps])
-        return 100.0 * float(res.wer)
-    import jiwer
-
-    r = [" ".join(str(t) for t in ref) for ref in refs]
-    h = [" ".join(str(t) for t in hyp) for hyp in hyps]
-    n_ref = sum(len(ref) for ref in refs)
-    if n_ref == 0:
-        raise ValueError("WER needs at least one non-empty reference")
-    # jiwer refuses empty strings; score empty references/hypotheses by hand
-    errs = 0
-    pairs_r, pairs_h = [], []
-    for ref, hyp, rs, hs in zip(refs, hyps, r, h):
-        if not ref or not hyp:
-            errs += max(len(ref), len(hyp))
-        else:
-            pairs_r.append(rs)
-            pairs_h.append(hs)
-    if pairs_r:
-        out = jiwer.process_words(pairs_r, pairs_h)
-        errs += out.substitutions + out.deletions + out.insertions
-    return 100.0 * errs / n_ref
+    """Corpus WER in percent over token sequences, by the scorer of ``slsdk eval`` (``slsdk.eval.wer``)."""
+    res = wer([[str(t) for t in r] for r in refs], [[str(t) for t in h] for h in hyps])
+    return 100.0 * float(res.wer)
 
 
 def compare_log_probs(ref: Sequence, got: Sequence) -> dict:
     """Error figures between two lists of [T', V] log-prob arrays (same shapes)."""
-    import numpy as np
-
     a = np.concatenate([np.asarray(x, dtype=np.float64) for x in ref], 0)
     b = np.concatenate([np.asarray(x, dtype=np.float64) for x in got], 0)
     if a.shape != b.shape:
@@ -169,8 +130,6 @@ def bundle_fidelity(bundle, reference: Backend, videos, *, refs: Sequence | None
                     validation: dict | None = None) -> dict:
     """Fidelity of a written ``Bundle``: its model file opened by ``open_backend`` (the serving backend)
     against ``reference``; where the target cannot run here, the reason and the structural validation."""
-    import json
-
     m = bundle.manifest
     t = get_target(m.target)
     safe = json.loads(json.dumps(validation, default=str)) if validation else None

@@ -16,27 +16,40 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from slsdk.bundle import load_bundle, write_bundle
+from slsdk.convert.export import ExportJob
+from slsdk.convert.parity import bundle_fidelity, fidelity_videos
 from slsdk.fileio import temp_dir
-from slsdk.targets import check_precision, get_target, missing_modules, resolve
+from slsdk.models.factory import load_checkpoint, model_from_checkpoint
+from slsdk.models.model_io import manifest_for_io, model_io, vocab_list
+from slsdk.preprocess import Preprocess
+from slsdk.quantize.calibration import as_calibration_inputs
+from slsdk.quantize.recipes import get_recipe, recipes_for
+from slsdk.targets import TARGETS, check_precision, get_target, missing_modules
+from slsdk.toolchains import resolve
+from slsdk.toolchains.torch.backend import TorchBackend
 
-__all__ = ["convert", "Int8BudgetWarning"]
+__all__ = ["convert", "load_source", "Int8BudgetWarning"]
 
 
 class Int8BudgetWarning(UserWarning):
     """int8 lost more held-out WER against fp32 than the budget allows."""
 
 
-def _load(model_or_checkpoint, vocab, teacher, preparation):
-    """(model, vocab, teacher, preparation): a checkpoint path brings its own vocabulary, kind and the
-    ``slsdk data prepare`` settings its training data was made with (``extra["preparation"]``)."""
-    if isinstance(model_or_checkpoint, (str, os.PathLike)):
-        from slsdk.models.factory import load_checkpoint, model_from_checkpoint
+def load_source(checkpoint: str | os.PathLike) -> tuple[Any, Any, str, dict | None]:
+    """``(model, vocab, kind, preparation)`` of a checkpoint, loaded once: its vocabulary, its kind (student or
+    teacher) and the ``slsdk data prepare`` settings its training data was made with (``extra["preparation"]``)."""
+    ckpt = load_checkpoint(checkpoint)
+    model, vocab, kind = model_from_checkpoint(ckpt, checkpoint)
+    return model, vocab, kind, (ckpt.get("extra") or {}).get("preparation")
 
-        ckpt = load_checkpoint(model_or_checkpoint)
-        model, ck_vocab, kind = model_from_checkpoint(ckpt, model_or_checkpoint)
-        if preparation is None:
-            preparation = (ckpt.get("extra") or {}).get("preparation")
-        return model, (vocab if vocab is not None else ck_vocab), (teacher or kind == "teacher"), preparation
+
+def _load(model_or_checkpoint, vocab, teacher, preparation):
+    """(model, vocab, teacher, preparation): a checkpoint path brings its own vocabulary, kind and preparation."""
+    if isinstance(model_or_checkpoint, (str, os.PathLike)):
+        model, ck_vocab, kind, ck_preparation = load_source(model_or_checkpoint)
+        return (model, (vocab if vocab is not None else ck_vocab), (teacher or kind == "teacher"),
+                preparation if preparation is not None else ck_preparation)
     return model_or_checkpoint, vocab, teacher, preparation
 
 
@@ -58,13 +71,6 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     its crop (the whole ``CropConfig``) becomes the bundle's ``crop`` unless ``crop`` is given, so the runtime
     crops as training did and warns when told otherwise.
     """
-    from slsdk.bundle import load_bundle, write_bundle
-    from slsdk.convert.export import ExportJob
-    from slsdk.convert.parity import bundle_fidelity, fidelity_videos
-    from slsdk.models.model_io import manifest_for_io, model_io, vocab_list
-    from slsdk.preprocess import Preprocess
-    from slsdk.runtime.backends import TorchBackend
-
     tgt = get_target(target)
     precision = check_precision(tgt, precision or tgt.default_precision)
     missing = missing_modules(tgt)
@@ -72,8 +78,6 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
         raise RuntimeError(f"target {tgt.name!r} needs the Python modules {missing}: pip install 'slsdk[export]'")
     qrecipe = None
     if precision == "int8":
-        from slsdk.quantize.recipes import get_recipe, recipes_for
-
         qrecipe = get_recipe(recipe or tgt.int8_recipe)
         if qrecipe not in recipes_for(tgt.name):
             raise ValueError(f"quantization recipe {qrecipe.name!r} does not apply to target {tgt.name!r} "
@@ -91,7 +95,7 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     if len(glosses) != io.num_classes:
         raise ValueError(f"vocabulary has {len(glosses)} entries but the model has {io.num_classes} classes")
     if not io.streaming and not tgt.offline:
-        names = [t.name for t in _targets() if t.offline]
+        names = [t.name for t in TARGETS.values() if t.offline]
         offline = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
         raise ValueError(f"teacher (offline) export supports the {offline} targets, not {tgt.name!r}")
     if not io.streaming and tgt.offline_fixed_frames and frames_range[0] != frames_range[1]:
@@ -101,8 +105,6 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
 
     calib_inputs = None
     if qrecipe is not None and (qrecipe.needs_calibration or calib is not None):
-        from slsdk.quantize.calibration import as_calibration_inputs
-
         calib_inputs = as_calibration_inputs(io.source_model, calib, max_chunks=max_calib_chunks,
                                              offline=not io.streaming, example_inputs=io.example_inputs)
 
@@ -114,7 +116,7 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     if preparation:
         manifest.extra["preparation"] = dict(preparation)
     manifest.validate(source=f"{out_dir} (manifest being built)")
-    spec = Preprocess(io.image_size, tuple(io.mean), tuple(io.std), resize_shorter=manifest.input["resize_shorter"])
+    spec = Preprocess(io.image_size, tuple(io.mean), tuple(io.std), resize_shorter=manifest.input.resize_shorter)
     lo_hi = tuple(io.dynamic_axes["frames"][1][1:]) if (not io.streaming and io.dynamic_axes) else None
     if io.streaming:
         lengths = [2 * io.chunk_frames + 3, 3 * io.chunk_frames]
@@ -143,9 +145,3 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
                       f"{fidelity['wer_torch']:.2f}% by {fidelity['wer_delta']:.2f} points (budget "
                       f"{fidelity['wer_budget']}); see manifest fidelity", Int8BudgetWarning, stacklevel=2)
     return bundle
-
-
-def _targets():
-    from slsdk.targets import TARGETS
-
-    return TARGETS.values()

@@ -11,6 +11,21 @@ import time
 import warnings
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from slsdk import fileio
+from slsdk.bench import BenchRow, bench_bundles, dir_size_mb, write_table
+from slsdk.convert import convert
+from slsdk.data import read_folder
+from slsdk.data.synthetic import generate_synthetic, quick_settings
+from slsdk.data.video import read_video
+from slsdk.models.student import StudentConfig
+from slsdk.runtime.api import recognize_video
+from slsdk.train import DistillConfig, TrainConfig, distill, teacher_config, train
+from slsdk.train.checkpoint import load_model
+from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
+
 # (target, precision) pairs the demo converts: every target, fp32/fp16 and int8 where the target allows
 DEMO_TARGETS = (("onnx", "fp32"), ("onnx", "int8"), ("ort", "fp32"), ("ort", "int8"), ("executorch", "fp32"),
                 ("executorch", "int8"), ("executorch-coreml", "fp16"), ("coreml", "fp16"), ("coreml", "int8"))
@@ -28,22 +43,17 @@ STUDENT = {}                   # StudentConfig overrides (the defaults are the p
 def quick_kwargs(num_glosses: int | None = None) -> dict:
     """A tiny synthetic set (tests, `--quick`): :func:`slsdk.data.synthetic.quick_settings` (``num_glosses``:
     that many glosses instead of 6, the training sentences scaled to draw them all)."""
-    from slsdk.data.synthetic import quick_settings
 
     return quick_settings(num_glosses)
 
 
 def _heldout(samples, vocab, limit: int):
-    from slsdk.data.video import read_video
 
     return [(read_video(s.video), vocab.encode(s.glosses)) for s in samples[:limit]]
 
 
 def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dict:
     """Run every stage; returns the results dict also written to OUT/results.json."""
-    from rich.console import Console
-
-    from slsdk import fileio
 
     console = console or Console()
     out = Path(out)
@@ -54,18 +64,6 @@ def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dic
 
 
 def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
-    from rich.table import Table
-
-    from slsdk import fileio
-    from slsdk.bench import bench_bundles, dir_size_mb, write_table
-    from slsdk.convert import convert
-    from slsdk.data import read_folder
-    from slsdk.data.synthetic import generate_synthetic
-    from slsdk.runtime.api import recognize_video
-    from slsdk.models.student import StudentConfig
-    from slsdk.train import DistillConfig, TrainConfig, distill, teacher_config, train
-    from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
-    from slsdk.train.checkpoint import load_model
 
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -135,7 +133,6 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
             console.print(f"{name}: max abs logit err {f.get('max_abs_err')}, WER {f.get('wer')} "
                           f"(torch {f.get('wer_torch')})")
         except Exception as e:  # keep going: the table says what failed
-            from slsdk.bench import BenchRow
 
             rows.append(BenchRow(target, precision, "failed", note=str(e)[:120]))
             console.print(f"[red]{name} failed: {e}")

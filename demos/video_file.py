@@ -18,14 +18,19 @@ import json
 import sys
 from pathlib import Path
 
+import slsdk
+from slsdk import fileio
+from slsdk.errors import SlsdkError
+from slsdk.runtime.backends import backend_names
+from slsdk.runtime.overlay import save_overlay_png
+
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from slsdk.runtime.backends import BACKENDS  # light: numpy only, so --help stays fast
 
     p = argparse.ArgumentParser(description="Recognise a video file with an slsdk bundle: glosses with timestamps.")
     p.add_argument("bundle", type=Path, help="bundle directory or .zip (or a student .pt with --backend torch)")
     p.add_argument("video", type=Path, help="video file or folder of frames")
-    p.add_argument("--backend", choices=BACKENDS, default=None, help="default: the one the bundle's target needs")
+    p.add_argument("--backend", choices=backend_names(), default=None, help="default: the one the bundle's target needs")
     p.add_argument("--crop", choices=("full", "hands"), default=None, help="override the manifest's crop policy")
     p.add_argument("--hand-model", type=Path, default=None, help="MediaPipe hand_landmarker.task (crop 'hands')")
     p.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
@@ -46,7 +51,6 @@ def gloss_at(events: list[dict], t: float) -> str:
 
 def write_overlay(path: Path, rec_result, n: int, *, overwrite: bool = False) -> Path | None:
     """Contact sheet of ``n`` evenly spaced (frame, crop) pairs captioned with time and gloss; None if no crops."""
-    from slsdk.runtime.hands import save_overlay_png
 
     items = rec_result.overlay_frames  # (frame, crop, time in seconds)
     if not items:
@@ -60,15 +64,12 @@ def write_overlay(path: Path, rec_result, n: int, *, overwrite: bool = False) ->
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import slsdk  # torch and the backend load here, after argument parsing
 
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
                            decoder=args.decoder, beam=args.beam, threads=args.threads)
     out = slsdk.recognize_video(args.bundle, args.video, recognizer=rec, keep_overlay=args.overlay is not None)
     overlay = None
     if args.overlay is not None:
-        from slsdk import fileio
-        from slsdk.errors import SlsdkError
 
         try:
             with fileio.reading(args.bundle, args.video, args.hand_model):   # never written onto

@@ -16,9 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import slsdk
+from slsdk.data.video import VideoError
+from slsdk.runtime.backends import backend_names
+from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraError, CameraSource, VideoFileSource
+
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from slsdk.runtime.backends import BACKENDS  # light: numpy only, so --help works without a camera or torch
 
     p = argparse.ArgumentParser(description="Live sign recognition from a camera with an slsdk bundle.")
     p.add_argument("bundle", type=Path, help="bundle directory or .zip")
@@ -27,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--size", default=None, help="camera frame size WxH, e.g. 640x480")
     p.add_argument("--camera-fps", type=float, default=None,
                    help="rate to ask the camera for (default: the manifest's fps, else the camera's own)")
-    p.add_argument("--backend", choices=BACKENDS, default=None)
+    p.add_argument("--backend", choices=backend_names(), default=None)
     p.add_argument("--crop", choices=("full", "hands"), default=None, help="override the manifest's crop policy")
     p.add_argument("--hand-model", type=Path, default=None, help="MediaPipe hand_landmarker.task (crop 'hands')")
     p.add_argument("--threads", type=int, default=0)
@@ -37,7 +41,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def open_source(args, fps: float):
     """A camera (asking for ``fps``, falling back to the camera's own rate) or a video file."""
-    from slsdk.runtime.sources import CameraError, CameraSource, VideoFileSource
 
     spec = str(args.source)
     if not (spec.isdigit() or spec.startswith("/dev/video") or args.device):
@@ -76,9 +79,6 @@ class LiveLine:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import slsdk
-    from slsdk.data.video import VideoError
-    from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraError
 
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
                            threads=args.threads)

@@ -1,8 +1,9 @@
 """int8 quantization: recipes per family (registered by name, one typed ``quantize`` per family; a target's
 family is the targets table's ``int8_family``) and calibration data.
 
-Importing this package loads no toolchain (torch, executorch, onnxruntime, coremltools are imported
-inside the recipes).
+The recipes live with their toolchains (``slsdk.toolchains.<name>.int8``) and register here. Importing this
+package loads torch (calibration runs the torch model) but no toolchain: executorch, onnxruntime and coremltools
+are imported inside the recipes.
 """
 from __future__ import annotations
 

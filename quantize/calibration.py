@@ -17,18 +17,23 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import torch
+
+from slsdk.errors import SlsdkError
+from slsdk.models.model_io import model_io
+from slsdk.preprocess import Preprocess, prepare_video
+from slsdk.runtime.backends import run_video
+from slsdk.toolchains.torch.backend import TorchBackend
 
 __all__ = ["CalibrationError", "calibration_chunks", "as_calibration_inputs", "iter_videos", "video_of"]
 
 
-class CalibrationError(ValueError):
+class CalibrationError(SlsdkError, ValueError):
     """Calibration data is missing, empty or malformed."""
 
 
 def video_of(item: Any):
     """The frames of a calibration / held-out item (a dict with ``video``/``frames``, a Sample, a pair)."""
-    import numpy as np
-    import torch
 
     if isinstance(item, dict):
         for k in ("video", "frames"):
@@ -45,13 +50,8 @@ def video_of(item: Any):
 def iter_videos(source: Any):
     """Yield the videos of a Dataset (indexable with ``len``) or an iterable of videos/items."""
     if hasattr(source, "__len__") and hasattr(source, "__getitem__") and not isinstance(source, (list, tuple)):
-        try:
-            import torch
-
-            if isinstance(source, torch.Tensor):
-                source = [source] if source.dim() == 4 else list(source)
-        except ImportError:  # pragma: no cover
-            pass
+        if isinstance(source, torch.Tensor):
+            source = [source] if source.dim() == 4 else list(source)
         for i in range(len(source)):
             yield video_of(source[i])
         return
@@ -60,8 +60,6 @@ def iter_videos(source: Any):
 
 
 def _preprocess_spec(model):
-    from slsdk.preprocess import Preprocess
-
     cfg = getattr(model, "config", None)
     size, mean, std = (getattr(cfg, k, None) for k in ("image_size", "mean", "std"))
     if size is None or mean is None or std is None:
@@ -75,12 +73,6 @@ def calibration_chunks(model, videos: Iterable, *, max_chunks: int | None = None
 
     ``model``: a ``StreamingStudent`` (``export_module``, ``input_names``, ``state_spec``).
     """
-    import torch
-
-    from slsdk.models.model_io import model_io
-    from slsdk.preprocess import prepare_video
-    from slsdk.runtime.backends import TorchBackend, run_video
-
     io = model_io(model)
     streaming = io.streaming_section()
     backend = TorchBackend(io.module, io.input_names, io.output_names)
@@ -104,9 +96,6 @@ def calibration_chunks(model, videos: Iterable, *, max_chunks: int | None = None
 
 
 def _is_chunk_input(item: Any, n_inputs: int) -> bool:
-    import numpy as np
-    import torch
-
     return (isinstance(item, (tuple, list)) and len(item) == n_inputs
             and isinstance(item[0], (torch.Tensor, np.ndarray)) and np.ndim(item[0]) == 5)
 
@@ -117,8 +106,6 @@ def as_calibration_inputs(model, calib: Any, *, max_chunks: int | None = 64, off
 
     ``offline``: for whole-video models the inputs are ``(video [1, T, 3, S, S],)``.
     """
-    import torch
-
     if calib is None:
         raise CalibrationError("int8 static quantization needs calibration data (calib=): videos, a Dataset, "
                                "or chunk inputs; none was given")
@@ -138,8 +125,6 @@ def as_calibration_inputs(model, calib: Any, *, max_chunks: int | None = 64, off
                     raise CalibrationError(f"calibration chunk {i} has input shapes {got}, the model takes {want}")
         return out[:max_chunks] if max_chunks else out
     if offline:
-        from slsdk.preprocess import prepare_video
-
         spec = _preprocess_spec(model)
         out = [(torch.from_numpy(prepare_video(v, spec))[None],) for v in iter_videos(items)]
     else:

@@ -13,8 +13,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
+from slsdk.bundle import load_bundle
 from slsdk.fileio import atomic_path, atomic_write_text, check_replace, output_lock, reading, temp_dir
+from slsdk.runtime import backends as runtime_backends   # called through the module (tests replace open_backend)
 
 
 @dataclass
@@ -72,11 +76,6 @@ def time_calls(fn, iters: int = 20, warmup: int = 3) -> list[float]:
     return out
 
 
-def bench_bundle(path: Path, iters: int = 20, threads: int = 0) -> BenchRow:
-    """Load a bundle in its host runtime and time one streaming chunk (random frames, zero state)."""
-    return bench_bundles([path], iters=iters, threads=threads)[0]
-
-
 def bench_bundles(paths, iters: int = 20, threads: int = 0, warmup: int = 3) -> list[BenchRow]:
     """Time several bundles interleaved: every round runs one chunk on each open backend in turn (random frames,
     zero state), so load on a shared machine slows them alike and their ratios (int8 vs fp32, target vs
@@ -84,9 +83,6 @@ def bench_bundles(paths, iters: int = 20, threads: int = 0, warmup: int = 3) -> 
     2026-12-03 students run a Lite0 .ort int8 file measured 0.55x its .onnx twin timed in sequence; a Lite0's
     .ort and .onnx int8 files timed interleaved ran alike (11.0 vs 11.5 ms per chunk, 2026-12-04). One row per
     path, in order."""
-    from slsdk.bundle import load_bundle
-    from slsdk.runtime.backends import BackendError, open_backend
-
     rows, calls = [], []
     rng = np.random.default_rng(0)
     for path in paths:
@@ -97,14 +93,14 @@ def bench_bundles(paths, iters: int = 20, threads: int = 0, warmup: int = 3) -> 
         rows.append(row)
         t0 = time.perf_counter()
         try:
-            backend = open_backend(bundle, threads=threads)
-        except BackendError as e:
+            backend = runtime_backends.open_backend(bundle, threads=threads)
+        except runtime_backends.BackendError as e:
             row.status, row.note = "validated only", str(e).split(": ", 1)[-1][:80]
             continue
         row.load_s = round(time.perf_counter() - t0, 4)
         inputs = {io["name"]: rng.standard_normal(io["shape"]).astype(np.float32) * 0.5
-                  for io in m.streaming["inputs"]}
-        calls.append((row, m.streaming["chunk_frames"], lambda b=backend, x=inputs: b.run(x), []))
+                  for io in m.streaming.inputs}
+        calls.append((row, m.streaming.chunk_frames, lambda b=backend, x=inputs: b.run(x), []))
     for i in range(warmup + iters):
         if not calls:
             break
@@ -192,8 +188,6 @@ def write_table(rows: list[BenchRow], out_dir: Path, extra: dict | None = None, 
 
 
 def rich_table(rows: list[BenchRow], title: str):
-    from rich.table import Table
-
     t = Table(title=title)
     cols = ["format", "precision", "status", "size_mb", "wer", "chunk_ms_p50", "chunk_ms_p90", "frames_per_s",
             "speed_vs_teacher", "size_vs_fp32", "gmacs_per_frame"]
@@ -230,8 +224,6 @@ def run_bench(bundles_dir: Path | None = None, arch: bool = False, out_dir: Path
 
 def _run_bench(bundles_dir: Path | None, arch: bool, out_dir: Path, console, teacher_checkpoint) -> list[BenchRow]:
     import torch
-
-    from rich.console import Console
 
     console = console or Console()
     peak = matmul_peak_gflops()

@@ -1,9 +1,11 @@
 """The `slsdk` command: one sub-command per stage of the data flow.
 
-Dataset -> train -> distill -> quantize/convert -> bundle -> run/eval/bench. Heavy libraries are imported
-inside each command, so `slsdk --help` stays fast. Every choice option is an Enum read off the table that
+Dataset -> train -> distill -> quantize/convert -> bundle -> run/eval/bench. The building stages (which load
+torch) are imported inside their commands (the allow-list below), so `slsdk --help` stays fast and `slsdk run`
+works where torch is not installed. Every choice option is an Enum read off the table that
 owns the choices (targets, layouts, ...), so `--help` lists the values and the parser refuses a wrong one.
-Expected errors (``slsdk.errors.SlsdkError`` and the OS errors of bad paths) print as one line, no traceback.
+User errors (``slsdk.errors.SlsdkError`` and the OS errors of bad paths) print as one line, no traceback;
+anything else is a bug and keeps its traceback, with a line asking to report it (``slsdk.cli_common``).
 """
 from __future__ import annotations
 
@@ -14,14 +16,39 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from slsdk.data.splits import LAYOUTS
-from slsdk.decode.ctc import DEFAULT_BEAM
-from slsdk.errors import SlsdkError
+from slsdk.bench import run_bench
+from slsdk.bundle import MANIFEST_NAME, inspect_bundle, load_bundle, resolve_bundle_dir
+from slsdk.bundle.manifest import read_manifest_dict
+from slsdk.bundle.schema import schema_json, schema_problems
 from slsdk.terminal import plain
-from slsdk.targets import PRECISIONS, TARGETS
+from slsdk.cli_common import (USER_ERRORS, choice_value, console, err_console, error_line, fail, print_error,
+                              report_bug, run_stage, shown_path)
+from slsdk.cli_import import import_app
+from slsdk.data.prepare import prepare_command
+from slsdk.data.splits import LAYOUTS, read_split
+from slsdk.data.summary import print_summary, summarize_dataset
+from slsdk.data.synthetic import generate_synthetic, preset_settings
+from slsdk.data.video import read_video
+from slsdk.decode.ctc import DEFAULT_BEAM
+from slsdk.eval import score_files
+from slsdk.fileio import output_lock, reading
+from slsdk.model_names import STUDENTS, VARIANTS
+from slsdk.runtime.backends import backend_names
+from slsdk.runtime.cli_run import run_command
+from slsdk.targets import PRECISIONS, TARGETS, check_precision, get_target, targets_markdown
+
+# Imports inside command functions: ONLY the building stages, which load torch (the CLI must start fast and run
+# `slsdk run` / `slsdk bundle inspect` where torch is not installed). The allow-list, one entry per import:
+#   info:      slsdk.models (list_models), slsdk.models.flops (info_rows, student_table)
+#   pretrain:  slsdk.train.pretrain (PretrainConfig, pretrain_backbone), slsdk.models.student (StudentConfig)
+#   train/distill recipes: slsdk.train.recipe (merge, parse_recipe, load_recipe, complete, dump_recipe)
+#   train:     slsdk.train (train);  distill: slsdk.train (distill);  eval model: slsdk.train.evaluate (evaluate)
+#   _convert:  slsdk.convert.pipeline (convert, load_source)
+#   demo:      slsdk.demos.pipeline (run_demo: the whole pipeline, training included)
+# Everything else is imported above.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Continuous sign language recognition from training to phones.")
@@ -31,60 +58,19 @@ data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthe
 app.add_typer(eval_app, name="eval")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(data_app, name="data")
-from slsdk.cli_import import import_app  # noqa: E402
 app.add_typer(import_app, name="import")
-console = Console(soft_wrap=True)   # paths and messages are never broken across lines
-err = Console(stderr=True, soft_wrap=True)   # an error is one line, however long
 
 # -- choices (each read off the table that owns it) ---------------------------------------------------------
 Layout = Enum("Layout", {n.replace("-", "_"): n for n in LAYOUTS}, type=str)
 Target = Enum("Target", {n.replace("-", "_"): n for n in TARGETS}, type=str)
 Precision = Enum("Precision", {p: p for p in PRECISIONS}, type=str)
-VARIANTS = ("adaptsign", "sla-lora", "sla-adapter", "frozen")   # slsdk.models.adapters.VARIANTS (a test checks)
 Variant = Enum("Variant", {n.replace("-", "_"): n for n in VARIANTS}, type=str)
-STUDENTS = ("vit-tiny", "efficientnet-lite0")   # slsdk.models.student.list_students() (a test checks)
 Student = Enum("Student", {n.replace("-", "_"): n for n in STUDENTS}, type=str)
 Decoder = Enum("Decoder", {"greedy": "greedy", "beam": "beam"}, type=str)
 Crop = Enum("Crop", {"hands": "hands", "full": "full"}, type=str)
-BACKENDS = ("onnxruntime", "executorch", "coreml", "torch")      # slsdk.runtime.backends (a test checks)
+BACKENDS = tuple(backend_names())   # every registered serving backend, "torch" included
 Backend = Enum("Backend", {n: n for n in BACKENDS}, type=str)
 Convention = Enum("Convention", {"phoenix": "phoenix", "none": "none"}, type=str)
-
-
-def _v(x):
-    """The plain value of an Enum choice (or ``x`` itself)."""
-    return x.value if isinstance(x, Enum) else x
-
-
-def _shown(path) -> str:
-    """``path`` as the user would type it: relative to the working folder when it lies inside it."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print ``error: MESSAGE`` as one plain line (paths and names from files cannot style the terminal), exit."""
-    err.print(f"[bold red]error:[/] {plain(message)}", emoji=False, highlight=False)
-    raise typer.Exit(code)
-
-
-EXPECTED_ERRORS = (SlsdkError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError,
-                   FileExistsError, ValueError, KeyError, RuntimeError, OSError)
-
-
-def _run(fn, *args, **kwargs):
-    """Call a stage; turn expected user errors into one clear line and a non-zero exit."""
-    try:
-        return fn(*args, **kwargs)
-    except EXPECTED_ERRORS as e:  # noqa: PERF203
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        if isinstance(e, OSError) and not isinstance(e, SlsdkError) and e.filename and str(e.filename) not in msg:
-            msg = f"{e.filename}: {msg}"
-        name = "" if isinstance(e, SlsdkError) else f"{type(e).__name__}: "
-        fail(f"{name}{msg}".replace("\n", " "))
 
 
 # -- models -------------------------------------------------------------------------------------------
@@ -93,8 +79,6 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
          frames: int = typer.Option(3, help="frames per clip used for counting (cross-frame parts)"),
          list_: bool = typer.Option(False, "--list", help="list the registered CLIP configs")):
     """Trainable and frozen parameters and GMACs per frame of each frame-encoder variant."""
-    from rich.table import Table
-
     from slsdk.models import list_models
 
     if list_:
@@ -103,7 +87,7 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
         return
     from slsdk.models.flops import info_rows
 
-    rows = _run(info_rows, model, frames=frames)
+    rows = run_stage(info_rows, model, frames=frames)
     table = Table(title=f"frame encoders on {model}")
     for col in rows[0].keys():
         table.add_column(col, justify="right" if col != "variant" else "left")
@@ -113,7 +97,7 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
     console.print(table)
     from slsdk.models.flops import student_table
 
-    console.print(_run(student_table))
+    console.print(run_stage(student_table))
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -126,10 +110,8 @@ def data_synth(out: Path = typer.Argument(..., help="output folder"),
                overwrite: bool = typer.Option(False, "--overwrite", help="replace a synthetic data set made with "
                                               "other settings (never another data set)")):
     """Generate the synthetic signing dataset (the embedded default) in the folder format."""
-    from slsdk.data.synthetic import generate_synthetic, preset_settings
-
-    kw = _run(preset_settings, preset, quick=quick, **({"num_glosses": glosses} if glosses is not None else {}))
-    path = _run(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite, **kw)
+    kw = run_stage(preset_settings, preset, quick=quick, **({"num_glosses": glosses} if glosses is not None else {}))
+    path = run_stage(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite, **kw)
     console.print(f"wrote {path}")
 
 
@@ -139,9 +121,7 @@ def data_show(root: Path = typer.Argument(..., help="dataset root"),
               frames: bool = typer.Option(True, help="count frames per video (container metadata)"),
               json_: bool = typer.Option(False, "--json", help="print the summary as JSON")):
     """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos."""
-    from slsdk.data.summary import print_summary, summarize_dataset
-
-    s = _run(summarize_dataset, root, _v(layout), frames=frames)
+    s = run_stage(summarize_dataset, root, choice_value(layout), frames=frames)
     if json_:
         print(json.dumps(s.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -160,10 +140,8 @@ def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
                  hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
                  overwrite: bool = typer.Option(False, "--overwrite", help="discard a cache made with other settings")):
     """Decode each video once, crop it as the runtime does, and write a cache that train/distill read."""
-    from slsdk.data.prepare import prepare_command
-
-    _run(prepare_command, data, out, crop=_v(crop), size=size, fps=fps, workers=workers, layout=_v(layout),
-         split=split, hand_model=hand_model, overwrite=overwrite)
+    run_stage(prepare_command, data, out, crop=choice_value(crop), size=size, fps=fps, workers=workers,
+              layout=choice_value(layout), split=split, hand_model=hand_model, overwrite=overwrite)
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -183,8 +161,8 @@ def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`sl
         from slsdk.models.student import StudentConfig
 
         vision = StudentConfig(num_classes=2).encoder_config
-    cfg = _run(PretrainConfig, backbone=backbone, steps=steps, lr=lr, seed=seed)
-    _run(pretrain_backbone, data, out, cfg, vision_config=vision, overwrite=overwrite)
+    cfg = run_stage(PretrainConfig, backbone=backbone, steps=steps, lr=lr, seed=seed)
+    run_stage(pretrain_backbone, data, out, cfg, vision_config=vision, overwrite=overwrite)
 
 
 # flag -> (recipe section, field): the flags that a recipe file can also set
@@ -208,7 +186,7 @@ def _effective_recipe(ctx: typer.Context, kind: str, config: Path | None, flags:
     base: dict = {}
     typed: dict = {}
     for param, (section, key) in flags.items():
-        value = _v(ctx.params[param])
+        value = choice_value(ctx.params[param])
         value = str(value) if isinstance(value, Path) else value
         src = ctx.get_parameter_source(param)
         into = typed if getattr(src, "name", "") in ("COMMANDLINE", "ENVIRONMENT") else base
@@ -263,18 +241,18 @@ def train(ctx: typer.Context,
                                          "own files: last.pt, best.pt, metrics.jsonl, ...)"),
           seed: int = typer.Option(0)):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
-    recipe = _run(_effective_recipe, ctx, "teacher", config, TRAIN_FLAGS)
+    recipe = run_stage(_effective_recipe, ctx, "teacher", config, TRAIN_FLAGS)
     full = _show_recipe(recipe, print_config)
     if data is None:
         fail("give the dataset root: slsdk train DATA")
     from slsdk.train import train as run_train
 
-    model_cfg, tcfg = _run(recipe.build, "model"), _run(recipe.build, "train")
-    res = _run(run_train, data, out, model_cfg, tcfg, resume=resume, overwrite=overwrite,
-               layout=recipe.sections["data"]["layout"],
-               extra={"recipe": full})
+    model_cfg, tcfg = run_stage(recipe.build, "model"), run_stage(recipe.build, "train")
+    res = run_stage(run_train, data, out, model_cfg, tcfg, resume=resume, overwrite=overwrite,
+                    layout=recipe.sections["data"]["layout"],
+                    extra={"recipe": full})
     w = "n/a (no dev split)" if res.dev_wer is None else f"{res.dev_wer:.2f}%"
-    console.print(f"best dev WER {w}  checkpoint {escape(_shown(res.best_checkpoint))}")
+    console.print(f"best dev WER {w}  checkpoint {escape(shown_path(res.best_checkpoint))}")
 
 
 @app.command()
@@ -299,17 +277,18 @@ def distill(ctx: typer.Context,
                                            "own files)"),
             seed: int = typer.Option(0)):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
-    recipe = _run(_effective_recipe, ctx, "student", config, DISTILL_FLAGS)
+    recipe = run_stage(_effective_recipe, ctx, "student", config, DISTILL_FLAGS)
     full = _show_recipe(recipe, print_config)
     if data is None or teacher is None:
         fail("give the dataset root and the teacher: slsdk distill DATA --teacher runs/teacher/best.pt")
     from slsdk.train import distill as run_distill
 
-    cfg = _run(recipe.build, "distill")
-    res = _run(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
-               layout=recipe.sections["data"]["layout"],
-               extra={"recipe": full})
-    console.print(f"student checkpoint {escape(_shown(res.best_checkpoint))}")  # distill() already printed the WER report
+    cfg = run_stage(recipe.build, "distill")
+    res = run_stage(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
+                    layout=recipe.sections["data"]["layout"],
+                    extra={"recipe": full})
+    # distill() already printed the WER report
+    console.print(f"student checkpoint {escape(shown_path(res.best_checkpoint))}")
 
 
 def _print_wer(split: str, wer_pct: float | None, sub: int, dels: int, ins: int, n_ref: int) -> None:
@@ -327,8 +306,8 @@ def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si"
     """Decode a split with a checkpoint and score it (WER, PHOENIX conventions)."""
     from slsdk.train.evaluate import evaluate
 
-    res = _run(evaluate, checkpoint, data, split=split, layout=_v(layout), decoder=_v(decoder), beam=beam,
-               out_dir=out, overwrite=overwrite)
+    res = run_stage(evaluate, checkpoint, data, split=split, layout=choice_value(layout),
+                    decoder=choice_value(decoder), beam=beam, out_dir=out, overwrite=overwrite)
     if res.wer is None:
         console.print(escape(res.summary()))
     else:
@@ -342,9 +321,7 @@ def eval_wer(ref: Path = typer.Option(..., "--ref", help="reference STM"),
              hyp: Path = typer.Option(..., "--hyp", help="hypothesis CTM"),
              convention: Convention = typer.Option("phoenix", help="PHOENIX gloss clean-up before scoring, or none")):
     """Score existing CTM hypotheses against STM references (same figures as NIST sclite)."""
-    from slsdk.eval import score_files
-
-    res = _run(score_files, ref, hyp, convention=_v(convention))
+    res = run_stage(score_files, ref, hyp, convention=choice_value(convention))
     _print_wer(str(hyp), 100.0 * res.wer, res.sub, res.del_, res.ins, res.n_ref)
 
 
@@ -360,28 +337,21 @@ def _parse_frames(frames: str) -> tuple[int, int]:
 def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, heldout: Path | None, split: str,
              layout: str, out: Path | None, frames: tuple[int, int], zip_: bool, overwrite: bool = False) -> None:
     """`slsdk convert` and `slsdk quantize`: refuse bad choices before any heavy work, then convert."""
-    from slsdk.targets import check_precision, get_target
-
-    tgt = _run(get_target, target)
-    _run(check_precision, tgt, precision)
+    tgt = run_stage(get_target, target)
+    run_stage(check_precision, tgt, precision)
     if not checkpoint.is_file():
         fail(f"{checkpoint}: no such checkpoint")
-    from slsdk.convert import convert as run_convert
-    from slsdk.models.factory import load_checkpoint, model_from_checkpoint
+    from slsdk.convert.pipeline import convert as run_convert
+    from slsdk.convert.pipeline import load_source
 
-    ckpt = _run(load_checkpoint, checkpoint)
-    model, vocab, kind = _run(model_from_checkpoint, ckpt, checkpoint)
-    preparation = (ckpt.get("extra") or {}).get("preparation")  # `slsdk data prepare` settings: crop as trained
+    # loaded once, here; `slsdk data prepare` settings (preparation): the bundle crops as training did
+    model, vocab, kind, preparation = run_stage(load_source, checkpoint)
     calib_videos = _videos(calib, "train", layout, vocab, 16)[0] if calib else None
     held = _videos(heldout, split, layout, vocab, None)[1] if heldout else None
     if out is None:   # the default: a folder of bundles, each in its own <kind>-<target>-<precision> subfolder
         out = Path("bundles")
-        _run(out.mkdir, parents=True, exist_ok=True)
-    from slsdk.bundle import resolve_bundle_dir
-
-    from slsdk.fileio import output_lock, reading
-
-    dest, _ = _run(resolve_bundle_dir, out, f"{kind}-{tgt.name}-{precision}", overwrite=overwrite)  # refuse early
+        run_stage(out.mkdir, parents=True, exist_ok=True)
+    dest, _ = run_stage(resolve_bundle_dir, out, f"{kind}-{tgt.name}-{precision}", overwrite=overwrite)  # refuse early
 
     def locked_convert():
         with reading(checkpoint, calib, heldout), output_lock(dest):   # one conversion into a bundle at a time
@@ -389,20 +359,17 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
                                teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite,
                                preparation=preparation)
 
-    bundle = _run(locked_convert)
+    bundle = run_stage(locked_convert)
     if bundle.replaced:
         console.print(f"--overwrite: replaced the slsdk bundle that was at {bundle.root}")
-    console.print(f"wrote {escape(_shown(bundle.root))}")
+    console.print(f"wrote {escape(shown_path(bundle.root))}")
     console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
 
 
 def _videos(root: Path, split: str, layout: str, vocab, limit):
     """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout``."""
-    from slsdk.data.splits import read_split
-    from slsdk.data.video import read_video
-
-    samples = _run(read_split, root, split, layout)[:limit]
-    frames = [_run(read_video, s.video) for s in samples]
+    samples = run_stage(read_split, root, split, layout)[:limit]
+    frames = [run_stage(read_video, s.video) for s in samples]
     return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
 
 
@@ -423,8 +390,8 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
             overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it is an slsdk bundle "
                                            "(nothing else is ever replaced)")):
     """Convert a checkpoint into a bundle for one target, and measure its fidelity to torch."""
-    _convert(checkpoint, _v(target), _v(precision), calib, heldout, split, _v(layout), out, _parse_frames(frames),
-             zip_, overwrite)
+    _convert(checkpoint, choice_value(target), choice_value(precision), calib, heldout, split, choice_value(layout),
+             out, _parse_frames(frames), zip_, overwrite)
 
 
 @app.command()
@@ -439,24 +406,49 @@ def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) c
              frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip"),
              overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it is an slsdk bundle")):
     """int8 for one target (the target's recipe, calibrated on CALIB): same as convert --precision int8."""
-    _convert(checkpoint, _v(target), "int8", calib, heldout, split, _v(layout), out, _parse_frames(frames), False,
-             overwrite)
+    _convert(checkpoint, choice_value(target), "int8", calib, heldout, split, choice_value(layout), out,
+             _parse_frames(frames), False, overwrite)
 
 
 @app.command()
 def targets():
     """The targets table (what `convert --target` accepts)."""
-    from slsdk.targets import targets_markdown
-
     console.print(escape(targets_markdown()))
 
 
 @bundle_app.command("inspect")
 def bundle_inspect(path: Path):
     """Validate a bundle (schema, checksums, paths) and print its manifest."""
-    from slsdk.bundle import inspect_bundle
+    console.print(escape(str(run_stage(inspect_bundle, path))), emoji=False, highlight=False)
 
-    console.print(escape(str(_run(inspect_bundle, path))), emoji=False, highlight=False)
+
+def _manifest_json(path: Path) -> dict:
+    """The manifest.json object of a bundle folder, a manifest file or a bundle .zip (read as the loader reads it)."""
+    if path.is_dir():
+        return read_manifest_dict(path / MANIFEST_NAME)
+    if path.suffix == ".json":
+        return read_manifest_dict(path)
+    return load_bundle(path, verify=False).manifest.to_dict()
+
+
+@bundle_app.command("schema")
+def bundle_schema(paths: Optional[list[Path]] = typer.Argument(
+        None, help="bundles (folder or .zip) or manifest.json files to check against the schema")):
+    """Print the manifest's JSON Schema (draft 2020-12), or check manifests against it (needs jsonschema)."""
+    if not paths:
+        sys.stdout.write(schema_json())
+        return
+    bad = 0
+    for path in paths:
+        problems = run_stage(schema_problems, run_stage(_manifest_json, path))
+        bad += bool(problems)
+        where = shown_path(path)
+        console.print(escape(f"{where}: valid" if not problems else f"{where}: {len(problems)} problem(s)"),
+                      emoji=False, highlight=False)
+        for line in problems:
+            console.print(escape(f"  {plain(line)}"), emoji=False, highlight=False)
+    if bad:
+        raise typer.Exit(1)
 
 
 # -- runtime ------------------------------------------------------------------------------------------
@@ -479,13 +471,12 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet of crops + glosses"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace the --overlay PNG if slsdk wrote it")):
     """Recognise signing in a video or camera stream with a bundle (streaming)."""
-    from slsdk.runtime.cli_run import run_command
-
     if (video is None) == (camera is None):
         fail("give either a VIDEO or --camera N")
-    _run(run_command, bundle, video=video, camera=camera, backend=_v(backend), crop=_v(crop), hand_model=hand_model,
-         decoder=_v(decoder), beam=beam, threads=threads, as_json=json_, overlay=overlay, console=console,
-         hand_every=hand_every, read_ahead=read_ahead, pipeline=pipeline, overwrite=overwrite)
+    run_stage(run_command, bundle, video=video, camera=camera, backend=choice_value(backend), crop=choice_value(crop),
+              hand_model=hand_model, decoder=choice_value(decoder), beam=beam, threads=threads, as_json=json_,
+              overlay=overlay, console=console, hand_every=hand_every, read_ahead=read_ahead, pipeline=pipeline,
+              overwrite=overwrite)
 
 
 @app.command()
@@ -496,10 +487,8 @@ def bench(bundles: Optional[Path] = typer.Option(None, help="folder of bundles (
           overwrite: bool = typer.Option(False, "--overwrite", help="replace the bench.* files slsdk wrote in OUT "
                                          "before (never other files)")):
     """Benchmark every target x precision: size, latency p50/p90, frames/s, ratio to eager fp32 torch."""
-    from slsdk.bench import run_bench
-
-    _run(run_bench, bundles_dir=bundles, arch=arch, out_dir=out, data_root=data, console=console,
-         overwrite=overwrite)
+    run_stage(run_bench, bundles_dir=bundles, arch=arch, out_dir=out, data_root=data, console=console,
+              overwrite=overwrite)
 
 
 @app.command()
@@ -509,18 +498,27 @@ def demo(out: Path = typer.Option(Path("slsdk_demo"), "--out", "-o"),
     """The whole pipeline offline: synthetic data -> teacher -> student -> int8 -> every target -> stream."""
     from slsdk.demos.pipeline import run_demo
 
-    _run(run_demo, out, quick=quick, seed=seed, console=console)
+    run_stage(run_demo, out, quick=quick, seed=seed, console=console)
 
 
 def main() -> None:
+    """The `slsdk` entry point: user errors were printed as one line by run_stage; a missing optional
+    dependency names the extra to install; anything else is a bug, shown with its traceback and where to report it."""
     try:
         app()
     except ModuleNotFoundError as e:
         if e.name and e.name.split(".")[0] == "slsdk":
-            raise   # a bug in slsdk itself, not a missing extra: keep the traceback
-        err.print(f"[bold red]error:[/] {escape(str(e))}. This command needs an optional dependency; "
-                  "install the extras: " + escape("pip install 'slsdk[all]'"), highlight=False)
+            report_bug(e)   # a bug in slsdk itself, not a missing extra: keep the traceback
+            sys.exit(1)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}. This command needs an optional dependency; "
+                          "install the extras: " + escape("pip install 'slsdk[all]'"), highlight=False)
         sys.exit(2)
+    except USER_ERRORS as e:   # raised outside run_stage (e.g. taking an output lock): still the user's to fix
+        print_error(error_line(e))
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - not a user error (those were printed as one line): a bug
+        report_bug(e)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The base of every error a user can fix.
 
 Each stage raises its own subclass (``BundleError``, ``AnnotationError``, ``VideoError``, ...), always with a
-message that names the file (and line, for annotation files) and what to do. The CLI prints such an error as
-one line without a traceback; anything else is a bug and keeps its traceback. Standard library only.
+message that names the file (and line, for annotation files) and what to do, and keeps the builtin it replaced
+as a second base (``class DatasetError(SlsdkError, ValueError)``) so callers catching ``ValueError`` still work.
+The CLI (``slsdk.cli_common.run_stage``) prints such an error, or an ``OSError``, as one line without a traceback;
+anything else is a bug and keeps its traceback, with a line asking to report it. Standard library only.
 """
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "RESIZE_RATIO", "resize_size", "resize_shorter", "center_crop", "normalize",
-           "Preprocess", "prepare_video", "chunk_video", "output_frames"]
+__all__ = ["CLIP_MEAN", "CLIP_STD", "RESIZE_RATIO", "resize_size", "resize_axis", "resize_shorter", "center_crop",
+           "normalize", "Preprocess", "prepare_video", "pad_chunk", "chunk_video", "output_frames"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -50,14 +50,16 @@ def check_frames(frames) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _aa_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Source indices ``[out, K]`` and weights ``[out, K]`` of the antialiased bilinear (triangle) filter.
+def _bilinear_taps(in_size: int, out_size: int, antialias: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Source indices ``[out, K]`` and weights ``[out, K]`` of the bilinear (triangle) filter.
 
     The filter of PIL's ``ImagingResample`` and of torch's ``antialias=True``: centre ``(i + 0.5) * scale``,
-    support ``max(scale, 1)``, weights ``max(0, 1 - |x| / max(scale, 1))`` normalised to sum 1.
+    support ``max(scale, 1)``, weights ``max(0, 1 - |x| / max(scale, 1))`` normalised to sum 1. Upscaling is
+    plain bilinear with the border pixels replicated; ``antialias=False`` keeps the support at 1 when shrinking
+    (torch's ``antialias=False``).
     """
     scale = in_size / out_size
-    support = max(scale, 1.0)
+    support = max(scale, 1.0) if antialias else 1.0
     centers = (np.arange(out_size, dtype=np.float64) + 0.5) * scale
     xmin = np.maximum(np.trunc(centers - support + 0.5).astype(np.int64), 0)
     xmax = np.minimum(np.trunc(centers + support + 0.5).astype(np.int64), in_size)
@@ -70,12 +72,12 @@ def _aa_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(idx, in_size - 1), w.astype(np.float32)
 
 
-def _resize_axis(x: np.ndarray, axis: int, out_size: int) -> np.ndarray:
-    """Antialiased bilinear resize of float32 ``x`` along ``axis``."""
+def resize_axis(x: np.ndarray, axis: int, out_size: int, antialias: bool = True) -> np.ndarray:
+    """Bilinear resize of float32 ``x`` along ``axis`` (antialiased when shrinking, as PIL and torch)."""
     in_size = x.shape[axis]
     if in_size == out_size:
         return x
-    idx, w = _aa_taps(in_size, out_size)
+    idx, w = _bilinear_taps(in_size, out_size, antialias)
     if idx.shape[1] > 8:  # strong downscale: one dense matrix product is cheaper than many gathers
         m = np.zeros((out_size, in_size), np.float32)
         np.add.at(m, (np.repeat(np.arange(out_size), idx.shape[1]), idx.reshape(-1)), w.reshape(-1))
@@ -99,7 +101,7 @@ def resize_shorter(frames, size: int) -> np.ndarray:
     out = []
     for i in range(0, len(frames), 16):  # bounds memory for long videos
         x = frames[i:i + 16].astype(np.float32)
-        x = _resize_axis(_resize_axis(x, 2, nw), 1, nh)
+        x = resize_axis(resize_axis(x, 2, nw), 1, nh)
         out.append(np.clip(np.rint(x), 0, 255).astype(np.uint8))
     return np.concatenate(out)
 
@@ -198,15 +200,24 @@ def prepare_video(frames, spec: Preprocess) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
+def pad_chunk(frames: np.ndarray, chunk_frames: int) -> np.ndarray:
+    """``[n, 3, S, S]`` (``n <= chunk_frames``) zero-padded at the end to ``[chunk_frames, 3, S, S]`` (in normalised
+    pixel space), as the torch model pads a whole video: the last chunk of a stream."""
+    n = len(frames)
+    if n > chunk_frames:
+        raise ValueError(f"{n} frames do not fit a chunk of {chunk_frames}")
+    if n == chunk_frames:
+        return frames
+    return np.concatenate([frames, np.zeros((chunk_frames - n, *frames.shape[1:]), frames.dtype)])
+
+
 def chunk_video(video: np.ndarray, chunk_frames: int) -> list[np.ndarray]:
-    """``[T, 3, S, S]`` -> list of ``[1, C, 3, S, S]`` chunks; the last one is zero-padded."""
+    """``[T, 3, S, S]`` -> list of ``[1, C, 3, S, S]`` chunks; the last one is zero-padded (:func:`pad_chunk`)."""
     t = len(video)
     if t == 0:
         raise ValueError("empty video (0 frames)")
     n = math.ceil(t / chunk_frames)
-    if n * chunk_frames != t:
-        video = np.concatenate([video, np.zeros((n * chunk_frames - t, *video.shape[1:]), video.dtype)])
-    return [video[i * chunk_frames:(i + 1) * chunk_frames][None] for i in range(n)]
+    return [pad_chunk(video[i * chunk_frames:(i + 1) * chunk_frames], chunk_frames)[None] for i in range(n)]
 
 
 def output_frames(num_frames: int, output_stride: int) -> int:

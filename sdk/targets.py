@@ -1,21 +1,23 @@
 """The one table of conversion targets (the bottom layer: standard library only).
 
 Each row says everything the rest of the SDK needs to know about a target, so nothing else branches on a
-target's name: the exporter that writes it (``slsdk.convert``), the backend that runs it (``slsdk.runtime``),
-its int8 recipe family (``slsdk.quantize``), the extra files its bundle carries (``slsdk.bundle``) and, where
-it cannot run on this machine, why. ``slsdk convert --target``, ``slsdk bench``, the bundle validator, the
-README table and the tests all read ``TARGETS``. A new target is a new row plus its exporter function.
+target's name: its toolchain provider (``slsdk.toolchains``: the backend that runs the file, the inspector that
+reads it, the int8 recipes), the exporter that writes it (a function in the provider's folder), its int8 recipe
+family, the extra files its bundle carries and, where it cannot run on this machine, why. ``slsdk convert
+--target``, ``slsdk bench``, the bundle validator, the README table and the tests all read ``TARGETS``. A new
+target is a row (:func:`register_target` at run time) plus, for a new toolchain, its provider folder.
 """
 from __future__ import annotations
 
 import difflib
-import importlib
 import importlib.util
 import platform
 from dataclasses import dataclass, field
 
+from slsdk.toolchains import get_provider, resolve
+
 __all__ = ["Target", "TARGETS", "PRECISIONS", "get_target", "check_precision", "target_names",
-           "missing_modules", "targets_markdown", "resolve"]
+           "missing_modules", "targets_markdown", "resolve", "register_target"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -25,8 +27,8 @@ class Target:
     name: str                    # what a user types: `slsdk convert --target NAME`
     suffix: str                  # model file suffix inside the bundle
     description: str
-    exporter: str                # "module:function" that writes the model file(s) (see slsdk.convert.export)
-    backend: str                 # slsdk.runtime backend that runs the file: onnxruntime | executorch | coreml
+    exporter: str                # "module:function" in the provider's folder that writes the model file(s)
+    toolchain: str               # the slsdk.toolchains provider: its backend runs the file, its inspector reads it
     precisions: tuple            # allowed precisions
     default_precision: str
     delegate: str                # backend / execution provider on device
@@ -39,6 +41,7 @@ class Target:
     offline: bool = True         # takes the whole-video (teacher) model too
     offline_fixed_frames: bool = False  # whole-video export takes one fixed frame count (an unrolled BiLSTM)
     fidelity_writer: str = ""    # "module:function" that also writes the fidelity into the model file itself
+    web: bool = False            # ONNX Runtime Web runs the file in a browser (the web demo serves it)
     notes: str = ""
     extra_files: tuple = field(default_factory=tuple)  # other files the bundle carries
 
@@ -48,36 +51,39 @@ class Target:
         return not self.platforms or platform.system() in self.platforms
 
     @property
-    def not_run_reason(self) -> str | None:
-        """Why the file is not run here (None when it is)."""
-        return None if self.can_run_here else self.not_here
+    def backend(self) -> str:
+        """The name of the backend that runs the file (the provider's)."""
+        return get_provider(self.toolchain).backend_name
 
     @property
     def checked_here_with(self) -> str:
+        """The backend that checks the file on this machine (structurally, where it cannot run here)."""
         return self.backend if self.can_run_here else f"{self.backend} (structural validation)"
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target(
         name="onnx", suffix=".onnx", description="ONNX model (opset 17+), manifest also in metadata_props",
-        exporter="slsdk.convert.export:export_onnx_target", backend="onnxruntime",
+        exporter="slsdk.toolchains.onnx.export:export_onnx_target", toolchain="onnx",
         precisions=("fp32", "int8"), default_precision="fp32",
         delegate="ONNX Runtime CPU EP (XNNPACK / NNAPI / CoreML EPs on phones)",
         min_os="any ONNX Runtime 1.17+", modules=("onnx", "onnxruntime"),
         int8_family="onnx", int8_recipe="onnx-int8-static",
-        fidelity_writer="slsdk.convert.export:write_onnx_fidelity",
+        fidelity_writer="slsdk.toolchains.onnx.export:write_onnx_fidelity",
+        web=True,
         notes="int8: QDQ per-channel static, or dynamic (onnx-int8-dynamic)"),
     Target(
         name="ort", suffix=".ort", description="ONNX Runtime Mobile (ORT format) + required-operators config",
-        exporter="slsdk.convert.export:export_ort_target", backend="onnxruntime",
+        exporter="slsdk.toolchains.onnx.export:export_ort_target", toolchain="onnx",
         precisions=("fp32", "int8"), default_precision="fp32",
         delegate="ONNX Runtime Mobile (reduced build: --include_ops_by_config)",
         min_os="Android 7+ / iOS 13+ (onnxruntime-mobile)", modules=("onnx", "onnxruntime"),
         int8_family="onnx", int8_recipe="onnx-int8-static", extra_files=("required_operators.config",),
+        web=True,
         notes="optimised for ARM (Fixed; no NCHWc layout, which would bind the file to the host's vector width): the file phones run, and any x86 CPU"),
     Target(
         name="executorch", suffix=".pte", description="ExecuTorch program, XNNPACK delegate",
-        exporter="slsdk.convert.export:export_executorch_target", backend="executorch",
+        exporter="slsdk.toolchains.executorch.export:export_executorch_target", toolchain="executorch",
         precisions=("fp32", "int8"), default_precision="fp32",
         delegate="XNNPACK", min_os="Android 9+ / iOS 15+ (ExecuTorch runtime)",
         modules=("executorch", "torchao"), int8_family="pt2e-xnnpack", int8_recipe="xnnpack-int8-static",
@@ -85,7 +91,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
         notes="int8: PT2E XNNPACKQuantizer per-channel static or dynamic activations"),
     Target(
         name="executorch-coreml", suffix=".pte", description="ExecuTorch program, Core ML delegate",
-        exporter="slsdk.convert.export:export_executorch_coreml_target", backend="executorch",
+        exporter="slsdk.toolchains.executorch.export:export_executorch_coreml_target",
+        toolchain="executorch",
         precisions=("fp32", "fp16"), default_precision="fp16",
         delegate="Core ML (ANE / GPU / CPU)", min_os="iOS 17+ / macOS 14+",
         modules=("executorch", "coremltools"), platforms=("Darwin",), offline=False,
@@ -94,7 +101,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
         notes="the Linux ExecuTorch runtime has no CoreMLBackend: program and delegate blobs are validated"),
     Target(
         name="coreml", suffix=".mlpackage", description="Core ML ML Program (.mlpackage)",
-        exporter="slsdk.convert.export:export_coreml_target", backend="coreml",
+        exporter="slsdk.toolchains.coreml.export:export_coreml_target", toolchain="coreml",
         precisions=("fp32", "fp16", "int8"), default_precision="fp16",
         delegate="Core ML (ANE / GPU / CPU)", min_os="iOS 17+ / macOS 14+",
         modules=("coremltools",), int8_family="coreml", int8_recipe="coreml-int8-weights",
@@ -107,6 +114,16 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 
 def target_names() -> list[str]:
     return list(TARGETS)
+
+
+def register_target(target: Target) -> Target:
+    """Add a row at run time (its provider must be registered: ``slsdk.toolchains.register_provider``)."""
+    get_provider(target.toolchain)
+    have = TARGETS.get(target.name)
+    if have is not None and have != target:
+        raise ValueError(f"target {target.name!r} is already in the table")
+    TARGETS[target.name] = target
+    return target
 
 
 def _did_you_mean(word: str, choices) -> str:
@@ -139,12 +156,6 @@ def check_precision(target: str | Target, precision: str) -> str:
 def missing_modules(target: str | Target) -> list[str]:
     """Python modules the target's conversion needs that are not installed."""
     return [m for m in get_target(target).modules if importlib.util.find_spec(m) is None]
-
-
-def resolve(ref: str):
-    """The object a ``"module:attribute"`` reference in the table names (imported on use)."""
-    module, _, attr = ref.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def targets_markdown() -> str:

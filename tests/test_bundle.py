@@ -23,7 +23,7 @@ from slsdk.bundle import (
     write_bundle,
     zip_bundle,
 )
-from slsdk.convert.targets import TARGETS, check_precision, get_target, targets_markdown
+from slsdk.targets import TARGETS, check_precision, get_target, targets_markdown
 
 VOCAB = ["<blank>", "HELLO", "WORLD"]
 

@@ -31,7 +31,8 @@ def _cfg(**kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    from slsdk.data import generate_synthetic, read_folder
+    from slsdk.data import read_folder
+    from slsdk.data.synthetic import generate_synthetic
 
     root = generate_synthetic(tmp_path_factory.mktemp("kill") / "data", seed=0, num_glosses=4, num_signers=2,
                               num_test_si_signers=1, sentences_per_signer=3, num_train_sentences=4,
@@ -156,7 +157,7 @@ def test_stale_temp_files_of_a_killed_run_are_removed(splits, tmp_path):
 def test_overwrite_replaces_only_a_run_of_the_same_kind(tmp_path):
     from slsdk.fileio import OutputExistsError
     from slsdk.train.checkpoint import save_checkpoint
-    from slsdk.train.trainer import _check_run_folder
+    from slsdk.train.run_folder import check_run_folder as _check_run_folder
 
     run = tmp_path / "teacher"
     for n in ("last.pt", "best.pt"):

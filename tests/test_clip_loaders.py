@@ -45,7 +45,8 @@ from safetensors.torch import save_file  # noqa: E402
 
 from slsdk.models import load_clip_visual  # noqa: E402
 from slsdk.models.clip import CLIPVisionConfig, VisionTransformer, interpolate_pos_embed, list_models  # noqa: E402
-from slsdk.models.clip_loaders import FORMATS, CheckpointError, detect_format  # noqa: E402
+from slsdk.models.clip_files import FORMATS, detect_format  # noqa: E402
+from slsdk.models.errors import CheckpointError  # noqa: E402
 
 TOL = 1e-5
 TEXT_CFG = dict(context_length=8, vocab_size=100, width=32, heads=2, layers=1)

@@ -15,7 +15,8 @@ from slsdk.bundle import BundleError, load_bundle
 from slsdk.convert import convert
 from slsdk.models.clip import CLIP_MEAN, CLIP_STD
 from slsdk.preprocess import Preprocess, prepare_video
-from slsdk.runtime.backends import BackendError, TorchBackend, open_backend, run_video
+from slsdk.runtime.backends import BackendError, open_backend, run_video
+from slsdk.toolchains.torch.backend import TorchBackend
 from slsdk.models.student import StreamingStudent, StudentConfig
 
 VOCAB = ["<blank>"] + [f"G{i}" for i in range(11)]
@@ -108,8 +109,9 @@ def test_executorch_fp32(student, heldout, tmp_path):
 
 
 def test_truncated_model_files_fail_clearly(student, tmp_path):
-    from slsdk.convert.onnx import export_onnx
-    from slsdk.runtime.backends import ExecuTorchBackend, OnnxRuntimeBackend
+    from slsdk.toolchains.onnx.export import export_onnx
+    from slsdk.toolchains.executorch.backend import ExecuTorchBackend
+    from slsdk.toolchains.onnx.backend import OnnxRuntimeBackend
 
     m = student.export_module()
     names = (student.input_names(), student.output_names())
@@ -142,7 +144,7 @@ def test_coreml_validated(student, tmp_path):
     _check_manifest(b, "coreml", "fp16", out_dtype="float16")
     assert b.model_path.is_dir() and b.model_path.name == "model.mlpackage"
     assert any(n.startswith("model.mlpackage/") and n.endswith("weight.bin") for n in b.manifest.files)
-    from slsdk.convert.coreml import validate_coreml
+    from slsdk.toolchains.coreml.export import validate_coreml
 
     v = validate_coreml(b.model_path, inputs={"frames": [1, 8, 3, 32, 32], "conv1_cache": [1, 32, 4],
                                               "conv2_cache": [1, 32, 4], "h": [1, 32], "c": [1, 32]})
@@ -175,7 +177,7 @@ def test_executorch_coreml_validated(student, tmp_path):
     assert v["delegates"] == ["CoreMLBackend"] and v["delegate_blob_bytes"] > 1000
     assert v["num_inputs"] == 5 and v["num_outputs"] == 5
     if platform.system() != "Darwin":
-        from slsdk.runtime.backends import ExecuTorchBackend
+        from slsdk.toolchains.executorch.backend import ExecuTorchBackend
 
         assert "CoreMLBackend" in b.manifest.fidelity["reason"]
         with pytest.raises(BackendError, match="no CoreMLBackend"):

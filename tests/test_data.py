@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from slsdk.data import (CLIP_MEAN, CLIP_STD, AnnotationError, Sample, VideoDataset, VideoError, VideoTransform,
-                        Vocabulary, VocabularyError, check_lengths, collate, conv_output_length,
-                        ctc_required_length, iter_video, min_input_length, read_csl_daily, read_folder,
-                        read_isharah, read_phoenix2014, read_phoenix2014t, read_video, resize_shorter,
-                        video_info, write_folder_annotations, write_frames, write_video)
+from slsdk.data import (AnnotationError, Sample, VideoError, Vocabulary, VocabularyError, iter_video, read_csl_daily,
+                        read_folder, read_isharah, read_phoenix2014, read_phoenix2014t, read_video, video_info,
+                        write_folder_annotations, write_frames, write_video)
+from slsdk.data.dataset import (VideoDataset, check_lengths, collate, conv_output_length, ctc_required_length,
+                                min_input_length)
+from slsdk.data.transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
 
 
 def _clip(t=8, h=32, w=48, seed=0):

@@ -40,7 +40,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, freeze_bn: bo
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from slsdk.data import generate_synthetic
+    from slsdk.data.synthetic import generate_synthetic
 
     return generate_synthetic(tmp_path_factory.mktemp("ddp") / "data", seed=1, num_glosses=4, num_signers=3,
                               num_test_si_signers=1, sentences_per_signer=4, num_train_sentences=6,

@@ -84,6 +84,12 @@ def test_readme_demo_command_in_a_fresh_folder(tmp_path):
         man = json.loads((b / "manifest.json").read_text())
         targets_written.add(man["target"])
     assert targets_written == set(TARGETS)   # one bundle (at least) per target
+    # every bundle the demo wrote validates against the manifest's JSON Schema (`slsdk bundle schema PATH...`)
+    bundles = sorted(str(b.relative_to(tmp_path)) for b in (demo / "bundles").iterdir())
+    check = subprocess.run([*argv[:1 if exe else 3], "bundle", "schema", *bundles],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.count(": valid") == len(bundles), check.stdout
     assert results["streamed"] is not None
     assert (demo / "teacher" / "curves.png").is_file()
     # the same command again in the same folder: the demo replaces what it wrote, and only that

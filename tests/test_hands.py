@@ -19,20 +19,12 @@ from slsdk import fileio
 
 pytest.importorskip("mediapipe")
 
-from slsdk.runtime.hands import (  # noqa: E402
-    CropConfig,
-    CropFn,
-    HandCropper,
-    HandDetector,
-    HandModelNotFound,
-    InvalidHandModel,
-    center_box,
-    draw_overlay,
-    hands_box_params,
-    resize_square,
-    resolve_hand_model,
-    save_overlay_png,
-)
+from slsdk.runtime.crop import CropConfig  # noqa: E402
+from slsdk.runtime.geometry import box_iou, center_box, hands_box_params, resize_square, square_box  # noqa: E402
+from slsdk.runtime.hand_model import HandModelNotFound, InvalidHandModel, resolve_hand_model  # noqa: E402
+from slsdk.runtime.hand_tracker import CropFn, HandCropper  # noqa: E402
+from slsdk.runtime.landmarker import HandDetector  # noqa: E402
+from slsdk.runtime.overlay import draw_overlay, save_overlay_png  # noqa: E402
 from slsdk.runtime.sources import BackgroundReader, CameraError, CameraSource, FrameDropper, VideoFileSource  # noqa: E402
 
 CLIP = "data/hands/webcam_gestures.mp4"
@@ -120,19 +112,17 @@ def test_photos_hands_found(photo_hands):
 
 
 def test_photo_crops_contain_the_hands(photo_hands):
-    from slsdk.data.video import _read_image
+    from slsdk.data.video import read_image
 
     cfg = CropConfig()
     checked = 0
     for p, hands in photo_hands.items():
         if not hands:
             continue
-        img = _read_image(p)
+        img = read_image(p)
         h, w = img.shape[:2]
         cx, cy, side = hands_box_params(hands, w, h, cfg)
-        from slsdk.runtime.hands import _square_box
-
-        x0, y0, x1, y1 = _square_box(cx, cy, side, w, h)
+        x0, y0, x1, y1 = square_box(cx, cy, side, w, h)
         assert x1 - x0 == y1 - y0 and 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
         assert x1 - x0 >= int(cfg.min_size * min(w, h))
         for hand in hands:
@@ -284,8 +274,6 @@ def _boxes(frames, model_path, **cfg):
 
 def test_detect_every_search_policy_keeps_every_frame_boxes(model_path, shared_file):
     """The default (detect_every=2, "search"): fewer landmarker calls, crop boxes IoU >= 0.9 vs every frame."""
-    from slsdk.runtime.hands import box_iou
-
     frames = _runtime_frames(shared_file(CLIP))
     ref, ref_stats = _boxes(frames, model_path, detect_every=1)
     got, stats = _boxes(frames, model_path)
@@ -307,23 +295,28 @@ def test_detect_every_search_policy_keeps_every_frame_boxes(model_path, shared_f
 
 
 def test_box_iou():
-    from slsdk.runtime.hands import box_iou
-
     assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
     assert box_iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
 
 
-def test_split_modules_keep_the_hands_names():
-    import slsdk.runtime.crop as crop
-    import slsdk.runtime.hand_model as hand_model
-    import slsdk.runtime.hands as hands
-    import slsdk.runtime.landmarker as landmarker
-    import slsdk.runtime.overlay as overlay
+def test_hand_modules_one_job_each_without_a_shim():
+    """Each public hand name is defined in exactly one module (no re-export shim, no private names across)."""
+    import importlib
 
-    for mod in (crop, hand_model, landmarker, overlay):
+    mods = ["crop", "geometry", "hand_model", "hand_tracker", "landmarker", "overlay"]
+    owner: dict[str, str] = {}
+    for m in mods:
+        mod = importlib.import_module(f"slsdk.runtime.{m}")
         for name in mod.__all__:
-            assert getattr(hands, name) is getattr(mod, name), name
+            assert not name.startswith("_") and name not in owner, (m, name, owner.get(name))
+            owner[name] = m
+            obj = getattr(mod, name)
+            defined_in = getattr(obj, "__module__", None) if callable(obj) else None
+            if defined_in and defined_in.startswith("slsdk.runtime."):  # not re-exported from another runtime module
+                assert defined_in == f"slsdk.runtime.{m}", (m, name, defined_in)
+    with pytest.raises(ImportError):
+        importlib.import_module("slsdk.runtime.hands")
 
 
 def test_crop_config_roundtrip_and_validation():
@@ -344,9 +337,9 @@ def test_crop_config_roundtrip_and_validation():
 
 
 def test_include_face_extends_upwards(detector, shared_file):
-    from slsdk.data.video import _read_image
+    from slsdk.data.video import read_image
 
-    img = _read_image(shared_file("data/hands/generated_signer.png"))
+    img = read_image(shared_file("data/hands/generated_signer.png"))
     hands = detector.detect(img)
     h, w = img.shape[:2]
     cfg = CropConfig(min_size=0.0, margin=1.0)
@@ -559,7 +552,8 @@ def test_a_cropper_in_a_reference_cycle_is_collected_without_hanging(model_path)
         import concurrent.futures.thread as cft, gc
         import numpy as np
         import slsdk.runtime.landmarker as L
-        from slsdk.runtime.hands import HandCropper, HandDetector
+        from slsdk.runtime.hand_tracker import HandCropper
+        from slsdk.runtime.landmarker import HandDetector
         L._mediapipe()  # imported first: MediaPipe's import keeps the importing frames (and what they hold) alive
         M = {str(model_path)!r}
         frame = np.zeros((64, 64, 3), np.uint8)

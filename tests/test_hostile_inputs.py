@@ -520,7 +520,7 @@ def test_manifest_crop_schema_is_the_crop_config():
     every CropConfig the runtime makes passes it."""
     from dataclasses import fields
 
-    from slsdk.bundle import CROP_FIELDS, _crop_problem
+    from slsdk.bundle.checks import CROP_RULES as CROP_FIELDS, crop_problem as _crop_problem
     from slsdk.runtime.crop import CropConfig
 
     assert set(CROP_FIELDS) == {f.name for f in fields(CropConfig)}

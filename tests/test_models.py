@@ -231,7 +231,7 @@ def test_recognizer_forward_and_log_probs():
 
 
 def test_recognizer_loads_backbone_weights(monkeypatch):
-    import slsdk.models as models
+    import slsdk.models.recognizer as recognizer_module
 
     src = _vit(7)
     calls = []
@@ -240,7 +240,7 @@ def test_recognizer_loads_backbone_weights(monkeypatch):
         calls.append((path, config))
         return src
 
-    monkeypatch.setattr(models, "load_clip_visual", fake_loader)
+    monkeypatch.setattr(recognizer_module, "load_clip_visual", fake_loader)
     rec = CSLRRecognizer(RecognizerConfig(backbone=TINY, backbone_weights="clip.pt", hidden=16, num_classes=5))
     assert calls == [("clip.pt", get_config(TINY))]
     assert rec.frame_encoder.backbone is src

@@ -374,7 +374,7 @@ def phone_variants(shared_file, tmp_path_factory):
 
 
 def test_phone_variants_give_the_same_glosses_and_hands(hands_bundle, phone_variants, shared_file):
-    from slsdk.runtime.api import Recognizer, recognize_video
+    from slsdk.runtime import Recognizer, recognize_video
 
     rec = Recognizer(hands_bundle, hand_model=shared_file("models/hand_landmarker.task"))
     got = {k: recognize_video(hands_bundle, p, recognizer=rec) for k, p in phone_variants.items()}

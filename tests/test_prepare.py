@@ -109,9 +109,11 @@ def test_workers_give_the_same_cache(hands_data, hand_model, tmp_path):
 
 def test_cached_hand_crops_equal_the_crop_fn_on_the_videos(hands_data, hand_model, tmp_path):
     """The same function and parameters as the runtime: the cache holds exactly what CropFn makes of the video."""
-    from slsdk.data import VideoDataset, read_folder
+    from slsdk.data import read_folder
+    from slsdk.data.dataset import VideoDataset
     from slsdk.data.prepare import PrepareConfig, prepare_dataset
-    from slsdk.runtime.hands import CropConfig, make_crop_fn
+    from slsdk.runtime.crop import CropConfig
+    from slsdk.runtime.hand_tracker import make_crop_fn
 
     res = prepare_dataset(hands_data, tmp_path / "c", PrepareConfig(crop="hands", size=SIZE, hand_model=str(hand_model)),
                           progress=False)
@@ -128,7 +130,7 @@ def test_cached_hand_crops_equal_the_crop_fn_on_the_videos(hands_data, hand_mode
 
 def _first_epoch_losses(ds, vocab):
     """One epoch of real training steps (tiny teacher, AdamW, fixed order): the loss of every step."""
-    from slsdk.data import collate
+    from slsdk.data.dataset import collate
     from slsdk.models.recognizer import CSLRRecognizer
     from slsdk.train import TrainConfig, teacher_config
     from slsdk.train.trainer import TeacherObjective, build_optimizer, seed_everything
@@ -151,9 +153,11 @@ def _first_epoch_losses(ds, vocab):
 
 
 def test_first_epoch_loss_from_the_hands_cache_equals_training_from_the_videos(hands_data, hand_model, tmp_path):
-    from slsdk.data import VideoDataset, read_folder
+    from slsdk.data import read_folder
+    from slsdk.data.dataset import VideoDataset
     from slsdk.data.prepare import PrepareConfig, prepare_dataset
-    from slsdk.runtime.hands import CropConfig, make_crop_fn
+    from slsdk.runtime.crop import CropConfig
+    from slsdk.runtime.hand_tracker import make_crop_fn
 
     prepare_dataset(hands_data, tmp_path / "c", PrepareConfig(crop="hands", size=SIZE, hand_model=str(hand_model)),
                     progress=False)
@@ -169,7 +173,7 @@ def test_first_epoch_loss_from_the_hands_cache_equals_training_from_the_videos(h
 
 def test_train_from_a_full_frame_cache_matches_training_from_the_videos(tmp_path):
     """The real trainer, both ways: the same first-epoch loss; the checkpoint records the preparation."""
-    from slsdk.data import generate_synthetic
+    from slsdk.data.synthetic import generate_synthetic
     from slsdk.data.prepare import PrepareConfig, prepare_dataset
     from slsdk.train import TrainConfig, load_checkpoint, teacher_config, train
 
@@ -209,7 +213,7 @@ def test_the_bundle_carries_the_preparation_and_serving_warns_on_skew(tiny_stude
 
     from slsdk.convert import convert
     from slsdk.data.prepare import PrepareConfig
-    from slsdk.runtime.api import Recognizer, TrainServeSkewWarning
+    from slsdk.runtime.recognizer import Recognizer, TrainServeSkewWarning
     from slsdk.runtime.crop import CropConfig
 
     monkeypatch.setenv("SLSDK_HAND_MODEL", str(hand_model))

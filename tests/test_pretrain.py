@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from slsdk.data import generate_synthetic, make_signer, render_sentence
+from slsdk.data.synthetic import generate_synthetic, make_signer, render_sentence
 from slsdk.data.synthetic import POSE_SHAPES
 from slsdk.models import load_clip_visual
 from slsdk.models.clip import CLIPVisionConfig, VisionTransformer

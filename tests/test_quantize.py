@@ -119,7 +119,7 @@ def test_onnx_int8_static(student, calib, heldout, tmp_path):
     # the classifier: int8 weights per output channel -> Cast -> Mul(scale) -> float MatMul/Gemm (float logits)
     from onnx import numpy_helper
 
-    from slsdk.quantize.recipes import classifier_nodes
+    from slsdk.toolchains.onnx.int8 import classifier_nodes
 
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
@@ -163,7 +163,8 @@ def test_onnx_int8_takes_onnxruntimes_x86_saturation_guard(student, calib, heldo
 
     import onnxruntime as ort
 
-    from slsdk.runtime.backends import X64_QUANT_PRECISION, OnnxRuntimeBackend, _io_names, u8s8_saturates
+    from slsdk.runtime.backends import _io_names
+    from slsdk.toolchains.onnx.backend import X64_QUANT_PRECISION, OnnxRuntimeBackend, u8s8_saturates
 
     if platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("session.x64quantprecision is an x86 option")

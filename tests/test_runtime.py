@@ -52,7 +52,7 @@ def _offline_tokens(student, rec, path):
 
 @pytest.mark.parametrize("batch_frames", [1, 3, 8, 13, 100])
 def test_streaming_runtime_equals_offline(student, onnx_bundle, video, batch_frames):
-    from slsdk.runtime.api import Recognizer, recognize_video
+    from slsdk.runtime import Recognizer, recognize_video
 
     rec = Recognizer(onnx_bundle.root)
     expected, lp = _offline_tokens(student, rec, video)
@@ -77,7 +77,7 @@ def test_torch_backend_from_checkpoint_equals_bundle(student, onnx_bundle, video
 
 
 def test_backend_mismatch_is_a_clear_error(onnx_bundle):
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
     from slsdk.runtime.backends import BackendError
 
     with pytest.raises(BackendError, match="cannot run on the 'executorch' backend"):
@@ -86,7 +86,7 @@ def test_backend_mismatch_is_a_clear_error(onnx_bundle):
 
 def test_stream_api_endpoint_and_reset(onnx_bundle, video):
     from slsdk.data.video import read_video
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
     s = rec.create_stream()
@@ -134,7 +134,7 @@ def test_cli_run_json_lines(onnx_bundle, video, capsys):
 
 def test_hand_crop_runtime_on_frames_without_hands(onnx_bundle, shared_dir):
     """crop=hands on frames with no hands: centred fallback crops, no crash, zero hands counted."""
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     model = Path(shared_dir) / "models" / "hand_landmarker.task"
     rec = Recognizer(onnx_bundle.root, crop="hands", hand_model=model)
@@ -201,7 +201,7 @@ def videos_25_30(tmp_path_factory):
 
 
 def _recognize_capturing_inputs(bundle_root, video, **kw):
-    from slsdk.runtime.api import Recognizer, recognize_video
+    from slsdk.runtime import Recognizer, recognize_video
 
     rec = Recognizer(bundle_root)
     seen, run = [], rec.backend.run
@@ -256,7 +256,7 @@ def test_cli_run_reports_the_resampling(onnx_bundle, videos_25_30, capsys):
 
 
 def test_timed_and_untimed_frames_do_not_mix(onnx_bundle):
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
     s = rec.create_stream()
@@ -277,7 +277,7 @@ def test_runtime_preprocesses_with_the_manifest_resize(onnx_bundle, tmp_path):
 
     from slsdk.data.transforms import VideoTransform
     from slsdk.preprocess import Preprocess
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     m = onnx_bundle.manifest
     assert m.input["resize_shorter"] == 37 and m.input["crop"] == "center"  # round(32 * 256 / 224)
@@ -315,7 +315,7 @@ def test_real_webcam_clip_is_resampled(onnx_bundle, shared_file):
 
 
 def test_camera_stream_skips_a_stall_a_file_keeps_its_clock(onnx_bundle):
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
     from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraSource, VideoFileSource
 
     assert CameraSource.live and not VideoFileSource.live  # what slsdk run / webcam.py pass as max_gap
@@ -340,7 +340,7 @@ def test_long_stream_memory_is_bounded(onnx_bundle, video):
     import tracemalloc
 
     from slsdk.data.video import read_video
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
     s = rec.create_stream()
@@ -377,7 +377,7 @@ def test_read_ahead_gives_the_same_recognition_and_passes_errors_on(onnx_bundle,
     """Decoding on a reader thread (``read_ahead``) changes the timing only: same glosses, crops and frames on the
     real webcam clip with hand cropping; a source that fails mid-stream fails the loop with its own error."""
     from slsdk.data.video import VideoError
-    from slsdk.runtime.api import Recognizer, recognize_video
+    from slsdk.runtime import Recognizer, recognize_video
 
     shared = Path(shared_dir)
     clip = shared / "data" / "hands" / "webcam_gestures.mp4"

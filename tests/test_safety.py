@@ -350,7 +350,8 @@ class _EvilCLIP(torch.nn.Module):
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning", "ignore::DeprecationWarning")
 def test_openai_torchscript_archive_is_read_as_data_never_run(tmp_path):
     from slsdk.models.clip import VisionTransformer, get_config
-    from slsdk.models.clip_loaders import detect_format, load_clip_visual
+    from slsdk.models.clip_files import detect_format
+    from slsdk.models.clip_loaders import load_clip_visual
 
     torch.manual_seed(0)
     tower = VisionTransformer(get_config("ViT-T/16-test")).eval()
@@ -375,7 +376,8 @@ def test_openai_torchscript_archive_is_read_as_data_never_run(tmp_path):
 def test_torchscript_archive_with_foreign_globals_is_refused(tmp_path):
     import pickle
 
-    from slsdk.models.clip_loaders import CheckpointError, load_clip_visual
+    from slsdk.models.clip_loaders import load_clip_visual
+    from slsdk.models.errors import CheckpointError
 
     class Boom:
         def __reduce__(self):

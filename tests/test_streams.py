@@ -76,7 +76,7 @@ def _count_calls(rec):
 
 def test_exported_students_take_batch_one(onnx_bundle):
     """The ONNX student slsdk writes has fixed batch-1 inputs (so decode_streams loops); torch takes any batch."""
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
     assert [i.shape[0] for i in rec.backend.session.get_inputs()] == [1] * 5
@@ -84,7 +84,7 @@ def test_exported_students_take_batch_one(onnx_bundle):
 
 
 def test_decode_streams_loops_on_a_fixed_batch_file(onnx_bundle, clips):
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
     want = [_alone(rec, c) for c in clips]
@@ -98,7 +98,7 @@ def test_decode_streams_loops_on_a_fixed_batch_file(onnx_bundle, clips):
 def test_decode_streams_batches_on_the_torch_backend(checkpoint, clips):
     """One call per round for all ready streams, stacked along batch with their states; each stream gets what
     it gets alone."""
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(checkpoint, backend="torch")
     assert rec.backend.batch_inputs is True
@@ -116,7 +116,7 @@ def test_decode_streams_batches_on_the_torch_backend(checkpoint, clips):
 
 
 def test_decode_streams_refuses_a_stream_twice(onnx_bundle):
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
     s = rec.create_stream()
@@ -126,7 +126,7 @@ def test_decode_streams_refuses_a_stream_twice(onnx_bundle):
 
 def test_one_recognizer_shared_by_threads(onnx_bundle, clips):
     """Each thread owns its stream; the shared recognizer gives every stream what it gets alone."""
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
     want = [_alone(rec, c).to_dict() for c in clips] * 2

@@ -185,7 +185,7 @@ def test_distill_cli_takes_the_student(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from slsdk.cli import app
-    from slsdk.data import generate_synthetic
+    from slsdk.data.synthetic import generate_synthetic
     from slsdk.models.factory import load_model
     from slsdk.train import TrainConfig, teacher_config, train
 
@@ -400,7 +400,8 @@ def test_xnnpack_int8_keeps_activations_int8_between_convolutions(lite_student):
 _SERVE_UNDER_QEMU = r"""
 import sys, numpy as np
 from slsdk.bundle import load_bundle
-from slsdk.runtime.backends import open_backend, run_video, u8s8_saturates
+from slsdk.runtime.backends import open_backend, run_video
+from slsdk.toolchains.onnx.backend import u8s8_saturates
 import onnxruntime as ort, onnx
 from onnx import helper as h, TensorProto as T
 # the kernels saturate here: 64 products 255 x 127 in int16 pairs -> 32 x 32767, not 2,072,640
@@ -434,7 +435,8 @@ def test_lite0_int8_onnx_is_exact_on_x86_without_vnni(lite_student, clips, targe
 
     from slsdk.bundle import load_bundle
     from slsdk.convert import convert
-    from slsdk.runtime.backends import open_backend, run_video, u8s8_saturates
+    from slsdk.runtime.backends import open_backend, run_video
+    from slsdk.toolchains.onnx.backend import u8s8_saturates
 
     qemu = shutil.which("qemu-x86_64")
     if platform.machine() != "x86_64" or not qemu:

@@ -6,8 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from slsdk.data import (Vocabulary, check_lengths, generate_synthetic, load_spec, make_lexicon, make_plan,
-                        make_signer, preview, read_folder, read_video, render_sentence, video_info)
+from slsdk.data import Vocabulary, read_folder, read_video, video_info
+from slsdk.data.dataset import check_lengths
+from slsdk.data.synthetic import (generate_synthetic, load_spec, make_lexicon, make_plan, make_signer, preview,
+                                  render_sentence)
 
 SMALL = dict(num_glosses=8, num_signers=4, num_test_si_signers=1, num_train_sentences=14, sentences_per_signer=10,
              dev_per_signer=2, test_si_per_signer=4, num_test_us_sentences=3, test_us_per_sentence=2,
@@ -188,7 +190,9 @@ def test_isharah_plan_splits_and_sizes():
 def test_phone_render_and_the_runtimes_crop_rule():
     """Portrait frames; the renderer's hands are in the frame; the crop is HandCropper's box rule."""
     from slsdk.data.synthetic import PhoneFraming, renderer_crop, render_phone_sentence
-    from slsdk.runtime.hands import CropConfig, Hand, hands_box_params
+    from slsdk.runtime.crop import CropConfig
+    from slsdk.runtime.geometry import hands_box_params
+    from slsdk.runtime.landmarker import Hand
 
     lex = make_lexicon(100)
     framing = PhoneFraming(width=72, height=128, jolt_p=0.5)

@@ -89,7 +89,7 @@ def test_onnx_teacher_dynamic_frames_match_eager(teacher, onnx_bundle):
 
 
 def test_onnx_teacher_metadata_says_offline(onnx_bundle):
-    from slsdk.convert.onnx import read_metadata
+    from slsdk.toolchains.onnx.export import read_metadata
 
     meta = read_metadata(onnx_bundle.model_path)
     assert meta["model_type"] == "slsdk-teacher" and meta["mode"] == "offline"
@@ -100,7 +100,7 @@ def test_onnx_teacher_metadata_says_offline(onnx_bundle):
 
 
 def test_streaming_recognizer_refuses_an_offline_bundle(onnx_bundle):
-    from slsdk.runtime.api import Recognizer
+    from slsdk.runtime.recognizer import Recognizer
     from slsdk.runtime.backends import BackendError
 
     with pytest.raises(BackendError, match=r"offline \(teacher\) bundle has no streaming step"):

@@ -37,7 +37,7 @@ def _tcfg(**kw) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from slsdk.data import generate_synthetic
+    from slsdk.data.synthetic import generate_synthetic
 
     return generate_synthetic(tmp_path_factory.mktemp("train") / "data", seed=0, num_glosses=4, num_signers=3,
                               num_test_si_signers=1, sentences_per_signer=4, num_train_sentences=6,
@@ -68,7 +68,8 @@ def _strip_times(history):
 
 # ------------------------------------------------------------------------------------------------ training
 def test_loss_decreases_on_a_fixed_batch(data):
-    from slsdk.data import Vocabulary, VideoDataset, collate
+    from slsdk.data import Vocabulary
+    from slsdk.data.dataset import VideoDataset, collate
     from slsdk.models.recognizer import CSLRRecognizer
     from slsdk.train.trainer import TeacherObjective, build_optimizer, seed_everything
 
@@ -92,7 +93,8 @@ def test_loss_decreases_on_a_fixed_batch(data):
 
 
 def test_grad_checkpointing_gives_the_same_gradients(data):
-    from slsdk.data import Vocabulary, VideoDataset, collate
+    from slsdk.data import Vocabulary
+    from slsdk.data.dataset import VideoDataset, collate
     from slsdk.models.recognizer import CSLRRecognizer
     from slsdk.train.trainer import TeacherObjective, seed_everything
 
@@ -114,7 +116,7 @@ def test_grad_checkpointing_gives_the_same_gradients(data):
 
 
 def test_lr_schedule_warmup_cosine_and_step():
-    from slsdk.train.trainer import _lr_lambda
+    from slsdk.train.optim import lr_lambda as _lr_lambda
 
     f = _lr_lambda(TrainConfig(epochs=2, warmup_steps=2, schedule="cosine"), steps_per_epoch=5)
     assert [round(f(s), 4) for s in (0, 1)] == [0.5, 1.0]

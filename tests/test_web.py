@@ -79,8 +79,8 @@ def _synthetic_frames() -> np.ndarray:
 def _python_case(bundle: Path, frames: np.ndarray, times: list[float], out: Path, monkeypatch, hand_model=None,
                  logit_tolerance: float = 1e-4) -> dict:
     """Run the Python runtime on these frames and timestamps, recording what the JS must reproduce."""
-    from slsdk.runtime.api import Recognizer
-    from slsdk.runtime.crop import HandCropper
+    from slsdk.runtime.recognizer import Recognizer
+    from slsdk.runtime.hand_tracker import HandCropper
 
     rec = Recognizer(bundle, hand_model=hand_model)
     inputs, logits, detections = [], [], []
@@ -97,7 +97,7 @@ def _python_case(bundle: Path, frames: np.ndarray, times: list[float], out: Path
 
     def recording_detect(self, frame, ts):  # real MediaPipe; the landmarks it found are replayed to the JS box rule
         hands = detect(self, frame, ts)
-        detections.append({"ts": self._last_ts, "hands": [h.landmarks.astype(float).tolist() for h in hands]})
+        detections.append({"ts": self.last_timestamp_ms, "hands": [h.landmarks.astype(float).tolist() for h in hands]})
         return hands
 
     monkeypatch.setattr(HandCropper, "detect", recording_detect)
@@ -232,7 +232,7 @@ def _check_screenshot(shot: Path) -> None:
 @pytest.mark.parametrize("case", ["hands-real-clip", "full-synthetic-webm"])
 def test_page_in_chromium_equals_python(case, node, chromium, bundles, shared_file, tmp_path, monkeypatch):
     from slsdk.data.video import write_video
-    from slsdk.runtime.api import Recognizer, recognize_video
+    from slsdk.runtime import Recognizer, recognize_video
 
     if case == "hands-real-clip":
         bundle, video, hm = bundles["hands"], shared_file(CLIP), shared_file(HAND_MODEL)

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from slsdk.demos.web import WebDemoError, make_server
+
 app = typer.Typer(add_completion=False, help="The slsdk web demo (ONNX Runtime Web + MediaPipe in the browser).")
 
 
@@ -21,7 +23,6 @@ def serve(bundle: Path = typer.Argument(..., help="onnx/ort bundle directory or 
           port: int = typer.Option(8000, "--port", help="port on 127.0.0.1 (0: any free one)"),
           debug: bool = typer.Option(False, "--debug", help="add &debug=1 (per-chunk logits) to the URL")) -> None:
     """Serve the page, the bundle and the files on 127.0.0.1; the first line printed is the test-hook URL."""
-    from slsdk.demos.web import WebDemoError, make_server
 
     try:
         srv = make_server(bundle, video, hand_model, port, extra_query="debug=1" if debug else "")

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from slsdk import fileio
-
-from .readers import Sample
-from .transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
-from .prepare import is_prepared_clip, load_prepared_clip, preparation_of
-from .video import iter_video, read_video, video_info
-from .vocab import Vocabulary
+from slsdk.data.prepare import is_prepared_clip, load_prepared_clip, preparation_of
+from slsdk.data.readers import DatasetError, Sample
+from slsdk.data.transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
+from slsdk.data.video import iter_video, read_video, video_info
+from slsdk.data.vocab import Vocabulary
+from slsdk.runtime.sources import DECODE_MAX_SHORTER
 
 POLICIES = ("pad", "drop", "error")
 
@@ -129,7 +129,7 @@ class VideoDataset(torch.utils.data.Dataset):
             raise ValueError(f"length_policy must be one of {POLICIES}, got {length_policy!r}")
         samples = list(samples)
         if not samples:
-            raise ValueError("VideoDataset: no samples")
+            raise DatasetError("VideoDataset: no samples")
         self.vocab = vocab
         self.labels = [vocab.encode(s.glosses, where=f"sample {s.id!r} ({s.video})") for s in samples]
         self.transform = VideoTransform(image_size, mean, std, train=train, flip=flip,
@@ -154,7 +154,7 @@ class VideoDataset(torch.utils.data.Dataset):
                 listing = ", ".join(f"{i} ({t} < {n} frames)" for i, t, n in short[:20])
                 msg = f"{len(short)} clip(s) are shorter than CTC needs after temporal downsampling: {listing}"
                 if length_policy == "error":
-                    raise ValueError(msg)
+                    raise DatasetError(msg)
                 warnings.warn(msg + "; dropped", stacklevel=2)
                 mem = {k: self._mem[i] for k, i in enumerate(keep_idx) if i in self._mem}
                 samples = [samples[i] for i in keep_idx]
@@ -165,7 +165,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.preparation = preparation_of(samples[0].video)  # None unless the samples come from a prepared cache
         if self.preparation is not None and crop_fn is not None:
             crop = self.preparation.get("crop")
-            raise ValueError(f"{samples[0].video}: the samples come from a prepared cache, already cropped "
+            raise DatasetError(f"{samples[0].video}: the samples come from a prepared cache, already cropped "
                              f"({crop.get('policy') if isinstance(crop, dict) else crop}); pass no crop_fn")
 
     def __len__(self) -> int:
@@ -201,8 +201,6 @@ class VideoDataset(torch.utils.data.Dataset):
             if self.crop_fn is None:
                 arr = read_video(s.video, max_frames=self.max_frames, shorter=self.transform.resize_to)
             elif getattr(self.crop_fn, "accepts_iterable", False):  # the runtime's hand crop: decoded as it decodes
-                from slsdk.runtime.sources import DECODE_MAX_SHORTER
-
                 arr = np.asarray(self.crop_fn(iter_video(s.video, max_frames=self.max_frames,
                                                          max_shorter=DECODE_MAX_SHORTER)))
             else:

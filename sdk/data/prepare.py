@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import re
 from collections.abc import Sequence
@@ -40,11 +41,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from slsdk.errors import SlsdkError
+from slsdk.data.readers import Sample, read_folder, write_folder_annotations
+from slsdk.data.splits import read_split
+from slsdk.data.video import INTERPOLATION, MAX_GAP_S, VideoError, VideoReader
+from slsdk.errors import ConfigError, SlsdkError
 from slsdk.fileio import (WriteError, atomic_write, atomic_write_text, check_output, clean_stale, is_ours, output_lock,
                           reading, remove)
-from slsdk.runtime.crop import preparation_mismatch  # the one train/serve check, shared with serving
+from slsdk.runtime.crop import CropConfig, preparation_mismatch  # the one train/serve check, shared with serving
+from slsdk.runtime.hand_model import resolve_hand_model
+from slsdk.runtime.hand_tracker import HandCropper
+from slsdk.runtime.sources import DECODE_MAX_SHORTER, FrameResampler
 
 __all__ = ["PrepareConfig", "PrepareError", "PrepareResult", "prepare_dataset", "prepare_frames", "read_index",
            "is_prepared_clip", "preparation_of", "load_prepared_clip_header",
@@ -72,18 +81,14 @@ class PrepareConfig:
 
     def __post_init__(self):
         if self.crop not in ("hands", "full"):
-            raise ValueError(f"crop must be 'hands' or 'full', got {self.crop!r}")
+            raise ConfigError(f"crop must be 'hands' or 'full', got {self.crop!r}")
         if int(self.size) < 8:
-            raise ValueError(f"size must be >= 8 pixels, got {self.size}")
+            raise ConfigError(f"size must be >= 8 pixels, got {self.size}")
         if self.fps is not None and not self.fps > 0:
-            raise ValueError(f"fps must be > 0 or None, got {self.fps}")
+            raise ConfigError(f"fps must be > 0 or None, got {self.fps}")
 
     def settings(self) -> dict:
         """What the cache records: everything that changes the frames (not where the model file lives)."""
-        from slsdk.data.video import INTERPOLATION, MAX_GAP_S
-        from slsdk.runtime.crop import CropConfig
-        from slsdk.runtime.sources import DECODE_MAX_SHORTER
-
         crop = CropConfig.from_dict({**self.crop_config, "policy": self.crop}).to_dict()
         # hands: frames decoded as the runtime's file source decodes them (shorter side capped in the decoder)
         reader = {"max_gap_s": MAX_GAP_S, "interpolation": INTERPOLATION, "orientation": "display",
@@ -99,8 +104,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _cropper(settings: dict, hand_model: str | None):
-    from slsdk.runtime.crop import CropConfig, HandCropper
-
     key = json.dumps(settings["crop"], sort_keys=True) + str(hand_model)
     if _WORKER.get("key") != key:
         if _WORKER.get("cropper") is not None:
@@ -117,9 +120,6 @@ def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = N
     With ``sink``, each output frame is handed to ``sink(frame)`` as it is made and nothing is kept (memory
     independent of the clip's length); the first element of the result is then None.
     """
-    from slsdk.data.video import VideoReader
-    from slsdk.runtime.sources import FrameResampler
-
     size, fps, hands = int(settings["size"]), settings["fps"], settings["crop"]["policy"] == "hands"
     reader = VideoReader(video, shorter=None if hands else size, max_shorter=settings["reader"].get("max_shorter"))
     cropper = _cropper(settings, hand_model) if hands else None
@@ -154,8 +154,6 @@ def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = N
         if c:
             emit(held, c)
     if not made:
-        from slsdk.data.video import VideoError
-
         raise VideoError(f"{video}: no frames after resampling to {fps} fps")
     stats = {"source_frames": reader.stats["frames"], "frames": made, "hands_frames": found if hands else None,
              "gaps": reader.stats["gaps"], "resized_frames": reader.stats["resized_frames"],
@@ -297,9 +295,6 @@ def _settings_hash(settings: dict) -> str:
 
 
 def _all_samples(data: Path, layout: str, splits: Sequence[str] | None):
-    from slsdk.data.readers import read_folder
-    from slsdk.data.splits import read_split
-
     if layout == "folder" and not splits:
         return read_folder(data, None)
     if not splits:
@@ -329,8 +324,6 @@ def prepare_dataset(data: str | Path, out_dir: str | Path, config: PrepareConfig
     shash = _settings_hash(settings)
     hand_model = None
     if config.crop == "hands":
-        from slsdk.runtime.hand_model import resolve_hand_model
-
         hand_model = str(resolve_hand_model(config.hand_model))
     with reading(data), output_lock(out):
         return _prepare_locked(data, out, config, samples=_all_samples(data, layout, splits), layout=layout,
@@ -402,8 +395,6 @@ def _prepare_locked(data: Path, out: Path, config: PrepareConfig, *, samples, la
 
 def _fill(data: Path, out: Path, config: PrepareConfig, *, samples, layout: str, settings: dict, shash: str,
           hand_model, workers: int, progress: bool, console) -> PrepareResult:
-    from slsdk.data.readers import Sample, write_folder_annotations
-
     clips, index_path = out / "clips", out / INDEX
     clean_stale(clips)        # temp files of a killed run (slsdk's own names of dead processes only)
     atomic_write_text(out / "prepare.json", json.dumps(settings, indent=1))
@@ -430,9 +421,6 @@ def _fill(data: Path, out: Path, config: PrepareConfig, *, samples, layout: str,
     reused = len(records)
     failures: list[dict] = []
 
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     console = console or Console(stderr=True)
     bar = Progress(TextColumn("preparing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=console, disable=not progress, transient=False)
@@ -450,8 +438,6 @@ def _fill(data: Path, out: Path, config: PrepareConfig, *, samples, layout: str,
                 take(_prepare_one(j))
                 bar.advance(task)
         else:
-            import multiprocessing as mp
-
             with ProcessPoolExecutor(max_workers=int(workers), mp_context=mp.get_context("spawn")) as pool:
                 for fut in as_completed([pool.submit(_prepare_one, j) for j in jobs]):
                     take(fut.result())
@@ -528,8 +514,6 @@ def prepare_command(data: Path, out: Path, crop: str = "hands", size: int = 256,
                     workers: int = 1, layout: str = "folder", split: list[str] | None = None,
                     hand_model: Path | None = None, overwrite: bool = False) -> PrepareResult:
     """Prepare DATA into the cache OUT (see ``slsdk data prepare --help``); prints the summary."""
-    from rich.console import Console
-
     console = Console()
     res = prepare_dataset(data, out, PrepareConfig(crop=crop, size=size, fps=fps if fps > 0 else None,
                                                    hand_model=str(hand_model) if hand_model else None),

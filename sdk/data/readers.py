@@ -45,6 +45,10 @@ class AnnotationError(SlsdkError, ValueError):
     """A malformed annotation file or row; the message names the file and line."""
 
 
+class DatasetError(SlsdkError, ValueError):
+    """A dataset that cannot be used as asked: an unknown layout or split, no samples, clips too short for CTC."""
+
+
 @dataclass
 class Sample:
     id: str
@@ -168,7 +172,7 @@ def _need_video(video: Path, ann: Path, ln: int) -> Path:
 
 def _check_split(split: str, allowed: tuple[str, ...], reader: str) -> None:
     if split not in allowed:
-        raise ValueError(f"{reader}: split must be one of {allowed}, got {split!r}")
+        raise DatasetError(f"{reader}: split must be one of {allowed}, got {split!r}")
 
 
 # ------------------------------------------------------------------------------------------------

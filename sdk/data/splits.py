@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .readers import (AnnotationError, Sample, read_csl_daily, read_folder, read_isharah, read_phoenix2014,
-                      read_phoenix2014t, require_labels)
+from slsdk.data.readers import (AnnotationError, DatasetError, Sample, read_csl_daily, read_folder, read_isharah,
+                                read_phoenix2014, read_phoenix2014t, require_labels)
 
 __all__ = ["Layout", "LAYOUTS", "get_layout", "read_split", "has_split", "list_splits", "resolve_datasets",
            "require_labels"]
@@ -56,7 +56,7 @@ def get_layout(name: str) -> Layout:
     try:
         return LAYOUTS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset layout {name!r}; known: {', '.join(LAYOUTS)}") from None
+        raise DatasetError(f"unknown dataset layout {name!r}; known: {', '.join(LAYOUTS)}") from None
 
 
 def read_split(root: str | Path, split: str, layout: str = "folder", *, check_videos: bool = True) -> list[Sample]:

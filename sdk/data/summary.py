@@ -8,19 +8,23 @@ between splits (an SI split that shares a signer with train is a data bug). No t
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .readers import Sample
-from .splits import get_layout, list_splits, read_split
+from rich.table import Table
+from rich.text import Text
+
+from slsdk.data.prepare import PrepareError, load_prepared_clip_header
+from slsdk.data.readers import Sample
+from slsdk.data.splits import get_layout, list_splits, read_split
+from slsdk.data.video import IMAGE_SUFFIXES, VideoError
+from slsdk.terminal import plain, visible
 
 __all__ = ["SplitSummary", "DatasetSummary", "summarize_dataset", "print_summary"]
 
 
 def _visible(text) -> str:
     """Dataset text (split, signer, gloss, path) inside a message: control characters shown escaped."""
-    from slsdk.terminal import visible
-
     return visible(text)
 
 
@@ -46,8 +50,6 @@ class DatasetSummary:
     warnings: list[str]
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-
         d = asdict(self)
         d["root"] = str(self.root)
         return d
@@ -55,8 +57,6 @@ class DatasetSummary:
 
 def _frames(s: Sample) -> tuple[int | None, float | None, str | None]:
     """(frames, fps, error) of one sample's video from its container (or its frame folder)."""
-    from .video import IMAGE_SUFFIXES, VideoError
-
     v = Path(s.video)
     try:
         if v.is_dir():
@@ -65,14 +65,12 @@ def _frames(s: Sample) -> tuple[int | None, float | None, str | None]:
         if not v.is_file():
             return None, None, "missing"
         if v.suffix == ".npy":   # a clip of a prepared cache (`slsdk data prepare`): its header holds the frames
-            from .prepare import PrepareError, load_prepared_clip_header
-
             try:
                 shape = load_prepared_clip_header(v)
             except PrepareError as e:
                 return None, None, str(e)
             return shape[0], None, None
-        import av
+        import av  # PyAV, optional: loaded when a container is opened
 
         with av.open(str(v)) as c:
             if not c.streams.video:
@@ -148,11 +146,6 @@ def print_summary(s: DatasetSummary, console) -> None:
     """``slsdk data show``'s table and lines on a Rich ``console``: every text that comes from the dataset (the
     root, split names, video paths, reasons, warnings) printed as plain text (``slsdk.runtime.cli_run.plain``:
     markup escaped, control characters shown escaped)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from slsdk.terminal import plain, visible
-
     # cells and title as Text: never parsed for markup or :emoji: codes
     table = Table(title=Text(visible(f"{s.root} ({s.layout}): {s.vocabulary} glosses in train")))
     for col in ("split", "samples", "signers", "glosses", "frames min/median/max", "fps", "unseen glosses",

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from slsdk import fileio
+from slsdk.errors import SlsdkError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_GAP_S = 1.0  # files: a longer jump between timestamps is cut to one frame period (see the module doc)
@@ -54,7 +55,7 @@ INTERPOLATION = "BILINEAR"  # libswscale's bilinear widens its support when shri
 SCALE_TOLERANCE = 1.0  # stated: decoder scaling vs torch antialiased resize of the RGB frame, mean |diff| in grey levels
 
 
-class VideoError(ValueError):
+class VideoError(SlsdkError, ValueError):
     """A video exists but cannot be used: unreadable, corrupt, truncated, empty, or inconsistent."""
 
 
@@ -96,7 +97,7 @@ def _check_path(path: Path) -> None:
         raise VideoError(f"{path}: file is empty (0 bytes)")
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     try:
         from PIL import Image, ImageOps  # ships with matplotlib
 
@@ -211,7 +212,7 @@ class VideoReader:
         if not files:
             raise VideoError(f"{self.path}: frame folder contains no images ({', '.join(IMAGE_SUFFIXES)})")
         self._files = files
-        h, w = _read_image(files[0]).shape[:2]
+        h, w = read_image(files[0]).shape[:2]
         return VideoInfo(self.path, None, len(files), w, h, True, coded_width=w, coded_height=h)
 
     def _open(self):
@@ -329,7 +330,7 @@ class VideoReader:
         for i, f in enumerate(self._files):
             if self.max_frames is not None and i >= self.max_frames:
                 return
-            arr = _read_image(f)
+            arr = read_image(f)
             if first is None:
                 first = arr.shape
             elif arr.shape != first:

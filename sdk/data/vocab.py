@@ -6,12 +6,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from slsdk.errors import SlsdkError
+from slsdk.fileio import atomic_write_text
+
 BLANK = "<blank>"
 UNK = "<unk>"
 _FORMAT = "slsdk-vocab-1"
 
 
-class VocabularyError(ValueError):
+class VocabularyError(SlsdkError, ValueError):
     """A vocabulary problem: unknown gloss, bad file, size mismatch with a checkpoint."""
 
 
@@ -129,8 +132,6 @@ class Vocabulary:
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the vocabulary as JSON (a new file, or one slsdk wrote when ``overwrite``)."""
-        from slsdk.fileio import atomic_write_text
-
         return atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n",
                                  overwrite=overwrite)
 

@@ -20,10 +20,12 @@ path is the argmax path; for prefix beam search it is the single most probable C
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
+
+from slsdk.errors import ConfigError
 
 __all__ = [
     "GlossEvent",
@@ -134,11 +136,11 @@ class NGramLM:
 
     def __init__(self, n: int, counts: dict[tuple[int, ...], dict[int, int]], vocab_size: int, smoothing: float):
         if n < 1:
-            raise ValueError(f"n-gram order must be >= 1, got {n}")
+            raise ConfigError(f"n-gram order must be >= 1, got {n}")
         if smoothing <= 0:
-            raise ValueError(f"add-k smoothing must be > 0 (zero gives log(0) for unseen grams), got {smoothing}")
+            raise ConfigError(f"add-k smoothing must be > 0 (zero gives log(0) for unseen grams), got {smoothing}")
         if vocab_size < 1:
-            raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
+            raise ConfigError(f"vocab_size must be >= 1, got {vocab_size}")
         self.n = n
         self.vocab_size = vocab_size
         self.k = float(smoothing)
@@ -228,9 +230,9 @@ def _lse(a: float, b: float) -> float:
 class _StreamBase:
     def __init__(self, blank: int, frame_shift: float, endpoint: EndpointConfig | None):
         if frame_shift <= 0:
-            raise ValueError(f"frame_shift must be > 0 seconds, got {frame_shift}")
+            raise ConfigError(f"frame_shift must be > 0 seconds, got {frame_shift}")
         if blank < 0:
-            raise ValueError(f"blank id must be >= 0, got {blank}")
+            raise ConfigError(f"blank id must be >= 0, got {blank}")
         self.blank = int(blank)
         self.frame_shift = float(frame_shift)
         self.endpoint = endpoint if endpoint is not None else EndpointConfig()
@@ -405,9 +407,9 @@ class BeamStream(_StreamBase):
     ):
         super().__init__(blank, frame_shift, endpoint)
         if beam < 1:
-            raise ValueError(f"beam must be >= 1, got {beam}")
+            raise ConfigError(f"beam must be >= 1, got {beam}")
         if lm_weight != 0.0 and lm is None:
-            raise ValueError("lm_weight given but no lm")
+            raise ConfigError("lm_weight given but no lm")
         if lm is not None and not callable(getattr(lm, "score", None)):
             raise TypeError("lm must have a score(prefix_tuple, next_id) -> float method")
         self.beam = int(beam)
@@ -415,7 +417,7 @@ class BeamStream(_StreamBase):
         self.lm_weight = float(lm_weight)
         self.lexicon = None if lexicon is None else sorted({int(i) for i in lexicon} - {self.blank})
         if self.lexicon is not None and any(i < 0 for i in self.lexicon):
-            raise ValueError("lexicon ids must be >= 0")
+            raise ConfigError("lexicon ids must be >= 0")
         self.prune_logp = prune_logp
         self.cand_top_k = int(cand_top_k) if cand_top_k is not None else self.beam
         self._clear()

@@ -1,7 +1,7 @@
 """Scoring: gloss WER with PHOENIX conventions, CTM/STM files for NIST sclite."""
 
 from slsdk.eval.formats import CtmWord, events_to_ctm, read_ctm, read_stm, score_files, write_ctm, write_stm
-from slsdk.eval.wer import SCLITE_COSTS, UttScore, WERResult, align, phoenix_cleanup, wer
+from slsdk.eval.wer import SCLITE_COSTS, ScoringError, UttScore, WERResult, align, phoenix_cleanup, wer
 
 __all__ = [
     "wer",
@@ -10,6 +10,7 @@ __all__ = [
     "align",
     "phoenix_cleanup",
     "SCLITE_COSTS",
+    "ScoringError",
     "score_files",
     "CtmWord",
     "write_ctm",

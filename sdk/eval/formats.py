@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from slsdk.eval.wer import WERResult, phoenix_cleanup, wer
+from slsdk.eval.wer import ScoringError, WERResult, phoenix_cleanup, wer
 from slsdk.fileio import atomic_write_text
 
 __all__ = ["CtmWord", "write_ctm", "read_ctm", "write_stm", "read_stm", "score_files", "events_to_ctm"]
@@ -38,14 +38,14 @@ class CtmWord:
 def _check_id(uid: str) -> str:
     uid = str(uid)
     if not uid or any(c.isspace() for c in uid):
-        raise ValueError(f"utterance id must be non-empty without whitespace: {uid!r}")
+        raise ScoringError(f"utterance id must be non-empty without whitespace: {uid!r}")
     return uid
 
 
 def _check_gloss(g: str) -> str:
     g = str(g)
     if not g or any(c.isspace() for c in g):
-        raise ValueError(f"gloss must be non-empty without whitespace: {g!r}")
+        raise ScoringError(f"gloss must be non-empty without whitespace: {g!r}")
     return g
 
 
@@ -90,11 +90,11 @@ def write_ctm(
                 else:
                     ws = [CtmWord(c, k * step, step) for k, c in enumerate(cleaned)]
         elif convention != "none":
-            raise ValueError(f"convention must be 'none' or 'phoenix', got {convention!r}")
+            raise ScoringError(f"convention must be 'none' or 'phoenix', got {convention!r}")
         for w in ws:
             g = _check_gloss(w.gloss)
             if not (math.isfinite(w.start) and math.isfinite(w.dur)) or w.dur < 0 or w.start < 0:
-                raise ValueError(f"bad CTM time for {uid} {g}: start {w.start}, dur {w.dur}")
+                raise ScoringError(f"bad CTM time for {uid} {g}: start {w.start}, dur {w.dur}")
             line = f"{uid} 1 {w.start:.3f} {w.dur:.3f} {g}"
             if w.conf is not None:
                 line += f" {w.conf:.6f}"
@@ -111,12 +111,12 @@ def read_ctm(path) -> dict[str, list[CtmWord]]:
             continue
         f = line.split()
         if len(f) not in (5, 6):
-            raise ValueError(f"{path}:{n}: CTM line needs 5 or 6 fields (id chan start dur gloss [conf]): {raw!r}")
+            raise ScoringError(f"{path}:{n}: CTM line needs 5 or 6 fields (id chan start dur gloss [conf]): {raw!r}")
         try:
             start, dur = float(f[2]), float(f[3])
             conf = float(f[5]) if len(f) == 6 else None
         except ValueError as e:
-            raise ValueError(f"{path}:{n}: bad number in CTM line {raw!r}") from e
+            raise ScoringError(f"{path}:{n}: bad number in CTM line {raw!r}") from e
         out.setdefault(f[0], []).append(CtmWord(f[4], start, dur, conf))
     for uid in out:
         out[uid].sort(key=lambda w: w.start)
@@ -145,12 +145,12 @@ def read_stm(path) -> dict[str, list[str]]:
             continue
         f = line.split()
         if len(f) < 5:
-            raise ValueError(f"{path}:{n}: STM line needs id chan speaker start end [words]: {raw!r}")
+            raise ScoringError(f"{path}:{n}: STM line needs id chan speaker start end [words]: {raw!r}")
         try:
             start = float(f[3])
             float(f[4])
         except ValueError as e:
-            raise ValueError(f"{path}:{n}: bad time in STM line {raw!r}") from e
+            raise ScoringError(f"{path}:{n}: bad time in STM line {raw!r}") from e
         words = f[5:]
         if words and words[0].startswith("<") and words[0].endswith(">"):
             words = words[1:]  # optional label field, e.g. <o,f0,male>
@@ -165,7 +165,7 @@ def score_files(ref_stm, hyp_ctm, convention: str = "none", aligner: str = "scli
     hyps = read_ctm(hyp_ctm)
     extra = sorted(set(hyps) - set(refs))
     if extra:
-        raise ValueError(f"{len(extra)} hypothesis ids not in the reference, e.g. {extra[:3]}")
+        raise ScoringError(f"{len(extra)} hypothesis ids not in the reference, e.g. {extra[:3]}")
     ids = list(refs)
     return wer(
         [refs[u] for u in ids],

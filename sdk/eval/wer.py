@@ -16,7 +16,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
-__all__ = ["UttScore", "WERResult", "wer", "phoenix_cleanup", "align", "SCLITE_COSTS"]
+from slsdk.errors import SlsdkError
+
+__all__ = ["UttScore", "WERResult", "wer", "phoenix_cleanup", "align", "SCLITE_COSTS", "ScoringError"]
+
+
+class ScoringError(SlsdkError, ValueError):
+    """References and hypotheses that cannot be scored: a malformed CTM/STM line (file and line named), ids that
+    do not match, unequal counts, an unknown convention or aligner."""
+
 
 SCLITE_COSTS = (4, 3, 3)  # substitution, deletion, insertion (sclite defaults)
 
@@ -152,13 +160,13 @@ def _check(seqs, what: str) -> list[list[str]]:
         seq = [str(g) for g in seq]
         for g in seq:
             if not g or any(c.isspace() for c in g):
-                raise ValueError(f"{what}[{k}] has an empty gloss or one with whitespace: {g!r}")
+                raise ScoringError(f"{what}[{k}] has an empty gloss or one with whitespace: {g!r}")
         out.append(seq)
     return out
 
 
 def _jiwer_counts(refs: list[list[str]], hyps: list[list[str]]) -> list[tuple[int, int, int, int]]:
-    import jiwer
+    import jiwer  # noqa: PLC0415 - optional (the [train] extra), only for aligner='jiwer'
 
     out = []
     # jiwer splits on spaces; tokens were checked to contain none
@@ -193,17 +201,17 @@ def wer(
     sclite without ``-s``.
     """
     if convention not in ("none", "phoenix"):
-        raise ValueError(f"convention must be 'none' or 'phoenix', got {convention!r}")
+        raise ScoringError(f"convention must be 'none' or 'phoenix', got {convention!r}")
     if aligner not in ("sclite", "jiwer"):
-        raise ValueError(f"aligner must be 'sclite' or 'jiwer', got {aligner!r}")
+        raise ScoringError(f"aligner must be 'sclite' or 'jiwer', got {aligner!r}")
     refs_l = _check(refs, "refs")
     hyps_l = _check(hyps, "hyps")
     if len(refs_l) != len(hyps_l):
-        raise ValueError(f"{len(refs_l)} references but {len(hyps_l)} hypotheses")
+        raise ScoringError(f"{len(refs_l)} references but {len(hyps_l)} hypotheses")
     if ids is None:
         ids = [str(k) for k in range(len(refs_l))]
     elif len(ids) != len(refs_l):
-        raise ValueError(f"{len(ids)} ids for {len(refs_l)} utterances")
+        raise ScoringError(f"{len(ids)} ids for {len(refs_l)} utterances")
     if convention == "phoenix":
         hyps_l = [phoenix_cleanup(h) for h in hyps_l]
     if not case_sensitive:

@@ -50,9 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.model_names import VARIANTS  # the variants' names live in a torch-free table (the CLI's choices)
 from slsdk.models.clip import MLP, Attention, LayerNorm, QuickGELU, VisionTransformer
-
-VARIANTS = ("frozen", "adaptsign", "sla-lora", "sla-adapter")
 
 
 @dataclass

@@ -39,7 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from slsdk.data.vocab import BLANK, Vocabulary, VocabularyError
 from slsdk.errors import SlsdkError
+from slsdk.models.adapters import FrameEncoderConfig
+from slsdk.models.clip import CLIPVisionConfig, get_config, list_models
+from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
+from slsdk.models.sequence import _parse_conv_type
 from slsdk.models.torchfile import load_torch_file, zip_names
 
 REF_VISUAL = "conv2d.visual."
@@ -158,8 +163,6 @@ def read_gloss_dict(path: str | Path) -> list[str]:
 
     Only containers, strings and ints are accepted; any other pickled object is refused without running it.
     """
-    from slsdk.data.vocab import BLANK
-
     path = Path(path)
     if not path.is_file():
         raise AdaptSignImportError(f"{path}: gloss dictionary not found" if not path.exists()
@@ -334,8 +337,6 @@ def _need(sd: dict, key: str, ndim: int, source: Path) -> torch.Tensor:
 
 def _conv_layout(sd: dict, source: Path, conv_type: str) -> None:
     """Check the temporal conv keys fit ``conv_type`` (pool positions are not in a state dict)."""
-    from slsdk.models.sequence import _parse_conv_type
-
     convs = sorted(int(m.group(1)) for k in sd if (m := re.fullmatch(r"conv1d\.temporal_conv\.(\d+)\.weight", k))
                    and sd[k].ndim == 3)
     want, idx = [], 0
@@ -354,10 +355,6 @@ def _conv_layout(sd: dict, source: Path, conv_type: str) -> None:
 
 def infer_config(sd: dict, source: str | Path = "checkpoint", conv_type: str = DEFAULT_CONV_TYPE):
     """The `RecognizerConfig` of a reference AdaptSign state dict, from its tensor shapes."""
-    from slsdk.models.adapters import FrameEncoderConfig
-    from slsdk.models.clip import CLIPVisionConfig, get_config, list_models
-    from slsdk.models.recognizer import RecognizerConfig
-
     source = Path(source)
     v = REF_VISUAL
     if not (v + "conv1.weight" in sd and v + "transformer.resblocks.0.S_Adapter.mlp.c_in.weight" in sd
@@ -474,9 +471,6 @@ def import_adaptsign(ckpt_path: str | Path, gloss_dict_path: str | Path, *, conv
     Raises :class:`AdaptSignImportError` (an ``SlsdkError`` / ``ValueError``) naming the file for anything
     that is not an AdaptSign checkpoint, a tampered pickle, or a gloss dictionary of the wrong size.
     """
-    from slsdk.data.vocab import Vocabulary, VocabularyError
-    from slsdk.models.recognizer import CSLRRecognizer
-
     ckpt_path, gloss_dict_path = Path(ckpt_path), Path(gloss_dict_path)
     sd, info = read_reference_state_dict(ckpt_path)
     cfg = infer_config(sd, ckpt_path, conv_type)

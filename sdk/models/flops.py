@@ -8,11 +8,13 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from slsdk.models.adapters import VARIANTS, FrameEncoder, FrameEncoderConfig
 from slsdk.models.clip import VisionTransformer, get_config, resize_config
+from slsdk.models.student import StreamingStudent, get_student, list_students, student_config
 
 
 def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -117,7 +119,6 @@ def int8_size_estimate(model: nn.Module) -> dict[str, float]:
 def student_rows(num_classes: int = 389, frames: int = 8, device: str = "meta") -> list[dict]:
     """Per registered student: input size, parameters, GMACs per frame (encoder + streaming head) and the
     estimated fp32 / int8 weight sizes (``int8_size_estimate``), at ``num_classes`` (389: Isharah-500 + blank)."""
-    from slsdk.models.student import StreamingStudent, get_student, list_students, student_config
 
     rows = []
     for name in list_students():
@@ -138,7 +139,6 @@ def student_rows(num_classes: int = 389, frames: int = 8, device: str = "meta") 
 
 def student_table(num_classes: int = 389):
     """``student_rows`` as a rich Table (what ``slsdk info`` prints under the frame-encoder table)."""
-    from rich.table import Table
 
     table = Table(title=f"student frame encoders (registry; streaming head at {num_classes} classes)")
     for col in ("student", "input px", "encoder params", "total params", "GMACs/frame", "fp32 MB (est.)",

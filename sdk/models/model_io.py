@@ -8,6 +8,11 @@ serving to the models) needs nothing from conversion.
 """
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
+
+from slsdk.bundle import Manifest, default_input_spec
+from slsdk.preprocess import resize_size
 from slsdk.targets import check_precision, get_target
 
 __all__ = ["ModelIO", "model_io", "offline_wrapper", "manifest_for_io", "manifest_for_model", "vocab_list"]
@@ -35,7 +40,6 @@ class ModelIO:
         return self.chunk_frames is not None
 
     def init_state(self) -> list:
-        import torch
 
         return [torch.zeros(shape) for _, shape in self.state]
 
@@ -75,7 +79,6 @@ class ModelIO:
 
 class _no_grad:
     def __enter__(self):
-        import torch
 
         self._ctx = torch.no_grad()
         self._ctx.__enter__()
@@ -92,8 +95,6 @@ def offline_wrapper(model, plain_lstm: bool = False):
     ``pack_padded_sequence`` does not torch.export. The ONNX exporters keep the packed path (the legacy
     exporter writes it as one ONNX LSTM that takes any length).
     """
-    import torch
-    import torch.nn.functional as F
 
     class OfflineLogProbs(torch.nn.Module):
         """frames [1, T, 3, S, S] -> log_probs [T', V] (whole-video models)."""
@@ -121,7 +122,6 @@ def offline_wrapper(model, plain_lstm: bool = False):
 def model_io(model, *, teacher: bool = False, frames_range: tuple[int, int] = (16, 1024)) -> ModelIO:
     """Describe ``model`` for export: a ``StreamingStudent`` (streaming) or, with ``teacher=True`` or for a
     model without ``export_module``, an offline whole-video model (frames [1, T, 3, S, S] -> [T', V])."""
-    import torch
 
     model = model.eval()
     cfg = getattr(model, "config", None)
@@ -166,8 +166,6 @@ def vocab_list(vocab) -> list[str] | None:
 def manifest_for_io(io: ModelIO, vocab: list[str], target, precision: str, crop: dict | None = None,
                     quantization: dict | None = None):
     """The bundle manifest for a described model (no files, no fidelity yet)."""
-    from slsdk.bundle import Manifest, default_input_spec
-    from slsdk.preprocess import resize_size
 
     tgt = get_target(target)
     # the resize the model was trained and evaluated with (the shorter side, before the centre crop)

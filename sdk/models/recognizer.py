@@ -11,6 +11,7 @@ from slsdk.errors import ConfigError
 from slsdk.models.adapters import FrameEncoder, FrameEncoderConfig
 from slsdk.models.clip import (CLIP_MEAN, CLIP_STD, CLIPVisionConfig, VisionTransformer, get_config,
                                interpolate_pos_embed, resize_config)
+from slsdk.models.clip_loaders import load_clip_visual
 from slsdk.models.sequence import SequenceModel
 
 
@@ -72,8 +73,6 @@ def build_backbone(cfg: RecognizerConfig) -> VisionTransformer:
     """The CLIP tower for `cfg`: loaded from `backbone_weights` if set, else randomly initialised."""
     vcfg = cfg.vision_config()
     if cfg.backbone_weights:
-        from slsdk.models import load_clip_visual
-
         vit = load_clip_visual(cfg.backbone_weights, config=vcfg)
     else:
         vit = VisionTransformer(vcfg)

@@ -22,6 +22,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from slsdk.models.clip import CLIP_MEAN, CLIP_STD, CLIPVisionConfig, VisionTransformer, interpolate_pos_embed
+from slsdk.models.clip_loaders import load_clip_visual
+from slsdk.models.efficientnet_lite import (
+    PIXEL_MEAN,
+    PIXEL_STD,
+    EfficientNetLite,
+    EfficientNetLiteConfig,
+    lite0_weights_path,
+    load_lite0_state_dict,
+)
 
 OUTPUT_STRIDE = 4
 CONV_KERNEL = 5
@@ -257,7 +266,6 @@ class StreamingStudent(nn.Module):
         if not isinstance(self.encoder, VisionTransformer):
             get_student(self.config.encoder).load_pretrained(self.encoder, weights)
             return
-        from slsdk.models import load_clip_visual
 
         mine = self.encoder.config
         try:
@@ -355,7 +363,6 @@ class EfficientNetEncoder(nn.Module):
 
     def __init__(self, config: StudentConfig):
         super().__init__()
-        from slsdk.models.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, EfficientNetLite, EfficientNetLiteConfig
 
         self.trunk = EfficientNetLite(EfficientNetLiteConfig(num_classes=0))
         mean, std = torch.tensor(config.mean), torch.tensor(config.std)
@@ -404,7 +411,6 @@ def _eager() -> bool:
 
 
 def _load_lite0(encoder: EfficientNetEncoder, path=None) -> str:
-    from slsdk.models.efficientnet_lite import lite0_weights_path, load_lite0_state_dict
 
     sd = {k: v for k, v in load_lite0_state_dict(path).items() if not k.startswith("_fc.")}
     missing, unexpected = encoder.trunk.load_state_dict(sd, strict=False)

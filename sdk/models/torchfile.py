@@ -30,14 +30,18 @@ re-run with ``weights_only`` off is never relayed.
 """
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import os
 import pickle
 import pickletools
+import re
 import struct
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+
+import torch
 
 from slsdk.errors import SlsdkError
 
@@ -197,7 +201,6 @@ _STRING_OPS = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE"
 
 
 def _fix_name(module: str, name: str) -> str:
-    import _compat_pickle
 
     if (module, name) in _compat_pickle.NAME_MAPPING:
         module, name = _compat_pickle.NAME_MAPPING[(module, name)]
@@ -247,10 +250,8 @@ def pickle_globals(data: bytes) -> list[str]:
 
 def _allowed_names(safe_globals: Iterable) -> set[str] | None:
     """Global names torch's weights_only loader accepts (plus ``safe_globals``); None if torch does not say."""
-    import torch
-
     try:
-        from torch import _weights_only_unpickler as wo
+        from torch import _weights_only_unpickler as wo  # noqa: PLC0415  (private to torch: may be missing)
 
         allowed = set(wo._get_allowed_globals())
         with torch.serialization.safe_globals(list(safe_globals)):
@@ -328,7 +329,6 @@ class _StorageType(_Stub):
 
 
 def _itemsize(name: str) -> int | None:
-    import torch
 
     if name == "UntypedStorage":
         return 1
@@ -513,7 +513,6 @@ _DATA_GLOBALS = ("torch.", "collections.OrderedDict", "collections.Counter", "bu
 
 
 def _load_error(e: BaseException, names: list[str] | None, path, error):
-    import re
 
     text = str(e)
     if "weights_only" in text or "Unsupported global" in text or "Weights only load failed" in text:
@@ -539,7 +538,6 @@ def load_torch_file(path: str | os.PathLike, *, error=TorchFileError, safe_globa
     file. ``safe_globals``: extra globals allowed as in ``torch.serialization.safe_globals``. ``mmap``: map the
     storages instead of reading them (zip files only).
     """
-    import torch
 
     p = Path(path)
     if not p.exists():

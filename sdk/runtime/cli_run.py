@@ -5,15 +5,20 @@ presentation time); the summary's ``resample`` says how (source fps, frames drop
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
 from slsdk.errors import SlsdkError
 from slsdk.fileio import check_replace, output_lock, reading
-from slsdk.terminal import plain, visible
+from slsdk.runtime.overlay import save_overlay_png
+from slsdk.runtime.recognizer import Recognizer, TrainServeSkewWarning
+from slsdk.runtime.sources import CameraSource, VideoFileSource
+from slsdk.terminal import plain
 
 # --read-ahead: decoded frames waiting on the reader thread are bounded by memory, not by count: at most this many
 # bytes of frames (frames x width x height x 3 at the decoded size). 64 MiB holds the default 16 frames of a 720p
@@ -111,11 +116,6 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
 
 def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay, console,
          max_seconds, hand_every, read_ahead, pipeline) -> dict:
-    import warnings
-
-    from slsdk.runtime.api import Recognizer, TrainServeSkewWarning
-    from slsdk.runtime.sources import CameraSource, VideoFileSource
-
     with warnings.catch_warnings():  # said once below, as a line of the output
         warnings.simplefilter("ignore", TrainServeSkewWarning)
         rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
@@ -123,8 +123,8 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
     for w in rec.skew:
         _emit(as_json, console, {"type": "warning", "kind": "train_serve_skew", "message": w},
               f"[yellow]warning[/]: trained on other frames than served: {plain(w)}" if console is not None else None)
-    if hand_every is not None and rec.cropper is not None:  # the landmarker schedule (CropConfig.detect_every)
-        rec.cropper.config = type(rec.cropper.config).from_dict({**rec.cropper.config.to_dict(), "detect_every": hand_every})
+    if hand_every is not None and rec.crop_config is not None:  # the landmarker schedule (CropConfig.detect_every)
+        rec.crop_config = dataclasses.replace(rec.crop_config, detect_every=hand_every)
     source = VideoFileSource(video) if video is not None else CameraSource(camera)
     name = str(video) if video is not None else f"camera {camera}"
     if video is not None and read_ahead > 0:
@@ -168,8 +168,6 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
           f"{summary['real_time_factor']} ({summary['real_time_factor_wall']} wall, decoding included), hands in {summary['crop'].get('frames_with_hands', 0)} frames, "
           f"dropped by the reader {summary['dropped_frames']}")
     if overlay is not None and overlay_items:
-        from slsdk.runtime.hands import save_overlay_png
-
         save_overlay_png(overlay, overlay_items[:24], title=" ".join(summary["glosses"])[:60])
         _emit(as_json, console, {"type": "overlay", "path": str(overlay)}, f"wrote {plain(overlay)}")
     elif overlay is not None:

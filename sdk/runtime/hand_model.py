@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 from slsdk import fileio
+from slsdk.errors import SlsdkError
 
 DEFAULT_HAND_MODEL_URL = (
     "https://storage.googleapis.com/mediapipe-models/hand_landmarker/hand_landmarker/float16/latest/"
@@ -26,11 +27,12 @@ ENV_HAND_MODEL = "SLSDK_HAND_MODEL"
 ENV_HAND_MODEL_URL = "SLSDK_HAND_MODEL_URL"
 MAX_HAND_MODEL_BYTES = 64 << 20   # the model is ~7.5 MB; a larger download is refused (a wrong URL, a portal)
 
-class HandModelNotFound(FileNotFoundError):
+
+class HandModelNotFound(SlsdkError, FileNotFoundError):
     """No hand_landmarker.task could be found or downloaded."""
 
 
-class InvalidHandModel(ValueError):
+class InvalidHandModel(SlsdkError, ValueError):
     """A file was given as the hand model but is not a MediaPipe HandLandmarker .task bundle."""
 
 

@@ -1,5 +1,5 @@
-"""MediaPipe HandLandmarker wrappers: hands in photos (IMAGE mode) and the video-mode landmarker the cropper
-tracks with. Landmarks are ``float32 [21, 3]`` per hand: x and y in pixels of the full frame, z as MediaPipe
+"""MediaPipe HandLandmarker's lifecycle: :class:`Landmarker` (one open landmarker, IMAGE or VIDEO mode, closed
+safely), :class:`HandDetector` for photos and the :class:`Hand` they find; the cropper tracks with a VIDEO one. Landmarks are ``float32 [21, 3]`` per hand: x and y in pixels of the full frame, z as MediaPipe
 gives it (relative depth, wrist = 0, same scale as normalised x).
 
 MediaPipe runs its graph in C++ threads and releases the GIL while it detects.
@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from slsdk.data.video import read_image
 from slsdk.runtime.hand_model import InvalidHandModel, resolve_hand_model
+
 
 @dataclass(eq=False)
 class Hand:
@@ -30,6 +32,7 @@ class Hand:
 
 
 def _mediapipe():
+    # mediapipe is heavy and optional (slsdk[hands]): imported on the first landmarker
     try:
         import mediapipe as mp
         from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -139,10 +142,57 @@ def _to_hands(result, width: int, height: int) -> list[Hand]:
 
 def _load_image(image) -> np.ndarray:
     if isinstance(image, (str, Path)):
-        from slsdk.data.video import _read_image
-
-        return _read_image(Path(image))
+        return read_image(Path(image))
     return np.asarray(image)
+
+
+class Landmarker:
+    """One open MediaPipe HandLandmarker (``mode`` "IMAGE" for photos, "VIDEO" for tracking), closed once.
+
+    ``close()`` closes it now; an owner that is garbage-collected instead hands it on to be closed at the next
+    safe point (never in a finalizer: see ``_PENDING``). In VIDEO mode timestamps must increase: a repeated or
+    earlier one is moved to 1 ms after the previous one.
+    """
+
+    def __init__(self, model_path: str | Path, mode: str = "VIDEO", num_hands: int = 2,
+                 min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5,
+                 min_tracking_confidence: float = 0.5):
+        self.mode = mode
+        self._lm = _create_landmarker(Path(model_path), mode, num_hands, min_detection_confidence,
+                                      min_presence_confidence, min_tracking_confidence)
+        self._last_ts = -1
+        _OPEN.add(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._lm is None
+
+    def detect(self, frame: np.ndarray) -> list[Hand]:
+        """Hands in one RGB frame ``uint8 [H, W, 3]`` (IMAGE mode)."""
+        lm = self._open_landmarker()
+        return _to_hands(lm.detect(_as_mp_image(frame)), frame.shape[1], frame.shape[0])
+
+    def detect_for_video(self, frame: np.ndarray, timestamp_ms: int) -> list[Hand]:
+        """Hands in the next frame of a video at ``timestamp_ms`` (VIDEO mode: tracks between calls)."""
+        lm = self._open_landmarker()
+        ts = max(int(timestamp_ms), self._last_ts + 1)
+        self._last_ts = ts
+        return _to_hands(lm.detect_for_video(_as_mp_image(frame), ts), frame.shape[1], frame.shape[0])
+
+    def _open_landmarker(self):
+        if self._lm is None:
+            raise RuntimeError("the hand landmarker is closed")
+        _close_pending()  # landmarkers of finalized owners (cheap when there are none)
+        return self._lm
+
+    def close(self) -> None:
+        lm, self._lm = getattr(self, "_lm", None), None
+        if lm is not None:
+            _close_landmarker(lm)
+
+    def __del__(self):  # never closes here (a finalizer may run inside another MediaPipe call): see _PENDING
+        _release_later(getattr(self, "_lm", None))
+        self._lm = None
 
 
 class HandDetector:
@@ -151,33 +201,25 @@ class HandDetector:
     def __init__(self, model_path: str | Path | None = None, *, num_hands: int = 2,
                  min_detection_confidence: float = 0.5, min_presence_confidence: float = 0.5):
         self.model_path = resolve_hand_model(model_path)
-        self._lm = _create_landmarker(self.model_path, "IMAGE", num_hands, min_detection_confidence,
-                                      min_presence_confidence, 0.5)
-        _OPEN.add(self)
+        self._landmarker: Landmarker | None = Landmarker(self.model_path, "IMAGE", num_hands,
+                                                         min_detection_confidence, min_presence_confidence, 0.5)
 
     def detect(self, image) -> list[Hand]:
         """Hands in one RGB image (array ``uint8 [H,W,3]`` or a path)."""
-        if self._lm is None:
+        if self._landmarker is None:
             raise RuntimeError("HandDetector is closed")
-        _close_pending()
-        frame = _load_image(image)
-        res = self._lm.detect(_as_mp_image(frame))
-        return _to_hands(res, frame.shape[1], frame.shape[0])
+        return self._landmarker.detect(_load_image(image))
 
     def close(self) -> None:
-        lm, self._lm = getattr(self, "_lm", None), None
-        if lm is not None:
-            _close_landmarker(lm)
+        landmarker, self._landmarker = getattr(self, "_landmarker", None), None
+        if landmarker is not None:
+            landmarker.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
-
-    def __del__(self):  # never closes here: see _PENDING
-        _release_later(getattr(self, "_lm", None))
-        self._lm = None
 
 
 def detect_hands(image, model_path: str | Path | None = None, **kwargs) -> list[Hand]:
@@ -186,4 +228,4 @@ def detect_hands(image, model_path: str | Path | None = None, **kwargs) -> list[
         return det.detect(image)
 
 
-__all__ = ["Hand", "HandDetector", "detect_hands"]
+__all__ = ["Hand", "Landmarker", "HandDetector", "detect_hands"]

@@ -92,6 +92,7 @@ def save_overlay_png(path: str | Path, frames_with_results, *, cols: int | None 
 
     Written by :mod:`slsdk.fileio`: an existing ``path`` is replaced only with ``overwrite`` and only if slsdk
     wrote it (never a user's file, a link or one of the command's inputs)."""
+    # matplotlib is heavy and optional (slsdk[train]): loaded only to write a contact sheet
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

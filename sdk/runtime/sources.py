@@ -17,6 +17,7 @@ consumer always gets the freshest frames. ``"block"`` (for files) makes the read
 from __future__ import annotations
 
 import math
+import stat
 import sys
 import threading
 import time
@@ -25,6 +26,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from slsdk.data.video import MAX_GAP_S, VideoError, VideoReader
+from slsdk.errors import SlsdkError
 
 POLICIES = ("drop-oldest", "block")
 RESAMPLE_POLICY = "nearest"
@@ -135,7 +139,7 @@ class FrameResampler:
                 "repeated": self.repeated, "gaps": self.gaps, "gap_s": round(self.gap_s, 3)}
 
 
-class CameraError(RuntimeError):
+class CameraError(SlsdkError, RuntimeError):
     """The camera could not be opened or stopped delivering frames."""
 
 
@@ -283,18 +287,14 @@ class BackgroundReader:
 def _refuse_stream(path: Path) -> None:
     """A pipe, socket or device (``/dev/stdin``, ``<(cmd)``, a FIFO) is not a video *file*: the reader opens a file
     twice (the probe, then the decode) and seeks in it, which a stream cannot do. Say so, and what to do."""
-    import stat as _stat
-
     try:
         mode = path.stat().st_mode
     except OSError:
         return   # missing or unreadable: the reader names it
-    kind = ("a pipe" if _stat.S_ISFIFO(mode) else "a socket" if _stat.S_ISSOCK(mode)
-            else "a device" if _stat.S_ISCHR(mode) or _stat.S_ISBLK(mode) else None)
+    kind = ("a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else None)
     if kind is None:
         return
-    from slsdk.data.video import VideoError
-
     camera = " (a camera? use --camera N)" if str(path).startswith("/dev/video") else ""
     raise VideoError(f"{path}: is {kind}{camera}, not a video file; slsdk run reads a video from a file (it probes "
                      "it, then decodes it from the start), which a pipe cannot give: save the stream to a file "
@@ -318,8 +318,6 @@ class VideoFileSource:
     def __init__(self, path: str | Path, *, fps: float | None = None, max_frames: int | None = None,
                  shorter: int | None = None, max_shorter: int | None = DECODE_MAX_SHORTER, stream: int | None = None,
                  max_gap: float | None | str = "default", threads: int = 0):
-        from slsdk.data.video import MAX_GAP_S, VideoReader
-
         self.path = Path(path)
         _refuse_stream(self.path)
         self.reader = VideoReader(self.path, shorter=shorter, max_shorter=max_shorter, stream=stream,
@@ -373,7 +371,7 @@ class CameraSource:
 
     def __init__(self, index: int | str = 0, fps: float | None = None, *, size: tuple[int, int] | None = None,
                  device: str | None = None, buffer: int = 2, policy: str = "drop-oldest"):
-        import av
+        import av  # PyAV (FFmpeg): heavy, loaded only when a camera is opened
 
         self.index, self.buffer, self.policy = index, buffer, policy
         self.file, self.format = _camera_input(index, device)

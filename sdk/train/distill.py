@@ -14,6 +14,8 @@ it is saved as the checkpoint's ``aux``).
 """
 from __future__ import annotations
 
+import inspect
+import json
 import os
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
@@ -26,21 +28,18 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.data.dataset import conv_output_length
+from slsdk.data.splits import has_split, read_split, resolve_datasets
 from slsdk.fileio import atomic_write_text, output_lock, reading
-from slsdk.train.checkpoint import check_vocab, load_checkpoint, model_from_checkpoint
-from slsdk.train.trainer import (
-    Job,
-    TrainConfig,
-    TrainResult,
-    _has_split,
-    _make_console,
-    init_distributed,
-    read_split,
-    resolve_datasets,
-    resolve_device,
-    run_training,
-    seed_everything,
-)
+from slsdk.models.flops import count_macs_per_frame, parameter_report
+from slsdk.models.student import StreamingStudent, StudentConfig
+from slsdk.models.student import student_config as registered_config
+from slsdk.train.checkpoint import check_vocab, load_checkpoint, load_model, model_from_checkpoint
+from slsdk.train.config import TrainConfig, TrainResult
+from slsdk.train.console import make_console
+from slsdk.train.environment import init_distributed, resolve_device, seed_everything
+from slsdk.train.evaluate import evaluate, input_spec
+from slsdk.train.loop import Job, run_training
 
 REPORT_SPLITS = ("dev", "test", "test_si", "test_us")
 
@@ -125,8 +124,6 @@ class DistillObjective(nn.Module):
         self.proj = proj
         object.__setattr__(self, "teacher", teacher)   # not a submodule: not trained, saved or DDP-synced
         self.cfg = cfg
-        from slsdk.train.evaluate import input_spec
-
         self.teacher_size = input_spec(teacher)[0]   # clips come at max(teacher, student) size; each gets its own
 
     def forward(self, videos, lengths, labels, label_lengths) -> dict[str, torch.Tensor]:
@@ -175,14 +172,10 @@ def _resize_clip(videos: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
-    from slsdk.models.student import StudentConfig, student_config as registered_config
-
     if student_config is not None:
         cfg = student_config if isinstance(student_config, StudentConfig) else StudentConfig.from_dict(
             dict(student_config))
     elif hasattr(StudentConfig, "from_teacher"):
-        import inspect
-
         kw = dict(dcfg.student)
         if "num_classes" in inspect.signature(StudentConfig.from_teacher).parameters:
             kw.setdefault("num_classes", len(vocab))
@@ -201,10 +194,6 @@ def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
 
 
 def _gmacs_per_frame(model: nn.Module, size: int, frames: int = 16) -> float | None:
-    try:
-        from slsdk.models.flops import count_macs_per_frame
-    except ImportError:
-        return None
     x = torch.zeros(1, frames, 3, size, size)
     was = model.training
     model.eval()
@@ -225,10 +214,6 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
     :func:`slsdk.train.train`; at the end (rank 0) student and teacher are scored on ``config.report_splits``
     and their GMACs/frame counted: ``result.report`` and ``out_dir/report.json``.
     """
-    import json
-
-    from slsdk.models.student import StreamingStudent
-
     cfg = config or DistillConfig()
     if isinstance(cfg, Mapping):
         cfg = DistillConfig.from_dict(cfg)
@@ -240,7 +225,7 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
     for name, samples in splits.items():
         check_vocab(vocab, samples, where=f"teacher checkpoint {tpath}", dataset=f"the {name} split")
     env = init_distributed(cfg.device)
-    console = _make_console(env.is_main)
+    console = make_console(env.is_main)
     try:
         device = resolve_device(cfg.device, env.local_rank)
         teacher.to(device)
@@ -263,9 +248,6 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
             tdim = teacher.frame_encoder.output_dim
             proj = nn.Linear(scfg.feature_dim, tdim)
         objective = DistillObjective(student, teacher, cfg, proj)
-        from slsdk.data import conv_output_length
-        from slsdk.train.evaluate import input_spec
-
         job = Job("student", student, objective, scfg.to_dict(), vocab, splits["train"], splits.get("dev"), cfg,
                   Path(out_dir), env, device, aux=proj,
                   extra={**(extra or {}), "teacher_checkpoint": str(tpath.resolve()), "distill": {
@@ -291,16 +273,12 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
 
 
 def _report(res: TrainResult, teacher, vocab, data, layout, splits, cfg: DistillConfig, device, console) -> dict:
-    from slsdk.models.flops import parameter_report
-    from slsdk.train.checkpoint import load_model
-    from slsdk.train.evaluate import evaluate, input_spec
-
     student, _, _ = load_model(res.best_checkpoint)
     wers: dict[str, dict[str, float]] = {"teacher": {}, "student": {}}
     for split in cfg.report_splits:
         if split in splits:
             samples = splits[split]
-        elif isinstance(data, (str, Path)) and _has_split(data, split, layout):
+        elif isinstance(data, (str, Path)) and has_split(data, split, layout):
             samples = read_split(data, split, layout)
         else:
             continue

@@ -10,7 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.data.dataset import VideoDataset, collate
+from slsdk.data.readers import require_labels
+from slsdk.data.splits import read_split
+from slsdk.decode import BeamStream, GreedyStream
+from slsdk.eval import wer, write_ctm, write_stm
 from slsdk.fileio import atomic_write_text, check_replace, output_lock, reading
+from slsdk.train.checkpoint import check_vocab, load_model
+from slsdk.train.environment import resolve_device
 
 DECODERS = ("greedy", "beam")
 DEFAULT_FPS = 25.0
@@ -74,8 +81,6 @@ def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", dec
 
     ``model(videos, lengths)`` must return ``sequence_logits [T', B, V]`` and ``feat_lengths [B]``.
     """
-    from slsdk.decode import BeamStream, GreedyStream
-
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     was_training = model.training
@@ -106,8 +111,6 @@ def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", dec
 
 def score(preds: Sequence[Prediction], samples: Sequence[Any], vocab) -> tuple[Any, dict, dict]:
     """(WERResult, hyps, refs) of predictions against the samples' gloss sequences."""
-    from slsdk.eval import wer
-
     by_id = {p.id: p for p in preds}
     missing = [s.id for s in samples if s.id not in by_id]
     if missing:
@@ -122,8 +125,6 @@ def score(preds: Sequence[Prediction], samples: Sequence[Any], vocab) -> tuple[A
 def make_loader(samples, vocab, model: nn.Module, *, batch_size: int = 1, num_workers: int = 0,
                 sampler=None):
     """Eval DataLoader (no augmentation, no shuffling) for ``samples`` sized for ``model``."""
-    from slsdk.data import VideoDataset, collate
-
     size, mean, std = input_spec(model)
     ds = VideoDataset(samples, vocab, size, mean, std, train=False)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, sampler=sampler,
@@ -132,8 +133,6 @@ def make_loader(samples, vocab, model: nn.Module, *, batch_size: int = 1, num_wo
 
 def _resolve_samples(data, split: str, layout: str):
     if isinstance(data, (str, Path)):
-        from slsdk.data.splits import read_split
-
         return read_split(data, split, layout)
     if isinstance(data, Mapping):
         if split not in data:
@@ -145,8 +144,6 @@ def _resolve_samples(data, split: str, layout: str):
 def write_ctm_stm(preds: Sequence[Prediction], samples: Sequence[Any], vocab, out_dir: str | Path,
                   name: str, *, overwrite: bool = False) -> dict[str, Path]:
     """``{name}.ctm`` (hypotheses with times) and ``{name}.stm`` (references) for NIST sclite."""
-    from slsdk.eval import write_ctm, write_stm
-
     out_dir = Path(out_dir)
     by_id = {p.id: p for p in preds}
     hyps = {}
@@ -184,9 +181,6 @@ def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "gree
 
 def _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, *, vocab, layout, batch_size, device,
               num_workers) -> EvalResult:
-    from slsdk.train.checkpoint import check_vocab, load_model
-    from slsdk.train.trainer import resolve_device
-
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     where = "the model"
@@ -202,8 +196,6 @@ def _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, *, vocab
         raise ValueError(f"split {split!r} has no samples")
     labelled = all(s.glosses for s in samples)
     if not labelled:
-        from slsdk.data.readers import require_labels
-
         if out_dir is None or any(s.glosses for s in samples):
             require_labels(samples, "scoring")
     else:

@@ -14,8 +14,8 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str
     ``history`` rows are the per-epoch dicts of the trainer: ``epoch``, ``train_loss``, ``loss/<term>``,
     ``dev_wer`` (may be None), ``lr``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415  (slow to import: only for plots)
+    from matplotlib.figure import Figure  # noqa: PLC0415
 
     path = Path(path)
     if not history:

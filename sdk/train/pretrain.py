@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,10 +24,26 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from torch import nn
 
+from slsdk.data.synthetic import (
+    PhoneFraming,
+    load_spec,
+    make_signer,
+    pose_shapes,
+    poses_in_crops,
+    render_phone_sentence,
+    render_sentence,
+    renderer_crop,
+)
+from slsdk.data.transforms import resize_shorter, resize_size
 from slsdk.errors import ConfigError
 from slsdk.fileio import atomic_path, atomic_write_text, check_output, check_replace, output_lock, reading
+from slsdk.models.clip import CLIP_MEAN, CLIP_STD, VisionTransformer, get_config
+from slsdk.runtime.crop import CropConfig
+from slsdk.train.console import make_console, progress_bar
+from slsdk.train.environment import seed_everything
 
 
 @dataclass
@@ -115,17 +130,12 @@ def _render_pool(lexicon, signers, settings, count: int, seed: int, stream: int,
     A phone-framed data set's frames (``settings["phone"]``, with ``data_framing``) are made as its videos are:
     portrait clip -> :func:`~slsdk.data.synthetic.renderer_crop` (the runtime's crop rule); hand image positions
     are then fractions of each crop."""
-    from slsdk.data.synthetic import (PhoneFraming, poses_in_crops, render_phone_sentence, render_sentence,
-                                      renderer_crop)
-
     rng = np.random.default_rng([seed, stream])
     frames, poses = [], []
     lo, hi = int(settings.get("min_len", 2)), int(settings.get("max_len", 6))
     size = int(settings["image_size"])
     phone = settings.get("phone") if data_framing else None
     if phone:
-        from slsdk.runtime.hands import CropConfig
-
         framing, crop_cfg = PhoneFraming.from_dict(dict(phone)), CropConfig.from_dict(dict(settings.get("crop") or {}))
     for k in range(count):
         sent = rng.integers(0, len(lexicon), rng.integers(lo, hi + 1)).tolist()
@@ -149,8 +159,6 @@ class _Batcher:
     """Random crops (of the frames resized like training's 256/224 rule) + flips, with targets moved along."""
 
     def __init__(self, frames: np.ndarray, poses: np.ndarray, size: int, patch: int, mean, std, flip: bool):
-        from slsdk.data.transforms import resize_shorter, resize_size
-
         self.size, self.patch, self.flip = size, patch, flip
         self.resized = resize_shorter(frames, max(size, resize_size(size)))
         self.poses = poses
@@ -204,15 +212,9 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
 
 
 def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, console) -> PretrainResult:
-    from rich.console import Console
-    from safetensors.torch import save_file
-
-    from slsdk.data.synthetic import load_spec, make_signer, pose_shapes
-    from slsdk.models.clip import CLIP_MEAN, CLIP_STD, VisionTransformer, get_config
-    from slsdk.train.trainer import _progress, seed_everything
 
     cfg = config or PretrainConfig()
-    console = console or Console(stderr=True, quiet=not progress, highlight=False)
+    console = console or make_console(progress)
     out_path = Path(out_path)
     lexicon, signers, settings = load_spec(data_root)
     spec = json.loads((Path(data_root) / "synthetic.json").read_text())
@@ -254,7 +256,7 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
     rng = np.random.default_rng([cfg.seed, 13])
     history = []
     vit.train()
-    with _progress(console, progress and console.is_terminal) as bar:
+    with progress_bar(console, progress and console.is_terminal) as bar:
         task = bar.add_task(f"pretrain {name}", total=cfg.steps, info="")
         for step in range(cfg.steps):
             idx = rng.integers(0, len(frames), cfg.batch_frames)

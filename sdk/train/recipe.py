@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from slsdk.data.splits import get_layout
 from slsdk.errors import SlsdkError
+from slsdk.models.adapters import FrameEncoderConfig
+from slsdk.models.recognizer import RecognizerConfig
+from slsdk.models.student import StudentConfig
+from slsdk.train.config import TrainConfig
+from slsdk.train.distill import DistillConfig
 
 __all__ = ["RecipeError", "DataSettings", "Recipe", "load_recipe", "parse_recipe", "dump_recipe",
            "SECTIONS"]
@@ -44,18 +52,10 @@ class DataSettings:
     layout: str = "folder"             # slsdk.data.LAYOUTS: folder | phoenix2014 | phoenix2014t | csl-daily | isharah
 
     def __post_init__(self):
-        from slsdk.data.splits import get_layout
-
         get_layout(self.layout)
 
 
 def _section_types() -> dict[str, type]:
-    from slsdk.models.adapters import FrameEncoderConfig
-    from slsdk.models.recognizer import RecognizerConfig
-    from slsdk.models.student import StudentConfig
-    from slsdk.train.distill import DistillConfig
-    from slsdk.train.trainer import TrainConfig
-
     return {"data": DataSettings, "model": RecognizerConfig, "model.encoder": FrameEncoderConfig,
             "train": TrainConfig, "distill": DistillConfig, "student": StudentConfig}
 
@@ -201,8 +201,6 @@ def _unique(pairs, line) -> dict:
 
 
 def _load_yaml(text: str):
-    import yaml
-
     class _Loader(yaml.SafeLoader):
         pass
 
@@ -285,6 +283,4 @@ def dump_recipe(data: Mapping, fmt: str = "yaml") -> str:
     """A recipe mapping as YAML (default) or JSON text."""
     if fmt == "json":
         return json.dumps(data, indent=2) + "\n"
-    import yaml
-
     return yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)

@@ -1,9 +1,10 @@
-"""Core ML export (``coreml`` target): an iOS 17 / macOS 14 ML Program ``.mlpackage``.
+"""The Core ML toolchain's exporter (``coreml`` target): an iOS 17 / macOS 14 ML Program ``.mlpackage``.
 
 coremltools converts on Linux, but prediction needs macOS. On Linux the saved package is validated:
 the spec loads, it is an ML Program of specification version >= 8 (iOS 17), inputs/outputs have the
 expected names and shapes, and the MIL program deserialises from the package (its ops are counted,
-including int8 ``constexpr_*dequantize`` weights). coremltools is imported inside the functions.
+including int8 ``constexpr_*dequantize`` weights). Building code: coremltools and torch are imported at the top
+(the module is loaded only when the coreml target is exported).
 
 Tensor types: the inputs stay float32 at every precision, but an fp16 package (and an int8 one, whose compute
 is fp16) declares FLOAT16 outputs, state outputs included. ``validate_coreml`` reports the declared types and
@@ -11,16 +12,23 @@ is fp16) declares FLOAT16 outputs, state outputs included. ``validate_coreml`` r
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import warnings
 from pathlib import Path
 from typing import Sequence
 
+import coremltools as ct
+import torch
+from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
+from coremltools.proto import FeatureTypes_pb2
+
 from slsdk import fileio
+from slsdk.convert.export import ExportJob, ExportResult, quantize_with_recipe, set_dtypes
 
 __all__ = ["export_coreml", "save_mlpackage", "validate_coreml", "io_dtypes", "prediction_available",
-           "PREDICTION_UNAVAILABLE_REASON", "IOS17_SPEC_VERSION"]
+           "PREDICTION_UNAVAILABLE_REASON", "IOS17_SPEC_VERSION", "export_coreml_target"]
 
 IOS17_SPEC_VERSION = 8
 PREDICTION_UNAVAILABLE_REASON = ("Core ML prediction needs macOS (coremltools: 'Model prediction is only "
@@ -32,8 +40,6 @@ def prediction_available() -> bool:
 
 
 def _quiet():
-    import logging
-
     for name in ("coremltools",):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -41,9 +47,6 @@ def _quiet():
 def convert_to_mlmodel(module, example_inputs: Sequence, *, input_names: Sequence[str],
                        output_names: Sequence[str], precision: str = "fp16"):
     """Convert ``module`` to an in-memory ``MLModel`` (torch.export first, jit.trace as a fallback)."""
-    import coremltools as ct
-    import torch
-
     _quiet()
     args = tuple(example_inputs)
     prec = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32, "int8": ct.precision.FLOAT16}[precision]
@@ -105,8 +108,6 @@ def io_dtypes(descs) -> dict[str, str]:
 
     An fp16 ML Program (compute precision FLOAT16, also int8-weight packages) keeps float32 inputs but its
     outputs are FLOAT16: this reads what the package really declares."""
-    from coremltools.proto import FeatureTypes_pb2
-
     names = FeatureTypes_pb2.ArrayFeatureType.ArrayDataType
     out = {}
     for d in descs:
@@ -125,9 +126,6 @@ def validate_coreml(path: str | os.PathLike, *, inputs: dict[str, Sequence[int]]
     ``inputs`` / ``outputs`` map names to the expected shapes (None: any shape). Returns a summary
     with the spec version, input/output shapes and MIL op counts; raises ValueError naming the file.
     """
-    import coremltools as ct
-    from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
-
     _quiet()
     path = Path(path)
     if not path.is_dir() or not (path / "Manifest.json").is_file():
@@ -178,3 +176,25 @@ def validate_coreml(path: str | os.PathLike, *, inputs: dict[str, Sequence[int]]
             "ops": sum(n for k, n in counts.items() if k != "const"), "op_counts": counts,
             "quantized_weight_ops": quantized,
             "compute_ops": sorted(k for k in counts if not k.startswith("const"))}
+
+
+# -- the target's exporter (named by the targets table) --------------------------------------------------
+def export_coreml_target(job: ExportJob) -> ExportResult:
+    """``model.mlpackage`` (ML Program); the manifest records the package's real tensor dtypes."""
+    io = job.io
+    ml = convert_to_mlmodel(io.module, io.example_inputs, input_names=io.input_names,
+                            output_names=io.output_names, precision=job.precision)
+    if job.recipe is not None:
+        ml = quantize_with_recipe(job, mlmodel=ml)
+    path = save_mlpackage(ml, job.work / job.model_file)
+    with torch.no_grad():
+        outs = io.module(*io.example_inputs)
+    validation = validate_coreml(
+        path, inputs={n: list(x.shape) for n, x in zip(io.input_names, io.example_inputs)},
+        outputs={n: list(o.shape) for n, o in zip(io.output_names, outs)})
+    if job.precision == "int8" and validation["quantized_weight_ops"] == 0:
+        raise RuntimeError(f"{path}: int8 recipe produced no quantized weights")
+    # the package's own tensor types: fp16 (and int8-weight, fp16-compute) packages take float32 inputs
+    # but return float16 outputs, state outputs included; the manifest says what the file really does
+    set_dtypes(job.manifest, validation["input_dtypes"], validation["output_dtypes"], path)
+    return ExportResult({job.model_file: path}, validation)

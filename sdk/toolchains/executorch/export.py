@@ -1,34 +1,45 @@
-"""ExecuTorch export: ``executorch`` (XNNPACK delegate) and ``executorch-coreml`` (Core ML delegate).
+"""The ExecuTorch toolchain's exporter: ``executorch`` (XNNPACK delegate) and ``executorch-coreml`` (Core ML
+delegate).
 
 torch.export -> to_edge_transform_and_lower(partitioner) -> to_executorch -> .pte, then the file is
 loaded back: XNNPACK programs run in ``executorch.runtime.Runtime``; Core ML delegated programs are
 validated structurally (the Linux ExecuTorch runtime has no CoreMLBackend).
-executorch / coremltools are imported inside the functions.
+Building code: torch and executorch are imported at the top (the module is loaded only when an ExecuTorch
+target is exported); coremltools and the Core ML delegate only inside the functions that need them (optional).
 """
 from __future__ import annotations
 
+import logging
+import math
 import os
 import platform
 import warnings
 from pathlib import Path
 from typing import Sequence
 
-from slsdk import fileio
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.exir import to_edge_transform_and_lower
+from executorch.exir._serialize._program import deserialize_pte_binary
 
-__all__ = ["export_executorch", "validate_pte", "coreml_backend_available"]
+from slsdk import fileio
+from slsdk.convert.export import ExportJob, ExportResult, quantize_with_recipe
+from slsdk.models.model_io import offline_wrapper
+
+__all__ = ["export_executorch", "validate_pte", "coreml_backend_available", "export_executorch_target",
+           "export_executorch_coreml_target"]
 
 DELEGATES = ("xnnpack", "coreml", "none")
 
 
 def _partitioners(delegate: str, compute_precision: str):
     if delegate == "xnnpack":
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
         return [XnnpackPartitioner()]
     if delegate == "coreml":
-        import coremltools as ct
-        from executorch.backends.apple.coreml.compiler import CoreMLBackend
-        from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+        import coremltools as ct  # noqa: PLC0415 (optional)
+        from executorch.backends.apple.coreml.compiler import CoreMLBackend  # noqa: PLC0415 (optional)
+        from executorch.backends.apple.coreml.partition import CoreMLPartitioner  # noqa: PLC0415 (optional)
 
         prec = {"fp16": ct.precision.FLOAT16, "fp32": ct.precision.FLOAT32}[compute_precision]
         specs = CoreMLBackend.generate_compile_specs(compute_precision=prec,
@@ -42,11 +53,6 @@ def _partitioners(delegate: str, compute_precision: str):
 def export_executorch(module, example_inputs: Sequence, path: str | os.PathLike, *, delegate: str = "xnnpack",
                       compute_precision: str = "fp32", dynamic_shapes=None) -> Path:
     """Export ``module`` (an nn.Module or an already quantized GraphModule) to a .pte at ``path``."""
-    import logging
-
-    import torch
-    from executorch.exir import to_edge_transform_and_lower
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     args = tuple(example_inputs)
@@ -80,8 +86,6 @@ def validate_pte(path: str | os.PathLike, *, expect_backend: str | None = None, 
     ``expect_backend`` (e.g. "CoreMLBackend", "XnnpackBackend") must own at least one delegate
     with a non-empty blob. Returns a summary dict; raises ValueError naming the file otherwise.
     """
-    from executorch.exir._serialize._program import deserialize_pte_binary
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such .pte file")
@@ -117,8 +121,45 @@ def coreml_backend_available() -> bool:
     if platform.system() != "Darwin":
         return False
     try:
-        from executorch.runtime import Runtime
+        from executorch.runtime import Runtime  # noqa: PLC0415 (optional)
 
         return Runtime.get().backend_registry.is_available("CoreMLBackend")
     except Exception:
         return False
+
+
+# -- the targets' exporters (named by the targets table) --------------------------------------------------
+def _dynamic_shapes_for_export(io):
+    if io.streaming or not io.dynamic_axes:
+        return None
+
+    _, lo, hi = io.dynamic_axes["frames"][1]
+    if lo == hi:  # one fixed frame count (what an ExecuTorch teacher takes: its BiLSTM unrolls over time)
+        return None
+    # whole-video models pad to a multiple of the output stride internally; keep T a multiple of it
+    k = torch.export.Dim("k", min=max(1, math.ceil(lo / io.output_stride)), max=hi // io.output_stride)
+    return ({1: io.output_stride * k},)
+
+
+def _pte(job: ExportJob, delegate: str, expect_backend: str | None) -> ExportResult:
+    io = job.io
+    module = io.module if io.streaming else offline_wrapper(io.source_model, plain_lstm=True)
+    if job.recipe is not None:
+        module = quantize_with_recipe(job, module=module, example_inputs=io.example_inputs,
+                           float_modules=job.io.float_modules, float_activation_modules=io.float_activation_modules)
+    path = export_executorch(module, io.example_inputs, job.work / job.model_file, delegate=delegate,
+                             compute_precision="fp32" if job.precision == "int8" else job.precision,
+                             dynamic_shapes=_dynamic_shapes_for_export(io))
+    validation = validate_pte(path, expect_backend=expect_backend, num_inputs=len(io.input_names),
+                              num_outputs=len(io.output_names))
+    return ExportResult({job.model_file: path}, validation)
+
+
+def export_executorch_target(job: ExportJob) -> ExportResult:
+    """``model.pte`` lowered to XNNPACK."""
+    return _pte(job, "xnnpack", None)
+
+
+def export_executorch_coreml_target(job: ExportJob) -> ExportResult:
+    """``model.pte`` with a Core ML delegate (validated: the delegate blob is there and non-empty)."""
+    return _pte(job, "coreml", "CoreMLBackend")

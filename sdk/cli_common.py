@@ -1,0 +1,91 @@
+"""What every `slsdk` command shares: the consoles, the one-line error, and the rule for errors.
+
+The rule: an ``SlsdkError`` (bad input the user can fix) or an ``OSError`` (a bad path, a full disk; the file is
+named) prints as one ``error: ...`` line and exits 1. Anything else is a bug in slsdk: it keeps its traceback and
+the CLI adds one line asking to report it (``report_bug``). Imported by ``slsdk.cli`` and ``slsdk.cli_import``.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+from enum import Enum
+from importlib import metadata
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from slsdk.version import __version__
+from slsdk.errors import SlsdkError
+from slsdk.terminal import plain
+
+__all__ = ["console", "err_console", "choice_value", "shown_path", "print_error", "fail", "error_line", "run_stage",
+           "issue_tracker", "report_bug", "USER_ERRORS"]
+
+console = Console(soft_wrap=True)   # paths and messages are never broken across lines
+err_console = Console(stderr=True, soft_wrap=True)   # an error is one line, however long
+
+# the errors a user can fix: printed as one line; every other exception is a bug and keeps its traceback
+USER_ERRORS = (SlsdkError, OSError)
+
+
+def choice_value(x):
+    """The plain value of an Enum choice (or ``x`` itself)."""
+    return x.value if isinstance(x, Enum) else x
+
+
+def shown_path(path) -> str:
+    """``path`` as the user would type it: relative to the working folder when it lies inside it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def print_error(message: str) -> None:
+    """Print ``error: MESSAGE`` as one plain line on stderr (paths and names from files cannot style the terminal)."""
+    err_console.print(f"[bold red]error:[/] {plain(message)}", emoji=False, highlight=False)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``error: MESSAGE`` (``print_error``) and exit with ``code``."""
+    print_error(message)
+    raise typer.Exit(code)
+
+
+def error_line(e: BaseException) -> str:
+    """The one-line message of a user error: an OSError names its file and its kind (``FileNotFoundError: ...``)."""
+    msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    if isinstance(e, OSError) and not isinstance(e, SlsdkError) and e.filename and str(e.filename) not in msg:
+        msg = f"{e.filename}: {msg}"
+    name = "" if isinstance(e, SlsdkError) else f"{type(e).__name__}: "
+    return f"{name}{msg}".replace("\n", " ")
+
+
+def run_stage(fn, *args, **kwargs):
+    """Call a stage; a user error (``USER_ERRORS``) becomes one clear line and exit code 1, a bug propagates."""
+    try:
+        return fn(*args, **kwargs)
+    except USER_ERRORS as e:
+        fail(error_line(e))
+
+
+def issue_tracker() -> str:
+    """Where to report a bug: the installed package's issue URL (its metadata), else a plain description."""
+    try:
+        urls = metadata.metadata("slsdk").get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        urls = []
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if any(w in label.lower() for w in ("issue", "bug", "tracker")):
+            return url.strip()
+    return "the slsdk issue tracker"
+
+
+def report_bug(exc: BaseException) -> None:
+    """Print ``exc``'s traceback and one line asking to report it (an error that is not the user's)."""
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    err_console.print(f"this is a bug in slsdk {__version__}: please report it with the traceback above at "
+                      f"{issue_tracker()}", emoji=False, highlight=False, markup=False)
