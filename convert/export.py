@@ -53,8 +53,8 @@ def quantize_with_recipe(job: ExportJob, **kwargs):
 def set_dtypes(manifest, input_dtypes: dict, output_dtypes: dict, where) -> None:
     """Write the model file's real input/output dtypes into ``manifest.streaming`` (by tensor name)."""
     s = manifest.streaming
-    for group, dtypes in (("inputs", input_dtypes), ("outputs", output_dtypes)):
-        for io in s[group]:
-            if io["name"] not in dtypes:
-                raise RuntimeError(f"{where}: the model file has no {group[:-1]} {io['name']!r}")
-            io["dtype"] = dtypes[io["name"]]
+    for group, tensors, dtypes in (("inputs", s.inputs, input_dtypes), ("outputs", s.outputs, output_dtypes)):
+        for io in tensors:
+            if io.name not in dtypes:
+                raise RuntimeError(f"{where}: the model file has no {group[:-1]} {io.name!r}")
+            io.dtype = dtypes[io.name]

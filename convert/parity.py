@@ -18,10 +18,11 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from slsdk.decode import greedy
+from slsdk.errors import ConfigError
 from slsdk.eval import wer
 from slsdk.preprocess import Preprocess, prepare_video
 from slsdk.quantize.calibration import video_of
-from slsdk.runtime.backends import Backend, open_backend, run_video
+from slsdk.runtime.backends import Backend, open_backend, run_video, streaming_spec
 from slsdk.targets import get_target
 
 __all__ = ["fidelity_videos", "greedy_ids", "wer_percent", "compare_log_probs", "measure_fidelity",
@@ -44,7 +45,7 @@ def fidelity_videos(spec: Preprocess, heldout=None, *, seed: int = 0, lengths: S
         return vids, None, "seeded random frames (no held-out set given)"
     items = heldout if isinstance(heldout, (list, tuple)) else [heldout[i] for i in range(len(heldout))]
     if not items:
-        raise ValueError("heldout is empty: give at least one (frames, gloss_ids) pair or leave it None")
+        raise ConfigError("heldout is empty: give at least one (frames, gloss_ids) pair or leave it None")
     vids, refs = [], []
     for i, item in enumerate(items):
         if isinstance(item, dict):
@@ -53,14 +54,14 @@ def fidelity_videos(spec: Preprocess, heldout=None, *, seed: int = 0, lengths: S
             try:
                 frames, label = item
             except (TypeError, ValueError):
-                raise ValueError(f"heldout item {i} must be (frames, gloss_ids), got {type(item).__name__}") from None
+                raise ConfigError(f"heldout item {i} must be (frames, gloss_ids), got {type(item).__name__}") from None
         vids.append(prepare_video(frames, spec))
         refs.append(None if label is None else [int(x) for x in (label.tolist() if hasattr(label, "tolist") else label)])
     if frames_range is not None:   # an offline model takes clips of lo..hi frames only
         lo, hi = frames_range
         bad = [(i, len(v)) for i, v in enumerate(vids) if not lo <= len(v) <= hi]
         if bad:
-            raise ValueError(f"held-out clips must have {lo}..{hi} frames for this offline model (frames_range), "
+            raise ConfigError(f"held-out clips must have {lo}..{hi} frames for this offline model (frames_range), "
                              f"got (item, frames) {bad[:5]}{' ...' if len(bad) > 5 else ''}; convert without "
                              "held-out data or with a frames_range that covers them")
     if any(r is None for r in refs):
@@ -110,7 +111,7 @@ def measure_fidelity(reference: Backend, converted: Backend, streaming: dict, vi
     fid = compare_log_probs(ref_lps, got_lps)
     fid["videos"] = len(videos)
     fid["reference"] = f"{reference.name} fp32"
-    fid["mode"] = streaming.get("mode", "streaming")
+    fid["mode"] = streaming_spec(streaming).mode
     if refs is not None:
         ref_hyps = [greedy_ids(x, blank_id) for x in ref_lps]
         got_hyps = [greedy_ids(x, blank_id) for x in got_lps]

@@ -19,6 +19,7 @@ from typing import Any
 from slsdk.bundle import load_bundle, write_bundle
 from slsdk.convert.export import ExportJob
 from slsdk.convert.parity import bundle_fidelity, fidelity_videos
+from slsdk.errors import ConfigError, MissingPackageError
 from slsdk.fileio import temp_dir
 from slsdk.models.factory import load_checkpoint, model_from_checkpoint
 from slsdk.models.model_io import manifest_for_io, model_io, vocab_list
@@ -75,31 +76,31 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
     precision = check_precision(tgt, precision or tgt.default_precision)
     missing = missing_modules(tgt)
     if missing:
-        raise RuntimeError(f"target {tgt.name!r} needs the Python modules {missing}: pip install 'slsdk[export]'")
+        raise MissingPackageError(f"target {tgt.name!r} needs the Python modules {missing}: pip install 'slsdk[export]'")
     qrecipe = None
     if precision == "int8":
         qrecipe = get_recipe(recipe or tgt.int8_recipe)
         if qrecipe not in recipes_for(tgt.name):
-            raise ValueError(f"quantization recipe {qrecipe.name!r} does not apply to target {tgt.name!r} "
+            raise ConfigError(f"quantization recipe {qrecipe.name!r} does not apply to target {tgt.name!r} "
                              f"(use one of {[r.name for r in recipes_for(tgt.name)]})")
     elif recipe is not None:
-        raise ValueError(f"recipe={recipe!r} is only used with precision='int8' (got {precision!r})")
+        raise ConfigError(f"recipe={recipe!r} is only used with precision='int8' (got {precision!r})")
 
     model, vocab, teacher, preparation = _load(model_or_checkpoint, vocab, teacher, preparation)
     if crop is None and preparation and preparation.get("crop"):
         crop = dict(preparation["crop"])
     glosses = vocab_list(vocab)
     if not glosses:
-        raise ValueError("a gloss vocabulary is needed (vocab=Vocabulary or list of glosses, blank at 0)")
+        raise ConfigError("a gloss vocabulary is needed (vocab=Vocabulary or list of glosses, blank at 0)")
     io = model_io(model, teacher=teacher, frames_range=frames_range)
     if len(glosses) != io.num_classes:
-        raise ValueError(f"vocabulary has {len(glosses)} entries but the model has {io.num_classes} classes")
+        raise ConfigError(f"vocabulary has {len(glosses)} entries but the model has {io.num_classes} classes")
     if not io.streaming and not tgt.offline:
         names = [t.name for t in TARGETS.values() if t.offline]
         offline = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
-        raise ValueError(f"teacher (offline) export supports the {offline} targets, not {tgt.name!r}")
+        raise ConfigError(f"teacher (offline) export supports the {offline} targets, not {tgt.name!r}")
     if not io.streaming and tgt.offline_fixed_frames and frames_range[0] != frames_range[1]:
-        raise ValueError(f"{tgt.name}: lowering unrolls the teacher's BiLSTM over time, so a whole-video file "
+        raise ConfigError(f"{tgt.name}: lowering unrolls the teacher's BiLSTM over time, so a whole-video file "
                          f"takes one fixed frame count; pass frames_range=(T, T) (or use onnx/ort for any length "
                          f"in {tuple(frames_range)})")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
+from slsdk.errors import ConfigError
 from slsdk.quantize.calibration import CalibrationError
 from slsdk.targets import get_target
 from slsdk.toolchains import PROVIDERS
@@ -131,7 +132,7 @@ def get_recipe(name: str) -> QuantRecipe:
         return RECIPES[name]
     close = difflib.get_close_matches(str(name), list(RECIPES), n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown quantization recipe {name!r}{hint} (registered: {', '.join(RECIPES)})")
+    raise ConfigError(f"unknown quantization recipe {name!r}{hint} (registered: {', '.join(RECIPES)})")
 
 
 def recipes_for(target: str) -> list[QuantRecipe]:

@@ -98,7 +98,7 @@ def bench_bundles(paths, iters: int = 20, threads: int = 0, warmup: int = 3) -> 
             row.status, row.note = "validated only", str(e).split(": ", 1)[-1][:80]
             continue
         row.load_s = round(time.perf_counter() - t0, 4)
-        inputs = {io["name"]: rng.standard_normal(io["shape"]).astype(np.float32) * 0.5
+        inputs = {io.name: rng.standard_normal(io.shape).astype(np.float32) * 0.5
                   for io in m.streaming.inputs}
         calls.append((row, m.streaming.chunk_frames, lambda b=backend, x=inputs: b.run(x), []))
     for i in range(warmup + iters):

@@ -8,7 +8,7 @@ anything else is a bug and keeps its traceback, with a line asking to report it.
 """
 from __future__ import annotations
 
-__all__ = ["SlsdkError", "ConfigError"]
+__all__ = ["SlsdkError", "ConfigError", "MissingPackageError", "DeviceError"]
 
 
 class SlsdkError(Exception):
@@ -17,3 +17,11 @@ class SlsdkError(Exception):
 
 class ConfigError(SlsdkError, ValueError):
     """A setting out of its range (``--steps 0``, ``--image-size 0``): the message names it and the range."""
+
+
+class MissingPackageError(SlsdkError, RuntimeError):
+    """A stage needs an optional package that is not installed: the message names it and the pip extra."""
+
+
+class DeviceError(SlsdkError, RuntimeError):
+    """The requested device or distributed set-up is not available (``--device cuda`` without CUDA, torchrun)."""

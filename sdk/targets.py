@@ -14,6 +14,7 @@ import importlib.util
 import platform
 from dataclasses import dataclass, field
 
+from slsdk.errors import ConfigError
 from slsdk.toolchains import get_provider, resolve
 
 __all__ = ["Target", "TARGETS", "PRECISIONS", "get_target", "check_precision", "target_names",
@@ -138,7 +139,7 @@ def get_target(name: str | Target) -> Target:
     key = str(name).strip().lower()
     if key in TARGETS:
         return TARGETS[key]
-    raise ValueError(f"unknown target {name!r}{_did_you_mean(key, TARGETS)} "
+    raise ConfigError(f"unknown target {name!r}{_did_you_mean(key, TARGETS)} "
                      f"(valid targets: {', '.join(TARGETS)})")
 
 
@@ -149,7 +150,7 @@ def check_precision(target: str | Target, precision: str) -> str:
     if p in t.precisions:
         return p
     hint = _did_you_mean(p, t.precisions) if p not in PRECISIONS else ""
-    raise ValueError(f"precision {precision!r} is not available for target {t.name!r}{hint} "
+    raise ConfigError(f"precision {precision!r} is not available for target {t.name!r}{hint} "
                      f"(allowed: {', '.join(t.precisions)})")
 
 

@@ -53,6 +53,7 @@ CHAIN: list[tuple[str, list[str]]] = [
     *[("convert", ["convert", "runs/student/best.pt", "-t", t, "-o", f"exported/{t}"])
       for t in ("onnx", "ort", "executorch", "executorch-coreml", "coreml")],
     ("bundle inspect", ["bundle", "inspect", "exported/onnx"]),
+    ("bundle schema", ["bundle", "schema", "exported/onnx"]),
     ("run", ["run", "exported/onnx", "{test_video}", "--json"]),
     ("eval model", ["eval", "model", "runs/student/best.pt", "mydata", "--split", "test_si", "-o", "scores"]),
     ("eval wer", ["eval", "wer", "--ref", "scores/test_si.stm", "--hyp", "scores/test_si.ctm"]),
@@ -121,6 +122,7 @@ def test_user_chain_in_a_fresh_folder(tmp_path, monkeypatch):
     for t in ("onnx", "ort", "executorch", "executorch-coreml", "coreml"):
         man = json.loads(Path(f"exported/{t}/manifest.json").read_text())
         assert man["target"] == t
+    assert outputs["bundle schema exported/onnx"].strip() == "exported/onnx: valid"
     # the effective recipe is stored in the checkpoint
     from slsdk.train.checkpoint import load_checkpoint
 

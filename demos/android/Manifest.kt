@@ -7,7 +7,7 @@ import org.json.JSONObject
 // the web demo (demos/web/js/) is tested equal to the Python runtime on the same rules.
 
 // The parts of an slsdk bundle's manifest.json that an app needs to feed the model and decode its output.
-// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 2). Each class reads its own keys in `from`,
+// Schema: sdk/bundle/manifest.schema.json (format "slsdk-bundle", format_version 2). Each class reads its own keys in `from`,
 // and tests/test_demos_samples.py checks every key against a manifest the SDK writes.
 
 /** manifest.json (top level). */

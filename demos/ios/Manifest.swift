@@ -4,7 +4,7 @@ import Foundation
 // the web demo (demos/web/js/) is tested equal to the Python runtime on the same rules.
 
 // The parts of an slsdk bundle's manifest.json that an app needs to feed the model and decode its output.
-// Schema: sdk/bundle.py (format "slsdk-bundle", format_version 2). Every JSON key is spelled out in a
+// Schema: sdk/bundle/manifest.schema.json (format "slsdk-bundle", format_version 2). Every JSON key is spelled out in a
 // CodingKeys enum, and tests/test_demos_samples.py checks each one against a manifest the SDK writes.
 
 enum ManifestError: Error, CustomStringConvertible {

@@ -38,8 +38,8 @@ def check_model_file(root: str | os.PathLike, manifest: Manifest, *, source: str
         return None
     s = manifest.streaming
     where = source or str(Path(root) / MANIFEST_NAME)
-    for group in ("inputs", "outputs"):
-        declared = [(io["name"], list(io["shape"]), io.get("dtype", "float32")) for io in s[group]]
+    for group, tensors in (("inputs", s.inputs), ("outputs", s.outputs)):
+        declared = [(io.name, list(io.shape), io.dtype) for io in tensors]
         real = sig[group]
         if sig["names"]:
             dn, rn = [d[0] for d in declared], [r[0] for r in real]
@@ -57,15 +57,15 @@ def check_model_file(root: str | os.PathLike, manifest: Manifest, *, source: str
             if rdtype in TENSOR_DTYPES and ddtype != rdtype:
                 raise BundleError(f"{where}: {group[:-1]} {name!r} has dtype {ddtype} in the manifest but "
                                   f"{rdtype} in {path.name}")
-    state_outputs = {st["output"] for st in s["state"]}
-    logits = next((io for io in s["outputs"] if io["name"] not in state_outputs), None)
+    state_outputs = {st.output for st in s.state}
+    logits = next((io for io in s.outputs if io.name not in state_outputs), None)
     if logits is not None:
-        idx = [io["name"] for io in s["outputs"]].index(logits["name"])
-        rshape = next(r[1] for r in sig["outputs"] if r[0] == logits["name"]) if sig["names"] else sig["outputs"][idx][1]
+        idx = [io.name for io in s.outputs].index(logits.name)
+        rshape = next(r[1] for r in sig["outputs"] if r[0] == logits.name) if sig["names"] else sig["outputs"][idx][1]
         classes = rshape[-1] if rshape else None
         if isinstance(classes, int) and classes > 0 and classes != len(manifest.vocab):
             raise BundleError(f"{where}: vocab has {len(manifest.vocab)} entries but the model {path.name} "
-                              f"outputs {classes} classes ({logits['name']!r}); the vocabulary does not belong to "
+                              f"outputs {classes} classes ({logits.name!r}); the vocabulary does not belong to "
                               "this model")
     meta = sig.get("meta") or {}
     if "vocab" in meta and meta["vocab"].split("\n") != list(manifest.vocab):

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slsdk.errors import ConfigError
 from slsdk.models.clip import CLIP_MEAN, CLIP_STD, CLIPVisionConfig, VisionTransformer, interpolate_pos_embed
 from slsdk.models.clip_loaders import load_clip_visual
 from slsdk.models.efficientnet_lite import (
@@ -31,6 +32,7 @@ from slsdk.models.efficientnet_lite import (
     lite0_weights_path,
     load_lite0_state_dict,
 )
+from slsdk.models.errors import CheckpointError
 
 OUTPUT_STRIDE = 4
 CONV_KERNEL = 5
@@ -58,17 +60,17 @@ class StudentConfig:
 
     def __post_init__(self):
         if self.chunk_frames <= 0 or self.chunk_frames % OUTPUT_STRIDE:
-            raise ValueError(f"chunk_frames must be a positive multiple of {OUTPUT_STRIDE}, got {self.chunk_frames}")
+            raise ConfigError(f"chunk_frames must be a positive multiple of {OUTPUT_STRIDE}, got {self.chunk_frames}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
         if self.encoder not in _STUDENTS:
-            raise ValueError(f"unknown student encoder {self.encoder!r}; registered: {', '.join(list_students())}")
+            raise ConfigError(f"unknown student encoder {self.encoder!r}; registered: {', '.join(list_students())}")
         for k, v in {**_VIT_DEFAULTS, **_STUDENTS[self.encoder].defaults}.items():
             if getattr(self, k) is None:
                 setattr(self, k, v)
         if self.image_size < 16:
-            raise ValueError(f"student image_size must be >= 16, got {self.image_size}")
+            raise ConfigError(f"student image_size must be >= 16, got {self.image_size}")
         if self.freeze_blocks < 0 or (self.freeze_blocks and self.encoder == "vit-tiny"):
-            raise ValueError(f"freeze_blocks applies to EfficientNet students (>= 0), got {self.freeze_blocks} "
+            raise ConfigError(f"freeze_blocks applies to EfficientNet students (>= 0), got {self.freeze_blocks} "
                              f"for {self.encoder}")
 
     @property
@@ -271,7 +273,7 @@ class StreamingStudent(nn.Module):
         try:
             src = load_clip_visual(weights, config=mine)
         except (ValueError, RuntimeError) as e:
-            raise ValueError(f"{weights}: the tower does not fit the student encoder ({mine}): {e}") from None
+            raise CheckpointError(f"{weights}: the tower does not fit the student encoder ({mine}): {e}") from None
         self.encoder.load_state_dict(src.state_dict())
 
     @torch.no_grad()
@@ -344,7 +346,7 @@ def list_students() -> list[str]:
 
 def get_student(name: str) -> StudentSpec:
     if name not in _STUDENTS:
-        raise ValueError(f"unknown student encoder {name!r}; registered: {', '.join(_STUDENTS)}")
+        raise ConfigError(f"unknown student encoder {name!r}; registered: {', '.join(_STUDENTS)}")
     return _STUDENTS[name]
 
 
@@ -415,7 +417,7 @@ def _load_lite0(encoder: EfficientNetEncoder, path=None) -> str:
     sd = {k: v for k, v in load_lite0_state_dict(path).items() if not k.startswith("_fc.")}
     missing, unexpected = encoder.trunk.load_state_dict(sd, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path or lite0_weights_path()}: does not fit EfficientNet-Lite0 (missing {missing[:4]}, "
+        raise CheckpointError(f"{path or lite0_weights_path()}: does not fit EfficientNet-Lite0 (missing {missing[:4]}, "
                          f"unexpected {unexpected[:4]})")
     return str(path or lite0_weights_path())
 

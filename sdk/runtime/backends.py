@@ -15,10 +15,12 @@ Only the torch backend touches the models (``slsdk.models``), and only when a ch
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from slsdk.bundle import StreamingSpec
 from slsdk.errors import SlsdkError
 from slsdk.preprocess import chunk_video, output_frames
 from slsdk.targets import get_target
@@ -138,12 +140,13 @@ class StreamingStep:
     ``streaming`` is the manifest's ``streaming`` section (tensor names, state names and shapes).
     """
 
-    def __init__(self, backend: Backend, streaming: dict):
+    def __init__(self, backend: Backend, streaming: StreamingSpec | Mapping):
+        streaming = streaming_spec(streaming)
         self.backend = backend
-        self.frames_input = streaming["inputs"][0]["name"]
-        self.logits_output = streaming["outputs"][0]["name"]
-        self.state_spec = [(st["input"], st["output"], tuple(st["shape"])) for st in streaming.get("state", [])]
-        self.chunk = streaming.get("chunk_frames")
+        self.frames_input = streaming.inputs[0].name
+        self.logits_output = streaming.outputs[0].name
+        self.state_spec = [(st.input, st.output, tuple(st.shape)) for st in streaming.state]
+        self.chunk = streaming.chunk_frames
 
     def initial_state(self) -> dict[str, np.ndarray]:
         return {i: np.zeros(shape, np.float32) for i, _, shape in self.state_spec}
@@ -158,7 +161,12 @@ class StreamingStep:
         return {self.frames_input: chunk, **state}
 
 
-def run_video(backend: Backend, streaming: dict, video: np.ndarray, on_step=None) -> np.ndarray:
+def streaming_spec(streaming: StreamingSpec | Mapping) -> StreamingSpec:
+    """The manifest's typed ``streaming`` section (a JSON object of it is read as one)."""
+    return streaming if isinstance(streaming, StreamingSpec) else StreamingSpec.from_dict(streaming)
+
+
+def run_video(backend: Backend, streaming: StreamingSpec | Mapping, video: np.ndarray, on_step=None) -> np.ndarray:
     """Log-probs ``[T', V]`` of one preprocessed video ``[T, 3, S, S]`` (float32).
 
     Streaming models run chunk by chunk carrying state, the last chunk zero-padded, trimmed to
@@ -166,22 +174,22 @@ def run_video(backend: Backend, streaming: dict, video: np.ndarray, on_step=None
     ``on_step(inputs)`` (optional) sees every call's named inputs (int8 calibration records them).
     """
     video = np.asarray(video, dtype=np.float32)
-    if streaming.get("mode", "streaming") != "streaming":
-        name = streaming["inputs"][0]["name"]
-        inputs = {name: video[None]}
+    streaming = streaming_spec(streaming)
+    if streaming.mode != "streaming":
+        inputs = {streaming.inputs[0].name: video[None]}
         if on_step is not None:
             on_step(inputs)
-        lp = backend.run(inputs)[streaming["outputs"][0]["name"]]
+        lp = backend.run(inputs)[streaming.outputs[0].name]
         return np.asarray(lp, np.float32).reshape(-1, lp.shape[-1])
     step = StreamingStep(backend, streaming)
     state = step.initial_state()
     outs = []
-    for chunk in chunk_video(video, int(streaming["chunk_frames"])):
+    for chunk in chunk_video(video, int(streaming.chunk_frames)):
         if on_step is not None:
             on_step(step.inputs(chunk, state))
         lp, state = step(chunk, state)
         outs.append(np.asarray(lp, np.float32).reshape(-1, lp.shape[-1]))
-    return np.concatenate(outs)[: output_frames(len(video), int(streaming["output_stride"]))]
+    return np.concatenate(outs)[: output_frames(len(video), int(streaming.output_stride))]
 
 
 def default_threads() -> int:

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from slsdk.bundle import StreamingSpec
 from slsdk.preprocess import output_frames, pad_chunk
 from slsdk.runtime.backends import Backend, StreamingStep
 
@@ -22,11 +23,11 @@ class ChunkRunner:
     others (ExecuTorch, Core ML) one at a time, behind a lock.
     """
 
-    def __init__(self, backend: Backend, streaming: dict):
+    def __init__(self, backend: Backend, streaming: StreamingSpec):
         self.backend = backend
         self.step = StreamingStep(backend, streaming)
-        self.chunk = int(streaming["chunk_frames"])
-        self.stride = int(streaming["output_stride"])
+        self.chunk = int(streaming.chunk_frames)
+        self.stride = int(streaming.output_stride)
         self._lock = None if getattr(backend, "thread_safe", False) else threading.Lock()
 
     def initial_state(self) -> dict[str, np.ndarray]:

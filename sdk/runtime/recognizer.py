@@ -33,6 +33,7 @@ import numpy as np
 
 from slsdk.bundle import load_bundle
 from slsdk.decode import BeamStream, GreedyStream
+from slsdk.errors import ConfigError
 from slsdk.preprocess import Preprocess
 from slsdk.runtime import feed
 from slsdk.runtime.backends import Backend, BackendError, open_backend, open_checkpoint, opens_checkpoint
@@ -89,13 +90,13 @@ class Recognizer:
         self.logits_output = self.runner.step.logits_output
         self.decoder_kind, self.beam, self.endpoint = decoder, beam, endpoint
         if decoder not in ("greedy", "beam"):
-            raise ValueError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
-        crop_cfg = dict(m.crop)
+            raise ConfigError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
+        crop_cfg = m.crop.section_json()   # the crop fields the bundle states
         if crop is not None:
             crop_cfg["policy"] = crop
         self.crop_policy = crop_cfg.get("policy", "full")
         if self.crop_policy not in ("full", "hands"):
-            raise ValueError(f"crop must be 'hands' or 'full', got {self.crop_policy!r}")
+            raise ConfigError(f"crop must be 'hands' or 'full', got {self.crop_policy!r}")
         # train/serve skew: the training data's `slsdk data prepare` settings (manifest.extra) against this crop
         preparation = (m.extra or {}).get("preparation")
         self.skew = preparation_mismatch(preparation, crop_cfg, self.resize_shorter)

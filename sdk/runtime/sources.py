@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from slsdk.data.video import MAX_GAP_S, VideoError, VideoReader
-from slsdk.errors import SlsdkError
+from slsdk.errors import ConfigError, SlsdkError
 
 POLICIES = ("drop-oldest", "block")
 RESAMPLE_POLICY = "nearest"
@@ -63,9 +63,9 @@ class FrameResampler:
 
     def __init__(self, fps: float, max_gap: float | None = None):
         if not (isinstance(fps, (int, float)) and fps > 0 and math.isfinite(fps)):
-            raise ValueError(f"fps must be positive, got {fps!r}")
+            raise ConfigError(f"fps must be positive, got {fps!r}")
         if max_gap is not None and not max_gap > 0:
-            raise ValueError(f"max_gap must be positive seconds or None, got {max_gap!r}")
+            raise ConfigError(f"max_gap must be positive seconds or None, got {max_gap!r}")
         self.fps, self.period, self.max_gap = float(fps), 1.0 / float(fps), max_gap
         self.source_frames = self.frames = self.dropped = self.repeated = self.gaps = 0
         self.gap_s = 0.0
@@ -156,9 +156,9 @@ class FrameDropper:
 
     def __init__(self, capacity: int = 2, policy: str = "drop-oldest"):
         if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
+            raise ConfigError(f"capacity must be >= 1, got {capacity}")
         if policy not in POLICIES:
-            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+            raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
         self.capacity, self.policy = capacity, policy
         self._items: deque = deque()
         self._cond = threading.Condition()

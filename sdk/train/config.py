@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from slsdk.errors import ConfigError
+
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -47,18 +49,18 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.amp_dtype not in ("bf16", "fp16"):
-            raise ValueError(f"amp_dtype must be bf16 or fp16, got {self.amp_dtype!r}")
+            raise ConfigError(f"amp_dtype must be bf16 or fp16, got {self.amp_dtype!r}")
         if self.eval_decoder not in ("greedy", "beam"):
-            raise ValueError(f"eval_decoder must be greedy or beam, got {self.eval_decoder!r}")
+            raise ConfigError(f"eval_decoder must be greedy or beam, got {self.eval_decoder!r}")
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
 
     def to_dict(self) -> dict:
         return asdict(self)

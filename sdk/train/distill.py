@@ -30,6 +30,7 @@ from torch import nn
 
 from slsdk.data.dataset import conv_output_length
 from slsdk.data.splits import has_split, read_split, resolve_datasets
+from slsdk.errors import ConfigError
 from slsdk.fileio import atomic_write_text, output_lock, reading
 from slsdk.models.flops import count_macs_per_frame, parameter_report
 from slsdk.models.student import StreamingStudent, StudentConfig
@@ -66,11 +67,11 @@ class DistillConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if min(self.kl_weight, self.ctc_weight, self.feature_weight) < 0:
-            raise ValueError("loss weights must be >= 0")
+            raise ConfigError("loss weights must be >= 0")
         if self.kl_weight == self.ctc_weight == self.feature_weight == 0:
-            raise ValueError("all distillation loss weights are 0: nothing to train")
+            raise ConfigError("all distillation loss weights are 0: nothing to train")
         self.report_splits = tuple(self.report_splits)
 
 
@@ -188,7 +189,7 @@ def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
     if cfg.num_classes != len(vocab):
         cfg = StudentConfig.from_dict({**cfg.to_dict(), "num_classes": len(vocab)})
     if tuple(cfg.mean) != tuple(teacher.config.mean) or tuple(cfg.std) != tuple(teacher.config.std):
-        raise ValueError(f"student normalisation (mean {cfg.mean}, std {cfg.std}) differs from the teacher's "
+        raise ConfigError(f"student normalisation (mean {cfg.mean}, std {cfg.std}) differs from the teacher's "
                          f"({teacher.config.mean}, {teacher.config.std}); both see the same frames")
     return cfg
 

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from slsdk.errors import DeviceError
+
 
 def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
     """``auto`` -> cuda (the local rank's GPU) > mps > cpu."""
@@ -22,7 +24,7 @@ def resolve_device(name: str | torch.device = "auto", local_rank: int = 0) -> to
         return torch.device("cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+        raise DeviceError(f"device {name!r} requested but CUDA is not available")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank)
     return dev
@@ -67,10 +69,10 @@ def init_distributed(device: str = "auto") -> DistEnv:
     if world <= 1:
         return DistEnv()
     if not dist.is_available():
-        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+        raise DeviceError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
     for var in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ:
-            raise RuntimeError(f"WORLD_SIZE={world} but ${var} is not set; launch with torchrun")
+            raise DeviceError(f"WORLD_SIZE={world} but ${var} is not set; launch with torchrun")
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
     use_cuda = torch.cuda.is_available() and device not in ("cpu", "mps")
     if use_cuda:

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from slsdk.data.dataset import VideoDataset, collate
-from slsdk.data.readers import require_labels
+from slsdk.data.readers import DatasetError, require_labels
 from slsdk.data.splits import read_split
 from slsdk.decode import BeamStream, GreedyStream
+from slsdk.errors import ConfigError
 from slsdk.eval import wer, write_ctm, write_stm
 from slsdk.fileio import atomic_write_text, check_replace, output_lock, reading
 from slsdk.train.checkpoint import check_vocab, load_model
@@ -82,7 +83,7 @@ def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", dec
     ``model(videos, lengths)`` must return ``sequence_logits [T', B, V]`` and ``feat_lengths [B]``.
     """
     if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        raise ConfigError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     was_training = model.training
     model.eval()
     shift, _ = _step_times(model, fps)
@@ -182,7 +183,7 @@ def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "gree
 def _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, *, vocab, layout, batch_size, device,
               num_workers) -> EvalResult:
     if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        raise ConfigError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     where = "the model"
     if isinstance(checkpoint_or_model, (str, Path)):
         where = f"checkpoint {checkpoint_or_model}"
@@ -193,7 +194,7 @@ def _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, *, vocab
             raise ValueError("evaluate(model, ...) needs vocab= (the model's gloss vocabulary)")
     samples = _resolve_samples(data, split, layout)
     if not samples:
-        raise ValueError(f"split {split!r} has no samples")
+        raise DatasetError(f"split {split!r} has no samples")
     labelled = all(s.glosses for s in samples)
     if not labelled:
         if out_dir is None or any(s.glosses for s in samples):

@@ -1,4 +1,4 @@
-// Read an slsdk bundle's manifest.json (schema: sdk/bundle.py; demos/README.md "Client rules" step 1) into
+// Read an slsdk bundle's manifest.json (schema: sdk/bundle/manifest.schema.json; demos/README.md "Client rules" step 1) into
 // the values this client needs. Refuses what it cannot run with a message naming the field.
 import { cropConfig } from './hands.js';
 
