@@ -24,6 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
+from slsdk.bundle.sections import InputSpec
+
 __all__ = ["CLIP_MEAN", "CLIP_STD", "RESIZE_RATIO", "resize_size", "resize_axis", "resize_shorter", "center_crop",
            "normalize", "Preprocess", "prepare_video", "pad_chunk", "chunk_video", "output_frames"]
 
@@ -152,13 +154,13 @@ class Preprocess:
         object.__setattr__(self, "resize_shorter", r)
 
     @classmethod
-    def from_input_spec(cls, inp: dict, where: str = "manifest") -> "Preprocess":
+    def from_input_spec(cls, inp: InputSpec, where: str = "manifest") -> "Preprocess":
         """From a manifest's ``input`` section (square centre crops only)."""
-        h, w = int(inp["height"]), int(inp["width"])
-        if inp.get("crop", "center") != "center" or h != w:
+        h, w = int(inp.height), int(inp.width)
+        if inp.crop != "center" or h != w:
             raise ValueError(f"{where}: this runtime feeds square centre crops, the manifest asks for a "
-                             f"{inp.get('crop')!r} crop of {h}x{w}")
-        return cls(h, tuple(inp["mean"]), tuple(inp["std"]), resize_shorter=int(inp["resize_shorter"]))
+                             f"{inp.crop!r} crop of {h}x{w}")
+        return cls(h, tuple(inp.mean), tuple(inp.std), resize_shorter=int(inp.resize_shorter))
 
     @classmethod
     def from_manifest(cls, manifest) -> "Preprocess":

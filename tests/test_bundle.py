@@ -74,7 +74,7 @@ def test_round_trip_and_model_runs(bundle_dir):
     b = load_bundle(bundle_dir)
     m = b.manifest
     assert m.format == "slsdk-bundle" and m.format_version == FORMAT_VERSION
-    assert m.vocab == VOCAB and m.blank_id == 0 and m.crop == {"policy": "full"}
+    assert m.vocab == VOCAB and m.blank_id == 0 and m.crop.section_json() == {"policy": "full"}
     assert set(m.files) == {"model.onnx"} and len(m.files["model.onnx"]["sha256"]) == 64
     assert Manifest.from_dict(json.loads((bundle_dir / "manifest.json").read_text())).to_dict() == m.to_dict()
     sess = ort.InferenceSession(str(b.model_path), providers=["CPUExecutionProvider"])
@@ -240,7 +240,7 @@ def test_manifest_records_the_resize_before_the_crop(bundle_dir):
 
     m = load_bundle(bundle_dir).manifest
     assert FORMAT_VERSION == 2 and m.format_version == 2
-    assert m.input["resize_shorter"] == eval_transform(32).resize_to == 37 and m.input["crop"] == "center"
+    assert m.input.resize_shorter == eval_transform(32).resize_to == 37 and m.input.crop == "center"
     text = inspect_bundle(bundle_dir)
     assert "resize shorter side to 37 px, center crop 32x32" in text and "v2" in text
 
@@ -253,7 +253,7 @@ def test_version_1_bundle_still_loads_with_the_256_224_rule(bundle_dir):
         del d["input"][k]
     mp.write_text(json.dumps(d))
     m = load_bundle(bundle_dir).manifest
-    assert m.format_version == 1 and m.input["resize_shorter"] == 37 and m.input["crop"] == "center"
+    assert m.format_version == 1 and m.input.resize_shorter == 37 and m.input.crop == "center"
     assert "(format v1 default)" in inspect_bundle(bundle_dir)
 
 
@@ -283,7 +283,7 @@ def test_tensor_dtypes_validated_and_shown(bundle_dir):
     with pytest.raises(BundleError, match=r"streaming.outputs 'log_probs': dtype must be one of"):
         Manifest.from_dict(d)
     d["streaming"]["outputs"][0]["dtype"] = "float16"
-    assert Manifest.from_dict(d).streaming["outputs"][0]["dtype"] == "float16"
+    assert Manifest.from_dict(d).streaming.outputs[0].dtype == "float16"
     assert "output log_probs" in inspect_bundle(bundle_dir) and "float32 [1, 3]" in inspect_bundle(bundle_dir)
 
 

@@ -58,15 +58,15 @@ def _check_runs_like_torch(bundle, model, heldout):
 
 def _check_manifest(b, target, precision, out_dtype="float32"):
     m = b.manifest
-    assert m.input["resize_shorter"] == 37 and m.input["crop"] == "center"  # round(32 * 256 / 224), as trained
+    assert m.input.resize_shorter == 37 and m.input.crop == "center"  # round(32 * 256 / 224), as trained
     assert (m.target, m.precision, m.model_kind) == (target, precision, "student")
     assert m.vocab == VOCAB and m.model_config["chunk_frames"] == 8
     s = m.streaming
-    assert s["chunk_frames"] == 8 and s["output_stride"] == 4 and s["lookahead_frames"] == 0
-    assert [st["name"] for st in s["state"]] == ["conv1_cache", "conv2_cache", "h", "c"]
-    assert [io["name"] for io in s["inputs"]] == ["frames", "conv1_cache", "conv2_cache", "h", "c"]
-    assert s["outputs"][0] == {"name": "log_probs", "shape": [1, 2, len(VOCAB)], "dtype": out_dtype}
-    assert {io["dtype"] for io in s["inputs"]} == {"float32"}
+    assert s.chunk_frames == 8 and s.output_stride == 4 and s.lookahead_frames == 0
+    assert [st.name for st in s.state] == ["conv1_cache", "conv2_cache", "h", "c"]
+    assert [io.name for io in s.inputs] == ["frames", "conv1_cache", "conv2_cache", "h", "c"]
+    assert s.outputs[0].section_json() == {"name": "log_probs", "shape": [1, 2, len(VOCAB)], "dtype": out_dtype}
+    assert {io.dtype for io in s.inputs} == {"float32"}
     assert load_bundle(b.root).manifest.to_dict() == m.to_dict()
 
 
@@ -150,8 +150,8 @@ def test_coreml_validated(student, tmp_path):
                                               "conv2_cache": [1, 32, 4], "h": [1, 32], "c": [1, 32]})
     assert v["spec_version"] >= 8 and v["outputs"]["log_probs"] == [1, 2, len(VOCAB)]
     s = b.manifest.streaming
-    assert {io["name"]: io["dtype"] for io in s["inputs"]} == v["input_dtypes"]
-    assert {io["name"]: io["dtype"] for io in s["outputs"]} == v["output_dtypes"]
+    assert {io.name: io.dtype for io in s.inputs} == v["input_dtypes"]
+    assert {io.name: io.dtype for io in s.outputs} == v["output_dtypes"]
     assert set(v["output_dtypes"].values()) == {"float16"} and set(v["input_dtypes"].values()) == {"float32"}
     assert {"conv", "lstm", "linear", "layer_norm"} & set(v["compute_ops"])
     with pytest.raises(ValueError, match=r"model\.mlpackage: input 'frames' has shape"):
@@ -182,8 +182,8 @@ def test_executorch_coreml_validated(student, tmp_path):
         assert "CoreMLBackend" in b.manifest.fidelity["reason"]
         with pytest.raises(BackendError, match="no CoreMLBackend"):
             open_backend(b)  # the targets table says why, before loading anything
-        ins = [io["name"] for io in b.manifest.streaming["inputs"]]
-        outs = [io["name"] for io in b.manifest.streaming["outputs"]]
+        ins = [io.name for io in b.manifest.streaming.inputs]
+        outs = [io.name for io in b.manifest.streaming.outputs]
         with pytest.raises(BackendError, match="cannot load this program"):
             ExecuTorchBackend(b.model_path, ins, outs)  # the Linux ExecuTorch runtime really lacks CoreMLBackend
 

@@ -315,8 +315,8 @@ def test_coreml_package_names_match_the_manifest(student, tmp_path):
     bundle = convert(student, "coreml", "fp16", tmp_path / "student-coreml", vocab=VOCAB)
     s = bundle.manifest.streaming
     spec = ct.utils.load_spec(str(bundle.model_path))
-    assert [d.name for d in spec.description.input] == [t["name"] for t in s["inputs"]]
-    assert [d.name for d in spec.description.output] == [t["name"] for t in s["outputs"]]
+    assert [d.name for d in spec.description.input] == [t.name for t in s.inputs]
+    assert [d.name for d in spec.description.output] == [t.name for t in s.outputs]
     # the manifest states the package's real element types, and the Swift sample maps each of them
     array = ct.proto.FeatureTypes_pb2.ArrayFeatureType
     for descs, group in ((spec.description.input, s["inputs"]), (spec.description.output, s["outputs"])):

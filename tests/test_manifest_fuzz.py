@@ -65,10 +65,10 @@ def _paths(obj, prefix=()):
 def _runtime_bytes(m) -> int:
     """What a runtime allocates from an accepted manifest: one input chunk and every state tensor (float32)."""
     s, i = m.streaming, m.input
-    chunk = s.get("chunk_frames") or 1
-    total = chunk * i["channels"] * i["height"] * i["width"] * 4 + i["resize_shorter"] ** 2 * 3
-    for st_ in s["state"]:
-        total += math.prod(st_["shape"]) * 4
+    chunk = s.chunk_frames or 1
+    total = chunk * i.channels * i.height * i.width * 4 + i.resize_shorter ** 2 * 3
+    for st_ in s.state:
+        total += math.prod(st_.shape) * 4
     return total
 
 
@@ -117,7 +117,7 @@ def test_mutated_manifest_loads_or_fails_with_bundle_error(base, data):
         if b is not None:
             assert _runtime_bytes(b.manifest) < RUNTIME_BOUND
             for k, lim in (("chunk_frames", LIMITS["chunk_frames"]), ("output_stride", LIMITS["output_stride"])):
-                v = b.manifest.streaming.get(k)
+                v = getattr(b.manifest.streaming, k)
                 assert v is None or 0 < v <= lim
             assert math.isfinite(b.manifest.fps) and 0 < b.manifest.fps <= LIMITS["fps"]
     finally:

@@ -222,7 +222,7 @@ def test_the_bundle_carries_the_preparation_and_serving_warns_on_skew(tiny_stude
                      preparation=prep)
     m = bundle.manifest
     assert m.extra["preparation"] == json.loads(json.dumps(prep))
-    assert m.crop == CropConfig(margin=1.8).to_dict()  # the whole box rule, not just the policy
+    assert m.crop.section_json() == CropConfig(margin=1.8).to_dict()  # the whole box rule, not just the policy
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainServeSkewWarning)
         rec = Recognizer(bundle.root)  # served as prepared: no warning

@@ -239,5 +239,5 @@ def test_coreml_int8_weights(student, tmp_path):
     assert b.manifest.quantization["recipe"] == "coreml-int8-weights"
     assert b.manifest.fidelity["meets_int8_budget"] is None  # not measurable without macOS
     # int8 weights, fp16 compute: float16 outputs, as the manifest says (read from the package)
-    assert {io["dtype"] for io in b.manifest.streaming["outputs"]} == {"float16"}
-    assert {io["dtype"] for io in b.manifest.streaming["inputs"]} == {"float32"}
+    assert {io.dtype for io in b.manifest.streaming.outputs} == {"float16"}
+    assert {io.dtype for io in b.manifest.streaming.inputs} == {"float32"}

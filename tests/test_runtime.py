@@ -280,7 +280,7 @@ def test_runtime_preprocesses_with_the_manifest_resize(onnx_bundle, tmp_path):
     from slsdk.runtime.recognizer import Recognizer
 
     m = onnx_bundle.manifest
-    assert m.input["resize_shorter"] == 37 and m.input["crop"] == "center"  # round(32 * 256 / 224)
+    assert m.input.resize_shorter == 37 and m.input.crop == "center"  # round(32 * 256 / 224)
     other = tmp_path / "b"
     shutil.copytree(onnx_bundle.root, other)
     d = json.loads((other / "manifest.json").read_text())
@@ -288,10 +288,10 @@ def test_runtime_preprocesses_with_the_manifest_resize(onnx_bundle, tmp_path):
     (other / "manifest.json").write_text(json.dumps(d))
     frames = np.random.default_rng(0).integers(0, 255, (2, 60, 80, 3), dtype=np.uint8)
     got = Recognizer(other).preprocess(frames)
-    np.testing.assert_array_equal(got, Preprocess(32, m.input["mean"], m.input["std"], resize_shorter=48)(frames))
+    np.testing.assert_array_equal(got, Preprocess(32, m.input.mean, m.input.std, resize_shorter=48)(frames))
     # the torch training transform with the same resize agrees to one uint8 level (1/255 before normalising)
-    want = VideoTransform(32, m.input["mean"], m.input["std"], resize_ratio=48 / 32)(frames).numpy()
-    assert np.abs((got - want) * np.asarray(m.input["std"]).reshape(1, 3, 1, 1)).max() <= 1 / 255 + 1e-6
+    want = VideoTransform(32, m.input.mean, m.input.std, resize_ratio=48 / 32)(frames).numpy()
+    assert np.abs((got - want) * np.asarray(m.input.std).reshape(1, 3, 1, 1)).max() <= 1 / 255 + 1e-6
     default = Recognizer(onnx_bundle.root).preprocess(frames)
     assert not np.allclose(got, default)
     # a format-version-1 bundle (no resize in its manifest) runs with the 256/224 rule it was made with

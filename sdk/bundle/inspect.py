@@ -42,10 +42,10 @@ def inspect_bundle(path: str | os.PathLike) -> str:
                     ("trained on", f"`slsdk data prepare` frames: crop {crop_policy}, size {prep.get('size')}, "
                                    f"fps {prep.get('fps')}"))
     if s.mode == "streaming":
-        rows += [("chunk / shift / lookahead", f"{s.get('chunk_frames')} / {s.get('shift_frames')} / "
-                                               f"{s.get('lookahead_frames')} frames"),
+        rows += [("chunk / shift / lookahead", f"{s.chunk_frames} / {s.shift_frames} / "
+                                               f"{s.lookahead_frames} frames"),
                  ("output stride", str(s.output_stride)),
-                 ("latency", f"{_fmt(s.get('algorithmic_latency_s'))} s algorithmic")]
+                 ("latency", f"{_fmt(s.algorithmic_latency_s)} s algorithmic")]
     for io in s.inputs:
         rows.append((f"input {io.name}", f"{io.dtype} {io.shape}"))
     for io in s.outputs:

@@ -74,7 +74,7 @@ def check_model_file(root: str | os.PathLike, manifest: Manifest, *, source: str
         raise BundleError(f"{where}: vocab differs from the vocabulary stored in {path.name} (metadata_props "
                           f"'vocab', {len(mv)} entries) from entry {diff} on; the bundle would decode wrong glosses")
     checks = {"vocab_size": len(manifest.vocab), "blank_id": manifest.blank_id,
-              "output_stride": s.get("output_stride"), "chunk_frames": s.get("chunk_frames")}
+              "output_stride": s.output_stride, "chunk_frames": s.chunk_frames}
     for key, value in checks.items():
         if key in meta and value is not None and meta[key] != str(value):
             raise BundleError(f"{where}: {key} is {value} in the manifest but {meta[key]!r} in {path.name} "

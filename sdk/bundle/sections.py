@@ -84,42 +84,14 @@ class Section:
         """The section as a JSON-ready dict."""
         return self.section_json()
 
-    # read access by key, as the JSON object
-    def __getitem__(self, key: str):
-        if key not in self.keys():
-            raise KeyError(key)
-        return self._extra[key] if key in self._extra else getattr(self, key)
-
-    def __setitem__(self, key: str, value) -> None:
-        if key in {f.name for f in fields(self)}:
-            setattr(self, key, value)
-        else:
-            self._extra = {**self._extra, key: value}
-        if self._order and key not in self._order:
-            self._order = (*self._order, key)
-
-    def get(self, key: str, default=None):
-        return self[key] if key in self.keys() else default
-
     def __eq__(self, other) -> bool:
-        # a section equals the same section (field by field) and the JSON object it writes
-        if isinstance(other, Section):
-            return type(other) is type(self) and self._extra == other._extra and \
-                all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
-        if isinstance(other, Mapping):
-            return self.section_json() == dict(other)
-        return NotImplemented
+        # the same section, field by field (and the same unknown keys)
+        if not isinstance(other, Section):
+            return NotImplemented
+        return type(other) is type(self) and self._extra == other._extra and \
+            all(getattr(self, f.name) == getattr(other, f.name) for f in fields(self))
 
     __hash__ = None
-
-    def __contains__(self, key) -> bool:
-        return key in self.keys()
-
-    def __iter__(self):
-        return iter(self.keys())
-
-    def __len__(self) -> int:
-        return len(self.keys())
 
 
 @dataclass(kw_only=True, eq=False)
