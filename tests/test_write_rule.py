@@ -218,12 +218,12 @@ def test_a_users_file_is_never_replaced_nor_removed(tmp_path):
         fileio.remove(mine)
     # same name, bytes slsdk wrote: proven by the ledger; replaced only with overwrite
     ours = fileio.atomic_write_text(tmp_path / "a.json", "1")
-    fileio._written.clear()                              # as a later process sees it
+    fileio.forget_writes()                              # as a later process sees it
     with pytest.raises(OutputExistsError, match="--overwrite"):
         fileio.atomic_write_text(ours, "2")
     fileio.atomic_write_text(ours, "2", overwrite=True)
     # the user edits slsdk's file: it is theirs now
-    fileio._written.clear()
+    fileio.forget_writes()
     ours.write_text("edited")
     with pytest.raises(OutputExistsError, match="did not write it"):
         fileio.atomic_write_text(ours, "3", overwrite=True)
@@ -342,7 +342,7 @@ def test_a_cut_append_stays_slsdks_log(tmp_path):
     fileio.append_text(log, '{"epoch": 2}\n')
     with open(log, "a") as f:                    # a kill in the middle of the next append
         f.write('{"epo')
-    fileio._written.clear()
+    fileio.forget_writes()
     assert fileio.is_ours(log)
     lines = [json.loads(x) for x in (tmp_path / fileio.LEDGER).read_text().splitlines()]
     assert [e.get("log") for e in lines if e.get("name") == "metrics.jsonl"] == [None, True, True]
@@ -353,7 +353,7 @@ def test_the_ledger_is_appended_and_compacted(tmp_path):
         fileio.atomic_write_text(tmp_path / f"clip{i % 3}.json", str(i))
     ledger = tmp_path / fileio.LEDGER
     assert len(ledger.read_text().splitlines()) < 60          # compacted: at most two lines per name, and a header
-    fileio._written.clear()
+    fileio.forget_writes()
     assert all(fileio.is_ours(tmp_path / f"clip{k}.json") for k in range(3))
 
 

@@ -48,7 +48,7 @@ class WebServer:
     def start(self) -> WebServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="slsdk-web", daemon=True)
         self.thread.start()
-        self.httpd._running.wait(5)
+        self.httpd.wait_running(5)
         return self
 
     def stop(self) -> None:

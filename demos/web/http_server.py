@@ -227,6 +227,10 @@ class DemoHTTPServer(HTTPServer):
         self.allowed_hosts = frozenset({f"{h}:{port}" for h in names} | (names if port == 80 else set()))
 
     # -- public surface --------------------------------------------------------------------------------------
+    def wait_running(self, timeout: float) -> bool:
+        """Wait until ``serve_forever`` has started (True) or ``timeout`` seconds passed (False)."""
+        return self._running.wait(timeout)
+
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         """Serve until ``shutdown()``; the worker threads live as long as this call."""
         self._stop = False

@@ -41,11 +41,11 @@ from slsdk.fileio.leftovers import clean_stale
 from slsdk.fileio.locks import output_lock
 from slsdk.fileio.rule import check_output, check_replace, reading
 from slsdk.fileio.state import (LEDGER, LOCK_SUFFIX, OLD_SUFFIX, OWNER_FILE, SCRATCH_PREFIX, TEMP_SUFFIX,  # noqa: F401
-                                _written, fsync_dir, set_write_hook)
+                                forget_writes, fsync_dir, set_write_hook)
 from slsdk.fileio.write_errors import DiskFullError, OutputExistsError, OutputLockedError, WriteError
 
 __all__ = ["WriteError", "DiskFullError", "OutputExistsError", "OutputLockedError",
            "atomic_write", "atomic_write_text", "atomic_copy", "atomic_path", "append_text", "atomic_dir",
            "remove", "output_lock", "reading", "is_ours", "check_output", "check_replace", "temp_dir", "TempDir",
            "clean_stale", "fsync_dir",
-           "set_write_hook", "discard", "sha256_file", "TEMP_SUFFIX", "LEDGER"]
+           "set_write_hook", "forget_writes", "discard", "sha256_file", "TEMP_SUFFIX", "LEDGER"]

@@ -89,3 +89,8 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def forget_writes() -> None:
+    """Forget which files this process wrote: replacing them then needs the ledger's proof, as in a later run."""
+    _written.clear()
