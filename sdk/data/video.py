@@ -501,7 +501,9 @@ def write_video(path: str | Path, frames, fps: float = 25, *, crf: int = 17, cod
     and a player (or :class:`VideoReader`) applies it. ``audio`` adds a silent AAC track; ``faststart`` puts the
     index at the front. ``pix_fmt="yuv444p"`` with ``crf=0`` is lossless (x264 / x265). yuv420p needs even
     sizes: an odd height/width is padded by repeating the last row/column.
-    Encoding is single-threaded, so output is deterministic. The file is written by :mod:`slsdk.fileio`
+    Encoding is single-threaded, but libx264 (as PyAV 18 ships it) is not bit-reproducible across processes: the
+    same frames can encode to slightly different files depending on memory layout (decoded pixels differ by a
+    few levels). Do not compare encoded files byte for byte. The file is written by :mod:`slsdk.fileio`
     (temp name, then renamed): an existing ``path`` is replaced only with ``overwrite`` and only if slsdk
     wrote it; ``fsync=False`` skips the sync (a caller that syncs a whole folder at the end).
     """
