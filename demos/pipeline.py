@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from slsdk import fileio
 from slsdk.bench import BenchRow, bench_bundles, dir_size_mb, write_table
@@ -22,6 +21,7 @@ from slsdk.data.synthetic import generate_synthetic, quick_settings
 from slsdk.data.video import read_video
 from slsdk.models.student import StudentConfig
 from slsdk.runtime.api import recognize_video
+from slsdk.tables import NA, fit_table, num
 from slsdk.train import DistillConfig, TrainConfig, distill, teacher_config, train
 from slsdk.train.checkpoint import load_model
 from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
@@ -86,7 +86,7 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
     stage("2/7 pretrain the CLIP towers (stand-in for CLIP weights)")
     console.print("No pretrained CLIP weights can be downloaded here: the demo pretrains its small CLIP tower "
                   "(and the student's) on rendered frames of the training signers and of new random people "
-                  "(never the held-out signers), then freezes it like real CLIP.")
+                  "(never the held-out signers), then freezes it like real CLIP.", soft_wrap=False)
     student_cfg = StudentConfig(num_classes=2, **STUDENT)
     p_teacher = pretrain_backbone(data, out / "clip" / "teacher-visual.safetensors",
                                   PretrainConfig(steps=20 if quick else PRETRAIN_STEPS, seed=seed),
@@ -111,7 +111,8 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
                          augment=not quick, student_weights=str(p_student.weights),
                          student={**STUDENT, **({"hidden": 64} if quick else {})})
     student = distill(teacher.best_checkpoint, data, out / "student", dcfg, overwrite=True, progress=not quick)
-    console.print(student.summary())
+    if not student.report:   # distill printed its summary with the report; without one, say where it stands
+        console.print(student.summary(), soft_wrap=False)
     done("4/7 distil the streaming student")
 
     stage("5/7 int8 + convert to every target")
@@ -129,13 +130,11 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
                             calib=calib if precision == "int8" else None)
             bundles[name] = b
             rows.append(name)   # timed below, with the other bundles
-            f = b.manifest.fidelity
-            console.print(f"{name}: max abs logit err {f.get('max_abs_err')}, WER {f.get('wer')} "
-                          f"(torch {f.get('wer_torch')})")
+            console.print(fidelity_line(name, b.manifest.fidelity), soft_wrap=False)
         except Exception as e:  # keep going: the table says what failed
 
             rows.append(BenchRow(target, precision, "failed", note=str(e)[:120]))
-            console.print(f"[red]{name} failed: {e}")
+            console.print(f"[red]{name} failed: {e}", soft_wrap=False)
     # every bundle timed interleaved (int8 / fp32 ratios measured in one run)
     timed = dict(zip(bundles, bench_bundles([b.root for b in bundles.values()], iters=5 if quick else 20)))
     rows = [timed[r] if isinstance(r, str) else r for r in rows]
@@ -149,8 +148,8 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
         streamed = {"video": str(test[0].video), "bundle": run_bundle.root.name, "reference": test[0].glosses,
                     "recognised": rec.result.glosses, "events": rec.result.events,
                     "real_time_factor": round(rec.real_time_factor, 4)}
-        console.print(f"reference : {' '.join(test[0].glosses)}\nrecognised: {rec.result.text}  "
-                      f"(real-time factor {rec.real_time_factor:.3f})")
+        console.print(f"reference : {' '.join(test[0].glosses)}\nrecognised: {rec.result.text or '(nothing)'}  "
+                      f"(real-time factor {num(rec.real_time_factor)})", soft_wrap=False)
     done("6/7 stream a held-out video through the runtime")
 
     stage("7/7 results")
@@ -164,35 +163,50 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
         "distill_report": report, "targets": [r.__dict__ for r in rows], "streamed": streamed,
         "stage_seconds": stages, "total_seconds": round(time.perf_counter() - t_start, 1), "quick": quick,
     }
-    table = Table(title="slsdk demo: synthetic signing, test_si split")
-    for c in ("model / target", "precision", "status", "WER %", "size MB", "chunk ms p50", "frames/s"):
-        table.add_column(c)
     wer = report.get("wer", {}) if isinstance(report, dict) else {}
-    for who in ("teacher", "student"):
-        w = wer.get(who, {}).get("test_si") if isinstance(wer.get(who), dict) else None
-        table.add_row(f"torch {who}", "fp32", "ok", "-" if w is None else f"{w:.2f}",
-                      f"{results[who]['size_mb']:.2f}", "-", "-")
-    for r in rows:
-        table.add_row(r.format, r.precision, r.status, "-" if r.wer is None else f"{r.wer:.2f}",
-                      "-" if r.size_mb is None else f"{r.size_mb:.2f}",
-                      "-" if r.chunk_ms_p50 is None else f"{r.chunk_ms_p50:.2f}",
-                      "-" if r.frames_per_s is None else f"{r.frames_per_s:.0f}")
-    console.print(table)
+    torch_wer = {who: wer.get(who, {}).get("test_si") if isinstance(wer.get(who), dict) else None
+                 for who in ("teacher", "student")}
+    console.print(results_table(rows, torch_wer, {who: results[who]["size_mb"] for who in torch_wer}, console))
     g = report.get("gmacs_per_frame", {}) if isinstance(report, dict) else {}
     if g.get("teacher") and g.get("student"):
         scfg = model.config
         results["compute"] = {"teacher_gmacs_per_frame": g["teacher"], "student_gmacs_per_frame": g["student"],
                               "student_over_teacher": g["student"] / g["teacher"],
                               "algorithmic_latency_s": scfg.algorithmic_latency_s}
-        console.print(f"GMACs/frame: teacher {g['teacher']:.4f}, student {g['student']:.4f} "
-                      f"(1/{g['teacher'] / g['student']:.1f}); student algorithmic latency "
-                      f"{scfg.algorithmic_latency_s:.2f} s (chunk {scfg.chunk_frames} frames at {scfg.fps:g} fps)")
-    if rows:
-        write_table(rows, out / "bench")
+        console.print(f"GMACs per frame: teacher {num(g['teacher'])}, student {num(g['student'])} "
+                      f"(1/{num(g['teacher'] / g['student'])}); student algorithmic latency "
+                      f"{num(scfg.algorithmic_latency_s)} s (chunk {scfg.chunk_frames} frames at {scfg.fps:g} fps)",
+                      soft_wrap=False)
+    bench_files = write_table(rows, out / "bench") if rows else {}
     done("7/7 results")
     results["total_seconds"] = round(time.perf_counter() - t_start, 1)
     # the demo's own results of an earlier run are replaced (fileio proves they are slsdk's); a user's file never
     fileio.atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=str) + "\n", overwrite=True)
-    console.print(f"total {results['total_seconds']} s; wrote {out / 'results.json'}, curves "
-                  f"{out / 'teacher' / 'curves.png'}, bundles in {out / 'bundles'}")
+    wrote = [out / "results.json", *(out / who / "curves.png" for who in ("teacher", "student")),
+             *bench_files.values()]
+    console.print(final_line(results["total_seconds"], [p for p in wrote if p.is_file()], out / "bundles"),
+                  soft_wrap=False)
     return results
+
+
+def fidelity_line(name: str, fidelity: dict) -> str:
+    """One bundle's fidelity to torch, to meaningful digits: ``onnx-int8: max abs logit err 2.4e-07, WER 85.7 %
+    (torch 85.7 %)``; a figure the bundle does not carry prints ``n/a``."""
+    return (f"{name}: max abs logit err {num(fidelity.get('max_abs_err'), 2)}, "
+            f"WER {num(fidelity.get('wer'), unit='%')} (torch {num(fidelity.get('wer_torch'), unit='%')})")
+
+
+def results_table(rows, torch_wer: dict, torch_size_mb: dict, console):
+    """The demo's results: the torch models, then one row per target (``BenchRow`` s), fitted to ``console``."""
+    cells = [(f"torch {who}", "fp32", "ok", num(torch_wer.get(who)), num(torch_size_mb.get(who)), NA, NA)
+             for who in ("teacher", "student")]
+    cells += [(r.format, r.precision, r.status, num(r.wer), num(r.size_mb), num(r.chunk_ms_p50), num(r.frames_per_s))
+              for r in rows]
+    return fit_table(console, "slsdk demo: synthetic signing, test_si split",
+                     ("model / target", "precision", "status", "WER %", "size MB", "ms per chunk p50",
+                      "frames per s"), cells, right=(False, False, False, True, True, True, True))
+
+
+def final_line(total_s: float, files, bundles: Path) -> str:
+    """The demo's last line: its time and every file it wrote (and the bundles' folder)."""
+    return f"total {num(total_s)} s; wrote {', '.join(str(p) for p in files)}; bundles in {bundles}"

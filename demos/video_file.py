@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import slsdk
-from slsdk import fileio
+from slsdk import fileio, quiet
 from slsdk.errors import SlsdkError
 from slsdk.runtime.backends import backend_names
 from slsdk.runtime.overlay import save_overlay_png
@@ -64,6 +64,7 @@ def write_overlay(path: Path, rec_result, n: int, *, overwrite: bool = False) ->
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet.install()   # other libraries' warnings and logs off, before they load
 
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
                            decoder=args.decoder, beam=args.beam, threads=args.threads)

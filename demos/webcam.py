@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import slsdk
+from slsdk import quiet
 from slsdk.data.video import VideoError
 from slsdk.runtime.backends import backend_names
 from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraError, CameraSource, VideoFileSource
@@ -79,6 +80,7 @@ class LiveLine:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    quiet.install()   # other libraries' warnings and logs off, before they load
 
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
                            threads=args.threads)

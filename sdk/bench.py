@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
 
 from slsdk.bundle import load_bundle
 from slsdk.fileio import atomic_path, atomic_write_text, check_replace, output_lock, reading, temp_dir
 from slsdk.runtime import backends as runtime_backends   # called through the module (tests replace open_backend)
+from slsdk.tables import NA, fit_table, num
 
 
 @dataclass
@@ -187,16 +187,24 @@ def write_table(rows: list[BenchRow], out_dir: Path, extra: dict | None = None, 
     return paths
 
 
-def rich_table(rows: list[BenchRow], title: str):
-    t = Table(title=title)
-    cols = ["format", "precision", "status", "size_mb", "wer", "chunk_ms_p50", "chunk_ms_p90", "frames_per_s",
-            "speed_vs_teacher", "size_vs_fp32", "gmacs_per_frame"]
-    for c in cols:
-        t.add_column(c.replace("_", " "), justify="left" if c in ("format", "precision", "status") else "right")
+BENCH_HEADERS = ("target", "status", "size MB", "WER %", "ms per chunk p50 / p90", "frames per s", "x eager teacher")
+
+
+def rich_table(rows: list[BenchRow], title: str, console: Console | None = None):
+    """The rows as a table that fits ``console`` (one block per row where it cannot), numbers to meaningful
+    digits; GMACs, the size ratio to fp32 and the notes go under it (all of them are in bench.csv / .json)."""
+    cells, notes = [], []
     for r in rows:
-        d = asdict(r)
-        t.add_row(*("-" if d[c] is None else str(d[c]) for c in cols))
-    return t
+        name = f"{r.format} {r.precision}"
+        ms = NA if r.chunk_ms_p50 is None else f"{num(r.chunk_ms_p50)} / {num(r.chunk_ms_p90)}"
+        cells.append((name, r.status, num(r.size_mb), num(r.wer), ms, num(r.frames_per_s), num(r.speed_vs_teacher)))
+        extra = [f"{num(r.gmacs_per_frame)} GMACs per frame"] if r.gmacs_per_frame else []
+        if r.size_vs_fp32 is not None and r.precision != "fp32":
+            extra.append(f"{num(r.size_vs_fp32)} x the fp32 size")
+        extra += [r.note] if r.note else []
+        if extra:
+            notes.append(f"{name}: {'; '.join(extra)}")
+    return fit_table(console or Console(), title, BENCH_HEADERS, cells, notes=notes)
 
 
 def run_bench(bundles_dir: Path | None = None, arch: bool = False, out_dir: Path = Path("bench"),
@@ -227,7 +235,7 @@ def _run_bench(bundles_dir: Path | None, arch: bool, out_dir: Path, console, tea
 
     console = console or Console()
     peak = matmul_peak_gflops()
-    console.print(f"fp32 matmul peak on this CPU: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    console.print(f"fp32 matmul peak on this CPU: {num(peak)} GFLOP/s ({torch.get_num_threads()} threads)")
     if arch:
         rows = _arch_rows(console)
     else:
@@ -246,7 +254,7 @@ def _run_bench(bundles_dir: Path | None, arch: bool, out_dir: Path, console, tea
             r.note = (r.note + "; " if r.note else "") + \
                 f"{2 * r.gmacs_per_frame * r.frames_per_s / peak:.0%} of matmul peak"
     paths = write_table(rows, out_dir, {"matmul_peak_gflops": round(peak, 1), "threads": torch.get_num_threads()})
-    console.print(rich_table(rows, "slsdk bench"))
+    console.print(rich_table(rows, "slsdk bench", console))
     console.print(f"wrote {paths['csv']}, {paths['json']}, {paths['png']}")
     return rows
 

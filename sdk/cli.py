@@ -17,15 +17,14 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from slsdk.bench import run_bench
 from slsdk.bundle import MANIFEST_NAME, inspect_bundle, load_bundle, resolve_bundle_dir
 from slsdk.bundle.manifest import read_manifest_dict
 from slsdk.bundle.schema import schema_json, schema_problems
 from slsdk.terminal import plain
-from slsdk.cli_common import (USER_ERRORS, choice_value, console, err_console, error_line, fail, print_error,
-                              report_bug, run_stage, shown_path)
+from slsdk.cli_common import (USER_ERRORS, choice_value, console, err_console, error_line, fail, flag,
+                              again_command, on_interrupt, print_error, report_bug, run_kept, run_stage, shown_path, version_line)
 from slsdk.cli_import import import_app
 from slsdk.data.prepare import prepare_command
 from slsdk.data.splits import LAYOUTS, read_split
@@ -33,16 +32,18 @@ from slsdk.data.summary import print_summary, summarize_dataset
 from slsdk.data.synthetic import generate_synthetic, preset_settings
 from slsdk.data.video import read_video
 from slsdk.decode.ctc import DEFAULT_BEAM
-from slsdk.eval import score_files
+from slsdk.eval import convention_for, score_files
 from slsdk.fileio import output_lock, reading
 from slsdk.model_names import STUDENTS, VARIANTS
+from slsdk.quiet import install as quiet_console
 from slsdk.runtime.backends import backend_names
 from slsdk.runtime.cli_run import run_command
-from slsdk.targets import PRECISIONS, TARGETS, check_precision, get_target, targets_markdown
+from slsdk.tables import fit_table
+from slsdk.targets import PRECISIONS, TARGETS, check_precision, get_target, target_rows, targets_markdown
 
 # Imports inside command functions: ONLY the building stages, which load torch (the CLI must start fast and run
 # `slsdk run` / `slsdk bundle inspect` where torch is not installed). The allow-list, one entry per import:
-#   info:      slsdk.models (list_models), slsdk.models.flops (info_rows, student_table)
+#   info:      slsdk.models (list_models), slsdk.models.flops (info_table, student_table)
 #   pretrain:  slsdk.train.pretrain (PretrainConfig, pretrain_backbone), slsdk.models.student (StudentConfig)
 #   train/distill recipes: slsdk.train.recipe (merge, parse_recipe, load_recipe, complete, dump_recipe)
 #   train:     slsdk.train (train);  distill: slsdk.train (distill);  eval model: slsdk.train.evaluate (evaluate)
@@ -60,6 +61,13 @@ app.add_typer(bundle_app, name="bundle")
 app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
 
+
+@app.callback()
+def global_options(verbose: bool = flag("verbose", "show other libraries' warnings and logs (torch, coremltools, "
+                                        "ExecuTorch, MediaPipe, ...); quiet by default")):
+    # runs before every command, so before the command imports torch & co (slsdk.quiet)
+    quiet_console(verbose=verbose)
+
 # -- choices (each read off the table that owns it) ---------------------------------------------------------
 Layout = Enum("Layout", {n.replace("-", "_"): n for n in LAYOUTS}, type=str)
 Target = Enum("Target", {n.replace("-", "_"): n for n in TARGETS}, type=str)
@@ -70,7 +78,9 @@ Decoder = Enum("Decoder", {"greedy": "greedy", "beam": "beam"}, type=str)
 Crop = Enum("Crop", {"hands": "hands", "full": "full"}, type=str)
 BACKENDS = tuple(backend_names())   # every registered serving backend, "torch" included
 Backend = Enum("Backend", {n: n for n in BACKENDS}, type=str)
-Convention = Enum("Convention", {"phoenix": "phoenix", "none": "none"}, type=str)
+Convention = Enum("Convention", {"auto": "auto", "phoenix": "phoenix", "none": "none"}, type=str)
+CONVENTION_HELP = ("gloss clean-up before scoring: phoenix (the PHOENIX evaluation scripts' rules) or none; auto: "
+                   "phoenix for --layout phoenix2014/phoenix2014t, none for every other data set")
 
 
 # -- models -------------------------------------------------------------------------------------------
@@ -85,30 +95,21 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
         for name in list_models():
             console.print(name)
         return
-    from slsdk.models.flops import info_rows
+    from slsdk.models.flops import info_table, student_table
 
-    rows = run_stage(info_rows, model, frames=frames)
-    table = Table(title=f"frame encoders on {model}")
-    for col in rows[0].keys():
-        table.add_column(col, justify="right" if col != "variant" else "left")
-    for r in rows:
-        table.add_row(*(f"{v:,.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
-                        for v in r.values()))
-    console.print(table)
-    from slsdk.models.flops import student_table
-
-    console.print(run_stage(student_table))
+    console.print(run_stage(info_table, model, frames=frames, console=console))
+    console.print(run_stage(student_table, console=console))
 
 
 # -- data ---------------------------------------------------------------------------------------------
 @data_app.command("synth")
 def data_synth(out: Path = typer.Argument(..., help="output folder"),
-               seed: int = typer.Option(0), quick: bool = typer.Option(False, help="a tiny set for tests"),
+               seed: int = typer.Option(0), quick: bool = flag("quick", "a tiny set for tests"),
                preset: str = typer.Option("demo", help="demo (the embedded default) | isharah (phone framing, "
                                           "15 signers, >= 100 glosses)"),
                glosses: Optional[int] = typer.Option(None, help="number of glosses (isharah: up to 388 and more)"),
-               overwrite: bool = typer.Option(False, "--overwrite", help="replace a synthetic data set made with "
-                                              "other settings (never another data set)")):
+               overwrite: bool = flag("overwrite", "replace a synthetic data set made with other settings (never "
+                                      "another data set)")):
     """Generate the synthetic signing dataset (the embedded default) in the folder format."""
     kw = run_stage(preset_settings, preset, quick=quick, **({"num_glosses": glosses} if glosses is not None else {}))
     path = run_stage(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite, **kw)
@@ -118,8 +119,8 @@ def data_synth(out: Path = typer.Argument(..., help="output folder"),
 @data_app.command("show")
 def data_show(root: Path = typer.Argument(..., help="dataset root"),
               layout: Layout = typer.Option("folder", help="dataset layout"),
-              frames: bool = typer.Option(True, help="count frames per video (container metadata)"),
-              json_: bool = typer.Option(False, "--json", help="print the summary as JSON")):
+              frames: bool = flag("frames", "count frames per video (container metadata)", default=True),
+              json_: bool = flag("json", "print the summary as JSON")):
     """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos."""
     s = run_stage(summarize_dataset, root, choice_value(layout), frames=frames)
     if json_:
@@ -138,7 +139,7 @@ def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
                  layout: Layout = typer.Option("folder", help="dataset layout"),
                  split: Optional[list[str]] = typer.Option(None, help="splits (default: all)"),
                  hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
-                 overwrite: bool = typer.Option(False, "--overwrite", help="discard a cache made with other settings")):
+                 overwrite: bool = flag("overwrite", "discard a cache made with other settings")):
     """Decode each video once, crop it as the runtime does, and write a cache that train/distill read."""
     run_stage(prepare_command, data, out, crop=choice_value(crop), size=size, fps=fps, workers=workers,
               layout=choice_value(layout), split=split, hand_model=hand_model, overwrite=overwrite)
@@ -149,10 +150,10 @@ def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
 def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`slsdk data synth`)"),
              out: Path = typer.Option(Path("runs/clip-synthetic.safetensors"), "--out", "-o"),
              backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name"),
-             student: bool = typer.Option(False, help="pretrain the default student's encoder instead"),
+             student: bool = flag("student", "pretrain the default student's encoder instead"),
              steps: int = typer.Option(1000), lr: float = typer.Option(1e-3), seed: int = typer.Option(0),
-             overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if slsdk wrote it (never "
-                                            "another file)")):
+             device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
+             overwrite: bool = flag("overwrite", "replace OUT if slsdk wrote it (never another file)")):
     """Pretrain a CLIP tower on synthetic frames: the demo's stand-in for downloadable CLIP weights."""
     from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
 
@@ -161,8 +162,10 @@ def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`sl
         from slsdk.models.student import StudentConfig
 
         vision = StudentConfig(num_classes=2).encoder_config
-    cfg = run_stage(PretrainConfig, backbone=backbone, steps=steps, lr=lr, seed=seed)
-    run_stage(pretrain_backbone, data, out, cfg, vision_config=vision, overwrite=overwrite)
+    cfg = run_stage(PretrainConfig, backbone=backbone, steps=steps, lr=lr, seed=seed, device=device)
+    with on_interrupt(lambda: f"nothing was written to {shown_path(out)} (the weights are written at the end); "
+                              f"start again with `{again_command(resume=False)}`"):
+        run_stage(pretrain_backbone, data, out, cfg, vision_config=vision, overwrite=overwrite)
 
 
 # flag -> (recipe section, field): the flags that a recipe file can also set
@@ -225,20 +228,20 @@ def train(ctx: typer.Context,
           data: Optional[Path] = typer.Argument(None, help="dataset root"),
           out: Path = typer.Option(Path("runs/teacher"), "--out", "-o"),
           config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
-          print_config: bool = typer.Option(False, "--print-config", help="write the complete effective recipe "
-                                            "to stdout and exit"),
+          print_config: bool = flag("print-config", "write the complete effective recipe to stdout and exit"),
           layout: Layout = typer.Option("folder", help="dataset layout"),
           backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name (`slsdk info --list`)"),
           weights: Optional[Path] = typer.Option(None, help="CLIP weights (OpenAI, open_clip or HF file)"),
           variant: Variant = typer.Option("adaptsign", help="frame encoder"),
           image_size: Optional[int] = typer.Option(None, help="input size (default: the backbone's)"),
           epochs: int = typer.Option(12), batch_size: int = typer.Option(8), lr: float = typer.Option(1e-3),
-          hidden: int = typer.Option(256), unfreeze_backbone: bool = typer.Option(False),
+          hidden: int = typer.Option(256),
+          unfreeze_backbone: bool = flag("unfreeze-backbone", "train the CLIP backbone too (default: frozen)"),
           device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
           workers: int = typer.Option(0, help="data loader worker processes"),
-          resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
-          overwrite: bool = typer.Option(False, "--overwrite", help="start over in OUT (replaces only the run's "
-                                         "own files: last.pt, best.pt, metrics.jsonl, ...)"),
+          resume: bool = flag("resume", "continue from OUT/last.pt"),
+          overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files: last.pt, "
+                                 "best.pt, metrics.jsonl, ...)"),
           seed: int = typer.Option(0)):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
     recipe = run_stage(_effective_recipe, ctx, "teacher", config, TRAIN_FLAGS)
@@ -248,9 +251,9 @@ def train(ctx: typer.Context,
     from slsdk.train import train as run_train
 
     model_cfg, tcfg = run_stage(recipe.build, "model"), run_stage(recipe.build, "train")
-    res = run_stage(run_train, data, out, model_cfg, tcfg, resume=resume, overwrite=overwrite,
-                    layout=recipe.sections["data"]["layout"],
-                    extra={"recipe": full})
+    with on_interrupt(lambda: run_kept(out)):
+        res = run_stage(run_train, data, out, model_cfg, tcfg, resume=resume, overwrite=overwrite,
+                        layout=recipe.sections["data"]["layout"], extra={"recipe": full})
     w = "n/a (no dev split)" if res.dev_wer is None else f"{res.dev_wer:.2f}%"
     console.print(f"best dev WER {w}  checkpoint {escape(shown_path(res.best_checkpoint))}")
 
@@ -261,8 +264,7 @@ def distill(ctx: typer.Context,
             teacher: Optional[Path] = typer.Option(None, "--teacher", help="teacher checkpoint"),
             out: Path = typer.Option(Path("runs/student"), "--out", "-o"),
             config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
-            print_config: bool = typer.Option(False, "--print-config", help="write the complete effective recipe "
-                                              "to stdout and exit"),
+            print_config: bool = flag("print-config", "write the complete effective recipe to stdout and exit"),
             layout: Layout = typer.Option("folder", help="dataset layout"), epochs: int = typer.Option(15),
             chunk_frames: int = typer.Option(8),
             student: Student = typer.Option("vit-tiny", "--student", help="student frame encoder "
@@ -272,9 +274,8 @@ def distill(ctx: typer.Context,
                                                            "(`slsdk pretrain --student`)"),
             device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
             workers: int = typer.Option(0, help="data loader worker processes"),
-            resume: bool = typer.Option(False, help="continue from OUT/last.pt"),
-            overwrite: bool = typer.Option(False, "--overwrite", help="start over in OUT (replaces only the run's "
-                                           "own files)"),
+            resume: bool = flag("resume", "continue from OUT/last.pt"),
+            overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files)"),
             seed: int = typer.Option(0)):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
     recipe = run_stage(_effective_recipe, ctx, "student", config, DISTILL_FLAGS)
@@ -284,9 +285,9 @@ def distill(ctx: typer.Context,
     from slsdk.train import distill as run_distill
 
     cfg = run_stage(recipe.build, "distill")
-    res = run_stage(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
-                    layout=recipe.sections["data"]["layout"],
-                    extra={"recipe": full})
+    with on_interrupt(lambda: run_kept(out)):
+        res = run_stage(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
+                        layout=recipe.sections["data"]["layout"], extra={"recipe": full})
     # distill() already printed the WER report
     console.print(f"student checkpoint {escape(shown_path(res.best_checkpoint))}")
 
@@ -301,13 +302,15 @@ def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si"
                layout: Layout = typer.Option("folder", help="dataset layout"),
                decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
                out: Optional[Path] = typer.Option(None, "--out", "-o", help="write CTM/STM here"),
-               overwrite: bool = typer.Option(False, "--overwrite", help="replace the CTM/STM files slsdk wrote there "
-                                              "before (never other files)")):
-    """Decode a split with a checkpoint and score it (WER, PHOENIX conventions)."""
+               convention: Convention = typer.Option("auto", help=CONVENTION_HELP),
+               overwrite: bool = flag("overwrite", "replace the CTM/STM files slsdk wrote there before (never "
+                                      "other files)")):
+    """Decode a split with a checkpoint and score it (WER; PHOENIX clean-up for the PHOENIX layouts)."""
     from slsdk.train.evaluate import evaluate
 
     res = run_stage(evaluate, checkpoint, data, split=split, layout=choice_value(layout),
-                    decoder=choice_value(decoder), beam=beam, out_dir=out, overwrite=overwrite)
+                    decoder=choice_value(decoder), beam=beam, out_dir=out, overwrite=overwrite,
+                    convention=choice_value(convention))
     if res.wer is None:
         console.print(escape(res.summary()))
     else:
@@ -319,13 +322,17 @@ def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si"
 @eval_app.command("wer")
 def eval_wer(ref: Path = typer.Option(..., "--ref", help="reference STM"),
              hyp: Path = typer.Option(..., "--hyp", help="hypothesis CTM"),
-             convention: Convention = typer.Option("phoenix", help="PHOENIX gloss clean-up before scoring, or none")):
+             layout: Layout = typer.Option("folder", help="the data set the files come from (picks --convention auto)"),
+             convention: Convention = typer.Option("auto", help=CONVENTION_HELP)):
     """Score existing CTM hypotheses against STM references (same figures as NIST sclite)."""
-    res = run_stage(score_files, ref, hyp, convention=choice_value(convention))
+    res = run_stage(score_files, ref, hyp, convention=convention_for(choice_value(layout), choice_value(convention)))
     _print_wer(str(hyp), 100.0 * res.wer, res.sub, res.del_, res.ins, res.n_ref)
 
 
 # -- export -------------------------------------------------------------------------------------------
+TARGET_HELP = "conversion target, required by convert and quantize alike (`slsdk targets`)"
+
+
 def _parse_frames(frames: str) -> tuple[int, int]:
     try:
         lo, hi = (int(v) for v in frames.split(":"))
@@ -359,7 +366,9 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
                                teacher=kind == "teacher", zip=zip_, frames_range=frames, overwrite=overwrite,
                                preparation=preparation)
 
-    bundle = run_stage(locked_convert)
+    with on_interrupt(lambda: f"no bundle was written to {shown_path(dest)} (a bundle is written whole, at the "
+                              f"end); start again with `{again_command(resume=False)}`"):
+        bundle = run_stage(locked_convert)
     if bundle.replaced:
         console.print(f"--overwrite: replaced the slsdk bundle that was at {bundle.root}")
     console.print(f"wrote {escape(shown_path(bundle.root))}")
@@ -375,7 +384,7 @@ def _videos(root: Path, split: str, layout: str, vocab, limit):
 
 @app.command()
 def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
-            target: Target = typer.Option(..., "--target", "-t", help="conversion target (`slsdk targets`)"),
+            target: Target = typer.Option(..., "--target", "-t", help=TARGET_HELP),
             precision: Precision = typer.Option("fp32", help="what the target allows (`slsdk targets`)"),
             calib: Optional[Path] = typer.Option(None, help="dataset root for int8 calibration (its train split)"),
             heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
@@ -386,9 +395,9 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
                                                "bundle gets that subfolder"),
             frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip "
                                        "(executorch needs one fixed count, e.g. 64:64)"),
-            zip_: bool = typer.Option(False, "--zip", help="also write OUT.zip"),
-            overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it is an slsdk bundle "
-                                           "(nothing else is ever replaced)")):
+            zip_: bool = flag("zip", "also write OUT.zip"),
+            overwrite: bool = flag("overwrite", "replace OUT if it is an slsdk bundle (nothing else is ever "
+                                   "replaced)")):
     """Convert a checkpoint into a bundle for one target, and measure its fidelity to torch."""
     _convert(checkpoint, choice_value(target), choice_value(precision), calib, heldout, split, choice_value(layout),
              out, _parse_frames(frames), zip_, overwrite)
@@ -396,7 +405,7 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
 
 @app.command()
 def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
-             target: Target = typer.Option("executorch", "--target", "-t", help="conversion target"),
+             target: Target = typer.Option(..., "--target", "-t", help=TARGET_HELP),
              calib: Path = typer.Option(..., help="dataset root for calibration (its train split)"),
              heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
              split: str = typer.Option("test_si", help="held-out split"),
@@ -404,16 +413,21 @@ def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) c
              out: Optional[Path] = typer.Option(None, "--out", "-o", help="bundle folder (default: bundles/"
                                                 "<kind>-<target>-int8)"),
              frames: str = typer.Option("16:1024", help="offline teacher only: MIN:MAX frames per clip"),
-             overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if it is an slsdk bundle")):
+             overwrite: bool = flag("overwrite", "replace OUT if it is an slsdk bundle")):
     """int8 for one target (the target's recipe, calibrated on CALIB): same as convert --precision int8."""
     _convert(checkpoint, choice_value(target), "int8", calib, heldout, split, choice_value(layout), out,
              _parse_frames(frames), False, overwrite)
 
 
 @app.command()
-def targets():
+def targets(markdown: bool = typer.Option(False, "--markdown", help="print the Markdown table (the README's)")):
     """The targets table (what `convert --target` accepts)."""
-    console.print(escape(targets_markdown()))
+    if markdown:
+        typer.echo(targets_markdown())
+        return
+    headers, rows = target_rows()
+    console.print(fit_table(console, "conversion targets (slsdk convert --target NAME)", headers, rows,
+                            right=[False] * len(headers)))
 
 
 @bundle_app.command("inspect")
@@ -465,11 +479,11 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         threads: int = typer.Option(0, help="backend threads (0 = runtime default)"),
         read_ahead: int = typer.Option(16, min=0, help="video files: frames decoded ahead on a reader thread, "
                                        "overlapping decoding with cropping and the model (0 = in turn)"),
-        pipeline: bool = typer.Option(True, help="crop and preprocess on a front-end thread while the model runs "
-                                      "(same results; --no-pipeline: one thread)"),
-        json_: bool = typer.Option(False, "--json", help="JSON lines instead of the live line"),
+        pipeline: bool = flag("pipeline", "crop and preprocess on a front-end thread while the model runs (same "
+                              "results; --no-pipeline: one thread)", default=True),
+        json_: bool = flag("json", "JSON lines instead of the live line"),
         overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet of crops + glosses"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace the --overlay PNG if slsdk wrote it")):
+        overwrite: bool = flag("overwrite", "replace the --overlay PNG if slsdk wrote it")):
     """Recognise signing in a video or camera stream with a bundle (streaming)."""
     if (video is None) == (camera is None):
         fail("give either a VIDEO or --camera N")
@@ -481,11 +495,11 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
 
 @app.command()
 def bench(bundles: Optional[Path] = typer.Option(None, help="folder of bundles (default: the demo's)"),
-          arch: bool = typer.Option(False, "--arch", help="time the real sizes (ViT-B/16 teacher, default student)"),
+          arch: bool = flag("arch", "time the real sizes (ViT-B/16 teacher, default student)"),
           out: Path = typer.Option(Path("bench"), "--out", "-o"),
           data: Optional[Path] = typer.Option(None, help="dataset root for WER and videos"),
-          overwrite: bool = typer.Option(False, "--overwrite", help="replace the bench.* files slsdk wrote in OUT "
-                                         "before (never other files)")):
+          overwrite: bool = flag("overwrite", "replace the bench.* files slsdk wrote in OUT before (never other "
+                                 "files)")):
     """Benchmark every target x precision: size, latency p50/p90, frames/s, ratio to eager fp32 torch."""
     run_stage(run_bench, bundles_dir=bundles, arch=arch, out_dir=out, data_root=data, console=console,
               overwrite=overwrite)
@@ -493,7 +507,7 @@ def bench(bundles: Optional[Path] = typer.Option(None, help="folder of bundles (
 
 @app.command()
 def demo(out: Path = typer.Option(Path("slsdk_demo"), "--out", "-o"),
-         quick: bool = typer.Option(False, "--quick", help="tiny data and few epochs (tests)"),
+         quick: bool = flag("quick", "tiny data and few epochs (tests)"),
          seed: int = typer.Option(0)):
     """The whole pipeline offline: synthetic data -> teacher -> student -> int8 -> every target -> stream."""
     from slsdk.demos.pipeline import run_demo
@@ -504,6 +518,9 @@ def demo(out: Path = typer.Option(Path("slsdk_demo"), "--out", "-o"),
 def main() -> None:
     """The `slsdk` entry point: user errors were printed as one line by run_stage; a missing optional
     dependency names the extra to install; anything else is a bug, shown with its traceback and where to report it."""
+    if sys.argv[1:] == ["--version"]:
+        print(version_line())
+        return
     try:
         app()
     except ModuleNotFoundError as e:

@@ -6,8 +6,11 @@ the CLI adds one line asking to report it (``report_bug``). Imported by ``slsdk.
 """
 from __future__ import annotations
 
+import shlex
 import sys
 import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
@@ -20,7 +23,10 @@ from slsdk.errors import SlsdkError
 from slsdk.terminal import plain
 
 __all__ = ["console", "err_console", "choice_value", "shown_path", "print_error", "fail", "error_line", "run_stage",
-           "issue_tracker", "report_bug", "USER_ERRORS"]
+           "issue_tracker", "report_bug", "USER_ERRORS", "flag", "on_interrupt", "run_kept", "again_command",
+           "INTERRUPTED_EXIT", "version_line"]
+
+INTERRUPTED_EXIT = 130   # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 console = Console(soft_wrap=True)   # paths and messages are never broken across lines
 err_console = Console(stderr=True, soft_wrap=True)   # an error is one line, however long
@@ -89,3 +95,46 @@ def report_bug(exc: BaseException) -> None:
     traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     err_console.print(f"this is a bug in slsdk {__version__}: please report it with the traceback above at "
                       f"{issue_tracker()}", emoji=False, highlight=False, markup=False)
+
+
+def version_line() -> str:
+    """What `slsdk --version` prints: ``slsdk X.Y.Z``."""
+    return f"slsdk {__version__}"
+
+
+def flag(name: str, help: str = "", default: bool = False):
+    """A boolean option shown as ``--NAME/--no-NAME`` (no value metavar in ``--help``)."""
+    return typer.Option(default, f"--{name}/--no-{name}", help=help, metavar="")
+
+
+def again_command(resume: bool) -> str:
+    """The command line that was typed, to run again: with ``--resume`` (and without ``--overwrite``) when
+    ``resume``, else as it was."""
+    args = list(sys.argv[1:])
+    if resume:
+        args = [a for a in args if a not in ("--overwrite", "--no-overwrite", "--resume", "--no-resume")]
+        args.append("--resume")
+    return "slsdk " + shlex.join(args)
+
+
+def run_kept(out) -> str:
+    """What a stopped `slsdk train`/`distill` left in its run folder ``out`` and how to continue it."""
+    from slsdk.train.run_folder import checkpoint_epoch   # torch (the command has loaded it already)
+
+    last = Path(out) / "last.pt"
+    epoch = checkpoint_epoch(last) if last.is_file() else None
+    if epoch is None:
+        return (f"no epoch finished, so nothing was kept in {shown_path(out)}; start again with "
+                f"`{again_command(resume=False)}`")
+    return (f"{shown_path(out)} keeps the checkpoint of epoch {epoch} ({shown_path(last)}); continue with "
+            f"`{again_command(resume=True)}`")
+
+
+@contextmanager
+def on_interrupt(kept: Callable[[], str]):
+    """Ctrl-C inside the block: print ``interrupted: <kept()>`` (what was kept, how to go on), exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: {plain(kept())}", emoji=False, highlight=False, markup=False)
+        raise typer.Exit(INTERRUPTED_EXIT) from None

@@ -18,7 +18,7 @@ from slsdk.errors import ConfigError
 from slsdk.toolchains import get_provider, resolve
 
 __all__ = ["Target", "TARGETS", "PRECISIONS", "get_target", "check_precision", "target_names",
-           "missing_modules", "targets_markdown", "resolve", "register_target"]
+           "missing_modules", "targets_markdown", "target_rows", "resolve", "register_target"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -169,3 +169,15 @@ def targets_markdown() -> str:
         rows.append(f"| `{t.name}` | `{t.suffix}` | {prec} | {t.delegate} | {t.checked_here_with} | {t.min_os} | "
                     f"{t.notes} |")
     return "\n".join([head, *rows])
+
+
+def target_rows() -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The targets table as plain text cells, (headers, rows): what ``slsdk targets`` prints (the facts of
+    :func:`targets_markdown`, the default precision marked ``(default)``)."""
+    headers = ("target", "file", "precisions", "delegate / runtime on device", "checked here with", "min OS",
+               "notes")
+    rows = []
+    for t in TARGETS.values():
+        prec = ", ".join(f"{p} (default)" if p == t.default_precision else p for p in t.precisions)
+        rows.append((t.name, t.suffix, prec, t.delegate, t.checked_here_with, t.min_os, t.notes))
+    return headers, rows

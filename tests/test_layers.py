@@ -24,7 +24,7 @@ FOLDERS = {"sdk": "slsdk", "convert": "slsdk.convert", "quantize": "slsdk.quanti
 # (group, rank, module prefixes); a module belongs to the group of its longest matching prefix
 GROUPS = [
     ("bottom", 0, ["slsdk.errors", "slsdk.fileio", "slsdk.terminal", "slsdk.targets", "slsdk.preprocess",
-                   "slsdk.decode", "slsdk.toolchains", "slsdk.version", "slsdk.model_names",
+                   "slsdk.decode", "slsdk.toolchains", "slsdk.version", "slsdk.model_names", "slsdk.quiet", "slsdk.tables",
                    "slsdk.bundle", "slsdk.eval", "slsdk.data.video"]),
     ("serving", 1, ["slsdk.runtime"]),
     ("facade", 1, ["slsdk"]),   # the package's __init__: the torch-free public API (bottom and serving names)

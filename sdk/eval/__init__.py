@@ -1,7 +1,8 @@
 """Scoring: gloss WER with PHOENIX conventions, CTM/STM files for NIST sclite."""
 
 from slsdk.eval.formats import CtmWord, events_to_ctm, read_ctm, read_stm, score_files, write_ctm, write_stm
-from slsdk.eval.wer import SCLITE_COSTS, ScoringError, UttScore, WERResult, align, phoenix_cleanup, wer
+from slsdk.eval.wer import (PHOENIX_LAYOUTS, SCLITE_COSTS, ScoringError, UttScore, WERResult, align, convention_for,
+                            phoenix_cleanup, wer)
 
 __all__ = [
     "wer",
@@ -9,6 +10,8 @@ __all__ = [
     "UttScore",
     "align",
     "phoenix_cleanup",
+    "convention_for",
+    "PHOENIX_LAYOUTS",
     "SCLITE_COSTS",
     "ScoringError",
     "score_files",

@@ -18,7 +18,18 @@ from typing import Sequence
 
 from slsdk.errors import SlsdkError
 
-__all__ = ["UttScore", "WERResult", "wer", "phoenix_cleanup", "align", "SCLITE_COSTS", "ScoringError"]
+__all__ = ["UttScore", "WERResult", "wer", "phoenix_cleanup", "PHOENIX_LAYOUTS", "convention_for", "align", "SCLITE_COSTS", "ScoringError"]
+
+# the data sets whose glosses the PHOENIX clean-up was written for (its evaluation scripts)
+PHOENIX_LAYOUTS = ("phoenix2014", "phoenix2014t")
+
+
+def convention_for(layout: str, convention: str = "auto") -> str:
+    """The clean-up to score with: ``convention`` unless "auto", which is "phoenix" for the PHOENIX layouts
+    (``PHOENIX_LAYOUTS``) and "none" for every other data set (`eval model` and `eval wer` share this rule)."""
+    if convention != "auto":
+        return convention
+    return "phoenix" if layout in PHOENIX_LAYOUTS else "none"
 
 
 class ScoringError(SlsdkError, ValueError):

@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-from rich.table import Table
+from rich.console import Console
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from slsdk.models.adapters import VARIANTS, FrameEncoder, FrameEncoderConfig
 from slsdk.models.clip import VisionTransformer, get_config, resize_config
 from slsdk.models.student import StreamingStudent, get_student, list_students, student_config
+from slsdk.tables import fit_table, num
 
 
 def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -137,19 +138,29 @@ def student_rows(num_classes: int = 389, frames: int = 8, device: str = "meta") 
     return rows
 
 
-def student_table(num_classes: int = 389):
-    """``student_rows`` as a rich Table (what ``slsdk info`` prints under the frame-encoder table)."""
+def info_table(backbone_name: str = "ViT-B/16", frames: int = 3, console: Console | None = None):
+    """``info_rows`` as a table that fits ``console`` (what ``slsdk info`` prints first): parameters in full,
+    GMACs per frame and the extra compute over the frozen tower to meaningful digits."""
+    rows = info_rows(backbone_name, frames=frames)
+    headers = ("variant", "trainable params", "frozen params", "GMACs per frame", "extra vs frozen %")
+    cells = [(r["variant"], num(r["trainable_params"]), num(r["frozen_params"]), num(r["gmacs_per_frame"]),
+              num(r["extra_pct"])) for r in rows]
+    return fit_table(console or Console(), f"frame encoders on {backbone_name} ({frames} frames per clip)",
+                     headers, cells)
 
-    table = Table(title=f"student frame encoders (registry; streaming head at {num_classes} classes)")
-    for col in ("student", "input px", "encoder params", "total params", "GMACs/frame", "fp32 MB (est.)",
-                "int8 MB (est.)", "pretrained weights"):
-        table.add_column(col, justify="left" if col in ("student", "pretrained weights") else "right")
-    for r in student_rows(num_classes):
-        table.add_row(r["student"], str(r["input_px"]), f"{r['encoder_params']:,}", f"{r['total_params']:,}",
-                      f"{r['gmacs_per_frame']:.4f}", f"{r['fp32_mb_est']:.2f}", f"{r['int8_mb_est']:.2f}",
-                      r["pretrained"])
-    return table
+
+def student_table(num_classes: int = 389, console: Console | None = None):
+    """``student_rows`` as a table that fits ``console`` (what ``slsdk info`` prints under the frame-encoder
+    table), the pretrained weights' source under it."""
+    rows = student_rows(num_classes)
+    headers = ("student", "input px", "encoder M params", "total M params", "GMACs per frame", "fp32 MB (est.)",
+               "int8 MB (est.)")
+    cells = [(r["student"], num(r["input_px"]), num(r["encoder_params"] / 1e6), num(r["total_params"] / 1e6),
+              num(r["gmacs_per_frame"]), num(r["fp32_mb_est"]), num(r["int8_mb_est"])) for r in rows]
+    notes = [f"{r['student']}: pretrained weights {r['pretrained']}" for r in rows if r["pretrained"] != "-"]
+    return fit_table(console or Console(), f"student frame encoders (registry; streaming head at {num_classes} "
+                     "classes)", headers, cells, notes=notes)
 
 
 __all__ = ["count_flops", "count_macs_per_frame", "parameter_report", "vit_macs_formula", "info_rows",
-           "student_rows", "int8_size_estimate", "student_table"]
+           "student_rows", "int8_size_estimate", "student_table", "info_table"]

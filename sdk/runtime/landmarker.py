@@ -7,6 +7,7 @@ MediaPipe runs its graph in C++ threads and releases the GIL while it detects.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import weakref
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from slsdk.data.video import read_image
+from slsdk.quiet import native_stderr
 from slsdk.runtime.hand_model import InvalidHandModel, resolve_hand_model
 
 
@@ -115,7 +117,8 @@ def _create_landmarker(model_path: Path, mode: str, num_hands: int, det: float, 
         min_tracking_confidence=track,
     )
     try:
-        lm = HandLandmarker.create_from_options(opts)
+        with native_stderr():   # TF Lite / glog lines of the graph's start-up
+            lm = HandLandmarker.create_from_options(opts)
     except Exception as e:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError with C++ text
         raise InvalidHandModel(f"MediaPipe could not load the hand model {model_path}: {e}") from None
     with _LIVE_LOCK:
@@ -161,6 +164,7 @@ class Landmarker:
         self._lm = _create_landmarker(Path(model_path), mode, num_hands, min_detection_confidence,
                                       min_presence_confidence, min_tracking_confidence)
         self._last_ts = -1
+        self._first_call = True   # its native warnings print once, on the first inference
         _OPEN.add(self)
 
     @property
@@ -170,14 +174,26 @@ class Landmarker:
     def detect(self, frame: np.ndarray) -> list[Hand]:
         """Hands in one RGB frame ``uint8 [H, W, 3]`` (IMAGE mode)."""
         lm = self._open_landmarker()
-        return _to_hands(lm.detect(_as_mp_image(frame)), frame.shape[1], frame.shape[0])
+        with self._first_call_quiet():
+            result = lm.detect(_as_mp_image(frame))
+        return _to_hands(result, frame.shape[1], frame.shape[0])
 
     def detect_for_video(self, frame: np.ndarray, timestamp_ms: int) -> list[Hand]:
         """Hands in the next frame of a video at ``timestamp_ms`` (VIDEO mode: tracks between calls)."""
         lm = self._open_landmarker()
         ts = max(int(timestamp_ms), self._last_ts + 1)
         self._last_ts = ts
-        return _to_hands(lm.detect_for_video(_as_mp_image(frame), ts), frame.shape[1], frame.shape[0])
+        with self._first_call_quiet():
+            result = lm.detect_for_video(_as_mp_image(frame), ts)
+        return _to_hands(result, frame.shape[1], frame.shape[0])
+
+    def _first_call_quiet(self):
+        """The first inference inside :func:`slsdk.quiet.native_stderr` (MediaPipe prints its native warnings
+        then); later calls run as they are (no stderr capture, no lock: streams' trackers run in parallel)."""
+        if not self._first_call:
+            return contextlib.nullcontext()
+        self._first_call = False
+        return native_stderr()
 
     def _open_landmarker(self):
         if self._lm is None:

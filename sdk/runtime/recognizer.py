@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from slsdk.bundle import load_bundle
-from slsdk.decode import BeamStream, GreedyStream
+from slsdk.decode import DEFAULT_BEAM, BeamStream, GreedyStream
 from slsdk.errors import ConfigError
 from slsdk.preprocess import Preprocess
 from slsdk.runtime import feed
@@ -59,7 +59,7 @@ class Recognizer:
     """
 
     def __init__(self, bundle: str | Path, backend: str | None = None, crop: str | None = None,
-                 hand_model: str | Path | None = None, decoder: str = "greedy", beam: int = 8,
+                 hand_model: str | Path | None = None, decoder: str = "greedy", beam: int = DEFAULT_BEAM,
                  threads: int = 0, endpoint=None):
         path = Path(bundle)
         if opens_checkpoint(path, backend):

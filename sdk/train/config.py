@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from slsdk.decode import DEFAULT_BEAM
 from slsdk.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -42,7 +43,7 @@ class TrainConfig:
     temporal_scale: float = 0.2         # augmentation: random temporal rescale by +-this fraction
     max_frames: int | None = None       # cap decoded frames per video
     eval_decoder: str = "greedy"        # dev WER decoding each epoch: greedy | beam
-    eval_beam: int = 10
+    eval_beam: int = DEFAULT_BEAM
     loss_weights: dict = field(default_factory=dict)   # cslr_losses weights (seq_ctc, conv_ctc, distill)
     log_every: int = 10
     find_unused_parameters: bool = False

@@ -13,9 +13,9 @@ from torch import nn
 from slsdk.data.dataset import VideoDataset, collate
 from slsdk.data.readers import DatasetError, require_labels
 from slsdk.data.splits import read_split
-from slsdk.decode import BeamStream, GreedyStream
+from slsdk.decode import DEFAULT_BEAM, BeamStream, GreedyStream
 from slsdk.errors import ConfigError
-from slsdk.eval import wer, write_ctm, write_stm
+from slsdk.eval import convention_for, wer, write_ctm, write_stm
 from slsdk.fileio import atomic_write_text, check_replace, output_lock, reading
 from slsdk.train.checkpoint import check_vocab, load_model
 from slsdk.train.environment import resolve_device
@@ -77,7 +77,7 @@ def _step_times(model: nn.Module, fps: float) -> tuple[float, float]:
 
 @torch.no_grad()
 def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", decoder: str = "greedy",
-            beam: int = 10, fps: float = DEFAULT_FPS, progress=None) -> list[Prediction]:
+            beam: int = DEFAULT_BEAM, fps: float = DEFAULT_FPS, progress=None) -> list[Prediction]:
     """Run ``model`` over a DataLoader of ``collate`` batches and CTC-decode each video.
 
     ``model(videos, lengths)`` must return ``sequence_logits [T', B, V]`` and ``feat_lengths [B]``.
@@ -110,8 +110,10 @@ def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", dec
     return preds
 
 
-def score(preds: Sequence[Prediction], samples: Sequence[Any], vocab) -> tuple[Any, dict, dict]:
-    """(WERResult, hyps, refs) of predictions against the samples' gloss sequences."""
+def score(preds: Sequence[Prediction], samples: Sequence[Any], vocab,
+          convention: str = "none") -> tuple[Any, dict, dict]:
+    """(WERResult, hyps, refs) of predictions against the samples' gloss sequences (``convention``: "none" or
+    "phoenix", the clean-up of :func:`slsdk.eval.wer`)."""
     by_id = {p.id: p for p in preds}
     missing = [s.id for s in samples if s.id not in by_id]
     if missing:
@@ -119,7 +121,7 @@ def score(preds: Sequence[Prediction], samples: Sequence[Any], vocab) -> tuple[A
     refs = {s.id: list(s.glosses) for s in samples}
     hyps = {s.id: vocab.decode(by_id[s.id].tokens) for s in samples}
     ids = [s.id for s in samples]
-    res = wer([refs[i] for i in ids], [hyps[i] for i in ids])
+    res = wer([refs[i] for i in ids], [hyps[i] for i in ids], convention=convention)
     return res, hyps, refs
 
 
@@ -159,29 +161,35 @@ def write_ctm_stm(preds: Sequence[Prediction], samples: Sequence[Any], vocab, ou
     return {"ctm": ctm, "stm": stm}
 
 
-def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "greedy", beam: int = 10,
+def evaluate(checkpoint_or_model, data, split: str = "dev", decoder: str = "greedy", beam: int = DEFAULT_BEAM,
              out_dir: str | Path | None = None, *, vocab=None, layout: str = "folder", batch_size: int = 1,
-             device: str = "auto", num_workers: int = 0, overwrite: bool = False) -> EvalResult:
+             device: str = "auto", num_workers: int = 0, overwrite: bool = False,
+             convention: str = "auto") -> EvalResult:
     """Decode ``split`` of ``data`` (dataset root, ``{split: samples}`` or a sample list) and score it.
 
     ``checkpoint_or_model``: a checkpoint path (teacher or student) or a model (then pass ``vocab``).
     With ``out_dir``, writes ``{split}.ctm`` / ``{split}.stm`` and ``{split}.hyp.txt``: new files, or ones
     slsdk wrote when ``overwrite`` (checked before decoding; the folder is locked while it is written).
+    ``convention``: the gloss clean-up before scoring, "phoenix" or "none"; "auto" picks it by ``layout``
+    (:func:`slsdk.eval.convention_for`, the rule `slsdk eval wer` uses too).
     """
+    convention = convention_for(layout, convention)
     if out_dir is None:
         return _evaluate(checkpoint_or_model, data, split, decoder, beam, None, vocab=vocab, layout=layout,
-                         batch_size=batch_size, device=device, num_workers=num_workers)
+                         batch_size=batch_size, device=device, num_workers=num_workers,
+                         convention=convention)
     name = split.replace("/", "_")
     inputs = [p for p in (checkpoint_or_model, data) if isinstance(p, (str, Path))]
     with reading(*inputs), output_lock(out_dir, overwrite=overwrite):
         for suffix in (".ctm", ".stm", ".hyp.txt"):
             check_replace(Path(out_dir) / f"{name}{suffix}", overwrite=overwrite)
         return _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, vocab=vocab, layout=layout,
-                         batch_size=batch_size, device=device, num_workers=num_workers)
+                         batch_size=batch_size, device=device, num_workers=num_workers,
+                         convention=convention)
 
 
 def _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, *, vocab, layout, batch_size, device,
-              num_workers) -> EvalResult:
+              num_workers, convention="none") -> EvalResult:
     if decoder not in DECODERS:
         raise ConfigError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     where = "the model"
@@ -208,7 +216,7 @@ def _evaluate(checkpoint_or_model, data, split, decoder, beam, out_dir, *, vocab
     files: dict[str, Path] = {}
     name = split.replace("/", "_")
     if labelled:
-        res, hyps, refs = score(preds, samples, vocab)
+        res, hyps, refs = score(preds, samples, vocab, convention=convention)
         counts = (100.0 * float(res.wer), int(res.sub), int(res.del_), int(res.ins), int(res.n_ref))
     else:
         by_id = {p.id: p for p in preds}

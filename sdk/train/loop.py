@@ -112,6 +112,8 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
         check_run_folder(out, resume, overwrite, job.kind)
         out.mkdir(parents=True, exist_ok=True)
         clean_stale(out)          # temp files of a killed run into this folder (only slsdk's own names)
+        console.print(f"device: {device}")
+    job.extra["device"] = str(device)   # recorded in every checkpoint (extra) and metrics row
 
     # -- existing run ---------------------------------------------------------------------------------------
     ckpt = None
@@ -253,6 +255,7 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
                                    "train_loss": sums.get("total", 0.0) / max(count, 1)}
             row.update({f"loss/{k}": sums[k] / max(count, 1) for k in keys if k != "total"})
             row["lr"] = scheduler.get_last_lr()[0]
+            row["device"] = str(device)
             dev_wer = None
             if dev_loader is not None:
                 etask = bar.add_task(f"{job.title} dev", total=len(dev_loader.sampler), info="")

@@ -43,7 +43,7 @@ from slsdk.fileio import atomic_path, atomic_write_text, check_output, check_rep
 from slsdk.models.clip import CLIP_MEAN, CLIP_STD, VisionTransformer, get_config
 from slsdk.runtime.crop import CropConfig
 from slsdk.train.console import make_console, progress_bar
-from slsdk.train.environment import seed_everything
+from slsdk.train.environment import resolve_device, seed_everything
 
 
 @dataclass
@@ -63,6 +63,7 @@ class PretrainConfig:
     data_framing: bool = True     # phone-framed data sets: render the pool as their videos are made (portrait
     #                               clip, shake, light, blur -> the signing-space crop), not as centred squares
     seed: int = 0
+    device: str = "auto"          # auto | cpu | cuda | cuda:N | mps (as train's --device)
 
     def __post_init__(self):
         for name in ("steps", "batch_frames", "pool_videos"):
@@ -229,6 +230,8 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
     if int(settings["image_size"]) < vcfg.image_size:
         raise ValueError(f"{data_root}: frames are {settings['image_size']} px, smaller than {name}'s "
                          f"{vcfg.image_size} px input")
+    device = resolve_device(cfg.device)
+    console.print(f"device: {device}")
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
     frames, poses = _render_pool(lexicon, people, settings, cfg.pool_videos, cfg.seed, 11, cfg.data_framing)
@@ -238,6 +241,8 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
     vit = VisionTransformer(vcfg)
     ns = len(pose_shapes(lexicon))
     probe = PoseProbe(vcfg.width, vcfg.output_dim, ns)
+    vit.to(device)
+    probe.to(device)
     params = list(vit.parameters()) + list(probe.parameters())
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
@@ -260,7 +265,7 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
         task = bar.add_task(f"pretrain {name}", total=cfg.steps, info="")
         for step in range(cfg.steps):
             idx = rng.integers(0, len(frames), cfg.batch_frames)
-            x, y, cells = batches(idx, rng)
+            x, y, cells = (t.to(device) for t in batches(idx, rng))
             loss, stats = _pose_loss(*probe(vit, x), y, cells, ns)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -271,7 +276,7 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
             bar.update(task, advance=1, info=f"loss {float(loss.detach()):.3f}")
     vit.eval()
     with torch.no_grad():
-        hx, ht, hcells = held(np.arange(len(hframes)), rng, train=False)
+        hx, ht, hcells = (t.to(device) for t in held(np.arange(len(hframes)), rng, train=False))
         outs = [probe(vit, hx[i:i + 256]) for i in range(0, len(hx), 256)]
         pred = torch.cat([o[0] for o in outs])
         where = torch.cat([o[1][..., 0] for o in outs])
@@ -280,13 +285,13 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
     shape_acc = float(((pred[:, 4:4 + ns].argmax(-1) == ht[:, 4].long()).float().mean()
                        + (pred[:, 4 + ns:4 + 2 * ns].argmax(-1) == ht[:, 5].long()).float().mean()) / 2)
     pos_err = float((pred[:, :4] - ht[:, :4]).abs().mean())
-    metrics = {"backbone": name, "vision_config": vcfg.to_dict(), "config": asdict(cfg), "seconds": round(time.perf_counter() - t0, 1),
+    metrics = {"backbone": name, "device": str(device), "vision_config": vcfg.to_dict(), "config": asdict(cfg), "seconds": round(time.perf_counter() - t0, 1),
                "train_frames": int(len(frames)), "heldout_frames": int(len(hframes)),
                "train_signers": [s.id for s in train_signers], "extra_signers": cfg.extra_signers, "shape_acc": round(shape_acc, 4),
                "position_err": round(pos_err, 4), "hand_patch_acc": round(loc_acc, 4), "final_loss": round(float(np.mean([h["loss"] for h in
                                                                                        history[-20:]])), 4)}
     with atomic_path(out_path) as tmp:
-        save_file({f"visual.{k}": v.detach().contiguous() for k, v in vit.state_dict().items()}, str(tmp),
+        save_file({f"visual.{k}": v.detach().cpu().contiguous() for k, v in vit.state_dict().items()}, str(tmp),
                   metadata={"format": "pt", "slsdk": "synthetic-pretrain", "backbone": name})
     side = out_path.with_name(out_path.name + ".json")
     atomic_write_text(side, json.dumps({**metrics, "history": history[:: max(1, len(history) // 100)]}, indent=1))

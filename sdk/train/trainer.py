@@ -103,10 +103,11 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
         model = CSLRRecognizer(mcfg)
         model.set_trainable(backbone=cfg.unfreeze_backbone)
         if not mcfg.backbone_weights:
-            what = ("it is trained with the rest (unfreeze_backbone=True)" if cfg.unfreeze_backbone else
-                    "it stays frozen at its random initialisation (pass unfreeze_backbone=True to train it)")
-            console.print(f"[yellow]note[/]: backbone {mcfg.backbone} has no pretrained weights "
-                          f"(backbone_weights=None); {what}")
+            what = ("it is trained with the rest (--unfreeze-backbone)" if cfg.unfreeze_backbone else
+                    "it stays frozen at its random initialisation (pass --weights FILE, or --unfreeze-backbone "
+                    "to train it)")
+            console.print(f"[yellow]note[/]: backbone {mcfg.backbone} has no pretrained weights (no --weights); "
+                          f"{what}")
         job = Job("teacher", model, TeacherObjective(model, cfg.loss_weights, cfg.grad_checkpointing),
                   mcfg.to_dict(), vocab, splits["train"], dev, cfg, Path(out_dir), env, device, title="teacher",
                   extra=dict(extra or {}))

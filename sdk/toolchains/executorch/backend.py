@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from slsdk.quiet import native_stderr
 from slsdk.runtime.backends import Backend, BackendError
 
 
@@ -16,8 +17,10 @@ class ExecuTorchBackend(Backend):
     def __init__(self, model_path: Path, input_names, output_names, threads: int = 0):
         super().__init__(input_names, output_names)
         try:
-            import torch  # heavy optional package
-            from executorch.runtime import Runtime
+            with native_stderr():   # the runtime's cpuinfo lines when its native library loads
+                import torch  # heavy optional package
+                from executorch.runtime import Runtime
+                Runtime.get()
         except ImportError as e:
             raise BackendError(f"{model_path}: the ExecuTorch runtime is not installed ({e}): "
                                "pip install 'slsdk[executorch]'") from None
