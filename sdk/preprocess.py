@@ -18,6 +18,7 @@ The torch training transform (``slsdk.data.transforms``) is tested equal to this
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
@@ -154,8 +155,9 @@ class Preprocess:
         object.__setattr__(self, "resize_shorter", r)
 
     @classmethod
-    def from_input_spec(cls, inp: InputSpec, where: str = "manifest") -> "Preprocess":
-        """From a manifest's ``input`` section (square centre crops only)."""
+    def from_input_spec(cls, inp: InputSpec | Mapping, where: str = "manifest") -> "Preprocess":
+        """From a manifest's ``input`` section (square centre crops only; its JSON object is read as one)."""
+        inp = inp if isinstance(inp, InputSpec) else InputSpec.from_dict(inp)
         h, w = int(inp.height), int(inp.width)
         if inp.crop != "center" or h != w:
             raise ValueError(f"{where}: this runtime feeds square centre crops, the manifest asks for a "

@@ -319,8 +319,8 @@ def test_coreml_package_names_match_the_manifest(student, tmp_path):
     assert [d.name for d in spec.description.output] == [t.name for t in s.outputs]
     # the manifest states the package's real element types, and the Swift sample maps each of them
     array = ct.proto.FeatureTypes_pb2.ArrayFeatureType
-    for descs, group in ((spec.description.input, s["inputs"]), (spec.description.output, s["outputs"])):
+    for descs, group in ((spec.description.input, s.inputs), (spec.description.output, s.outputs)):
         for d, t in zip(descs, group):
-            assert array.ArrayDataType.Name(d.type.multiArrayType.dataType).lower() == t["dtype"]
-            assert t["dtype"] in swift_dtypes()
-    assert {t["dtype"] for t in s["inputs"]} == {"float32"} and {t["dtype"] for t in s["outputs"]} == {"float16"}
+            assert array.ArrayDataType.Name(d.type.multiArrayType.dataType).lower() == t.dtype
+            assert t.dtype in swift_dtypes()
+    assert {t.dtype for t in s.inputs} == {"float32"} and {t.dtype for t in s.outputs} == {"float16"}

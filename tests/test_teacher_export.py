@@ -54,19 +54,20 @@ def _runtime_log_probs(bundle, x: torch.Tensor) -> np.ndarray:
 
     s = bundle.manifest.streaming
     backend = open_backend(bundle)
-    out = backend.run({s["inputs"][0]["name"]: x.numpy()})
-    return out[s["outputs"][0]["name"]]
+    out = backend.run({s.inputs[0].name: x.numpy()})
+    return out[s.outputs[0].name]
 
 
 def _check_offline_manifest(bundle, target, frames_range):
     m = bundle.manifest
     assert (m.target, m.precision, m.model_kind) == (target, "fp32", "teacher")
     s = m.streaming
-    assert s["mode"] == "offline"
-    assert s["chunk_frames"] is None and s["state"] == [] and s["algorithmic_latency_s"] is None
-    assert s["frames_range"] == list(frames_range) and s["output_stride"] == 4
-    assert s["inputs"] == [{"name": "frames", "shape": [1, "T", 3, 32, 32], "dtype": "float32"}]
-    assert s["outputs"] == [{"name": "log_probs", "shape": ["T_out", len(VOCAB)], "dtype": "float32"}]
+    assert s.mode == "offline"
+    assert s.chunk_frames is None and s.state == [] and s.algorithmic_latency_s is None
+    assert s.frames_range == list(frames_range) and s.output_stride == 4
+    assert [t.section_json() for t in s.inputs] == [{"name": "frames", "shape": [1, "T", 3, 32, 32], "dtype": "float32"}]
+    assert [t.section_json() for t in s.outputs] == [{"name": "log_probs", "shape": ["T_out", len(VOCAB)],
+                                                     "dtype": "float32"}]
     assert m.vocab == VOCAB and m.model_config["backbone"] == "ViT-T/16-test"
     f = m.fidelity
     assert f["status"] == "run" and f["mode"] == "offline" and f["max_abs_err"] < FP32_TOL
