@@ -118,7 +118,7 @@ def data_synth(out: Path = typer.Argument(..., help="output folder"),
 
 @data_app.command("show")
 def data_show(root: Path = typer.Argument(..., help="dataset root"),
-              layout: Layout = typer.Option("folder", help="dataset layout"),
+              layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
               frames: bool = flag("frames", "count frames per video (container metadata)", default=True),
               json_: bool = flag("json", "print the summary as JSON")):
     """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos."""
@@ -136,7 +136,7 @@ def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
                  size: int = typer.Option(256, help="crop size (hands) or shorter side (full), pixels"),
                  fps: float = typer.Option(25.0, help="resample to this frame rate by timestamps (0: keep all)"),
                  workers: int = typer.Option(1, help="processes"),
-                 layout: Layout = typer.Option("folder", help="dataset layout"),
+                 layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
                  split: Optional[list[str]] = typer.Option(None, help="splits (default: all)"),
                  hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
                  overwrite: bool = flag("overwrite", "discard a cache made with other settings")):
@@ -229,7 +229,7 @@ def train(ctx: typer.Context,
           out: Path = typer.Option(Path("runs/teacher"), "--out", "-o"),
           config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
           print_config: bool = flag("print-config", "write the complete effective recipe to stdout and exit"),
-          layout: Layout = typer.Option("folder", help="dataset layout"),
+          layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
           backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name (`slsdk info --list`)"),
           weights: Optional[Path] = typer.Option(None, help="CLIP weights (OpenAI, open_clip or HF file)"),
           variant: Variant = typer.Option("adaptsign", help="frame encoder"),
@@ -265,7 +265,7 @@ def distill(ctx: typer.Context,
             out: Path = typer.Option(Path("runs/student"), "--out", "-o"),
             config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
             print_config: bool = flag("print-config", "write the complete effective recipe to stdout and exit"),
-            layout: Layout = typer.Option("folder", help="dataset layout"), epochs: int = typer.Option(15),
+            layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)), epochs: int = typer.Option(15),
             chunk_frames: int = typer.Option(8),
             student: Student = typer.Option("vit-tiny", "--student", help="student frame encoder "
                                             "(slsdk.models.student.list_students(); `slsdk info --students`)"),
@@ -299,7 +299,7 @@ def _print_wer(split: str, wer_pct: float | None, sub: int, dels: int, ins: int,
 @eval_app.command("model")
 def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si", help="split name (Isharah: "
                                                                         "train/dev/test or SI/test, US/test)"),
-               layout: Layout = typer.Option("folder", help="dataset layout"),
+               layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
                decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
                out: Optional[Path] = typer.Option(None, "--out", "-o", help="write CTM/STM here"),
                convention: Convention = typer.Option("auto", help=CONVENTION_HELP),
@@ -330,7 +330,8 @@ def eval_wer(ref: Path = typer.Option(..., "--ref", help="reference STM"),
 
 
 # -- export -------------------------------------------------------------------------------------------
-TARGET_HELP = "conversion target, required by convert and quantize alike (`slsdk targets`)"
+TARGET_HELP = ("conversion target, required by convert and quantize alike: " + ", ".join(TARGETS)
+               + " (`slsdk targets`)")
 
 
 def _parse_frames(frames: str) -> tuple[int, int]:
@@ -384,7 +385,7 @@ def _videos(root: Path, split: str, layout: str, vocab, limit):
 
 @app.command()
 def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
-            target: Target = typer.Option(..., "--target", "-t", help=TARGET_HELP),
+            target: Target = typer.Option(..., "--target", "-t", metavar="TARGET", help=TARGET_HELP),
             precision: Precision = typer.Option("fp32", help="what the target allows (`slsdk targets`)"),
             calib: Optional[Path] = typer.Option(None, help="dataset root for int8 calibration (its train split)"),
             heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
@@ -405,7 +406,7 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
 
 @app.command()
 def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
-             target: Target = typer.Option(..., "--target", "-t", help=TARGET_HELP),
+             target: Target = typer.Option(..., "--target", "-t", metavar="TARGET", help=TARGET_HELP),
              calib: Path = typer.Option(..., help="dataset root for calibration (its train split)"),
              heldout: Optional[Path] = typer.Option(None, help="dataset root for held-out fidelity (WER)"),
              split: str = typer.Option("test_si", help="held-out split"),

@@ -13,6 +13,7 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
+from slsdk.decode import DEFAULT_BEAM
 from slsdk.errors import SlsdkError
 from slsdk.fileio import check_replace, output_lock, reading
 from slsdk.runtime.overlay import save_overlay_png
@@ -85,7 +86,7 @@ def _gloss_line(ev: dict) -> str:
 
 
 def run_command(bundle: Path, video: Path | None = None, camera: int | None = None, backend: str | None = None,
-                crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = 8,
+                crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = DEFAULT_BEAM,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
                 max_seconds: float | None = None, hand_every: int | None = None, read_ahead: int = 16,
                 pipeline: bool = True, overwrite: bool = False) -> dict:
