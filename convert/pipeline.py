@@ -19,6 +19,7 @@ from typing import Any
 from slsdk.bundle import load_bundle, write_bundle
 from slsdk.convert.export import ExportJob
 from slsdk.convert.parity import bundle_fidelity, fidelity_videos
+from slsdk.quiet import native_stderr
 from slsdk.errors import ConfigError, MissingPackageError
 from slsdk.fileio import temp_dir
 from slsdk.models.factory import load_checkpoint, model_from_checkpoint
@@ -129,7 +130,8 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
 
     with temp_dir() as work:  # scratch: the exported files and the staged bundle
         job = ExportJob(tgt, precision, io, manifest, work, qrecipe, calib_inputs)
-        result = resolve(tgt.exporter)(job)
+        with native_stderr():   # native start-up lines of the toolchain (ExecuTorch's cpuinfo, ...)
+            result = resolve(tgt.exporter)(job)
         # the bundle as it will ship, opened from disk by the backend that serves it
         staged = write_bundle(work / "staged", manifest, result.files)
         reference = TorchBackend(io.module, io.input_names, io.output_names)

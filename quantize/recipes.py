@@ -17,12 +17,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
 from slsdk.errors import ConfigError
 from slsdk.quantize.calibration import CalibrationError
+from slsdk.quiet import native_stderr
 from slsdk.targets import get_target
 from slsdk.toolchains import PROVIDERS
 
@@ -120,8 +122,9 @@ def register_recipe(name: str, family: str, description: str, needs_calibration:
 def load_recipes() -> dict[str, QuantRecipe]:
     """Import every registered provider's int8 module (each registers its recipes once); returns RECIPES."""
     for provider in list(PROVIDERS.values()):
-        if provider.int8:
-            importlib.import_module(provider.int8)
+        if provider.int8 and provider.int8 not in sys.modules:
+            with native_stderr():   # native start-up lines of the toolchain's libraries (ExecuTorch's cpuinfo)
+                importlib.import_module(provider.int8)
     return RECIPES
 
 

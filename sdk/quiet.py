@@ -108,6 +108,13 @@ def install(verbose: bool = False) -> None:
     _own_warnings_as_lines()
 
 
+def _other_libraries_errors_only(record: logging.LogRecord) -> bool:
+    """Another library's record passes at ERROR and above (a module may set its own logger's level, which the
+    levels set on its package's logger do not override)."""
+    noisy = record.name.split(".")[0] in NOISY_LOGGERS
+    return record.levelno >= logging.ERROR or not noisy
+
+
 class _StderrHandler(logging.StreamHandler):
     """Log records on the current ``sys.stderr`` (as ``logging.lastResort`` does), one ``LEVEL:name: message``
     line each."""
@@ -116,6 +123,7 @@ class _StderrHandler(logging.StreamHandler):
         super().__init__()
         self.setLevel(level)
         self.setFormatter(logging.Formatter("%(levelname)s:%(name)s: %(message)s"))
+        self.addFilter(_other_libraries_errors_only)
 
     @property
     def stream(self):

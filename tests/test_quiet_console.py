@@ -20,7 +20,7 @@ from slsdk.quiet import ENV_DEFAULTS
 # traceback line. A new slsdk stderr line of another form belongs here.
 SLSDK_LINES = re.compile(
     r"^(?:\s*$"
-    r"|(?:error|warning|note|interrupted|hint): "
+    r"|(?:error|warning|note|interrupted|hint|device): "
     r"|this is a bug in slsdk"
     r"|.*\bepoch \d+/\d+"
     r"|(?:best dev WER|student encoder loaded from|model +dev WER|teacher |student |distill |pretrain |train )"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from slsdk.bundle import BundleError
+from slsdk.quiet import native_stderr
 
 __all__ = ["model_signature"]
 
@@ -15,7 +16,9 @@ _ET_DTYPES = {0: "uint8", 1: "int8", 3: "int32", 4: "int64", 5: "float16", 6: "f
 def model_signature(path: Path) -> dict | None:
     """The ExecuTorch program's ``forward`` method meta (counts, static shapes, dtypes; a .pte has no names)."""
     try:
-        from executorch.runtime import Runtime, Verification  # heavy optional package
+        with native_stderr():   # the runtime's cpuinfo lines when its native library loads
+            from executorch.runtime import Runtime, Verification  # heavy optional package
+            Runtime.get()
     except Exception:  # noqa: BLE001 - not installed, or its native part does not load here
         return None
     try:
