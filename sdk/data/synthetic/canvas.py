@@ -104,3 +104,12 @@ def draw_hand(cv: Canvas, x, y, r, shape, angle_deg, colour, mirror=False):
         t = a + np.deg2rad(-95 if mirror else 95)
         cv.capsule((x, y), knuckle, 1.0 * r, colour)
         cv.capsule(knuckle, (knuckle[0] + 0.8 * r * np.sin(t), knuckle[1] - 0.8 * r * np.cos(t)), 0.9 * r, dark)
+
+
+def draw_arms(cv: Canvas, hands, shoulders, to_px, scale: float, arm_w: float, sleeve) -> None:
+    """Both sleeves, shoulder -> elbow -> hand (dominant hand from the left shoulder), in pixels via ``to_px``."""
+    for hand, sh, side in ((hands[0], shoulders[0], -1), (hands[1], shoulders[1], 1)):
+        s_px, h_px = to_px(sh), to_px(hand)
+        elbow = ((s_px[0] + h_px[0]) / 2 + side * 0.09 * scale, max(s_px[1], h_px[1]) + 0.06 * scale)
+        cv.capsule(s_px, elbow, arm_w, sleeve)
+        cv.capsule(elbow, h_px, arm_w * 0.85, sleeve)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slsdk.data.synthetic.canvas import Canvas, draw_hand
+from slsdk.data.synthetic.canvas import Canvas, draw_arms, draw_hand
 from slsdk.data.synthetic.lexicon import SignerSpec, SignSpec, lookup_signs, make_lexicon, make_signer
 from slsdk.data.synthetic.timeline import pose_array, sign_timeline
 
@@ -76,11 +76,7 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
     for i in range(len(dom)):
         img = base.copy()
         cv = Canvas(img)
-        for hand, sh, side in ((dom[i], shoulders[0], -1), (nd[i], shoulders[1], 1)):
-            s_px, h_px = to_px(sh), to_px(hand)
-            elbow = ((s_px[0] + h_px[0]) / 2 + side * 0.09 * sc, max(s_px[1], h_px[1]) + 0.06 * sc)
-            cv.capsule(s_px, elbow, arm_w, sleeve)
-            cv.capsule(elbow, h_px, arm_w * 0.85, sleeve)
+        draw_arms(cv, (dom[i], nd[i]), shoulders, to_px, sc, arm_w, sleeve)
         draw_hand(cv, *to_px(nd[i]), r, nd_shapes[i], angles[i] if nd_shapes[i] != "flat" or angles[i] != 180 else 180,
               signer.skin, mirror=True)
         draw_hand(cv, *to_px(dom[i]), r, shapes[i], angles[i], signer.skin)
