@@ -17,7 +17,7 @@ class ExecuTorchBackend(Backend):
     def __init__(self, model_path: Path, input_names, output_names, threads: int = 0):
         super().__init__(input_names, output_names)
         try:
-            with native_stderr():   # the runtime's cpuinfo lines when its native library loads
+            with native_stderr():   # the runtime's native start-up lines
                 import torch  # heavy optional package
                 from executorch.runtime import Runtime
                 Runtime.get()
@@ -28,8 +28,9 @@ class ExecuTorchBackend(Backend):
         if not Path(model_path).is_file():
             raise BackendError(f"{model_path}: no such .pte file")
         try:
-            program = Runtime.get().load_program(str(model_path))
-            self.method = program.load_method("forward")
+            with native_stderr():   # XNNPACK's cpuinfo lines when the first delegated method loads
+                program = Runtime.get().load_program(str(model_path))
+                self.method = program.load_method("forward")
         except Exception as e:
             raise BackendError(f"{model_path}: the ExecuTorch runtime cannot load this program "
                                f"({type(e).__name__}: {str(e)[:300]}; truncated/corrupt file, or a delegate this "
