@@ -4,7 +4,7 @@
         [--student-epochs 6] [--lite0-size 128] [--lite0-freeze 0] [--lite0-epochs N] [--int8-videos 0]
         [--fp32-videos 16] [--targets ...] [--quick] [--render]
 
-The README's run: --teacher-epochs 8 --student-epochs 4 --lite0-size 96 --lite0-freeze 11 --lite0-epochs 3
+The run in docs/results.md: --teacher-epochs 8 --student-epochs 4 --lite0-size 96 --lite0-freeze 11 --lite0-epochs 3
 --fp32-videos 8 --int8-videos 120 --targets onnx ort executorch (--no-raw).
 
 Stages (a finished stage is skipped, an unfinished training stage resumes from its last.pt, so an interrupted
@@ -19,7 +19,7 @@ run continues; OUT/students.partial.json holds the models measured so far):
               int8 WER on test_si in that runtime (the manifest's fidelity); the ViT-B/16 AdaptSign teacher's
               frames/s (random weights, 224 px: ``slsdk bench --arch``'s model) for the speed ratio
 
-Writes OUT/students.json and OUT/students.md (the README table).
+Writes OUT/students.json and OUT/students.md (the docs/results.md table).
 """
 from __future__ import annotations
 

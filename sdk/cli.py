@@ -23,8 +23,9 @@ from slsdk.bundle import MANIFEST_NAME, inspect_bundle, load_bundle, resolve_bun
 from slsdk.bundle.manifest import read_manifest_dict
 from slsdk.bundle.schema import schema_json, schema_problems
 from slsdk.terminal import plain
-from slsdk.cli_common import (USER_ERRORS, choice_value, console, err_console, error_line, fail, flag,
-                              again_command, on_interrupt, print_error, report_bug, run_kept, run_stage, shown_path, version_line)
+from slsdk.cli_common import (USER_ERRORS, Command, Group, again_command, choice_value, console, err_console,
+                              error_line, fail, flag, on_interrupt, print_error, report_bug, run_kept, run_stage,
+                              shown_path, version_line)
 from slsdk.cli_import import import_app
 from slsdk.data.prepare import prepare_command
 from slsdk.data.splits import LAYOUTS, read_split
@@ -36,35 +37,45 @@ from slsdk.eval import convention_for, score_files
 from slsdk.fileio import output_lock, reading
 from slsdk.model_names import STUDENTS, VARIANTS
 from slsdk.quiet import install as quiet_console
+from slsdk.quiet import is_quiet
 from slsdk.runtime.backends import backend_names
 from slsdk.runtime.cli_run import run_command
-from slsdk.tables import fit_table
+from slsdk.tables import fidelity_line, fit_table
 from slsdk.targets import PRECISIONS, TARGETS, check_precision, get_target, target_rows, targets_markdown
 
 # Imports inside command functions: ONLY the building stages, which load torch (the CLI must start fast and run
 # `slsdk run` / `slsdk bundle inspect` where torch is not installed). The allow-list, one entry per import:
 #   info:      slsdk.models (list_models), slsdk.models.flops (info_table, student_table)
 #   pretrain:  slsdk.train.pretrain (PretrainConfig, pretrain_backbone), slsdk.models.student (StudentConfig)
-#   train/distill recipes: slsdk.train.recipe (merge, parse_recipe, load_recipe, complete, dump_recipe)
+#   train/distill recipes: slsdk.train.recipe (merge, parse_recipe, load_recipe, complete, dump_recipe,
+#                          shipped_recipes)
 #   train:     slsdk.train (train);  distill: slsdk.train (distill);  eval model: slsdk.train.evaluate (evaluate)
 #   _convert:  slsdk.convert.pipeline (convert, load_source)
 #   demo:      slsdk.demos.pipeline (run_demo: the whole pipeline, training included)
 # Everything else is imported above.
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Continuous sign language recognition from training to phones.")
-eval_app = typer.Typer(no_args_is_help=True, help="Decode and score a model, or score existing CTM/STM files.")
-bundle_app = typer.Typer(no_args_is_help=True, help="Inspect and validate bundles.")
-data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate the synthetic default, summarise a layout.")
+eval_app = typer.Typer(cls=Group, no_args_is_help=True, help="Decode and score a model, or score existing CTM/STM files.")
+bundle_app = typer.Typer(cls=Group, no_args_is_help=True, help="Inspect and validate bundles.")
+data_app = typer.Typer(cls=Group, no_args_is_help=True, help="Datasets: generate the synthetic default, summarise a layout.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(version_line())
+        raise typer.Exit(0)
+
+
 @app.callback()
 def global_options(verbose: bool = flag("verbose", "show other libraries' warnings and logs (torch, coremltools, "
-                                        "ExecuTorch, MediaPipe, ...); quiet by default")):
+                                        "ExecuTorch, MediaPipe, ...); quiet by default"),
+                   version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, metavar="",
+                                                help="print the version and exit")):
     # runs before every command, so before the command imports torch & co (slsdk.quiet)
     quiet_console(verbose=verbose)
 
@@ -84,7 +95,7 @@ CONVENTION_HELP = ("gloss clean-up before scoring: phoenix (the PHOENIX evaluati
 
 
 # -- models -------------------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `slsdk info --list`) or checkpoint"),
          frames: int = typer.Option(3, help="frames per clip used for counting (cross-frame parts)"),
          list_: bool = typer.Option(False, "--list", help="list the registered CLIP configs")):
@@ -102,7 +113,7 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
 
 
 # -- data ---------------------------------------------------------------------------------------------
-@data_app.command("synth")
+@data_app.command("synth", cls=Command)
 def data_synth(out: Path = typer.Argument(..., help="output folder"),
                seed: int = typer.Option(0), quick: bool = flag("quick", "a tiny set for tests"),
                preset: str = typer.Option("demo", help="demo (the embedded default) | isharah (phone framing, "
@@ -116,7 +127,7 @@ def data_synth(out: Path = typer.Argument(..., help="output folder"),
     console.print(f"wrote {path}")
 
 
-@data_app.command("show")
+@data_app.command("show", cls=Command)
 def data_show(root: Path = typer.Argument(..., help="dataset root"),
               layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
               frames: bool = flag("frames", "count frames per video (container metadata)", default=True),
@@ -129,7 +140,7 @@ def data_show(root: Path = typer.Argument(..., help="dataset root"),
     print_summary(s, console)
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", cls=Command)
 def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
                  out: Path = typer.Option(Path("prepared"), "--out", "-o", help="cache folder"),
                  crop: Crop = typer.Option("hands", help="the runtime's signing-space crop, or the full frame"),
@@ -146,7 +157,7 @@ def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
 
 
 # -- training -----------------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def pretrain(data: Path = typer.Argument(..., help="synthetic data set root (`slsdk data synth`)"),
              out: Path = typer.Option(Path("runs/clip-synthetic.safetensors"), "--out", "-o"),
              backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name"),
@@ -211,6 +222,16 @@ def _effective_recipe(ctx: typer.Context, kind: str, config: Path | None, flags:
     return merge(recipe, typed) if typed else recipe
 
 
+def _list_recipes(kind: str) -> None:
+    """Print the shipped recipes of ``kind``: name and the first line of the file's header."""
+    from slsdk.train.recipe import shipped_recipes
+
+    recipes = shipped_recipes(kind)
+    title = f"shipped recipes ({recipes[0].command if recipes else kind} --config NAME)"
+    console.print(fit_table(console, title, ("name", "description"), [(r.name, r.description) for r in recipes],
+                            right=[False, False]))
+
+
 def _show_recipe(recipe, print_config: bool) -> dict:
     from slsdk.train.recipe import complete, dump_recipe
 
@@ -218,17 +239,22 @@ def _show_recipe(recipe, print_config: bool) -> dict:
     if print_config:
         print(dump_recipe(full), end="")
         raise typer.Exit(0)
-    console.print(f"[dim]effective config ({escape(recipe.source or 'command defaults')} + flags):[/]")
-    console.print(escape(dump_recipe(full)), style="dim", end="")
+    source = "the command's defaults" if (recipe.source or "<").startswith("<") else escape(recipe.source)
+    console.print(f"[dim]settings: {source} + the flags typed (every one: --print-config; stored in the "
+                  "checkpoint)[/]")
+    if not is_quiet():
+        console.print(escape(dump_recipe(full)), style="dim", end="")
     return full
 
 
-@app.command()
+@app.command(cls=Command)
 def train(ctx: typer.Context,
           data: Optional[Path] = typer.Argument(None, help="dataset root"),
           out: Path = typer.Option(Path("runs/teacher"), "--out", "-o"),
-          config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
+          config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="NAME|FILE",
+                                                help="a shipped recipe (--list-configs) or a recipe file (YAML, JSON)"),
           print_config: bool = flag("print-config", "write the complete effective recipe to stdout and exit"),
+          list_configs: bool = flag("list-configs", "list the shipped recipes (--config NAME) and exit"),
           layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
           backbone: str = typer.Option("ViT-S/16-demo", help="CLIP config name (`slsdk info --list`)"),
           weights: Optional[Path] = typer.Option(None, help="CLIP weights (OpenAI, open_clip or HF file)"),
@@ -244,6 +270,8 @@ def train(ctx: typer.Context,
                                  "best.pt, metrics.jsonl, ...)"),
           seed: int = typer.Option(0)):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
+    if list_configs:
+        return _list_recipes("teacher")
     recipe = run_stage(_effective_recipe, ctx, "teacher", config, TRAIN_FLAGS)
     full = _show_recipe(recipe, print_config)
     if data is None:
@@ -258,13 +286,15 @@ def train(ctx: typer.Context,
     console.print(f"best dev WER {w}  checkpoint {escape(shown_path(res.best_checkpoint))}")
 
 
-@app.command()
+@app.command(cls=Command)
 def distill(ctx: typer.Context,
             data: Optional[Path] = typer.Argument(None, help="dataset root"),
             teacher: Optional[Path] = typer.Option(None, "--teacher", help="teacher checkpoint"),
             out: Path = typer.Option(Path("runs/student"), "--out", "-o"),
-            config: Optional[Path] = typer.Option(None, "--config", "-c", help="recipe file (YAML or JSON)"),
+            config: Optional[Path] = typer.Option(None, "--config", "-c", metavar="NAME|FILE",
+                                                  help="a shipped recipe (--list-configs) or a recipe file (YAML, JSON)"),
             print_config: bool = flag("print-config", "write the complete effective recipe to stdout and exit"),
+            list_configs: bool = flag("list-configs", "list the shipped recipes (--config NAME) and exit"),
             layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)), epochs: int = typer.Option(15),
             chunk_frames: int = typer.Option(8),
             student: Student = typer.Option("vit-tiny", "--student", help="student frame encoder "
@@ -278,6 +308,8 @@ def distill(ctx: typer.Context,
             overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files)"),
             seed: int = typer.Option(0)):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
+    if list_configs:
+        return _list_recipes("student")
     recipe = run_stage(_effective_recipe, ctx, "student", config, DISTILL_FLAGS)
     full = _show_recipe(recipe, print_config)
     if data is None or teacher is None:
@@ -296,7 +328,7 @@ def _print_wer(split: str, wer_pct: float | None, sub: int, dels: int, ins: int,
     console.print(f"{escape(split)}: WER {wer_pct:.2f}%  (sub {sub}, del {dels}, ins {ins}, ref words {n_ref})")
 
 
-@eval_app.command("model")
+@eval_app.command("model", cls=Command)
 def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si", help="split name (Isharah: "
                                                                         "train/dev/test or SI/test, US/test)"),
                layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
@@ -319,7 +351,7 @@ def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si"
         console.print(f"  {kind}: {escape(str(path))}")
 
 
-@eval_app.command("wer")
+@eval_app.command("wer", cls=Command)
 def eval_wer(ref: Path = typer.Option(..., "--ref", help="reference STM"),
              hyp: Path = typer.Option(..., "--hyp", help="hypothesis CTM"),
              layout: Layout = typer.Option("folder", help="the data set the files come from (picks --convention auto)"),
@@ -373,7 +405,7 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
     if bundle.replaced:
         console.print(f"--overwrite: replaced the slsdk bundle that was at {bundle.root}")
     console.print(f"wrote {escape(shown_path(bundle.root))}")
-    console.print_json(json.dumps(bundle.manifest.fidelity, default=str))
+    console.print(fidelity_line(bundle.manifest.fidelity))
 
 
 def _videos(root: Path, split: str, layout: str, vocab, limit):
@@ -383,7 +415,7 @@ def _videos(root: Path, split: str, layout: str, vocab, limit):
     return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
 
 
-@app.command()
+@app.command(cls=Command)
 def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
             target: Target = typer.Option(..., "--target", "-t", metavar="TARGET", help=TARGET_HELP),
             precision: Precision = typer.Option("fp32", help="what the target allows (`slsdk targets`)"),
@@ -404,7 +436,7 @@ def convert(checkpoint: Path = typer.Argument(..., help="student (or teacher) ch
              out, _parse_frames(frames), zip_, overwrite)
 
 
-@app.command()
+@app.command(cls=Command)
 def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) checkpoint"),
              target: Target = typer.Option(..., "--target", "-t", metavar="TARGET", help=TARGET_HELP),
              calib: Path = typer.Option(..., help="dataset root for calibration (its train split)"),
@@ -420,7 +452,7 @@ def quantize(checkpoint: Path = typer.Argument(..., help="student (or teacher) c
              _parse_frames(frames), False, overwrite)
 
 
-@app.command()
+@app.command(cls=Command)
 def targets(markdown: bool = typer.Option(False, "--markdown", help="print the Markdown table (the README's)")):
     """The targets table (what `convert --target` accepts)."""
     if markdown:
@@ -431,7 +463,7 @@ def targets(markdown: bool = typer.Option(False, "--markdown", help="print the M
                             right=[False] * len(headers)))
 
 
-@bundle_app.command("inspect")
+@bundle_app.command("inspect", cls=Command)
 def bundle_inspect(path: Path):
     """Validate a bundle (schema, checksums, paths) and print its manifest."""
     console.print(escape(str(run_stage(inspect_bundle, path))), emoji=False, highlight=False)
@@ -446,7 +478,7 @@ def _manifest_json(path: Path) -> dict:
     return load_bundle(path, verify=False).manifest.to_dict()
 
 
-@bundle_app.command("schema")
+@bundle_app.command("schema", cls=Command)
 def bundle_schema(paths: Optional[list[Path]] = typer.Argument(
         None, help="bundles (folder or .zip) or manifest.json files to check against the schema")):
     """Print the manifest's JSON Schema (draft 2020-12), or check manifests against it (needs jsonschema)."""
@@ -467,7 +499,7 @@ def bundle_schema(paths: Optional[list[Path]] = typer.Argument(
 
 
 # -- runtime ------------------------------------------------------------------------------------------
-@app.command()
+@app.command(cls=Command)
 def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         video: Optional[Path] = typer.Argument(None, help="video file or frame folder"),
         camera: Optional[int] = typer.Option(None, "--camera", help="camera index instead of a video"),
@@ -494,7 +526,7 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
               overwrite=overwrite)
 
 
-@app.command()
+@app.command(cls=Command)
 def bench(bundles: Optional[Path] = typer.Option(None, help="folder of bundles (default: the demo's)"),
           arch: bool = flag("arch", "time the real sizes (ViT-B/16 teacher, default student)"),
           out: Path = typer.Option(Path("bench"), "--out", "-o"),
@@ -506,7 +538,7 @@ def bench(bundles: Optional[Path] = typer.Option(None, help="folder of bundles (
               overwrite=overwrite)
 
 
-@app.command()
+@app.command(cls=Command)
 def demo(out: Path = typer.Option(Path("slsdk_demo"), "--out", "-o"),
          quick: bool = flag("quick", "tiny data and few epochs (tests)"),
          seed: int = typer.Option(0)):
@@ -519,9 +551,6 @@ def demo(out: Path = typer.Option(Path("slsdk_demo"), "--out", "-o"),
 def main() -> None:
     """The `slsdk` entry point: user errors were printed as one line by run_stage; a missing optional
     dependency names the extra to install; anything else is a bug, shown with its traceback and where to report it."""
-    if sys.argv[1:] == ["--version"]:
-        print(version_line())
-        return
     try:
         app()
     except ModuleNotFoundError as e:

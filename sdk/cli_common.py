@@ -24,7 +24,7 @@ from slsdk.terminal import plain
 
 __all__ = ["console", "err_console", "choice_value", "shown_path", "print_error", "fail", "error_line", "run_stage",
            "issue_tracker", "report_bug", "USER_ERRORS", "flag", "on_interrupt", "run_kept", "again_command",
-           "INTERRUPTED_EXIT", "version_line"]
+           "INTERRUPTED_EXIT", "version_line", "Command", "Group"]
 
 INTERRUPTED_EXIT = 130   # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
@@ -105,6 +105,27 @@ def version_line() -> str:
 def flag(name: str, help: str = "", default: bool = False):
     """A boolean option shown as ``--NAME/--no-NAME`` (no value metavar in ``--help``)."""
     return typer.Option(default, f"--{name}/--no-{name}", help=help, metavar="")
+
+
+def _help_without_metavar(option):
+    """``--help`` shown as the flag it is (typer would add a ``<bool>`` metavar)."""
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+class Command(typer.core.TyperCommand):
+    """An `slsdk` command: its ``--help`` line without a value metavar."""
+
+    def get_help_option(self, ctx):
+        return _help_without_metavar(super().get_help_option(ctx))
+
+
+class Group(typer.core.TyperGroup):
+    """An `slsdk` command group: its ``--help`` line without a value metavar."""
+
+    def get_help_option(self, ctx):
+        return _help_without_metavar(super().get_help_option(ctx))
 
 
 def again_command(resume: bool) -> str:

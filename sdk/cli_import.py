@@ -9,13 +9,13 @@ from pathlib import Path
 
 import typer
 
-from slsdk.cli_common import console, run_stage
+from slsdk.cli_common import Command, Group, console, run_stage
 from slsdk.fileio import check_replace, output_lock, reading
 
-import_app = typer.Typer(no_args_is_help=True, help="Import published models as slsdk checkpoints.")
+import_app = typer.Typer(cls=Group, no_args_is_help=True, help="Import published models as slsdk checkpoints.")
 
 
-@import_app.command("adaptsign")
+@import_app.command("adaptsign", cls=Command)
 def import_adaptsign_cmd(
         checkpoint: Path = typer.Argument(..., help="AdaptSign checkpoint (main.py's torch.save, e.g. *.pt)"),
         gloss_dict: Path = typer.Option(..., "--gloss-dict", help="the data set's gloss_dict.npy"),

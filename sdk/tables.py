@@ -14,7 +14,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["num", "fit_table", "wrapped", "NA"]
+__all__ = ["num", "fit_table", "wrapped", "fidelity_line", "NA"]
 
 NA = "n/a"   # what a missing value prints as (never ``None``)
 
@@ -109,3 +109,19 @@ def fit_table(console: Console, title: str | None, headers: Sequence[str], rows:
 
 def _longest_word(text) -> int:
     return max((len(w) for w in str(text).split()), default=0)
+
+
+def fidelity_line(fidelity: dict) -> str:
+    """A bundle's ``manifest.fidelity`` in words: how close the converted model is to torch, on what data."""
+    if fidelity.get("status") != "run":
+        return f"fidelity: {fidelity.get('status', NA)} ({fidelity.get('reason', '')})".replace(" ()", "")
+    on = fidelity.get("data") or f"{fidelity.get('videos', NA)} videos"
+    parts = [f"max abs logit error {num(fidelity.get('max_abs_err'), 2)}", f"cosine {num(fidelity.get('cosine'), 5)}",
+             f"frame argmax agreement {num(100 * fidelity['argmax_agreement'], 3, unit='%')}"
+             if "argmax_agreement" in fidelity else None]
+    if "wer" in fidelity:
+        parts.append(f"held-out WER {num(fidelity['wer'], 3, unit='%')} (torch {num(fidelity['wer_torch'], 3, unit='%')})")
+    if fidelity.get("meets_int8_budget") is not None:
+        parts.append("within the int8 WER budget" if fidelity["meets_int8_budget"] else "OVER the int8 WER budget")
+    return (f"fidelity to {fidelity.get('reference', 'torch')} ({fidelity.get('runtime', NA)}, {on}): "
+            + ", ".join(p for p in parts if p) + " (manifest.json: fidelity)")

@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 
+import pytest
 from typer.testing import CliRunner
 
+from cli_errors import one_line_error
 from slsdk.cli import app
+from slsdk.data import LAYOUTS
+from slsdk.data.splits import layout_hint, looks_like, read_split
 from slsdk.data.summary import summarize_dataset
 
 
@@ -60,3 +67,63 @@ def test_data_show_cli_relative_path(tmp_path, monkeypatch):
     assert d["vocabulary"] >= 4 and any("NEVERSEEN" in w for w in d["warnings"])
     r = CliRunner().invoke(app, ["data", "show", "mydata"])
     assert r.exit_code == 0 and "unreadable" in r.output and "warning" in r.output
+
+
+# -- a wrong --layout names the layout the folder looks like ------------------------------------------------
+# the first annotation file each layout's reader looks for (readers.py), relative to a dataset root
+LAYOUT_FILES = {
+    "folder": "annotations.csv",
+    "phoenix2014": "phoenix-2014-multisigner/annotations/manual/train.corpus.csv",   # the release's parent too
+    "phoenix2014t": "annotations/manual/PHOENIX-2014-T.dev.corpus.csv",
+    "csl-daily": "sentence_label/video_map.txt",
+    "isharah": "annotations_v2/isharah2000/SI/train.csv",
+    "isharah-us": "annotations/US/test.txt",
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUT_FILES))
+def test_looks_like_reads_where_each_reader_looks(tmp_path, layout):
+    assert set(LAYOUT_FILES) == set(LAYOUTS)
+    f = tmp_path / LAYOUT_FILES[layout]
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text("")
+    assert looks_like(tmp_path) == [layout]
+    assert layout_hint(tmp_path, layout) == ""
+    other = "folder" if layout != "folder" else "isharah"
+    assert layout_hint(tmp_path, other) == f"; this folder looks like --layout {layout}"
+    assert looks_like(tmp_path / "missing") == [] and layout_hint(tmp_path / "missing", other) == ""
+
+
+def test_read_split_names_the_layout_the_folder_looks_like(tmp_path):
+    root = tmp_path / "isharah"
+    for protocol in ("SI", "US"):
+        (root / "annotations" / protocol).mkdir(parents=True)
+        (root / "annotations" / protocol / "train.txt").write_text("id|gloss\n01_0001|A\n")
+    with pytest.raises(FileNotFoundError, match=r"annotations.csv; this folder looks like --layout isharah or "
+                                                r"--layout isharah-us$"):
+        read_split(root, "train", "folder")
+    with pytest.raises(FileNotFoundError, match=r"video not found for id 01_0001 .*\)$"):   # its own layout: no hint
+        read_split(root, "train", "isharah")
+
+
+def _slsdk(args, cwd):
+    exe = shutil.which("slsdk")
+    cmd = [exe] if exe else [sys.executable, "-m", "slsdk.cli"]
+    return subprocess.run(cmd + list(args), cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_wrong_layout_on_synthetic_data_names_layout_folder(tmp_path):
+    """`slsdk data show DATA --layout isharah` on `slsdk data synth DATA --quick`: the error says --layout folder."""
+    r = _slsdk(["data", "synth", "DATA", "--quick"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _slsdk(["data", "show", "DATA", "--layout", "isharah"], tmp_path)
+    one_line_error(r, "DATA: no split of --layout isharah found; this folder looks like --layout folder")
+    r = _slsdk(["data", "prepare", "DATA", "-o", "cache", "--crop", "full", "--layout", "phoenix2014t"], tmp_path)
+    one_line_error(r, "DATA: no split of --layout phoenix2014t found; this folder looks like --layout folder")
+    assert not (tmp_path / "cache").exists()
+    r = _slsdk(["train", "DATA", "--layout", "csl-daily", "-o", "run"], tmp_path)
+    one_line_error(r, "CSL-Daily video map not found: DATA/sentence_label/video_map.txt; "
+                      "this folder looks like --layout folder")
+    r = _slsdk(["data", "show", "DATA", "--layout", "folder", "--json", "--no-frames"], tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["layout"] == "folder", r.stderr

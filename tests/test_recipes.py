@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from slsdk.train.recipe import RecipeError, complete, dump_recipe, load_recipe, merge, parse_recipe
+from slsdk.train.recipe import RECIPES_DIR, RecipeError, complete, dump_recipe, load_recipe, merge, parse_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+RECIPES = sorted(RECIPES_DIR.glob("*.yaml"))   # the shipped recipes (sdk/train/recipes, package data)
 
 
 def _kind(path: Path) -> str:
@@ -38,7 +37,7 @@ def quick_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def teacher_ckpt(quick_data, tmp_path_factory):
-    r = merge(load_recipe(ROOT / "recipes" / "adaptsign-phoenix2014.yaml", "teacher"), _SMALL_TEACHER)
+    r = merge(load_recipe("adaptsign-phoenix2014", "teacher"), _SMALL_TEACHER)
     return _train_one_step(r, quick_data, tmp_path_factory.mktemp("t") / "run").best_checkpoint
 
 

@@ -7,6 +7,9 @@
    ``python -m slsdk.demos.web serve`` runs the real webcam clip (crop hands, MediaPipe for the web) and a
    synthetic VP9 WebM (crop off): glosses equal ``slsdk.recognize_video`` on the same file and bundle, hands found
    within 10 % of Python's count; a screenshot is taken mid-stream.
+3. Headless Chromium, as a person sees it: the page's ``?video=`` link on the real clip runs on load and its text
+   (``document.body.innerText``; the test hook untouched) shows the glosses Python recognises, or "Nothing
+   recognised in this video." for a bundle that recognises nothing; a screenshot of the result is kept.
 Skipped, with the reason, without node, demos/web/node_modules (``npm ci`` in demos/web) or chromium; CI installs them.
 """
 from __future__ import annotations
@@ -59,13 +62,19 @@ def chromium(node):
 
 @pytest.fixture(scope="module")
 def bundles(tiny_student, tmp_path_factory):
+    import torch
+
     from slsdk.convert import convert
 
     model = tiny_student(len(VOCAB))
     out = tmp_path_factory.mktemp("web-bundles")
+    blank = tiny_student(len(VOCAB))
+    with torch.no_grad():
+        blank.head.classifier.bias[0] += 100.0  # blank wins every step: nothing is ever recognised
     return {"full": convert(model, "onnx", "fp32", out / "full", vocab=VOCAB).root,
             "hands": convert(model, "onnx", "fp32", out / "hands", vocab=VOCAB, crop={"policy": "hands"}).root,
-            "int8": convert(model, "onnx", "int8", out / "int8", vocab=VOCAB, calib=[_synthetic_frames()]).root}
+            "int8": convert(model, "onnx", "int8", out / "int8", vocab=VOCAB, calib=[_synthetic_frames()]).root,
+            "blank": convert(blank, "onnx", "fp32", out / "blank", vocab=VOCAB).root}
 
 
 def _synthetic_frames() -> np.ndarray:
@@ -210,11 +219,14 @@ def _serve(bundle: Path, video: Path, hand_model: Path | None):
 SHOTS = Path(os.environ.get("SLSDK_WEB_SCREENSHOTS") or REPO / "slsdk_out" / "web-test")
 
 
-def _run_page(node, url: str, tmp_path: Path, name: str) -> tuple[dict, Path]:
+def _run_page(node, url: str, tmp_path: Path, name: str, visible: bool = False) -> tuple[dict, Path]:
+    """run_page.mjs on ``url``: the test hook's answer and a mid-stream screenshot, or with ``visible`` the page's
+    text once it shows a result ({"text": ...}) and a screenshot of it."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    out, shot = tmp_path / f"{name}.json", SHOTS / f"{name}-midstream.png"
+    out, shot = tmp_path / f"{name}.json", SHOTS / f"{name}-{'result' if visible else 'midstream'}.png"
     shot.unlink(missing_ok=True)
-    p = subprocess.run([node, str(NODE_TESTS / "run_page.mjs"), url, str(out), str(shot)], capture_output=True,
+    mode = ["--visible"] if visible else []
+    p = subprocess.run([node, str(NODE_TESTS / "run_page.mjs"), *mode, url, str(out), str(shot)], capture_output=True,
                        text=True, timeout=600)
     assert p.returncode == 0 and out.is_file(), (p.stdout + p.stderr)[-6000:]
     return json.loads(out.read_text()), shot
@@ -283,6 +295,34 @@ def test_page_in_chromium_equals_python(case, node, chromium, bundles, shared_fi
         assert abs(page["frames_with_hands"] - want) <= 0.1 * want, (page["frames_with_hands"], want)
     else:
         assert page["frames_with_hands"] == want == 0
+    _check_screenshot(shot)
+
+
+@pytest.mark.parametrize("name", ["full", "blank"])
+def test_video_link_shows_the_result_in_the_page_text(name, node, chromium, bundles, shared_file, tmp_path):
+    """The URL ``serve`` prints (``?bundle=&video=``) runs the real clip on load; the text a person sees shows
+    Python's glosses on the same clip, or "Nothing recognised in this video." for the bundle whose blank always wins."""
+    from slsdk.runtime import recognize_video
+
+    bundle, clip = bundles[name], shared_file(CLIP)
+    py = recognize_video(bundle, clip)
+    want = py.result.glosses
+    assert (len(want) >= 2) if name == "full" else (want == [])
+    proc, url = _serve(bundle, clip, None)
+    try:
+        page, shot = _run_page(node, url, tmp_path, f"video-link-{name}", visible=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    lines = page["text"].splitlines()
+    print(f"video link, {name} bundle: screenshot {shot}\n" + page["text"])
+    assert "Stopped by an error:" not in lines, page["text"]
+    if want:
+        assert f"Recognised: {' '.join(want)}" in lines and "Nothing recognised in this video." not in lines, lines
+    else:
+        assert "Nothing recognised in this video." in lines, lines
+        assert not any(x.startswith("Recognised:") for x in lines), lines
+    assert any(x.startswith("frames/s") and f"({py.source_frames} source frames" in x for x in lines), lines
     _check_screenshot(shot)
 
 

@@ -1,8 +1,9 @@
 """The web demo: an slsdk bundle in the browser (ONNX Runtime Web + MediaPipe HandLandmarker, streaming CTC).
 
 ``python -m slsdk.demos.web serve BUNDLE [--video FILE] [--hand-model FILE] [--port N]`` serves the page
-(``index.html`` + ``js/``), the bundle, and the given files on 127.0.0.1, and prints the page's URL with the test
-hook (``?bundle=...&video=...&hand_model=...``) on its first line. The page's JavaScript and WebAssembly
+(``index.html`` + ``js/``), the bundle, and the given files on 127.0.0.1, and prints the page's URL
+(``?bundle=...&video=...&hand_model=...``) on its first line: opened, the page runs the video on load and shows the
+glosses it recognised, or "Nothing recognised in this video." The page's JavaScript and WebAssembly
 (onnxruntime-web, @mediapipe/tasks-vision, mediabunny) are served from ``node_modules``: ``$SLSDK_WEB_NODE_MODULES``
 if set, else ``demos/web/node_modules`` beside this file (``npm ci`` in ``demos/web`` puts them there).
 
@@ -35,7 +36,7 @@ from slsdk.targets import get_target
 
 @dataclass
 class WebServer:
-    """A running server: ``url`` (with the test hook), ``stop()``."""
+    """A running server: ``url`` (the page with the bundle and video), ``stop()``."""
 
     httpd: DemoHTTPServer
     url: str
@@ -58,7 +59,7 @@ class WebServer:
 
 def make_server(bundle: str | Path, video: str | Path | None = None, hand_model: str | Path | None = None,
                 port: int = 8000, *, extra_query: str = "", timeout: float = SOCKET_TIMEOUT_S) -> WebServer:
-    """Check the bundle and files, bind 127.0.0.1:``port`` (0: any free port); ``url`` is the test-hook URL.
+    """Check the bundle and files, bind 127.0.0.1:``port`` (0: any free port); ``url`` is the page's URL.
     ``timeout``: seconds a connection may stay without sending a request or reading its response."""
     b = load_bundle(bundle)
     m = b.manifest

@@ -18,11 +18,11 @@ def _root() -> None:
 
 @app.command()
 def serve(bundle: Path = typer.Argument(..., help="onnx/ort bundle directory or .zip"),
-          video: Optional[Path] = typer.Option(None, "--video", help="video file the test-hook URL runs"),
+          video: Optional[Path] = typer.Option(None, "--video", help="video file the page's URL runs on load"),
           hand_model: Optional[Path] = typer.Option(None, "--hand-model", help="hand_landmarker.task (crop=hands)"),
           port: int = typer.Option(8000, "--port", help="port on 127.0.0.1 (0: any free one)"),
           debug: bool = typer.Option(False, "--debug", help="add &debug=1 (per-chunk logits) to the URL")) -> None:
-    """Serve the page, the bundle and the files on 127.0.0.1; the first line printed is the test-hook URL."""
+    """Serve the page, the bundle and the files on 127.0.0.1; the first line printed is the page's URL."""
 
     try:
         srv = make_server(bundle, video, hand_model, port, extra_query="debug=1" if debug else "")

@@ -111,7 +111,7 @@ class CropConfig(Section):
                    frame has none, it runs on every ``detect_every``-th frame until hands come back (the box is
                    held meanwhile, so only re-acquisition is up to N-1 frames late). "hold": it runs on every
                    N-th frame whatever it found, the last hands are held in between. Measured on the real
-                   webcam clip (benchmarks/bench_hands.py, README): "search" N=2 keeps the crop boxes of
+                   webcam clip (benchmarks/bench_hands.py, docs/guide.md): "search" N=2 keeps the crop boxes of
                    every-frame detection exactly (IoU 1.0) with 29% fewer landmarker calls; "hold" N=2 drops
                    the IoU to 0.83 mean / 0.50 min, because MediaPipe's tracker loses a moving hand when it
                    skips frames.

@@ -45,7 +45,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from slsdk.data.readers import Sample, read_folder, write_folder_annotations
-from slsdk.data.splits import read_split
+from slsdk.data.splits import layout_hint, no_split_error, read_split
 from slsdk.data.video import INTERPOLATION, MAX_GAP_S, VideoError, VideoReader
 from slsdk.errors import ConfigError, SlsdkError
 from slsdk.fileio import (WriteError, atomic_write, atomic_write_text, check_output, clean_stale, is_ours, output_lock,
@@ -295,6 +295,8 @@ def _settings_hash(settings: dict) -> str:
 
 
 def _all_samples(data: Path, layout: str, splits: Sequence[str] | None):
+    if layout_hint(data, layout):   # another layout's files, none of this one's: say which layout
+        raise no_split_error(data, layout)
     if layout == "folder" and not splits:
         return read_folder(data, None)
     if not splits:
@@ -306,7 +308,7 @@ def _all_samples(data: Path, layout: str, splits: Sequence[str] | None):
         except (FileNotFoundError, ValueError) as e:
             missing.append(f"{sp} ({e})")
     if not out:
-        raise FileNotFoundError(f"{data}: no samples read with layout {layout!r}: " + "; ".join(missing))
+        raise FileNotFoundError(f"{data}: no samples read with --layout {layout}: " + "; ".join(missing))
     return out
 
 

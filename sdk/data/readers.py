@@ -248,10 +248,22 @@ def _phoenix_root(root: Path, sub: str) -> Path:
     return root
 
 
+def phoenix2014_annotation_file(root: str | Path, split: str) -> Path:
+    """Where the PHOENIX-2014 corpus file of ``split`` lies (``root`` or its ``phoenix-2014-multisigner``)."""
+    root = _phoenix_root(Path(root), "phoenix-2014-multisigner")
+    return root / "annotations" / "manual" / f"{split}.corpus.csv"
+
+
+def phoenix2014t_annotation_file(root: str | Path, split: str) -> Path:
+    """Where the PHOENIX-2014-T corpus file of ``split`` lies (``root`` or its ``PHOENIX-2014-T``)."""
+    root = _phoenix_root(Path(root), "PHOENIX-2014-T")
+    return root / "annotations" / "manual" / f"PHOENIX-2014-T.{split}.corpus.csv"
+
+
 def read_phoenix2014(root: str | Path, split: str, *, check_videos: bool = True) -> list[Sample]:
     _check_split(split, ("train", "dev", "test"), "read_phoenix2014")
-    root = _phoenix_root(Path(root), "phoenix-2014-multisigner")
-    ann = _need_file(root / "annotations" / "manual" / f"{split}.corpus.csv", "PHOENIX-2014 annotation file")
+    ann = _need_file(phoenix2014_annotation_file(root, split), "PHOENIX-2014 annotation file")
+    root = ann.parents[2]
     frames = root / "features" / "fullFrame-210x260px" / split
     out = []
     for ln, row in _read_rows(ann, "|", ["id", "folder", "signer", "annotation"]):
@@ -268,9 +280,8 @@ def read_phoenix2014(root: str | Path, split: str, *, check_videos: bool = True)
 
 def read_phoenix2014t(root: str | Path, split: str, *, check_videos: bool = True) -> list[Sample]:
     _check_split(split, ("train", "dev", "test"), "read_phoenix2014t")
-    root = _phoenix_root(Path(root), "PHOENIX-2014-T")
-    ann = _need_file(root / "annotations" / "manual" / f"PHOENIX-2014-T.{split}.corpus.csv",
-                     "PHOENIX-2014-T annotation file")
+    ann = _need_file(phoenix2014t_annotation_file(root, split), "PHOENIX-2014-T annotation file")
+    root = ann.parents[2]
     frames = root / "features" / "fullFrame-210x260px" / split
     out = []
     cols = ["name", "video", "start", "end", "speaker", "orth", "translation"]
@@ -298,11 +309,14 @@ def _csl_video(root: Path, name: str) -> Path:
     return root / _CSL_FRAME_DIRS[0] / name
 
 
+CSL_DAILY_VIDEO_MAP = "sentence_label/video_map.txt"
+
+
 def read_csl_daily(root: str | Path, split: str, *, check_videos: bool = True,
                    split_file: str = "sentence_label/split_1.txt") -> list[Sample]:
     _check_split(split, ("train", "dev", "test"), "read_csl_daily")
     root = Path(root)
-    table = _need_file(root / "sentence_label" / "video_map.txt", "CSL-Daily video map")
+    table = _need_file(root / CSL_DAILY_VIDEO_MAP, "CSL-Daily video map")
     spf = _need_file(root / split_file, "CSL-Daily split file")
     wanted: set[str] = set()
     for ln, parts in _read_rows(spf, "|", None):

@@ -11,11 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from slsdk.data.readers import (AnnotationError, DatasetError, Sample, read_csl_daily, read_folder, read_isharah,
-                                read_phoenix2014, read_phoenix2014t, require_labels)
+from slsdk.data.readers import (CSL_DAILY_VIDEO_MAP, ISHARAH_SUBSETS, AnnotationError, DatasetError, Sample,
+                                isharah_annotation_file, phoenix2014_annotation_file, phoenix2014t_annotation_file,
+                                read_csl_daily, read_folder, read_isharah, read_phoenix2014, read_phoenix2014t,
+                                require_labels)
 
 __all__ = ["Layout", "LAYOUTS", "get_layout", "read_split", "has_split", "list_splits", "resolve_datasets",
-           "require_labels"]
+           "require_labels", "looks_like", "layout_hint", "no_split_error"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,26 @@ class Layout:
             protocol, _, subset = split.rpartition("/")
             return read_isharah(root, protocol or self.protocol, subset, check_videos=check_videos)
         return _READER[self.name](root, split, check_videos=check_videos)
+
+    def holds(self, root) -> bool:
+        """Whether ``root`` holds an annotation file of this layout (any split), where its reader looks."""
+        root = Path(root)
+        if self.name == "folder":
+            return (root / "annotations.csv").is_file()
+        if self.name == "csl-daily":
+            return (root / CSL_DAILY_VIDEO_MAP).is_file()
+        if self.protocol is not None:
+            return any(_isharah_file(root, self.protocol, s) for s in ISHARAH_SUBSETS)
+        where = phoenix2014_annotation_file if self.name == "phoenix2014" else phoenix2014t_annotation_file
+        return any(where(root, s).is_file() for s in self.splits)
+
+
+def _isharah_file(root: Path, protocol: str, subset: str) -> bool:
+    try:
+        isharah_annotation_file(root, protocol, subset)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 _READER = {"phoenix2014": read_phoenix2014, "phoenix2014t": read_phoenix2014t, "csl-daily": read_csl_daily}
@@ -59,9 +81,38 @@ def get_layout(name: str) -> Layout:
         raise DatasetError(f"unknown dataset layout {name!r}; known: {', '.join(LAYOUTS)}") from None
 
 
+def looks_like(root: str | Path) -> list[str]:
+    """The layouts whose annotation files ``root`` holds (in :data:`LAYOUTS` order; none for a folder of none)."""
+    return [name for name, lay in LAYOUTS.items() if lay.holds(root)]
+
+
+def layout_hint(root: str | Path, layout: str) -> str:
+    """``"; this folder looks like --layout X"`` when ``root`` holds another layout's files, not ``layout``'s;
+    else ``""``. Appended to the error of a dataset read with the wrong ``--layout``."""
+    found = looks_like(root)
+    if not found or layout in found:
+        return ""
+    return "; this folder looks like " + " or ".join(f"--layout {name}" for name in found)
+
+
+def no_split_error(root: str | Path, layout: str) -> FileNotFoundError:
+    """The error of a root that holds no split of ``layout`` (naming the layout the folder looks like)."""
+    return FileNotFoundError(f"{root}: no split of --layout {layout} found{layout_hint(root, layout)}")
+
+
 def read_split(root: str | Path, split: str, layout: str = "folder", *, check_videos: bool = True) -> list[Sample]:
-    """Samples of one split of a dataset root in ``layout`` (a key of :data:`LAYOUTS`)."""
-    return get_layout(layout).read(root, split, check_videos=check_videos)
+    """Samples of one split of a dataset root in ``layout`` (a key of :data:`LAYOUTS`).
+
+    A root without ``layout``'s annotation files is a FileNotFoundError that names the layout it looks like.
+    """
+    lay = get_layout(layout)
+    try:
+        return lay.read(root, split, check_videos=check_videos)
+    except FileNotFoundError as e:
+        hint = layout_hint(root, layout)
+        if not hint:
+            raise
+        raise FileNotFoundError(f"{e}{hint}") from None
 
 
 def list_splits(root: str | Path, layout: str = "folder") -> list[str]:

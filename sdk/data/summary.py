@@ -16,7 +16,7 @@ from rich.text import Text
 
 from slsdk.data.prepare import PrepareError, load_prepared_clip_header
 from slsdk.data.readers import Sample
-from slsdk.data.splits import get_layout, list_splits, read_split
+from slsdk.data.splits import get_layout, list_splits, no_split_error, read_split
 from slsdk.data.video import IMAGE_SUFFIXES, VideoError
 from slsdk.terminal import plain, visible
 
@@ -91,7 +91,7 @@ def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool 
     get_layout(layout)
     names = list_splits(root, layout)
     if not names:
-        raise FileNotFoundError(f"{root}: no split of layout {layout!r} found")
+        raise no_split_error(root, layout)
     per = {n: read_split(root, n, layout, check_videos=False) for n in names}
     train = per.get("train", [])
     vocab = sorted({g for s in train for g in s.glosses})

@@ -1,6 +1,6 @@
 """The one way slsdk writes and deletes files: nothing the user has is ever lost.
 
-The rule (README, "Your files are safe"), enforced here and only here (a test fails on any direct write or
+The rule (docs/guide.md, "Your files are safe"), enforced here and only here (a test fails on any direct write or
 deletion elsewhere in the package):
 
 * slsdk writes a **new** path. It replaces a path only when it can prove that it wrote what is there, and

@@ -12,6 +12,10 @@ stored in checkpoints and bundles)::
 Precedence: dataclass defaults < the command's own defaults < the file < flags typed on the command line.
 Unknown keys are an error naming the key, the file and the closest valid key; so is a value of the wrong
 type. ``slsdk train --print-config`` / ``slsdk distill --print-config`` write a complete file to start from.
+
+The shipped recipes (``slsdk/train/recipes/*.yaml``, package data) are found by name from any folder:
+``--config adaptsign-phoenix2014`` reads the file of that name in the working folder if there is one, else the
+shipped recipe; ``slsdk train --list-configs`` lists them with the first line of each file's header.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from slsdk.train.config import TrainConfig
 from slsdk.train.distill import DistillConfig
 
 __all__ = ["RecipeError", "DataSettings", "Recipe", "load_recipe", "parse_recipe", "dump_recipe",
-           "SECTIONS"]
+           "SECTIONS", "RECIPES_DIR", "ShippedRecipe", "shipped_recipes", "find_recipe"]
 
 
 class RecipeError(SlsdkError, ValueError):
@@ -218,30 +222,88 @@ def _load_yaml(text: str):
     return yaml.load(text, Loader=_Loader)   # noqa: S506 - a SafeLoader subclass: plain data only
 
 
-def load_recipe(path: str | Path, kind: str) -> Recipe:
-    """Read and validate a YAML (``.yaml``/``.yml``) or JSON recipe file."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
+RECIPES_DIR = Path(__file__).with_name("recipes")   # the shipped recipes (package data)
+
+
+@dataclass(frozen=True)
+class ShippedRecipe:
+    """A recipe file shipped with slsdk: its name (the file's stem), kind and one-line description."""
+
+    name: str
+    path: Path
+    kind: str          # teacher (slsdk train) | student (slsdk distill)
+    description: str   # the first comment line of the file
+
+    @property
+    def command(self) -> str:
+        return "slsdk train" if self.kind == "teacher" else "slsdk distill"
+
+
+def _shipped(path: Path) -> ShippedRecipe:
+    text = path.read_text(encoding="utf-8")
+    description = next((ln.lstrip("#").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+    return ShippedRecipe(path.stem, path, yaml.safe_load(text)["kind"], description)
+
+
+def shipped_recipes(kind: str | None = None) -> list[ShippedRecipe]:
+    """The recipes shipped with slsdk, by name (only those of ``kind`` -- teacher | student -- if given)."""
+    found = [_shipped(p) for p in sorted(RECIPES_DIR.glob("*.yaml"))]
+    return [r for r in found if kind is None or r.kind == kind]
+
+
+def find_recipe(config: str | Path, kind: str | None = None) -> Path:
+    """The recipe file ``--config`` names: a file that exists, else the shipped recipe of that name.
+
+    A name is a shipped file's stem, with or without ``.yaml``; an unknown name is an error listing the shipped
+    recipes of ``kind`` (teacher | student).
+    """
+    path = Path(config)
+    if path.is_file():
+        return path
+    by_name = {r.name: r.path for r in shipped_recipes()}
+    name = path.name.removesuffix(".yaml")
+    if path.parent != Path("."):   # a path, not a name
+        shipped = f"; the shipped recipe of that name is --config {name}" if name in by_name else ""
+        raise RecipeError(f"{path}: recipe file not found{shipped}")
+    if name in by_name:
+        return by_name[name]
+    names = [r.name for r in shipped_recipes(kind)] or list(by_name)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"did you mean --config {close[0]}? " if close else ""
+    listing = "slsdk distill --list-configs" if kind == "student" else "slsdk train --list-configs"
+    raise RecipeError(f"{path}: no such recipe file here and no shipped recipe of that name; {hint}"
+                      f"shipped recipes: {', '.join(names)} (`{listing}`)")
+
+
+def _read_recipe_text(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not UTF-8 text") from None
     if len(text) > MAX_RECIPE_CHARS:
         raise RecipeError(f"{path}: {len(text)} characters; a recipe holds at most {MAX_RECIPE_CHARS}")
+    return text
+
+
+def load_recipe(path: str | Path, kind: str) -> Recipe:
+    """Read and validate a recipe: a YAML (``.yaml``/``.yml``) or JSON file, or a shipped recipe's name."""
+    found = find_recipe(path, kind)
+    text = _read_recipe_text(found)
+    shown = str(found) if found == Path(path) else found.stem   # errors name a shipped recipe by its name
+    is_json = found.suffix.lower() == ".json"
     try:
-        if path.suffix.lower() == ".json":
+        if is_json:
             data = json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, None))
         else:
             data = _load_yaml(text)   # plain data only (SafeLoader), a key given twice is an error
     except RecipeError as e:
-        raise RecipeError(f"{path}{e}") from None
+        raise RecipeError(f"{shown}{e}") from None
     except Exception as e:  # noqa: BLE001 - yaml/json syntax errors of any kind become one line
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else (f":{e.lineno}" if hasattr(e, "lineno") else "")
-        raise RecipeError(f"{path}{line}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+        raise RecipeError(f"{shown}{line}: not valid {'JSON' if is_json else 'YAML'}: "
                           f"{getattr(e, 'problem', None) or e}") from None
-    return parse_recipe(data or {}, kind, str(path))
+    return parse_recipe(data or {}, kind, shown)
 
 
 def merge(base: Recipe, overrides: Mapping[str, Mapping[str, Any]]) -> Recipe:

@@ -1,7 +1,10 @@
-// Open the web demo's test-hook URL in headless Chromium (playwright-core, the system browser), optionally take a
+// Open the web demo's URL in headless Chromium (playwright-core, the system browser), optionally take a
 // screenshot mid-stream (the page holds at &pause_at=N), and write what window.slsdk.done resolved to as JSON.
 // usage: node tests/web/run_page.mjs URL OUT.json [SCREENSHOT.png]   (tests/test_web.py runs it)
 // (with a screenshot, the page must hold at &pause_at=N or finish: the shot is taken then)
+// --visible URL OUT.json [SCREENSHOT.png]: only what a person sees, window.slsdk untouched: wait until the page's
+// text shows a result (a line starting "Recognised:", "Nothing recognised" or "Stopped by an error"), then write
+// {text: document.body.innerText} and take the screenshot.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +13,8 @@ import { pathToFileURL, fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const nodeModules = process.env.SLSDK_WEB_NODE_MODULES || path.join(here, '..', '..', 'demos', 'web', 'node_modules');
 const { chromium } = await import(pathToFileURL(path.join(nodeModules, 'playwright-core', 'index.mjs')).href);
-const [url, outPath, shotPath] = process.argv.slice(2);
+const visible = process.argv[2] === '--visible';
+const [url, outPath, shotPath] = process.argv.slice(visible ? 3 : 2);
 const executablePath = process.env.SLSDK_CHROMIUM || '/usr/bin/chromium';
 const timeout = Number(process.env.SLSDK_WEB_TIMEOUT_MS || 300000);
 
@@ -29,16 +33,23 @@ try {
   page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
   await page.goto(url);
-  await page.waitForFunction(() => !!(window.slsdk && window.slsdk.done), null, { timeout: 60000 });
-  if (shotPath) {
-    await page.waitForFunction(() => window.slsdk.paused || window.slsdk.finished, null, { timeout, polling: 100 });
-    await page.screenshot({ path: shotPath });
-    await page.evaluate(() => window.slsdk.resume());
+  if (visible) {
+    await page.waitForFunction(() => /^(Recognised:|Nothing recognised|Stopped by an error)/m.test(document.body.innerText),
+      null, { timeout, polling: 100 });
+    if (shotPath) await page.screenshot({ path: shotPath });
+    fs.writeFileSync(outPath, JSON.stringify({ text: await page.evaluate(() => document.body.innerText), console: logs }));
+  } else {
+    await page.waitForFunction(() => !!(window.slsdk && window.slsdk.done), null, { timeout: 60000 });
+    if (shotPath) {
+      await page.waitForFunction(() => window.slsdk.paused || window.slsdk.finished, null, { timeout, polling: 100 });
+      await page.screenshot({ path: shotPath });
+      await page.evaluate(() => window.slsdk.resume());
+    }
+    const result = await page.evaluate(() => window.slsdk.done.then((r) => r, (e) => ({ error: String(e && e.message || e) })), null);
+    result.console = logs;
+    fs.writeFileSync(outPath, JSON.stringify(result));
+    if (result.error) { console.error(`page error: ${result.error}\n${logs.join('\n')}`); process.exitCode = 1; }
   }
-  const result = await page.evaluate(() => window.slsdk.done.then((r) => r, (e) => ({ error: String(e && e.message || e) })), null);
-  result.console = logs;
-  fs.writeFileSync(outPath, JSON.stringify(result));
-  if (result.error) { console.error(`page error: ${result.error}\n${logs.join('\n')}`); process.exitCode = 1; }
 } catch (e) {
   console.error(`${e.message}\npage console:\n${logs.join('\n')}`); process.exitCode = 1;
 } finally {

@@ -1,9 +1,10 @@
 // The page: bundle + hand model -> a video file or the camera -> live glosses over the video with the crop box,
-// and what it measured. Test hook: ?bundle=URL&video=URL[&hand_model=URL][&debug=1][&pause_at=N][&threads=N]
-// runs that video once, as fast as it can, and resolves window.slsdk.done to
-// {glosses, events: [{gloss, start, end, confidence}], frames, source_frames, frames_with_hands, timing, ...}
-// (+ chunk_logits with debug=1). pause_at=N holds after N source frames until window.slsdk.resume().
-// ?camera=SECONDS runs the camera path that long instead and resolves done to what it saw.
+// and what it measured. The status line says what the page is doing, then the result: the glosses recognised or
+// that nothing was. A link ?bundle=URL&video=URL[&hand_model=URL][&threads=N] runs that video on load, once, as
+// fast as it can; window.slsdk.done resolves to {glosses, events: [{gloss, start, end, confidence}], frames,
+// source_frames, frames_with_hands, timing, ...} for tests (+ chunk_logits with &debug=1); &pause_at=N holds after
+// N source frames until window.slsdk.resume(). ?camera=SECONDS runs the camera path that long instead and resolves
+// done to what it saw.
 import { loadManifest, loadModelBytes } from './manifest.js';
 import { Stream } from './stream.js';
 import { landmarksInPixels } from './hands.js';
@@ -20,7 +21,12 @@ let resumeFn = null;
 const hook = { done: null, progress: { frames: 0, chunks: 0 }, paused: false, finished: false, resume: () => resumeFn && resumeFn() };
 window.slsdk = hook;
 
-function showError(e) { $('error').textContent = String(e?.message || e); console.error(e); }
+function setStatus(text) { $('status').textContent = text; }
+
+function showError(e) { setStatus('Stopped by an error:'); $('error').textContent = String(e?.message || e); console.error(e); }
+
+/** The status line for a finished run: the glosses, or that nothing was recognised `where`. */
+function resultText(glosses, where) { return glosses.length ? `Recognised: ${glosses.join(' ')}` : `Nothing recognised ${where}.`; }
 
 /** The model in a worker (ORT Web's WebAssembly backend); run(chunk) resolves to that chunk's logits. */
 class WorkerModel {
@@ -52,9 +58,11 @@ async function handDetector(url, crop) {
 }
 
 async function setup(bundleUrl, handUrl) {
+  setStatus(`Loading the bundle ${bundleUrl} ...`);
   const cfg = await loadManifest(new URL(bundleUrl, location.href).href);
   const bytes = await loadModelBytes(cfg);
   const model = await new WorkerModel().init(bytes, cfg, Number(params.get('threads') || 0));
+  if (cfg.crop.policy === 'hands') setStatus(`Loading the hand model ${handUrl} ...`);
   const detector = cfg.crop.policy === 'hands' ? await handDetector(new URL(handUrl, location.href).href, cfg.crop) : null;
   return { cfg, model, detector };
 }
@@ -90,9 +98,11 @@ function statsText(s, st, wall, model) {
     + `hands found ${hands}`;
 }
 
-/** Run a whole video Blob through a new stream; returns the test hook's answer. */
+/** Run a whole video Blob through a new stream, showing progress and the result; returns what window.slsdk.done
+ * resolves to. */
 async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
   await model.reset();
+  setStatus(`Recognising ${name} ...`);
   let lastCrop = null;
   const s = new Stream(cfg, model, { detector, debug, onCrop: (img, res) => { lastCrop = res; } });
   const st = { sourceFrames: 0 }; const t0 = performance.now();
@@ -102,7 +112,10 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
     await s.acceptFrame(img, t);
     st.sourceFrames += 1; hook.progress = { frames: st.sourceFrames, chunks: s.stats.chunks };
     drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
-    if (st.sourceFrames % 5 === 0) $('stats').textContent = statsText(s, st, performance.now() - t0, model);
+    if (st.sourceFrames % 5 === 0) {
+      setStatus(`Recognising ${name} ... ${st.sourceFrames} frames`);
+      $('stats').textContent = statsText(s, st, performance.now() - t0, model);
+    }
     if (pauseAt && st.sourceFrames === pauseAt) {
       await s.drain();
       drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
@@ -116,6 +129,7 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
   const wall = performance.now() - t0;
   $('glosses').textContent = res.glosses.join(' ');
   $('stats').textContent = statsText(s, st, wall, model);
+  setStatus(resultText(res.glosses, 'in this video'));
   const out = { glosses: res.glosses, events: res.events.map(({ gloss, start, end, confidence }) => ({ gloss, start, end, confidence })),
     frames: s.frameIndex, source_frames: st.sourceFrames, frames_with_hands: s.stats.frames_with_hands,
     crop: { policy: s.policy, ...s.stats }, resample: s.resampler.stats(),
@@ -132,6 +146,7 @@ async function runCamera(ctx, seconds = 0) {
   let lastCrop = null; const history = [];
   const s = new Stream(ctx.cfg, ctx.model, { detector: ctx.detector, maxGap: LIVE_MAX_GAP_S, onCrop: (img, res) => { lastCrop = res; } });
   const st = { sourceFrames: 0 }; const t0 = performance.now();
+  setStatus('Starting the camera ...');
   const cam = await startCamera($('camera'), async (img, t) => {
     await s.acceptFrame(img, t); st.sourceFrames += 1; hook.progress = { frames: st.sourceFrames, chunks: s.stats.chunks };
     const r = s.result();
@@ -142,6 +157,7 @@ async function runCamera(ctx, seconds = 0) {
     drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
     $('stats').textContent = `${statsText(s, st, performance.now() - t0, ctx.model)}\ncamera frames dropped while busy ${cam.dropped}`;
   });
+  setStatus('Recognising the camera (stop ends it) ...');
   const stopped = new Promise((resolve) => {
     const stop = async () => {
       if (!cam.running) return; cam.stop(); $('stop_btn').disabled = true;
@@ -149,6 +165,7 @@ async function runCamera(ctx, seconds = 0) {
       const r = await s.finish(); const wall = performance.now() - t0;
       if (r.glosses.length) history.push(r.glosses.join(' '));
       $('glosses').textContent = r.glosses.join(' '); $('history').textContent = history.slice(-5).join('\n');
+      setStatus(resultText(history, 'from the camera'));
       resolve({ glosses: r.glosses, sentences: history, frames: s.frameIndex, source_frames: st.sourceFrames,
         frames_with_hands: s.stats.frames_with_hands, camera_dropped: cam.dropped, crop: { policy: s.policy, ...s.stats },
         resample: s.resampler.stats(), timing: { wall_ms: wall, frames_per_s: st.sourceFrames / (wall / 1000) } });
@@ -165,17 +182,22 @@ async function main() {
   let ctx = null;
   const getCtx = async () => { ctx = ctx || await setup($('bundle').value, $('hand_model').value); return ctx; };
   $('bundle').onchange = $('hand_model').onchange = () => { ctx = null; };
-  $('file').onchange = async (e) => { try { const f = e.target.files[0]; if (f) await runFile(f, f.name, await getCtx(), false, 0); } catch (err) { showError(err); } };
-  $('camera_btn').onclick = async () => { try { await runCamera(await getCtx()); } catch (err) { showError(err); } };
-  if (params.has('camera')) { // test hook for the camera path: ?camera=SECONDS (Chromium can play a file as its camera)
+  $('file').onchange = async (e) => {
+    $('error').textContent = '';
+    try { const f = e.target.files[0]; if (f) await runFile(f, f.name, await getCtx(), false, 0); } catch (err) { showError(err); }
+  };
+  $('camera_btn').onclick = async () => { $('error').textContent = ''; try { await runCamera(await getCtx()); } catch (err) { showError(err); } };
+  if (params.has('camera')) { // the camera path for SECONDS (tests: Chromium can play a file as its camera)
     hook.done = (async () => runCamera(await getCtx(), Number(params.get('camera')) || 5))();
     hook.done.then(() => { hook.finished = true; }, (e) => { hook.finished = true; showError(e); });
-  } else if (params.has('video')) {
+  } else if (params.has('video')) { // a link to a video: run it on load
     const url = new URL(params.get('video'), location.href).href;
     hook.done = (async () => {
+      const c = await getCtx();
+      setStatus(`Loading the video ${params.get('video')} ...`);
       const r = await fetch(url);
       if (!r.ok) throw new Error(`video ${url}: HTTP ${r.status}`);
-      return runFile(await r.blob(), url, await getCtx(), params.get('debug') === '1', Number(params.get('pause_at') || 0));
+      return runFile(await r.blob(), params.get('video'), c, params.get('debug') === '1', Number(params.get('pause_at') || 0));
     })();
     hook.done.then(() => { hook.finished = true; }, (e) => { hook.finished = true; showError(e); });
   }
