@@ -510,6 +510,10 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
                                                  "every N-th frame (CropConfig.detect_every; default: the bundle's, else 2)"),
         decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
         threads: int = typer.Option(0, help="backend threads (0 = runtime default)"),
+        providers: Optional[str] = typer.Option(None, "--providers", metavar="LIST",
+                                                help="onnxruntime execution providers in order, e.g. cuda,cpu or "
+                                                "tensorrt,cuda,cpu (default: $SLSDK_ORT_PROVIDERS, else TensorRT > "
+                                                "CUDA > CPU as installed); a missing one is an error"),
         read_ahead: int = typer.Option(16, min=0, help="video files: frames decoded ahead on a reader thread, "
                                        "overlapping decoding with cropping and the model (0 = in turn)"),
         pipeline: bool = flag("pipeline", "crop and preprocess on a front-end thread while the model runs (same "
@@ -523,7 +527,7 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
     run_stage(run_command, bundle, video=video, camera=camera, backend=choice_value(backend), crop=choice_value(crop),
               hand_model=hand_model, decoder=choice_value(decoder), beam=beam, threads=threads, as_json=json_,
               overlay=overlay, console=console, hand_every=hand_every, read_ahead=read_ahead, pipeline=pipeline,
-              overwrite=overwrite)
+              overwrite=overwrite, providers=providers)
 
 
 @app.command(cls=Command)

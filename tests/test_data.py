@@ -373,3 +373,16 @@ def test_video_dataset_drop_error_and_unknown_gloss(tiny_set):
         VideoDataset(samples, Vocabulary(["A", "C"]), 32)
     crop = VideoDataset(samples[:1], vocab, 16, crop_fn=lambda f: f[:, :20, :20])
     assert crop[0]["video"].shape == (30, 3, 16, 16)
+
+
+def test_video_dataset_reports_short_clips_before_training_with_pad(tiny_set):
+    samples, vocab = tiny_set
+    with pytest.warns(UserWarning, match=r"^1 clip\(s\) of 2 are shorter .*: short \(8 < 28 frames\); policy 'pad'"):
+        ds = VideoDataset(samples, vocab, 32, train=True, seed=1)
+    assert ds.short == [("short", 8, 28)] and [s.id for s in ds.samples] == ["long", "short"]
+    assert ds.length_report.startswith("1 clip(s) of 2")
+    assert conv_output_length(len(ds[1]["video"])) >= ctc_required_length([1, 1, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # nothing to report, no warning; no check at all without output_length_fn
+        assert VideoDataset(samples[:1], vocab, 32).short == []
+        assert VideoDataset(samples, vocab, 32, output_length_fn=None).length_report is None

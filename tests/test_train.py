@@ -6,9 +6,11 @@ import math
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
+from slsdk.errors import ConfigError
 from slsdk.fileio import LEDGER
 from slsdk.train import (
     CheckpointError,
@@ -373,3 +375,16 @@ def test_package_exports_functions_not_modules():
 
     assert callable(t.distill) and callable(t.evaluate) and callable(t.train)
     assert os.path.basename(t.__file__) == "__init__.py"
+
+
+def test_the_reference_data_path_trains_through_the_real_trainer(data, tmp_path):
+    """AdaptSign's augmentation draws, collate padding and reduction settings, wired from TrainConfig (as the
+    adaptsign-phoenix2014 recipe sets them): one epoch trains, its loss is finite, and the settings are stored."""
+    cfg = _tcfg(data_style="reference", padding="reference", length_policy="pad", kd_reduction="reference",
+                encoder_masks_padding=False)
+    res = train(data, tmp_path / "ref", teacher_config(**TINY_TEACHER), cfg, progress=False)
+    assert np.isfinite(res.history[-1]["train_loss"])
+    stored = torch.load(res.last_checkpoint, map_location="cpu", weights_only=True)["train_config"]
+    assert (stored["data_style"], stored["padding"], stored["kd_reduction"]) == ("reference", "reference", "reference")
+    with pytest.raises(ConfigError, match="padding must be one of"):
+        TrainConfig(padding="edges")

@@ -1,9 +1,17 @@
-"""``VideoDataset`` + ``collate`` + the CTC length check (the NaN trap).
+"""``VideoDataset`` + ``collate`` / ``Collate`` + the CTC length check (the NaN trap).
 
 CTC needs at least ``len(label) + adjacent repeats`` output frames; after the x4 temporal
 downsampling of K5-P2-K5-P2 a short clip has fewer, and the loss becomes inf/NaN. ``check_lengths``
-finds such clips; policy ``pad`` (default) repeat-pads them temporally (first/last frame), ``drop``
-removes them, ``error`` raises.
+and ``VideoDataset`` find such clips before training and report them in one warning (count, first ids,
+frames vs frames needed); policy ``pad`` (default) repeat-pads them temporally (first/last frame) so the
+label fits, ``drop`` removes them, ``error`` raises. No policy lets an inf/NaN CTC loss through.
+
+Padding a batch: ``collate`` (``Collate(padding="zeros")``, slsdk's default) zero-pads on the right and passes
+the true lengths. ``Collate(padding="reference")`` is the AdaptSign / VAC / CorrNet collate: items sorted by length
+(longest first), each clip padded on the left with ``left_pad`` copies of its first frame and on the right with
+its last frame up to ``ceil(Tmax / stride) * stride + 2 * left_pad``; the lengths passed to the model count the
+padding (``ceil(T / stride) * stride + 2 * left_pad``). For ``K5-P2-K5-P2``: stride 4, ``left_pad`` 6. Its
+``output_length`` is what the dataset's length check must use with it (``output_length_fn=collate.output_length``).
 """
 from __future__ import annotations
 
@@ -25,6 +33,9 @@ from slsdk.data.vocab import Vocabulary
 from slsdk.runtime.sources import DECODE_MAX_SHORTER
 
 POLICIES = ("pad", "drop", "error")
+PADDINGS = ("zeros", "reference")
+DEFAULT_CONV_TYPE = "K5-P2-K5-P2"
+REPORT_IDS = 5   # clips named in the too-short report
 
 
 def conv_output_length(t: int) -> int:
@@ -36,6 +47,46 @@ def ctc_required_length(label: Sequence) -> int:
     """Frames CTC needs for ``label``: its length plus one blank between each equal adjacent pair."""
     label = list(label)
     return len(label) + sum(1 for a, b in zip(label, label[1:]) if a == b)
+
+
+def _conv_ops(conv_type: str) -> list[tuple[str, int]]:
+    ops = []
+    for tok in str(conv_type).split("-"):
+        if len(tok) < 2 or tok[0] not in "KP" or not tok[1:].isdigit() or int(tok[1:]) < 1:
+            raise ValueError(f"conv_type tokens are K<kernel> or P<pool>, got {tok!r} in {conv_type!r}")
+        ops.append((tok[0], int(tok[1:])))
+    return ops
+
+
+def conv_stride_and_left_pad(conv_type: str = DEFAULT_CONV_TYPE) -> tuple[int, int]:
+    """``(total temporal stride, left pad)`` of the reference collate for ``conv_type``.
+
+    The left pad is the receptive-field half-width in input frames as the reference counts it: each ``K<k>``
+    adds ``(k - 1) // 2`` after multiplying what came before by the stride of the latest pool. ``K5-P2-K5-P2``:
+    ``(4, 6)``.
+    """
+    left, last_stride, total = 0, 1, 1
+    for kind, size in _conv_ops(conv_type):
+        if kind == "K":
+            left = left * last_stride + (size - 1) // 2
+        else:
+            last_stride = size
+            total *= size
+    return total, left
+
+
+def conv_type_output_length(t: int, conv_type: str = DEFAULT_CONV_TYPE) -> int:
+    """Frames after the temporal conv ``conv_type`` (unpadded convs, floor pools) for ``t`` input frames."""
+    t = int(t)
+    for kind, size in _conv_ops(conv_type):
+        t = t - (size - 1) if kind == "K" else t // size
+    return max(0, t)
+
+
+def reference_padded_length(t: int, conv_type: str = DEFAULT_CONV_TYPE) -> int:
+    """The length the reference collate gives a clip of ``t`` frames: ``ceil(t / stride) * stride + 2 * left``."""
+    stride, left = conv_stride_and_left_pad(conv_type)
+    return -(-int(t) // stride) * stride + 2 * left
 
 
 def min_input_length(label: Sequence, output_length_fn: Callable[[int], int] = conv_output_length,
@@ -77,8 +128,9 @@ def check_lengths(samples_or_items: Sequence[Any], output_length_fn: Callable[[i
     """
     if policy not in POLICIES:
         raise ValueError(f"length policy must be one of {POLICIES}, got {policy!r}")
-    kept, short = [], []
+    kept, short, seen = [], [], 0
     for x in samples_or_items:
+        seen += 1
         if isinstance(x, Sample):
             sid, label = x.id, (vocab.encode(x.glosses) if vocab else x.glosses)
             t = int(x.meta["num_frames"]) if "num_frames" in x.meta else num_frames(x.video)
@@ -93,16 +145,25 @@ def check_lengths(samples_or_items: Sequence[Any], output_length_fn: Callable[[i
                 x = {**x, "video": pad_frames(x["video"], need_t)}
         kept.append(x)
     if short:
-        listing = ", ".join(f"{i} ({t} < {n} frames)" for i, t, n in short[:20])
-        more = f" and {len(short) - 20} more" if len(short) > 20 else ""
-        msg = (f"{len(short)} clip(s) are shorter than CTC needs after temporal downsampling "
-               f"(CTC loss would be inf/NaN): {listing}{more}")
+        msg = short_report(short, seen)
         if policy == "error":
-            raise ValueError(msg)
+            raise ValueError(f"{msg}; policy 'error'")
         if warn:
-            warnings.warn(f"{msg}; policy {policy!r}: {'repeat-padded' if policy == 'pad' else 'dropped'}",
-                          stacklevel=2)
+            warnings.warn(f"{msg}; {_POLICY_WORDS[policy]}", stacklevel=2)
     return kept, short
+
+
+_POLICY_WORDS = {"pad": "policy 'pad': repeat-padded (first/last frame) to the frames needed",
+                 "drop": "policy 'drop': dropped", "error": "policy 'error'"}
+
+
+def short_report(short: Sequence[tuple[str, int, int]], total: int | None = None, limit: int = REPORT_IDS) -> str:
+    """One line naming how many clips are too short for their labels and the first ``limit`` of them."""
+    listing = ", ".join(f"{i} ({t} < {n} frames)" for i, t, n in short[:limit])
+    more = f" and {len(short) - limit} more" if len(short) > limit else ""
+    of = f" of {total}" if total is not None else ""
+    return (f"{len(short)} clip(s){of} are shorter than CTC needs after temporal downsampling "
+            f"(CTC loss would be inf/NaN): {listing}{more}")
 
 
 class VideoDataset(torch.utils.data.Dataset):
@@ -116,7 +177,14 @@ class VideoDataset(torch.utils.data.Dataset):
     frames one at a time. A sample whose ``video`` is a prepared clip (``slsdk data prepare``; the cache is a
     folder-layout data set) is read from the cache, already cropped: ``preparation`` holds the cache's settings. Augmentation
     randomness is ``np.random.default_rng([seed, epoch, index])``: reproducible and worker-safe;
-    call ``set_epoch`` each epoch.
+    call ``set_epoch`` each epoch. ``style="reference"``: the AdaptSign / VAC augmentation (``VideoTransform``), its
+    two random streams seeded from that generator.
+
+    Too-short clips: with ``output_length_fn`` (frames after the temporal conv for a clip of T frames, as batched:
+    ``Collate(...).output_length`` with the reference padding) every clip is checked when the data set is built,
+    before training; those whose label cannot fit are listed in ``short`` and reported in one warning
+    (``length_report``: count, first ids), then ``length_policy`` applies: ``pad`` (default; repeat-padded on load
+    to the frames needed, after augmentation), ``drop``, or ``error``. ``output_length_fn=None``: no check, no pad.
     """
 
     def __init__(self, samples: Sequence[Sample], vocab: Vocabulary, image_size: int,
@@ -124,7 +192,7 @@ class VideoDataset(torch.utils.data.Dataset):
                  seed: int = 0, crop_fn: Callable[[np.ndarray], np.ndarray] | None = None,
                  cache_dir: str | Path | None = None, *, cache_in_memory: bool = True, flip: bool = True,
                  temporal_scale: float = 0.2, output_length_fn: Callable[[int], int] | None = conv_output_length,
-                 length_policy: str = "pad", max_frames: int | None = None):
+                 length_policy: str = "pad", max_frames: int | None = None, style: str = "slsdk"):
         if length_policy not in POLICIES:
             raise ValueError(f"length_policy must be one of {POLICIES}, got {length_policy!r}")
         samples = list(samples)
@@ -133,7 +201,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.vocab = vocab
         self.labels = [vocab.encode(s.glosses, where=f"sample {s.id!r} ({s.video})") for s in samples]
         self.transform = VideoTransform(image_size, mean, std, train=train, flip=flip,
-                                        temporal_scale=temporal_scale)
+                                        temporal_scale=temporal_scale, style=style)
         self.train, self.seed, self.epoch = train, seed, 0
         self.crop_fn, self.max_frames = crop_fn, max_frames
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -141,26 +209,29 @@ class VideoDataset(torch.utils.data.Dataset):
         self._mem: dict[int, np.ndarray] = {}
         self.output_length_fn = output_length_fn
         self.length_policy = length_policy
-        self.short: list[tuple[str, int, int]] = []
-        if output_length_fn is not None and length_policy != "pad":
+        self.short: list[tuple[str, int, int]] = []   # (id, frames, frames needed) of the clips too short
+        self.length_report: str | None = None          # the one-line report of them (also warned)
+        if output_length_fn is not None:
             keep_idx, short = [], []
             for i, s in enumerate(samples):
-                t = len(self.frames(i, samples[i])) if cache_in_memory else num_frames(s.video)
+                t = self._count_frames(i, s, decode=length_policy != "pad")
                 if output_length_fn(t) < ctc_required_length(self.labels[i]):
                     short.append((s.id, t, min_input_length(self.labels[i], output_length_fn)))
                 else:
                     keep_idx.append(i)
             if short:
-                listing = ", ".join(f"{i} ({t} < {n} frames)" for i, t, n in short[:20])
-                msg = f"{len(short)} clip(s) are shorter than CTC needs after temporal downsampling: {listing}"
+                msg = short_report(short, len(samples))
+                self.short, self.length_report = short, f"{msg}; {_POLICY_WORDS[length_policy]}"
                 if length_policy == "error":
-                    raise DatasetError(msg)
-                warnings.warn(msg + "; dropped", stacklevel=2)
-                mem = {k: self._mem[i] for k, i in enumerate(keep_idx) if i in self._mem}
-                samples = [samples[i] for i in keep_idx]
-                self.labels = [self.labels[i] for i in keep_idx]
-                self._mem = mem
-            self.short = short
+                    raise DatasetError(f"{msg}; policy 'error' (choose 'pad' or 'drop' to train on this data)")
+                warnings.warn(self.length_report, stacklevel=2)
+                if length_policy == "drop":
+                    mem = {k: self._mem[i] for k, i in enumerate(keep_idx) if i in self._mem}
+                    samples = [samples[i] for i in keep_idx]
+                    self.labels = [self.labels[i] for i in keep_idx]
+                    self._mem = mem
+                    if not samples:
+                        raise DatasetError(f"VideoDataset: every clip is too short for its label ({msg})")
         self.samples = samples
         self.preparation = preparation_of(samples[0].video)  # None unless the samples come from a prepared cache
         if self.preparation is not None and crop_fn is not None:
@@ -170,6 +241,14 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def _count_frames(self, index: int, s: Sample, *, decode: bool) -> int:
+        """Frames of clip ``index`` for the length check: decoded (and cached) when ``decode`` and the clips are
+        kept in memory, else from the sample's ``num_frames`` or the container (capped at ``max_frames``)."""
+        if index in self._mem or (decode and self.cache_in_memory):
+            return len(self.frames(index, s))
+        t = int(s.meta["num_frames"]) if "num_frames" in (s.meta or {}) else num_frames(s.video)
+        return min(t, int(self.max_frames)) if self.max_frames else t
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -248,3 +327,63 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"videos": videos, "lengths": lengths, "labels": torch.cat(labels),
             "label_lengths": torch.tensor([len(l) for l in labels], dtype=torch.long),
             "ids": [it["id"] for it in items]}
+
+
+class Collate:
+    """A batch collate for ``DataLoader(collate_fn=...)``, picklable (worker processes).
+
+    ``padding="zeros"``: :func:`collate` (slsdk's default). ``padding="reference"``: the AdaptSign / VAC /
+    CorrNet collate (see the module docstring), for ``conv_type`` (the model's temporal conv, e.g. ``K5-P2-K5-P2``).
+    Both return ``dict(videos, lengths, labels, label_lengths, ids)``; with ``reference`` the items come back sorted
+    longest first (``ids`` follows) and ``lengths`` count the padding.
+    """
+
+    def __init__(self, padding: str = "zeros", conv_type: str = DEFAULT_CONV_TYPE):
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        self.padding, self.conv_type = padding, conv_type
+        self.stride, self.left_pad = conv_stride_and_left_pad(conv_type)
+
+    def __repr__(self) -> str:
+        return f"Collate(padding={self.padding!r}, conv_type={self.conv_type!r})"
+
+    def padded_length(self, t: int) -> int:
+        """The length the model is given for a clip of ``t`` frames."""
+        return reference_padded_length(t, self.conv_type) if self.padding == "reference" else int(t)
+
+    def output_length(self, t: int) -> int:
+        """Frames after the temporal conv for a clip of ``t`` frames batched by this collate (the dataset's
+        ``output_length_fn`` to use with it)."""
+        return conv_type_output_length(self.padded_length(t), self.conv_type)
+
+    def __call__(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        if self.padding == "zeros":
+            return collate(items)
+        if not items:
+            raise ValueError("collate: empty batch")
+        items = sorted(items, key=lambda it: len(it["video"]), reverse=True)   # stable: ties keep their order
+        first = items[0]["video"]
+        for it in items:
+            if len(it["video"]) == 0:
+                raise ValueError(f"collate: item {it['id']!r} has no frames")
+            if it["video"].shape[1:] != first.shape[1:]:
+                raise ValueError(f"collate: item {it['id']!r} has frame shape {list(it['video'].shape[1:])}, "
+                                 f"expected {list(first.shape[1:])}")
+        left = self.left_pad
+        total = self.padded_length(len(first))
+        videos = first.new_empty((len(items), total, *first.shape[1:]))
+        for i, it in enumerate(items):
+            v, t = it["video"], len(it["video"])
+            videos[i, :left] = v[:1]
+            videos[i, left:left + t] = v
+            videos[i, left + t:] = v[-1:]
+        lengths = torch.tensor([self.padded_length(len(it["video"])) for it in items], dtype=torch.long)
+        labels = [torch.as_tensor(it["label"], dtype=torch.long) for it in items]
+        return {"videos": videos, "lengths": lengths, "labels": torch.cat(labels),
+                "label_lengths": torch.tensor([len(lab) for lab in labels], dtype=torch.long),
+                "ids": [it["id"] for it in items]}
+
+
+def make_collate(padding: str = "zeros", conv_type: str = DEFAULT_CONV_TYPE) -> Collate:
+    """``Collate(padding, conv_type)``."""
+    return Collate(padding, conv_type)

@@ -5,6 +5,12 @@ Train: temporal rescale (+-20 %, resampled frame indices) -> resize shorter side
 handedness matters) -> ``/255`` -> normalise. Eval: resize -> centre crop -> normalise.
 Input ``uint8 [T, H, W, 3]`` numpy, output ``float32 [T, 3, S, S]`` torch tensor.
 
+``style="reference"`` follows the AdaptSign / VAC data path instead (:mod:`slsdk.data.augment`): train: random
+crop, flip, then their temporal rescale (clamped to 32..230 frames, a multiple of 4) from Python's ``random`` and
+numpy's legacy stream; eval: their centre crop; both normalised as ``x / (255 std) - mean / std`` (``x / 127.5 - 1``
+for mean = std = 0.5, bit for bit the reference's). The frames are still resized to the shorter side
+``resize_to`` first (a no-op for the reference's 256 px frames at ``S = 224``).
+
 This is the torch (training-side, batched) twin of :mod:`slsdk.preprocess`, which defines the preprocessing
 the runtime, parity and calibration use; the eval path is tested equal to it on real photos.
 """
@@ -17,7 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from slsdk.data import augment
 from slsdk.preprocess import CLIP_MEAN, CLIP_STD, RESIZE_RATIO
+
+STYLES = ("slsdk", "reference")
 
 
 def resize_size(image_size: int, ratio: float = RESIZE_RATIO) -> int:
@@ -64,10 +73,13 @@ class VideoTransform:
     flip_p: float = 0.5
     temporal_scale: float = 0.2  # +-20 %
     resize_ratio: float = 256 / 224
+    style: str = "slsdk"   # slsdk | reference (the AdaptSign / VAC data path, slsdk.data.augment)
 
     def __post_init__(self):
         if self.image_size <= 0:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"mean/std must be 3 values with std > 0, got {self.mean} / {self.std}")
         self._mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
@@ -77,9 +89,16 @@ class VideoTransform:
     def resize_to(self) -> int:
         return max(self.image_size, resize_size(self.image_size, self.resize_ratio))
 
-    def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None, *,
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator | augment.ReferenceDraws | None = None, *,
                  min_frames: int = 1) -> torch.Tensor:
+        """``rng``: a numpy Generator (train; ``style="reference"`` also takes ``augment.ReferenceDraws``).
+
+        ``min_frames``: the temporal rescale keeps at least this many frames (``style="slsdk"`` only; the
+        reference's rescale is kept as drawn, callers pad).
+        """
         frames = _check_frames(frames)
+        if self.style == "reference":
+            return self._reference(frames, rng)
         s = self.image_size
         if self.train:
             if rng is None:
@@ -100,11 +119,31 @@ class VideoTransform:
             x = x.flip(-1)
         return ((x - self._mean) / self._std).contiguous()
 
+    def _reference(self, frames: np.ndarray, rng) -> torch.Tensor:
+        s = self.image_size
+        frames = resize_shorter(frames, self.resize_to)
+        h, w = frames.shape[1:3]
+        if self.train:
+            if rng is None:
+                raise ValueError("VideoTransform(train=True) needs a seeded numpy Generator (rng=...)")
+            draws = rng if isinstance(rng, augment.ReferenceDraws) else augment.ReferenceDraws.from_generator(rng)
+            p = augment.plan(frames.shape[:3], s, draws, flip_p=self.flip_p, temporal_scale=self.temporal_scale)
+            y0, x0, do_flip = p.top, p.left, self.flip and p.flip   # crop (per frame), then pick the frames
+            crop = augment.pad_to_crop(frames, s)[:, y0:y0 + s, x0:x0 + s][np.asarray(p.indices, np.int64)]
+        else:
+            hs, ws = min(s, h), min(s, w)      # the reference keeps a side shorter than the crop whole
+            y0, x0, do_flip = augment.center_offset(h, s), augment.center_offset(w, s), False
+            crop = frames[:, y0:y0 + hs, x0:x0 + ws]
+        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float()
+        if do_flip:
+            x = x.flip(-1)
+        return (x / self._std - self._mean / self._std).contiguous()
+
 
 def train_transform(image_size: int, mean=CLIP_MEAN, std=CLIP_STD, *, flip: bool = True,
-                    temporal_scale: float = 0.2) -> VideoTransform:
-    return VideoTransform(image_size, mean, std, train=True, flip=flip, temporal_scale=temporal_scale)
+                    temporal_scale: float = 0.2, style: str = "slsdk") -> VideoTransform:
+    return VideoTransform(image_size, mean, std, train=True, flip=flip, temporal_scale=temporal_scale, style=style)
 
 
-def eval_transform(image_size: int, mean=CLIP_MEAN, std=CLIP_STD) -> VideoTransform:
-    return VideoTransform(image_size, mean, std, train=False)
+def eval_transform(image_size: int, mean=CLIP_MEAN, std=CLIP_STD, *, style: str = "slsdk") -> VideoTransform:
+    return VideoTransform(image_size, mean, std, train=False, style=style)

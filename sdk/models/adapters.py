@@ -61,6 +61,8 @@ class FrameEncoderConfig:
     variant: str = "adaptsign"
     adapter_ratio: float = 0.25       # adapter bottleneck = width * ratio (adaptsign, sla-adapter)
     prefix_tokens: int = 8            # AdaptSign prefix K and V tokens per block (0 = none)
+    prefix_gate_init: float = 0.0     # per-head prefix gate at start: 0 = frozen CLIP at step 0; 1 = the released
+                                      # joint-softmax prefix attention (AdaptSign's recipe, whose rule freezes it)
     multiscale: bool = True           # AdaptSign multiscale aggregation
     cross_frame: bool = True          # AdaptSign cross-frame attention
     cross_frame_window: int = 2       # neighbours on each side (released code: window 5 = +-2)
@@ -228,7 +230,7 @@ class FrameEncoder(nn.Module):
                 scale = w ** -0.5
                 self.prefix_k = nn.Parameter(scale * torch.randn(layers, cfg.prefix_tokens, w))
                 self.prefix_v = nn.Parameter(scale * torch.randn(layers, cfg.prefix_tokens, w))
-                self.prefix_gate = nn.Parameter(torch.zeros(layers, heads))
+                self.prefix_gate = nn.Parameter(torch.full((layers, heads), float(cfg.prefix_gate_init)))
             if cfg.multiscale:
                 self.query = nn.Parameter(torch.rand(1, 1, w))
                 self.agg_blocks = nn.ModuleList(AggregationBlock(w, heads, vc.act) for _ in range(layers))

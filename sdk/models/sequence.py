@@ -6,7 +6,8 @@ and the LSTM branch. Outputs are time-major `[T', B, V]`; blank id is 0.
 
 `cslr_losses`: CTC on the LSTM branch, CTC on the conv branch (VAC's auxiliary visual-alignment CTC) and
 distillation conv <- sequence (VAC / SMKD: KL between temperature-softened distributions, blank column
-excluded, teacher detached, scaled by T^2). Every term is a per-sample quantity averaged over the batch.
+excluded, teacher detached, scaled by T^2). Every term is a per-sample quantity averaged over the batch (the
+distill term optionally over all rows incl. padding instead, as released: ``distill_reduction="reference"``).
 """
 from __future__ import annotations
 
@@ -127,20 +128,36 @@ def _ctc(logits: torch.Tensor, labels, feat_lengths, label_lengths, blank: int) 
     return per.mean()
 
 
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, feat_lengths: torch.Tensor,
-                      temperature: float = 8.0, blank: int | None = 0) -> torch.Tensor:
-    """KL(teacher || student) on softened distributions over the non-blank classes, x T^2.
+DISTILL_REDUCTIONS = ("masked", "reference")
 
-    Averaged over each sample's valid frames, then over samples. Teacher is detached.
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, feat_lengths: torch.Tensor,
+                      temperature: float = 8.0, blank: int | None = 0, reduction: str = "masked") -> torch.Tensor:
+    """KL(teacher || student) on softened distributions over the non-blank classes, x T^2. Teacher is detached.
+
+    ``reduction`` says how the per-frame KL of the ``[T', B]`` time-major batch is averaged:
+
+    * ``"masked"`` (slsdk's default): over each sample's valid frames (``feat_lengths``), then over samples;
+      padding never counts and every clip weighs the same whatever its length. A deliberate change from the
+      released code, so that the term does not depend on how a clip was batched.
+    * ``"reference"``: over all ``T' * B`` rows, padded frames included (VAC / AdaptSign ``SeqKD``:
+      ``KLDivLoss(reduction="batchmean")`` on the flattened rows), as released.
+
+    Both equal when every clip in the batch has the same length.
     """
+    if reduction not in DISTILL_REDUCTIONS:
+        raise ValueError(f"distillation reduction must be one of {DISTILL_REDUCTIONS}, got {reduction!r}")
     tmax, b, v = student_logits.shape
     keep = [c for c in range(v) if c != blank] if blank is not None else list(range(v))
     idx = torch.tensor(keep, device=student_logits.device)
-    s = student_logits.index_select(-1, idx) / temperature
-    te = teacher_logits.detach().index_select(-1, idx) / temperature
+    wide = torch.promote_types(student_logits.dtype, torch.float32)      # a small KL: never in half precision
+    s = student_logits.index_select(-1, idx).to(wide) / temperature
+    te = teacher_logits.detach().index_select(-1, idx).to(wide) / temperature
     log_s = s.log_softmax(-1)
     log_t = te.log_softmax(-1)
     kl = (log_t.exp() * (log_t - log_s)).sum(-1)                       # [T', B]
+    if reduction == "reference":
+        return kl.mean() * temperature ** 2
     fl = feat_lengths.to(student_logits.device)
     mask = (torch.arange(tmax, device=kl.device)[:, None] < fl[None]).to(kl.dtype)
     per = (kl * mask).sum(0) / fl.clamp(min=1).to(kl.dtype)
@@ -148,11 +165,13 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 
 def cslr_losses(out: dict, labels: torch.Tensor, label_lengths: torch.Tensor,
-                weights: dict | None = None, temperature: float = 8.0, blank: int = 0) -> dict[str, torch.Tensor]:
+                weights: dict | None = None, temperature: float = 8.0, blank: int = 0,
+                distill_reduction: str = "masked") -> dict[str, torch.Tensor]:
     """Weighted CSLR losses for a `SequenceModel` output.
 
     labels: all samples' gloss ids concatenated (1D); label_lengths [B]. weights keys: seq_ctc, conv_ctc,
-    distill (defaults 1, 1, 25 as VAC). Returns the unweighted terms and `total` (weighted sum).
+    distill (defaults 1, 1, 25 as VAC). ``temperature`` / ``distill_reduction``: of the distill term (see
+    `distillation_loss`). Returns the unweighted terms and `total` (weighted sum).
     """
     w = {"seq_ctc": 1.0, "conv_ctc": 1.0, "distill": 25.0}
     if weights:
@@ -171,11 +190,11 @@ def cslr_losses(out: dict, labels: torch.Tensor, label_lengths: torch.Tensor,
     if w.get("conv_ctc", 0):
         terms["conv_ctc"] = _ctc(conv, labels.to(dev), feat_lengths, label_lengths, blank)
     if w.get("distill", 0):
-        terms["distill"] = distillation_loss(conv, seq, feat_lengths, temperature, blank)
+        terms["distill"] = distillation_loss(conv, seq, feat_lengths, temperature, blank, distill_reduction)
     total = sum(w[k] * v for k, v in terms.items())
     terms["total"] = total
     return terms
 
 
-__all__ = ["SequenceModel", "NormLinear", "cslr_losses", "distillation_loss", "required_ctc_length",
-           "check_ctc_lengths"]
+__all__ = ["SequenceModel", "NormLinear", "cslr_losses", "distillation_loss", "DISTILL_REDUCTIONS",
+           "required_ctc_length", "check_ctc_lengths"]

@@ -81,9 +81,13 @@ def backend_class(name: str) -> type[Backend]:
     raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(backend_names())}")
 
 
-def open_backend(bundle, backend: str | None = None, threads: int = 0) -> Backend:
+def open_backend(bundle, backend: str | None = None, threads: int = 0,
+                 providers: str | list[str] | None = None) -> Backend:
     """Open the backend for a loaded ``Bundle`` (its target's provider's, unless ``backend`` names one); a
-    bundle/backend mismatch or a platform that cannot run the target is a :class:`BackendError` saying why."""
+    bundle/backend mismatch or a platform that cannot run the target is a :class:`BackendError` saying why.
+    ``providers``: onnxruntime execution providers in order of preference (``"tensorrt,cuda,cpu"``), for the
+    backends that take them (``takes_providers``: onnxruntime); a missing one is a BackendError naming those
+    available and what to install."""
     m = bundle.manifest
     t = get_target(m.target)
     serving = get_provider(t.toolchain)
@@ -95,6 +99,11 @@ def open_backend(bundle, backend: str | None = None, threads: int = 0) -> Backen
                            f"use {serving.backend_name}" + (f" ({usage})" if usage else ""))
     if not t.can_run_here:
         raise BackendError(f"{bundle.root}: {t.not_here}")
+    if providers is not None:
+        if not getattr(chosen, "takes_providers", False):
+            raise BackendError(f"{bundle.root}: --providers selects onnxruntime execution providers; the {name!r} "
+                               f"backend of this {m.target!r} bundle takes none")
+        return chosen.for_bundle(bundle, threads=threads, providers=providers)
     return chosen.for_bundle(bundle, threads=threads)
 
 

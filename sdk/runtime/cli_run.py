@@ -89,7 +89,7 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
                 crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = DEFAULT_BEAM,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
                 max_seconds: float | None = None, hand_every: int | None = None, read_ahead: int = 16,
-                pipeline: bool = True, overwrite: bool = False) -> dict:
+                pipeline: bool = True, overwrite: bool = False, providers: str | None = None) -> dict:
     """Run the recognizer over a source; print committed glosses as they come and a summary at the end.
 
     ``overlay``: a new PNG (or one slsdk wrote, with ``overwrite``), checked before the run starts.
@@ -109,18 +109,18 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
             check_replace(overlay, overwrite=overwrite)
         try:
             return _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay,
-                        console, max_seconds, hand_every, read_ahead, pipeline)
+                        console, max_seconds, hand_every, read_ahead, pipeline, providers)
         except (_ReaderGone, BrokenPipeError):
             _quiet_exit_after_broken_pipe()
     raise AssertionError("not reached")    # the recognizer returned or the process exited above
 
 
 def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay, console,
-         max_seconds, hand_every, read_ahead, pipeline) -> dict:
+         max_seconds, hand_every, read_ahead, pipeline, providers=None) -> dict:
     with warnings.catch_warnings():  # said once below, as a line of the output
         warnings.simplefilter("ignore", TrainServeSkewWarning)
         rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
-                         threads=threads)
+                         threads=threads, providers=providers)
     for w in rec.skew:
         _emit(as_json, console, {"type": "warning", "kind": "train_serve_skew", "message": w},
               f"[yellow]warning[/]: trained on other frames than served: {plain(w)}" if console is not None else None)

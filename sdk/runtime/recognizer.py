@@ -60,14 +60,16 @@ class Recognizer:
 
     def __init__(self, bundle: str | Path, backend: str | None = None, crop: str | None = None,
                  hand_model: str | Path | None = None, decoder: str = "greedy", beam: int = DEFAULT_BEAM,
-                 threads: int = 0, endpoint=None):
+                 threads: int = 0, endpoint=None, providers=None):
         path = Path(bundle)
         if opens_checkpoint(path, backend):
+            if providers is not None:
+                raise BackendError(f"{path}: --providers applies to onnx / ort bundles; a checkpoint runs on torch")
             self.manifest, self.backend = open_checkpoint(path, threads, backend)
         else:
             self.bundle = load_bundle(path)
             self.manifest = self.bundle.manifest
-            self.backend: Backend = open_backend(self.bundle, backend, threads=threads)
+            self.backend: Backend = open_backend(self.bundle, backend, threads=threads, providers=providers)
         m = self.manifest
         if m.streaming.mode != "streaming":
             raise BackendError(f"{path}: an offline (teacher) bundle has no streaming step; "

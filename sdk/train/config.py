@@ -6,11 +6,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from slsdk.data.dataset import PADDINGS, POLICIES
+from slsdk.data.transforms import STYLES
 from slsdk.decode import DEFAULT_BEAM
 from slsdk.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "step", "constant")
+KD_REDUCTIONS = ("masked", "reference")   # TrainConfig.kd_reduction (see slsdk.models.sequence.distillation_loss)
 
 
 @dataclass
@@ -45,8 +48,22 @@ class TrainConfig:
     eval_decoder: str = "greedy"        # dev WER decoding each epoch: greedy | beam
     eval_beam: int = DEFAULT_BEAM
     loss_weights: dict = field(default_factory=dict)   # cslr_losses weights (seq_ctc, conv_ctc, distill)
+    kd_temperature: float = 8.0         # temperature of the distill term (conv branch <- sequence branch)
+    kd_reduction: str = "masked"        # distill term: masked (per-sample mean over valid frames; ours) |
+                                        # reference (mean over every T'xB row incl. padding, as AdaptSign/VAC)
+    encoder_trainable: list[str] | None = None  # frame-encoder parameters that train (fnmatch patterns on names
+                                        # under frame_encoder., e.g. "s_adapters.*"); the rest of the encoder is
+                                        # frozen, everything outside it trains. None: the encoder's own rule
+    encoder_masks_padding: bool = True  # the encoder's temporal modules ignore frames past each clip's length;
+                                        # false: they see the whole padded batch (AdaptSign's released code)
     log_every: int = 10
     find_unused_parameters: bool = False
+    compile: bool = False               # torch.compile the trained modules (first steps slower: compilation)
+    channels_last: bool = True          # channels-last weights on CUDA for conv-based models (EfficientNet; not ViTs)
+    persistent_workers: bool = True     # DataLoader workers kept across epochs (when num_workers > 0)
+    data_style: str = "slsdk"           # slsdk | reference: AdaptSign's augmentation (crop, flip, rescale draws)
+    padding: str = "zeros"              # zeros | reference: AdaptSign's collate (first/last-frame padding, counted)
+    length_policy: str = "pad"          # clips too short for their label: pad | drop | error (reported first)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -62,6 +79,18 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.kd_reduction not in KD_REDUCTIONS:
+            raise ConfigError(f"kd_reduction must be one of {KD_REDUCTIONS}, got {self.kd_reduction!r}")
+        for name, allowed in (("data_style", STYLES), ("padding", PADDINGS), ("length_policy", POLICIES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not self.kd_temperature > 0:
+            raise ConfigError(f"kd_temperature must be > 0, got {self.kd_temperature}")
+        if self.encoder_trainable is not None:
+            pats = self.encoder_trainable
+            if isinstance(pats, str) or not all(isinstance(p, str) and p for p in pats):
+                raise ConfigError(f"encoder_trainable must be a list of parameter-name patterns, got {pats!r}")
+            self.encoder_trainable = list(pats)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,4 +116,4 @@ class TrainResult:
         return f"best dev WER {w} after {len(self.history)} epoch(s); best checkpoint {self.best_checkpoint}"
 
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainConfig", "TrainResult"]
+__all__ = ["OPTIMIZERS", "SCHEDULES", "KD_REDUCTIONS", "TrainConfig", "TrainResult"]

@@ -3,6 +3,12 @@
 Checkpoints every epoch (``last.pt``) and at each new best (``best.pt``, written first); resume restores the
 weights, optimizer, scheduler, AMP scaler, RNG states, best metric and history; under DDP each process decodes
 its share of the dev split and only rank 0 writes files. See :mod:`slsdk.train.trainer` for the guarantees.
+
+The GPU path (decisions in :mod:`slsdk.train.environment`): the device is printed (name, compute capability,
+memory) and recorded in every checkpoint's ``extra`` and every ``metrics.jsonl`` row, with the precision
+(``amp``: bf16 | fp16 | fp32); AMP in bf16 where the GPU has it natively, else fp16 with a ``GradScaler``;
+dev decoding runs under the same autocast; channels-last weights for conv-based models on CUDA; pinned memory
+and persistent workers; Adam / AdamW fused on CUDA; ``compile``: ``torch.compile`` of the trained modules.
 """
 from __future__ import annotations
 
@@ -17,16 +23,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from slsdk.data.dataset import VideoDataset, collate
+from slsdk.data.dataset import VideoDataset, make_collate
 from slsdk.data.vocab import Vocabulary
-from slsdk.errors import SlsdkError
+from slsdk.errors import ConfigError, SlsdkError
 from slsdk.fileio import atomic_copy, atomic_write_text, clean_stale, discard, output_lock
 from slsdk.train.checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from slsdk.train.config import TrainConfig, TrainResult
 from slsdk.train.console import make_console, progress_bar
-from slsdk.train.environment import DistEnv, epoch_seed, seed_everything
+from slsdk.train.environment import (DistEnv, amp_plan_for, describe_device, device_name, epoch_seed, loader_options,
+                                    maybe_compile, seed_everything, use_channels_last)
 from slsdk.train.evaluate import input_spec, predict, score
-from slsdk.train.optim import build_optimizer, lr_lambda
+from slsdk.train.optim import build_optimizer, fused_optimizer, lr_lambda
 from slsdk.train.plots import plot_history
 from slsdk.train.run_folder import check_run_folder, config_diff, reconcile_best, write_jsonl
 
@@ -39,6 +46,54 @@ def _set_bn_eval(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.eval()
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, index)``: the epoch travels with every index to the DataLoader's workers, whose copies
+    of the dataset (persistent workers keep the copy they started with) never see ``set_epoch`` calls made in
+    the main process. Wrap the dataset in :class:`EpochDataset`."""
+
+    def __init__(self, sampler):
+        self.sampler, self.epoch = sampler, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch
+        return ((epoch, i) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class EpochDataset(torch.utils.data.Dataset):
+    """A dataset with ``set_epoch`` (:class:`~slsdk.data.dataset.VideoDataset`) indexed by ``(epoch, index)``
+    (:class:`EpochSampler`): sets the epoch of this process's copy before reading the item."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        epoch, index = key
+        if self.dataset.epoch != epoch:
+            self.dataset.set_epoch(epoch)
+        return self.dataset[index]
+
+
+def _conv_type(model: nn.Module, padding: str) -> str:
+    """The temporal conv the reference collate pads for (the teacher's ``conv_type``)."""
+    conv_type = getattr(getattr(model, "config", None), "conv_type", None)
+    if conv_type is None:
+        if padding == "reference":
+            raise ConfigError("padding: reference needs a model with a temporal conv_type (the teacher)")
+        return "K5-P2-K5-P2"
+    return conv_type
 
 
 @dataclass
@@ -63,7 +118,32 @@ class Job:
     train_input: tuple | None = None   # (size, mean, std) of training frames if not the model's (distillation)
 
 
+def _setup_line(device: torch.device, amp, channels_last: bool, fused: bool, compiled: bool, loader_kw: dict) -> str:
+    """``device: cuda:0 (NVIDIA H100 ..., compute capability 9.0, 79.1 GiB); bf16 autocast; channels-last weights;
+    fused optimizer; 4 loader workers (persistent, pinned memory)``: where and how this run trains (one line, the
+    ``device:`` form the quiet console expects)."""
+    parts = [describe_device(device)]
+    if amp.enabled:
+        parts.append(f"{amp.label} autocast" + (" + GradScaler" if amp.scaler else ""))
+    elif device.type != "cpu":
+        parts.append("fp32")
+    if channels_last:
+        parts.append("channels-last weights")
+    if fused:
+        parts.append("fused optimizer")
+    if compiled:
+        parts.append("torch.compile (the first steps compile)")
+    extras = [k for k, on in (("persistent", loader_kw["persistent_workers"]),
+                              ("pinned memory", loader_kw["pin_memory"])) if on]
+    if loader_kw["num_workers"]:
+        parts.append(f"{loader_kw['num_workers']} loader workers" + (f" ({', '.join(extras)})" if extras else ""))
+    elif loader_kw["pin_memory"]:
+        parts.append("pinned memory")
+    return "device: " + "; ".join(parts)
+
+
 def _load_state(job: Job, ckpt: dict, optimizer, scheduler, scaler, path: Path) -> None:
+    here = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     try:
         job.model.load_state_dict(ckpt["model"])
         if job.aux is not None and ckpt.get("aux") is not None:
@@ -72,6 +152,8 @@ def _load_state(job: Job, ckpt: dict, optimizer, scheduler, scaler, path: Path) 
         raise CheckpointError(f"{path}: weights do not fit the model: {str(e).splitlines()[0]}") from None
     if ckpt.get("optimizer") is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
+        for g, flags in zip(optimizer.param_groups, here):   # this device's kernels, not the saving run's
+            g.update(flags)
     if ckpt.get("scheduler") is not None:
         scheduler.load_state_dict(ckpt["scheduler"])
     if scaler is not None and ckpt.get("scaler"):
@@ -112,8 +194,17 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
         check_run_folder(out, resume, overwrite, job.kind)
         out.mkdir(parents=True, exist_ok=True)
         clean_stale(out)          # temp files of a killed run into this folder (only slsdk's own names)
-        console.print(f"device: {device}")
+    amp = amp_plan_for(cfg.amp, cfg.amp_dtype, device)
+    channels_last = use_channels_last(job.model, device.type, cfg.channels_last)
+    loader_kw = loader_options(cfg.num_workers, device.type, cfg.persistent_workers)
+    if main:
+        console.print(_setup_line(device, amp, channels_last, fused_optimizer(cfg.optimizer, device.type),
+                                  cfg.compile, loader_kw))
+        if amp.note:
+            console.print(f"[yellow]note[/]: {amp.note}")
     job.extra["device"] = str(device)   # recorded in every checkpoint (extra) and metrics row
+    job.extra["device_name"] = device_name(device)
+    job.extra["amp"] = amp.label
 
     # -- existing run ---------------------------------------------------------------------------------------
     ckpt = None
@@ -132,40 +223,45 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
                          f"{env.world_size} processes")
     per_proc = cfg.batch_size // env.world_size
     size, mean, std = input_spec(job.model)
-    ds_kw = {"max_frames": cfg.max_frames}
+    ds_kw = {"max_frames": cfg.max_frames, "style": cfg.data_style}
+    collate = make_collate(cfg.padding, conv_type=_conv_type(job.model, cfg.padding))
     if job.output_length_fn is not None:
         ds_kw["output_length_fn"] = job.output_length_fn
+    train_kw = dict(ds_kw)
+    if cfg.padding == "reference" and job.output_length_fn is None:   # the padding counts towards CTC's length
+        train_kw["output_length_fn"] = collate.output_length
     tsize, tmean, tstd = job.train_input or (size, mean, std)
     train_ds = VideoDataset(job.train_samples, job.vocab, tsize, tmean, tstd, train=cfg.augment, seed=cfg.seed,
-                            flip=cfg.flip, temporal_scale=cfg.temporal_scale, **ds_kw)
+                            flip=cfg.flip, temporal_scale=cfg.temporal_scale, length_policy=cfg.length_policy,
+                            **train_kw)
     if train_ds.preparation is not None:  # `slsdk data prepare` settings travel with the checkpoint (train/serve skew)
         job.extra["preparation"] = train_ds.preparation
-    sampler = torch.utils.data.DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank,
-                                                  shuffle=True, seed=cfg.seed, drop_last=False)
+    sampler = EpochSampler(torch.utils.data.DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank,
+                                                               shuffle=True, seed=cfg.seed, drop_last=False))
     loader_gen = torch.Generator()
-    loader = torch.utils.data.DataLoader(train_ds, batch_size=per_proc, sampler=sampler, num_workers=cfg.num_workers,
-                                         collate_fn=collate, pin_memory=device.type == "cuda", generator=loader_gen,
-                                         persistent_workers=False)
+    loader = torch.utils.data.DataLoader(EpochDataset(train_ds), batch_size=per_proc, sampler=sampler,
+                                         collate_fn=collate, generator=loader_gen, **loader_kw)
     dev_loader = None
     if job.dev_samples:   # every process decodes its share (rank::world_size); rank 0 gathers and scores
         dev_ds = VideoDataset(job.dev_samples, job.vocab, size, mean, std, train=False, **ds_kw)
         dev_loader = torch.utils.data.DataLoader(dev_ds, batch_size=per_proc,
                                                  sampler=list(range(env.rank, len(dev_ds), env.world_size)),
-                                                 num_workers=cfg.num_workers, collate_fn=collate)
+                                                 collate_fn=collate, **loader_kw)
     steps_per_epoch = len(loader)
 
     # -- model, optimiser -----------------------------------------------------------------------------------
     objective = job.objective.to(device)
+    if channels_last:   # conv weights NHWC (cuDNN's fast layout); the optimizer state follows the parameters
+        job.model.to(memory_format=torch.channels_last)
     if env.enabled and device.type == "cuda" and cfg.sync_bn and not cfg.freeze_bn:
         objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective)
     named = [(n, p) for n, p in objective.named_parameters() if p.requires_grad]
-    optimizer = build_optimizer(named, cfg)
+    optimizer = build_optimizer(named, cfg, device_type=device.type)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, steps_per_epoch))
-    use_amp = bool(cfg.amp) and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if cfg.amp_dtype == "bf16" and torch.cuda.is_available() and \
-        torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda") if use_amp and amp_dtype == torch.float16 else None
+    use_amp, amp_dtype = amp.enabled, amp.dtype
+    scaler = torch.amp.GradScaler("cuda") if amp.scaler else None
     params = [p for _, p in named]
+    maybe_compile(objective, cfg.compile)
 
     start_epoch, step, best, best_epoch, history = 0, 0, None, None, []
     if ckpt is not None:
@@ -201,7 +297,7 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
             t0 = time.time()
             seed_everything(epoch_seed(cfg.seed, epoch, env.rank))
             loader_gen.manual_seed(epoch_seed(cfg.seed, epoch, env.rank))
-            sampler.set_epoch(epoch)
+            sampler.set_epoch(epoch)      # the epoch travels with each index to the workers (EpochSampler)
             train_ds.set_epoch(epoch)
             objective.train()
             if cfg.freeze_bn:
@@ -256,11 +352,13 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
             row.update({f"loss/{k}": sums[k] / max(count, 1) for k in keys if k != "total"})
             row["lr"] = scheduler.get_last_lr()[0]
             row["device"] = str(device)
+            row["amp"] = amp.label
             dev_wer = None
             if dev_loader is not None:
                 etask = bar.add_task(f"{job.title} dev", total=len(dev_loader.sampler), info="")
-                preds = predict(job.model, dev_loader, device=device, decoder=cfg.eval_decoder, beam=cfg.eval_beam,
-                                progress=lambda k: bar.update(etask, advance=k))
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):   # the training precision
+                    preds = predict(job.model, dev_loader, device=device, decoder=cfg.eval_decoder,
+                                    beam=cfg.eval_beam, progress=lambda k: bar.update(etask, advance=k))
                 bar.remove_task(etask)
                 if env.enabled:
                     parts: list = [None] * env.world_size
@@ -301,4 +399,4 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
     return TrainResult(best_path, last_path, history, min(wers) if wers else None, out)
 
 
-__all__ = ["DivergedError", "Job", "run_training"]
+__all__ = ["DivergedError", "EpochDataset", "EpochSampler", "Job", "run_training"]

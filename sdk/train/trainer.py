@@ -12,6 +12,9 @@ Guarantees:
   (gloo on CPU, nccl on CUDA) and wraps the model in ``DistributedDataParallel``; ``batch_size`` is the
   *global* batch (split evenly over processes), so N processes take the same steps as one process; each
   process decodes its share of the dev split, and only rank 0 writes files.
+* **One objective**: the module optimised is :func:`slsdk.train.objective.build_objective` (loss weights, the
+  distill term's temperature / reduction, the freeze rule), i.e. what ``slsdk.train.objective(model, recipe)``
+  returns for the same recipe.
 * Never prompts; an existing run in ``out_dir`` is an error unless ``resume`` or ``overwrite``.
 """
 from __future__ import annotations
@@ -20,21 +23,19 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
-from torch import nn
 
 from slsdk.data.splits import read_split, resolve_datasets
 from slsdk.data.vocab import Vocabulary
 from slsdk.fileio import reading
 from slsdk.models.adapters import FrameEncoderConfig
 from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
-from slsdk.models.sequence import cslr_losses
 from slsdk.train.checkpoint import check_vocab
 from slsdk.train.config import TrainConfig, TrainResult
 from slsdk.train.console import make_console
 from slsdk.train.environment import DistEnv, init_distributed, resolve_device, seed_everything
 from slsdk.train.loop import DivergedError, Job, run_training
+from slsdk.train.objective import TeacherObjective, build_objective, dead_gate_notes
 from slsdk.train.optim import build_optimizer
 
 
@@ -44,27 +45,6 @@ def teacher_config(backbone: str = "ViT-S/16-demo", weights: str | None = None, 
     return RecognizerConfig(backbone=backbone, backbone_weights=weights, image_size=image_size,
                             encoder=FrameEncoderConfig(variant=variant, **encoder), hidden=hidden,
                             num_classes=num_classes)
-
-
-# ----------------------------------------------------------------------------------------------- objective
-class TeacherObjective(nn.Module):
-    """What DDP wraps for teacher training: the recognizer and ``cslr_losses``."""
-
-    def __init__(self, model: nn.Module, loss_weights: Mapping[str, float] | None = None,
-                 grad_checkpointing: bool = False):
-        super().__init__()
-        self.model = model
-        self.loss_weights = dict(loss_weights or {})
-        self.grad_checkpointing = grad_checkpointing
-
-    def forward(self, videos, lengths, labels, label_lengths) -> dict[str, torch.Tensor]:
-        m = self.model
-        if self.grad_checkpointing and self.training:
-            feats = torch.utils.checkpoint.checkpoint(m.frame_features, videos, lengths, use_reentrant=False)
-            out = m.sequence(feats, lengths)
-        else:
-            out = m(videos, lengths)
-        return cslr_losses(out, labels, label_lengths, weights=self.loss_weights or None)
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -101,16 +81,17 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
         device = resolve_device(cfg.device, env.local_rank)
         seed_everything(cfg.seed)
         model = CSLRRecognizer(mcfg)
-        model.set_trainable(backbone=cfg.unfreeze_backbone)
+        objective = build_objective(model, cfg)      # what slsdk.train.objective(model, recipe) returns
+        for note in dead_gate_notes(model):
+            console.print(f"[yellow]note[/]: {note}")
         if not mcfg.backbone_weights:
             what = ("it is trained with the rest (--unfreeze-backbone)" if cfg.unfreeze_backbone else
                     "it stays frozen at its random initialisation (pass --weights FILE, or --unfreeze-backbone "
                     "to train it)")
             console.print(f"[yellow]note[/]: backbone {mcfg.backbone} has no pretrained weights (no --weights); "
                           f"{what}")
-        job = Job("teacher", model, TeacherObjective(model, cfg.loss_weights, cfg.grad_checkpointing),
-                  mcfg.to_dict(), vocab, splits["train"], dev, cfg, Path(out_dir), env, device, title="teacher",
-                  extra=dict(extra or {}))
+        job = Job("teacher", model, objective, mcfg.to_dict(), vocab, splits["train"], dev, cfg, Path(out_dir), env,
+                  device, title="teacher", extra=dict(extra or {}))
         with reading(data if isinstance(data, (str, os.PathLike)) else None):
             return run_training(job, resume=resume, overwrite=overwrite, progress=progress,
                                 on_epoch_end=on_epoch_end, console=console)
@@ -119,6 +100,6 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
             dist.destroy_process_group()
 
 
-__all__ = ["DivergedError", "TrainConfig", "TrainResult", "train", "teacher_config", "run_training", "Job", "TeacherObjective",
-           "resolve_device", "resolve_datasets", "read_split", "init_distributed", "DistEnv", "seed_everything",
-           "build_optimizer"]
+__all__ = ["DivergedError", "TrainConfig", "TrainResult", "train", "teacher_config", "run_training", "Job",
+           "TeacherObjective", "build_objective", "resolve_device", "resolve_datasets", "read_split",
+           "init_distributed", "DistEnv", "seed_everything", "build_optimizer"]

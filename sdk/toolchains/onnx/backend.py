@@ -2,6 +2,12 @@
 
 On x86 CPUs without VNNI the session sets ``session.x64quantprecision`` so int8 models use onnxruntime's exact
 U8U8 kernels (:func:`u8s8_saturates`).
+
+Execution providers: by default TensorRT > CUDA > CPU, whichever this onnxruntime offers (onnxruntime falls back
+quietly). An explicit, ordered list (``providers="tensorrt,cuda,cpu"``, ``slsdk run --providers``, or the
+``SLSDK_ORT_PROVIDERS`` environment variable) is strict: a provider this onnxruntime lacks, or one that does not
+start for the model (CUDA / cuDNN / TensorRT libraries missing), is a :class:`BackendError` of one line naming
+what is available and what to install (:func:`parse_providers`, :func:`check_providers`).
 """
 from __future__ import annotations
 
@@ -23,7 +29,8 @@ except ImportError:
     except ImportError:
         _NUMPY_CPU_FEATURES = {}
 
-__all__ = ["OnnxRuntimeBackend", "load_onnxruntime", "u8s8_saturates", "X64_QUANT_PRECISION"]
+__all__ = ["OnnxRuntimeBackend", "load_onnxruntime", "u8s8_saturates", "X64_QUANT_PRECISION", "PROVIDER_NAMES",
+           "PROVIDERS_ENV", "parse_providers", "check_providers", "default_providers"]
 
 
 _TELEMETRY_OFF = False
@@ -40,6 +47,90 @@ def load_onnxruntime():
         ort.disable_telemetry_events()
         _TELEMETRY_OFF = True
     return ort
+
+
+# --------------------------------------------------------------------------------------- execution providers
+PROVIDERS_ENV = "SLSDK_ORT_PROVIDERS"    # the default ordered list, as --providers takes it ("cuda,cpu")
+PROVIDER_NAMES = {                       # short name -> onnxruntime's
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "trt": "TensorrtExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "migraphx": "MIGraphXExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "dml": "DmlExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "nnapi": "NnapiExecutionProvider",
+    "qnn": "QNNExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+    "webgpu": "WebGpuExecutionProvider",
+    "azure": "AzureExecutionProvider",
+}
+_PACKAGE = {     # which onnxruntime build carries a provider (pip names)
+    "CUDAExecutionProvider": "onnxruntime-gpu (pip uninstall onnxruntime; pip install onnxruntime-gpu; it needs "
+                             "the CUDA and cuDNN libraries of its release)",
+    "TensorrtExecutionProvider": "onnxruntime-gpu and NVIDIA TensorRT (pip uninstall onnxruntime; pip install "
+                                 "onnxruntime-gpu tensorrt)",
+    "ROCMExecutionProvider": "onnxruntime-rocm (AMD's build)",
+    "MIGraphXExecutionProvider": "onnxruntime-migraphx (AMD's build)",
+    "OpenVINOExecutionProvider": "onnxruntime-openvino",
+    "DmlExecutionProvider": "onnxruntime-directml (Windows)",
+    "QNNExecutionProvider": "onnxruntime-qnn",
+    "CoreMLExecutionProvider": "onnxruntime on macOS",
+}
+
+
+def _short(name: str) -> str:
+    """``CUDAExecutionProvider`` -> ``cuda`` (what --providers takes); unknown names as they are."""
+    return next((k for k, v in PROVIDER_NAMES.items() if v == name), name)
+
+
+def parse_providers(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """An ordered list of onnxruntime provider names from ``"tensorrt,cuda,cpu"`` (short names, any case) or
+    onnxruntime's own names (``CUDAExecutionProvider``); repeats dropped. Unknown names are a BackendError."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    full = {v.lower(): v for v in PROVIDER_NAMES.values()}
+    out: list[str] = []
+    for raw in items:
+        name = str(raw).strip()
+        if not name:
+            continue
+        key = name.lower()
+        resolved = PROVIDER_NAMES.get(key) or full.get(key) or (name if name.endswith("ExecutionProvider") else None)
+        if resolved is None:
+            short = sorted(set(PROVIDER_NAMES) - {"trt", "directml"})
+            raise BackendError(f"unknown onnxruntime execution provider {name!r}; use short names "
+                               f"({', '.join(short)}) or onnxruntime's (CUDAExecutionProvider), in order of "
+                               "preference, e.g. --providers cuda,cpu")
+        if resolved not in out:
+            out.append(resolved)
+    if not out:
+        raise BackendError(f"no execution provider in {spec!r}; e.g. --providers cuda,cpu")
+    return out
+
+
+def _install_hint(missing: list[str]) -> str:
+    hints = list(dict.fromkeys(_PACKAGE[m] for m in missing if m in _PACKAGE))
+    return f"; install {' / '.join(hints)}" if hints else ""
+
+
+def check_providers(requested: list[str], available: list[str], version: str = "") -> None:
+    """Refuse (one-line BackendError) providers this onnxruntime does not offer, naming those it does and the
+    package that carries the missing ones (CUDA / TensorRT: onnxruntime-gpu)."""
+    missing = [p for p in requested if p not in available]
+    if missing:
+        ort = f"onnxruntime {version}" if version else "this onnxruntime"
+        raise BackendError(f"execution provider(s) {', '.join(_short(m) for m in missing)} ({', '.join(missing)}) "
+                           f"not available in {ort}, which offers {', '.join(_short(a) for a in available) or 'none'}"
+                           f"{_install_hint(missing)}")
+
+
+def default_providers(available: list[str]) -> list[str] | None:
+    """The ordered list from ``$SLSDK_ORT_PROVIDERS`` (strict), else None: TensorRT > CUDA > CPU as available."""
+    spec = os.environ.get(PROVIDERS_ENV, "").strip()
+    return parse_providers(spec) if spec else None
 
 
 X64_QUANT_PRECISION = "session.x64quantprecision"   # onnxruntime's exact (U8U8) int8 kernels on x86 without VNNI
@@ -78,13 +169,19 @@ def u8s8_saturates() -> bool:
 
 
 class OnnxRuntimeBackend(Backend):
-    """onnxruntime InferenceSession for .onnx and .ort; CUDA/TensorRT providers are used when installed."""
+    """onnxruntime InferenceSession for .onnx and .ort; CUDA/TensorRT providers are used when installed.
+
+    ``providers``: an ordered list (``"tensorrt,cuda,cpu"`` or onnxruntime's names), strict: each must be
+    offered by this onnxruntime and start for the model. None: ``$SLSDK_ORT_PROVIDERS`` if set, else TensorRT >
+    CUDA > CPU, whichever are offered.
+    """
 
     name = "onnxruntime"
     thread_safe = True  # InferenceSession.run may be called from several threads at once
+    takes_providers = True  # open_backend(providers=...) / slsdk run --providers apply
 
     def __init__(self, model_path: Path, input_names, output_names, threads: int = 0,
-                 providers: list[str] | None = None):
+                 providers: str | list[str] | None = None):
         super().__init__(input_names, output_names)
         ort = load_onnxruntime()
         opts = ort.SessionOptions()
@@ -92,10 +189,15 @@ class OnnxRuntimeBackend(Backend):
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        available = ort.get_available_providers()
+        available = list(ort.get_available_providers())
+        strict = providers is not None
+        providers = parse_providers(providers) if strict else default_providers(available)
         if providers is None:
             preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
             providers = [p for p in preferred if p in available]
+        else:
+            strict = True
+            check_providers(providers, available, getattr(ort, "__version__", ""))
         if not Path(model_path).is_file():
             raise BackendError(f"{model_path}: no such model file")
         # x86 without VNNI: exact int8 kernels (onnxruntime rewrites int8 weights to uint8 at load)
@@ -121,6 +223,12 @@ class OnnxRuntimeBackend(Backend):
                           f"(x86 without VNNI: {str(e)[:300]}); its int8 results may differ from other CPUs'",
                           RuntimeWarning, stacklevel=2)
         self.providers = self.session.get_providers()
+        dropped = [p for p in providers if p not in self.providers] if strict else []
+        if dropped:   # offered, but it did not start (onnxruntime falls back to the next provider quietly)
+            raise BackendError(f"{model_path}: execution provider(s) {', '.join(_short(p) for p in dropped)} are in "
+                               f"this onnxruntime but did not start for this model (running on "
+                               f"{', '.join(_short(p) for p in self.providers)}): check the CUDA / cuDNN / TensorRT "
+                               "libraries its release needs are installed and on the library path")
         ins = {i.name: i for i in self.session.get_inputs()}
         if set(self.input_names) - set(ins):
             raise BackendError(f"{model_path}: model inputs {sorted(ins)} do not match the manifest's "
@@ -139,9 +247,12 @@ class OnnxRuntimeBackend(Backend):
         return dict(zip(self.output_names, outs))
 
     @classmethod
-    def for_bundle(cls, bundle, threads: int = 0) -> "OnnxRuntimeBackend":
-        """The bundle's .onnx/.ort file; warns where an int8 .ort file may saturate on this CPU."""
-        opened = super().for_bundle(bundle, threads)
+    def for_bundle(cls, bundle, threads: int = 0, providers: str | list[str] | None = None) -> "OnnxRuntimeBackend":
+        """The bundle's .onnx/.ort file (``providers``: as the constructor takes them); warns where an int8 .ort
+        file may saturate on this CPU."""
+        m = bundle.manifest
+        opened = cls(bundle.model_path, [io.name for io in m.streaming.inputs], [io.name for io in m.streaming.outputs],
+                     threads=threads, providers=providers)
         if opened.x64_quant_precision and bundle.manifest.precision == "int8" and bundle.model_path.suffix == ".ort":
             # an ORT-format file is loaded as saved: onnxruntime's uint8 rewrite does not run on it
             warnings.warn(f"{bundle.root}: an int8 .ort file on an x86 CPU without VNNI: onnxruntime's exact-kernel "
