@@ -2,7 +2,7 @@
 
     python benchmarks/bench_loader.py --reference /tmp/adaptsign_ref --out runs/loader
         [--clips 40] [--min-frames 60] [--max-frames 120] [--workers 1 2] [--repeats 3] [--data DIR] [--profile]
-        [--mfu 0.4] [--no-sketch]
+        [--mfu 0.4]
 
 One run, the same frames, both loaders, alternating:
 
@@ -25,10 +25,10 @@ One run, the same frames, both loaders, alternating:
 * **(b) slsdk**: ``slsdk data prepare`` (``--layout phoenix2014 --crop full --size 256``) once into a cache, then
   what ``slsdk train CACHE --config adaptsign-phoenix2014`` builds (``slsdk.train.loop``): ``VideoDataset`` on the
   cache's samples (train augmentation: temporal rescale 0.2, random 224 crop of 256, flip; mean = std = 0.5),
-  ``DistributedSampler`` (one replica, shuffled), ``collate``, batch 2, ``persistent_workers=False``.
-* **(c) sketch** (``--no-sketch`` leaves it out): not slsdk's loader but the fix the profile points at, measured
-  on the same cache: :class:`Uint8Sketch` (the same augmentation, uint8 crops straight from the memory map, the
-  float conversion left to the GPU) and :func:`collate_shared`.
+  ``DistributedSampler`` (one replica, shuffled), ``collate``, batch 2, ``persistent_workers=False``. The item is
+  the uint8 crop read straight from the memory-mapped clip (frames and crop window indexed there, one copy, nothing
+  kept in memory), the batch is built in shared memory in the worker, and the normalisation runs on the training
+  device after ``.to(device)`` (``slsdk.data.dataset.batch_to_device``, not timed here: microseconds on a GPU).
 
 Each measurement is one epoch through a fresh DataLoader (workers started, every clip read once, workers joined),
 both loaders and worker counts in turn, the order alternated each repeat; the page cache is warm (the files were
@@ -65,11 +65,10 @@ from statistics import median
 import numpy as np
 import torch
 
-from slsdk.data.dataset import VideoDataset, collate, conv_output_length, min_input_length, pad_frames
+from slsdk.data.dataset import VideoDataset, collate
 from slsdk.data.prepare import PrepareConfig, prepare_dataset
 from slsdk.data.splits import read_split
 from slsdk.data.synthetic import make_lexicon, render_sentence
-from slsdk.data.transforms import temporal_indices
 from slsdk.data.vocab import Vocabulary
 
 DATASET = "phoenix2014"
@@ -85,9 +84,8 @@ GPUS = {  # name: (dense peak FLOP/s, what the peak is)
 }
 DATA_MARK = "bench_loader.json"
 LABELS = {"reference": "(a) AdaptSign BaseFeeder: PNG frames per item",
-          "slsdk": "(b) slsdk prepared cache + VideoDataset (as `slsdk train`)",
-          "sketch": "(c) sketch, not in slsdk: same cache, uint8 crop from the memory map, normalise on the GPU"}
-SHORT = {"reference": "reference", "slsdk": "slsdk", "sketch": "sketch (c)"}
+          "slsdk": "(b) slsdk prepared cache + VideoDataset (as `slsdk train`: uint8 crop, normalised on the GPU)"}
+SHORT = {"reference": "reference", "slsdk": "slsdk"}
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -253,67 +251,6 @@ def slsdk_loader(cache: Path, workers: int, epoch: int = 0, seed: int = 0):
     return loader, lambda batch: list(batch["ids"])
 
 
-class Uint8Sketch:
-    """NOT slsdk's loader: a sketch of the fix this benchmark points at, to measure what it would give on the same
-    cache. The same augmentation as ``VideoTransform(train=True)`` (temporal rescale +-0.2 by
-    ``slsdk.data.transforms.temporal_indices``, random 224 crop, flip 0.5, CTC repeat-padding) drawn from the same
-    ``default_rng([seed, epoch, index])``, but the crop is read straight from the memory-mapped clip (one uint8 copy
-    of only the frames and pixels used, the flip folded into the same copy) and handed on as uint8 ``[T, H, W, 3]``:
-    ``float()``, ``/ 127.5 - 1`` and the NHWC -> NCHW permute are left to the GPU (``x.cuda(non_blocking=True)
-    .permute(0, 1, 4, 2, 3).float().sub_(127.5).div_(127.5)``: microseconds there). The collate pads into a
-    tensor made in shared memory inside the worker, so handing the batch over copies nothing. Needs a cache
-    prepared at the training resize size (256 for 224 crops: no resize)."""
-
-    def __init__(self, cache: Path, seed: int = 0, epoch: int = 0):
-        self.samples = read_split(cache, SPLIT, "folder")
-        vocab = Vocabulary.build(self.samples)
-        self.labels = [vocab.encode(s.glosses) for s in self.samples]
-        self.need = [min_input_length(lab, conv_output_length) for lab in self.labels]
-        self.seed, self.epoch = seed, epoch
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> dict:
-        s, size = self.samples[index], INPUT_SIZE
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        clip = np.load(s.video, mmap_mode="r", allow_pickle=False)
-        t, h, w = clip.shape[:3]
-        idx = temporal_indices(t, 1.0 + rng.uniform(-0.2, 0.2), min_frames=min(self.need[index], t))
-        y0, x0 = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-        cols = slice(x0 + size - 1, x0 - 1 if x0 else None, -1) if rng.random() < 0.5 else slice(x0, x0 + size)
-        crop = clip[idx, y0:y0 + size, cols]            # one copy: these frames, this crop, flipped or not
-        video = torch.from_numpy(np.ascontiguousarray(crop))
-        if len(video) < self.need[index]:
-            video = pad_frames(video, self.need[index])
-        return {"video": video, "label": torch.tensor(self.labels[index], dtype=torch.long), "id": s.id}
-
-
-def collate_shared(items):
-    """``slsdk.data.dataset.collate`` for uint8 clips, into shared memory when run in a worker (zero padding)."""
-    lengths = torch.tensor([len(it["video"]) for it in items], dtype=torch.long)
-    first = items[0]["video"]
-    videos = torch.empty((len(items), int(lengths.max()), *first.shape[1:]), dtype=first.dtype)
-    if torch.utils.data.get_worker_info() is not None:
-        videos.share_memory_()
-    for i, it in enumerate(items):
-        videos[i, :len(it["video"])] = it["video"]
-        videos[i, len(it["video"]):] = 0          # zero padding, as collate's (only the padding is written twice)
-    labels = [it["label"] for it in items]
-    return {"videos": videos, "lengths": lengths, "labels": torch.cat(labels),
-            "label_lengths": torch.tensor([len(x) for x in labels], dtype=torch.long), "ids": [it["id"] for it in items]}
-
-
-def sketch_loader(cache: Path, workers: int, epoch: int = 0, seed: int = 0):
-    ds = Uint8Sketch(cache, seed, epoch)
-    sampler = torch.utils.data.DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=seed,
-                                                  drop_last=False)
-    sampler.set_epoch(epoch)
-    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, sampler=sampler, num_workers=workers,
-                                         collate_fn=collate_shared, pin_memory=False, persistent_workers=False)
-    return loader, lambda batch: list(batch["ids"])
-
-
 # ------------------------------------------------------------------------------------------- timing
 def _cpu_now() -> float:
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -424,25 +361,26 @@ def profile_pass(make_loader, frames_of: dict, top: int = 14) -> dict:
 
 
 def profile_slsdk_stages(cache: Path) -> dict:
-    """Milliseconds per frame of each step of slsdk's train item, in process: reading the clip (``frames``: mmap ->
-    copy), the transform, and the in-memory cache it keeps (``cache_in_memory=True``, the trainer's default)."""
+    """Milliseconds per frame of each step of slsdk's train item, in process: the item (memory map indexed with
+    its frames and crop window: one uint8 copy), the collate, and the normalisation the training device runs
+    (timed here on the CPU, for scale); what the data set keeps in memory (``cache_in_memory``: nothing for a
+    prepared cache)."""
     ds = slsdk_dataset(cache)
-    t_read = t_tf = t_col = 0.0
+    t_item = t_col = t_norm = 0.0
     n = 0
     for i in range(len(ds)):
         a = time.perf_counter()
-        frames = ds.frames(i)
+        item = ds[i]
         b = time.perf_counter()
-        item = ds[i]           # frames come from ds._mem now: this is the transform (+ label, rng)
+        batch = collate([item])
         c = time.perf_counter()
-        collate([item])
+        ds.normalize(batch["videos"])
         d = time.perf_counter()
-        t_read, t_tf, t_col = t_read + b - a, t_tf + c - b, t_col + d - c
-        n += len(frames)
+        t_item, t_col, t_norm = t_item + b - a, t_col + c - b, t_norm + d - c
+        n += len(ds.frames(i))
     kept = sum(a.nbytes for a in ds._mem.values())
-    return {"frames": n, "read_ms_per_frame": 1e3 * t_read / n, "transform_ms_per_frame": 1e3 * t_tf / n,
-            "collate_ms_per_frame": 1e3 * t_col / n, "in_memory_cache_mb_after_one_pass": kept / 2**20,
-            "in_memory_cache_bytes_per_frame": kept / n}
+    return {"frames": n, "item_ms_per_frame": 1e3 * t_item / n, "collate_ms_per_frame": 1e3 * t_col / n,
+            "normalise_on_cpu_ms_per_frame": 1e3 * t_norm / n, "in_memory_cache_mb_after_one_pass": kept / 2**20}
 
 
 def profile_reference_stages(mod, root: Path) -> dict:
@@ -508,7 +446,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=3, help="epochs per loader and worker count (median)")
     ap.add_argument("--mfu", type=float, default=0.4, help="assumed GPU utilisation of its dense peak")
     ap.add_argument("--profile", action="store_true", help="also profile one in-process pass of each loader")
-    ap.add_argument("--no-sketch", action="store_true", help="leave out (c), the uint8 sketch of the fix")
     ap.add_argument("--no-gpu-side", action="store_true", help="skip the FLOPs count (tests)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
@@ -527,10 +464,9 @@ def main(argv=None) -> dict:
     cache = Path(prep["cache"])
     mod = load_reference(a.reference) if a.reference else None
 
-    sides = (["reference"] if mod else []) + ["slsdk"] + ([] if a.no_sketch else ["sketch"])
+    sides = (["reference"] if mod else []) + ["slsdk"]
     make = {"reference": lambda w, e: reference_loader(mod, root, w, seed=e),
-            "slsdk": lambda w, e: slsdk_loader(cache, w, epoch=e),
-            "sketch": lambda w, e: sketch_loader(cache, w, epoch=e)}
+            "slsdk": lambda w, e: slsdk_loader(cache, w, epoch=e)}
     runs: dict[tuple[str, int], list] = {(s, w): [] for s in sides for w in a.workers}
     for rep in range(a.repeats):
         order = sides if rep % 2 == 0 else sides[::-1]
@@ -559,8 +495,6 @@ def main(argv=None) -> dict:
         log("  profiling one in-process pass of each loader ...")
         profile = {"slsdk": profile_pass(lambda: slsdk_loader(cache, 0), frames_of),
                    "slsdk_stages": profile_slsdk_stages(cache)}
-        if not a.no_sketch:
-            profile["sketch"] = profile_pass(lambda: sketch_loader(cache, 0), frames_of)
         if mod:
             profile["reference"] = profile_pass(lambda: reference_loader(mod, root, 0), frames_of)
             profile["reference_stages"] = profile_reference_stages(mod, root)
@@ -591,7 +525,7 @@ def main(argv=None) -> dict:
     (out / "loader.json").write_text(json.dumps(result, indent=1, default=str))
     print(text)
     if profile:
-        for side in ("reference", "slsdk", "sketch"):
+        for side in ("reference", "slsdk"):
             if side in profile:
                 p = profile[side]
                 print(f"\n{side}: in-process pass {p['frames_per_s']:.0f} frames/s; most own time:")

@@ -43,8 +43,9 @@ from pathlib import Path
 import numpy as np
 
 from slsdk.data import Sample, Vocabulary, read_folder, write_folder_annotations
-from slsdk.data.dataset import VideoDataset, collate
+from slsdk.data.dataset import VideoDataset, batch_to_device, collate
 from slsdk.data.prepare import PrepareConfig, prepare_dataset
+from slsdk.data.transforms import Normalize
 from slsdk.data.video import write_video
 from slsdk.runtime.backends import BackendError, run_video
 from slsdk.toolchains.onnx.backend import OnnxRuntimeBackend, load_onnxruntime
@@ -183,7 +184,7 @@ def _sync(device) -> None:
 
 def train_steps(objective, batch_iter, device, amp, steps: int, warmup: int, lr: float = 1e-4,
                 record: list | None = None, replay: list | None = None, channels_last: bool = False,
-                model=None, compile_: bool = False) -> dict:
+                model=None, compile_: bool = False, normalize=None) -> dict:
     """AdamW steps (the trainer's optimizer, fused on CUDA) under the AMP plan ``amp``; returns frames/s over
     the measured steps, peak memory, the per-step losses and the first step's time. ``record``: keep the CPU
     batches; ``replay``: use these batches instead of ``batch_iter``."""
@@ -213,9 +214,8 @@ def train_steps(objective, batch_iter, device, amp, steps: int, warmup: int, lr:
             _sync(device)
             t_measure = time.perf_counter()
         t_step = time.perf_counter()
-        videos = b["videos"].to(device, non_blocking=True)
-        lengths = b["lengths"].to(device)
-        labels, label_lengths = b["labels"].to(device), b["label_lengths"].to(device)
+        # uint8 crops to the device, normalised there (as the trainer: slsdk.data.dataset.batch_to_device)
+        videos, lengths, labels, label_lengths = batch_to_device(b, device, normalize)
         with torch.autocast(device.type, dtype=amp.dtype, enabled=amp.enabled):
             out = objective(videos, lengths, labels, label_lengths)
         total = out["total"]
@@ -261,10 +261,10 @@ def student_objective(student):
     return StudentCTC(student)
 
 
-def _resize_batch(b: dict, size: int) -> dict:
+def _resize_batch(b: dict, size: int, normalize=None) -> dict:
     import torch.nn.functional as F
 
-    v = b["videos"]
+    v = batch_to_device(b, "cpu", normalize)[0]
     n, t = v.shape[:2]
     small = F.interpolate(v.reshape(n * t, *v.shape[2:]), size=(size, size), mode="bilinear", align_corners=False)
     return {**b, "videos": small.reshape(n, t, 3, size, size).contiguous()}
@@ -352,6 +352,7 @@ def run(a, table: Table | None = None) -> Table:
 
     probe = build_teacher(len(GLOSSES) + 1)
     size, mean, std = input_spec(probe)
+    norm = Normalize(mean, std)     # the batches are uint8: normalised on the device
     resize = round(size * 256 / 224)   # the dataset's resize size: the cache needs no second resize
     del probe
 
@@ -411,7 +412,7 @@ def run(a, table: Table | None = None) -> Table:
         obj = TeacherObjective(model)
         if replay is not None:
             replay = (replay * ((warmup + a.steps) // len(replay) + 1))[: warmup + a.steps]
-        r = train_steps(obj, it, device, plan, a.steps, warmup, replay=replay,
+        r = train_steps(obj, it, device, plan, a.steps, warmup, replay=replay, normalize=norm,
                         record=kept if replay is None else None, compile_=compile_)
         runs[label] = r
         del obj, model
@@ -464,7 +465,7 @@ def run(a, table: Table | None = None) -> Table:
 
     def student_stage():
         s_size = build_student().config.image_size
-        sb = [_resize_batch(b, s_size) for b in kept] or None
+        sb = [_resize_batch(b, s_size, norm) for b in kept] or None
         if sb is None:
             raise RuntimeError("no batches kept from the teacher run")
         sb = (sb * ((a.warmup + a.steps) // len(sb) + 1))[: a.warmup + a.steps]

@@ -1,6 +1,6 @@
 """benchmarks/bench_loader.py (issue #33) on tiny data: the PHOENIX layout it writes is the one AdaptSign's
-BaseFeeder reads, slsdk's side and the uint8 sketch run through DataLoader workers, the sketch applies exactly
-slsdk's augmentation, and the GPU arithmetic. The reference side runs only where an AdaptSign checkout is named
+BaseFeeder reads, slsdk's side (uint8 crops, shared-memory batches) runs through DataLoader workers, and the GPU
+arithmetic. The reference side runs only where an AdaptSign checkout is named
 by $SLSDK_ADAPTSIGN_REF (it is not in CI)."""
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from slsdk.data.dataset import batch_to_device
 from slsdk.data.splits import read_split
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_loader.py"
@@ -68,11 +69,11 @@ def test_writes_the_reference_layout(run):
                                           / info[0]["fileid"] / "1").resolve()
 
 
-def test_slsdk_and_sketch_rows(run):
+def test_slsdk_rows(run):
     _, out, result = run
     assert json.loads((out / "loader.json").read_text())["rows"]
     sides = {(r["side"], r["workers"]) for r in result["rows"]}
-    assert sides == {("slsdk", 1), ("sketch", 1)}          # no reference named: only slsdk's side
+    assert sides == {("slsdk", 1)}          # no reference named: only slsdk's side
     frames = result["data"]["frames"]
     for r in result["rows"]:
         assert r["clips"] == 3 and r["frames"] == frames
@@ -81,29 +82,19 @@ def test_slsdk_and_sketch_rows(run):
     assert "| (b) slsdk" in result["table"]
 
 
-def test_sketch_is_slsdks_augmentation(run):
-    """(c) reads uint8 crops straight from the cache; normalised as the GPU would, each item equals the
-    VideoDataset item slsdk's trainer makes from the same seed and epoch (crop, flip, temporal rescale, padding)."""
+def test_slsdk_side_hands_on_uint8_crops_in_shared_memory(run):
+    """(b) is slsdk's loader as the trainer builds it: uint8 crops from the memory-mapped cache, nothing kept in
+    memory, the batch built in shared memory by a worker; normalised on the device as the trainer does."""
     bench, out, _ = run
-    cache = out / "data" / "cache"
-    ds = bench.slsdk_dataset(cache)
-    for epoch in range(3):
-        ds.set_epoch(epoch)
-        sketch = bench.Uint8Sketch(cache, epoch=epoch)
-        for i in range(len(ds)):
-            ours, fast = ds[i], sketch[i]
-            assert fast["video"].dtype == torch.uint8 and fast["id"] == ours["id"]
-            x = fast["video"].permute(0, 3, 1, 2).float().sub_(127.5).div_(127.5)
-            torch.testing.assert_close(x, ours["video"], rtol=0, atol=1e-6)
-            assert torch.equal(fast["label"], ours["label"])
-    a, b = sketch[0], sketch[1]
-    batch, ref = bench.collate_shared([a, b]), bench.collate([ds[0], ds[1]])
-    assert batch["videos"].dtype == torch.uint8 and torch.equal(batch["lengths"], ref["lengths"])
-    x = batch["videos"].permute(0, 1, 4, 2, 3).float().sub_(127.5).div_(127.5)
-    pad = batch["lengths"].min()
-    assert torch.equal(batch["videos"][int(torch.argmin(batch["lengths"])), pad:], torch.zeros_like(
-        batch["videos"][0, pad:]))                       # zero padding, as slsdk's collate
-    torch.testing.assert_close(x[:, :pad], ref["videos"][:, :pad], rtol=0, atol=1e-6)
+    loader, _ = bench.slsdk_loader(out / "data" / "cache", 1)
+    ds = loader.dataset
+    assert ds.cache_in_memory is None
+    batch = next(iter(loader))
+    assert batch["videos"].dtype == torch.uint8 and batch["videos"].shape[2:] == (224, 224, 3)
+    assert batch["videos"].is_shared()
+    videos = batch_to_device(batch, "cpu", ds.normalize)[0]
+    assert videos.dtype == torch.float32 and videos.shape[2] == 3 and float(videos.abs().max()) <= 1.0
+    assert ds._mem == {}
 
 
 def test_gpu_arithmetic(bench, monkeypatch):
@@ -127,7 +118,7 @@ def test_reference_side_runs_from_its_checkout(tmp_path):
     """AdaptSign's own BaseFeeder (imported from the checkout, in its own process) reads the written layout."""
     out = tmp_path / "o"
     r = subprocess.run([sys.executable, str(SCRIPT), "--reference", REF, "--out", str(out), "--workers", "1",
-                        "--no-gpu-side", "--no-sketch", *TINY], capture_output=True, text=True, timeout=600)
+                        "--no-gpu-side", *TINY], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads((out / "loader.json").read_text())
     ref = next(x for x in result["rows"] if x["side"] == "reference")

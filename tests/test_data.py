@@ -11,7 +11,7 @@ import torch
 from slsdk.data import (AnnotationError, Sample, VideoError, Vocabulary, VocabularyError, iter_video, read_csl_daily,
                         read_folder, read_isharah, read_phoenix2014, read_phoenix2014t, read_video, video_info,
                         write_folder_annotations, write_frames, write_video)
-from slsdk.data.dataset import (VideoDataset, check_lengths, collate, conv_output_length, ctc_required_length,
+from slsdk.data.dataset import (VideoDataset, batch_to_device, check_lengths, collate, conv_output_length, ctc_required_length,
                                 min_input_length)
 from slsdk.data.transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
 
@@ -343,7 +343,8 @@ def test_video_dataset_items_and_collate(tiny_set, tmp_path):
     samples, vocab = tiny_set
     ds = VideoDataset(samples, vocab, 32, train=True, seed=3, cache_dir=tmp_path / "cache")
     a = ds[0]
-    assert a["video"].shape[1:] == (3, 32, 32) and a["label"].tolist() == [1, 2] and a["id"] == "long"
+    assert a["video"].shape[1:] == (32, 32, 3) and a["video"].dtype == torch.uint8   # normalised on the device
+    assert a["label"].tolist() == [1, 2] and a["id"] == "long"
     torch.testing.assert_close(ds[0]["video"], a["video"])  # same seed/epoch/index -> same augmentation
     ds.set_epoch(1)
     assert not torch.equal(ds[0]["video"], a["video"]) or ds[0]["video"].shape != a["video"].shape
@@ -352,11 +353,16 @@ def test_video_dataset_items_and_collate(tiny_set, tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
     assert len(short["video"]) >= min_input_length([1, 1, 3])
     batch = collate([a, short])
-    assert batch["videos"].shape == (2, max(len(a["video"]), len(short["video"])), 3, 32, 32)
+    assert batch["videos"].shape == (2, max(len(a["video"]), len(short["video"])), 32, 32, 3)
     assert batch["lengths"].tolist() == [len(a["video"]), len(short["video"])]
     assert batch["labels"].tolist() == [1, 2, 1, 1, 3] and batch["label_lengths"].tolist() == [2, 3]
     assert batch["ids"] == ["long", "short"]
     assert batch["videos"][0, len(a["video"]):].abs().sum() == 0 if len(a["video"]) < len(short["video"]) else True
+    videos, lengths, labels, _ = batch_to_device(batch, "cpu", ds.normalize)     # what a training step sees
+    assert videos.shape == (2, batch["videos"].shape[1], 3, 32, 32) and videos.dtype == torch.float32
+    for i, it in enumerate((a, short)):
+        t = len(it["video"])
+        assert torch.equal(videos[i, :t], ds.normalize(it["video"])) and not videos[i, t:].any()   # zero padding
     ev = VideoDataset(samples, vocab, 32, train=False, cache_dir=tmp_path / "cache")  # cache reused
     torch.testing.assert_close(ev[0]["video"], ev[0]["video"])
     assert len(ev[0]["video"]) == 30
@@ -372,7 +378,7 @@ def test_video_dataset_drop_error_and_unknown_gloss(tiny_set):
     with pytest.raises(VocabularyError, match=r"sample 'long'.*'B' is not in the vocabulary"):
         VideoDataset(samples, Vocabulary(["A", "C"]), 32)
     crop = VideoDataset(samples[:1], vocab, 16, crop_fn=lambda f: f[:, :20, :20])
-    assert crop[0]["video"].shape == (30, 3, 16, 16)
+    assert crop[0]["video"].shape == (30, 16, 16, 3)
 
 
 def test_video_dataset_reports_short_clips_before_training_with_pad(tiny_set):

@@ -130,7 +130,7 @@ def test_cached_hand_crops_equal_the_crop_fn_on_the_videos(hands_data, hand_mode
 
 def _first_epoch_losses(ds, vocab):
     """One epoch of real training steps (tiny teacher, AdamW, fixed order): the loss of every step."""
-    from slsdk.data.dataset import collate
+    from slsdk.data.dataset import batch_to_device, collate
     from slsdk.models.recognizer import CSLRRecognizer
     from slsdk.train import TrainConfig, teacher_config
     from slsdk.train.trainer import TeacherObjective, build_optimizer, seed_everything
@@ -144,7 +144,7 @@ def _first_epoch_losses(ds, vocab):
     losses = []
     for start in range(0, len(ds), 2):
         batch = collate([ds[i] for i in range(start, min(start + 2, len(ds)))])
-        out = obj(batch["videos"], batch["lengths"], batch["labels"], batch["label_lengths"])
+        out = obj(*batch_to_device(batch, "cpu", ds.normalize))
         opt.zero_grad()
         out["total"].backward()
         opt.step()

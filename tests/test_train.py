@@ -71,7 +71,7 @@ def _strip_times(history):
 # ------------------------------------------------------------------------------------------------ training
 def test_loss_decreases_on_a_fixed_batch(data):
     from slsdk.data import Vocabulary
-    from slsdk.data.dataset import VideoDataset, collate
+    from slsdk.data.dataset import VideoDataset, batch_to_device, collate
     from slsdk.models.recognizer import CSLRRecognizer
     from slsdk.train.trainer import TeacherObjective, build_optimizer, seed_everything
 
@@ -80,12 +80,13 @@ def test_loss_decreases_on_a_fixed_batch(data):
     seed_everything(0)
     cfg = teacher_config(**TINY_TEACHER, num_classes=len(vocab))
     model = CSLRRecognizer(cfg)
-    batch = collate([VideoDataset(samples, vocab, cfg.input_size, cfg.mean, cfg.std)[i] for i in range(2)])
+    ds = VideoDataset(samples, vocab, cfg.input_size, cfg.mean, cfg.std)
+    videos, lengths, labels, label_lengths = batch_to_device(collate([ds[i] for i in range(2)]), "cpu", ds.normalize)
     obj = TeacherObjective(model).train()
     opt = build_optimizer([(n, p) for n, p in obj.named_parameters() if p.requires_grad], _tcfg(lr=3e-3))
     losses = []
     for _ in range(12):
-        out = obj(batch["videos"], batch["lengths"], batch["labels"], batch["label_lengths"])
+        out = obj(videos, lengths, labels, label_lengths)
         opt.zero_grad()
         out["total"].backward()
         opt.step()
@@ -96,7 +97,7 @@ def test_loss_decreases_on_a_fixed_batch(data):
 
 def test_grad_checkpointing_gives_the_same_gradients(data):
     from slsdk.data import Vocabulary
-    from slsdk.data.dataset import VideoDataset, collate
+    from slsdk.data.dataset import VideoDataset, batch_to_device, collate
     from slsdk.models.recognizer import CSLRRecognizer
     from slsdk.train.trainer import TeacherObjective, seed_everything
 
@@ -105,12 +106,13 @@ def test_grad_checkpointing_gives_the_same_gradients(data):
     cfg = teacher_config(**TINY_TEACHER, num_classes=len(vocab))
     seed_everything(0)
     model = CSLRRecognizer(cfg)
-    batch = collate([VideoDataset(samples, vocab, cfg.input_size, cfg.mean, cfg.std)[i] for i in range(2)])
+    ds = VideoDataset(samples, vocab, cfg.input_size, cfg.mean, cfg.std)
+    videos, lengths, labels, label_lengths = batch_to_device(collate([ds[i] for i in range(2)]), "cpu", ds.normalize)
     grads = []
     for ckpt in (False, True):
         model.zero_grad()
         obj = TeacherObjective(model, grad_checkpointing=ckpt).train()
-        obj(batch["videos"], batch["lengths"], batch["labels"], batch["label_lengths"])["total"].backward()
+        obj(videos, lengths, labels, label_lengths)["total"].backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
     for n in grads[0]:

@@ -27,7 +27,7 @@ import torch
 from slsdk import fileio
 from slsdk.data.prepare import is_prepared_clip, load_prepared_clip, preparation_of
 from slsdk.data.readers import DatasetError, Sample
-from slsdk.data.transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
+from slsdk.data.transforms import CLIP_MEAN, CLIP_STD, Normalize, VideoTransform, resize_shorter
 from slsdk.data.video import iter_video, read_video, video_info
 from slsdk.data.vocab import Vocabulary
 from slsdk.runtime.sources import DECODE_MAX_SHORTER
@@ -167,7 +167,12 @@ def short_report(short: Sequence[tuple[str, int, int]], total: int | None = None
 
 
 class VideoDataset(torch.utils.data.Dataset):
-    """Samples -> ``dict(video float [T, 3, S, S], label LongTensor, id)``.
+    """Samples -> ``dict(video uint8 [T, S, S, 3], label LongTensor, id)``.
+
+    The item is the augmentation's frame selection, crop and flip of the uint8 frames (integer indexing only, no
+    float on the CPU); the normalisation (``VideoDataset.normalize``: uint8 ``[..., S, S, 3]`` -> float ``[..., 3, S,
+    S]``, :class:`~slsdk.data.transforms.Normalize`) runs on the training device after ``.to(device)``
+    (:func:`batch_to_device`). ``normalize(item["video"])`` is what ``VideoTransform.__call__`` gives.
 
     Each video is decoded once (then ``crop_fn(frames) -> frames`` if given, e.g. hand cropping,
     which must be deterministic) and resized to the transform's resize size; these uint8 frames are
@@ -175,7 +180,10 @@ class VideoDataset(torch.utils.data.Dataset):
     frames are scaled in the decoder (``slsdk.data.video``), so memory per clip grows with its length at the
     resize size, never with the source resolution; a ``crop_fn`` with ``accepts_iterable`` (``CropFn``) gets the
     frames one at a time. A sample whose ``video`` is a prepared clip (``slsdk data prepare``; the cache is a
-    folder-layout data set) is read from the cache, already cropped: ``preparation`` holds the cache's settings. Augmentation
+    folder-layout data set) is read from the cache, already cropped: ``preparation`` holds the cache's settings; it is
+    memory-mapped and indexed with the item's frames and crop window (only those pixels are read, in one copy), and
+    not kept in memory (``cache_in_memory=None``, the default: decoded videos are kept, prepared clips are not;
+    ``True`` / ``False`` keep all / none). Augmentation
     randomness is ``np.random.default_rng([seed, epoch, index])``: reproducible and worker-safe;
     call ``set_epoch`` each epoch. ``style="reference"``: the AdaptSign / VAC augmentation (``VideoTransform``), its
     two random streams seeded from that generator.
@@ -190,7 +198,7 @@ class VideoDataset(torch.utils.data.Dataset):
     def __init__(self, samples: Sequence[Sample], vocab: Vocabulary, image_size: int,
                  mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD, train: bool = False,
                  seed: int = 0, crop_fn: Callable[[np.ndarray], np.ndarray] | None = None,
-                 cache_dir: str | Path | None = None, *, cache_in_memory: bool = True, flip: bool = True,
+                 cache_dir: str | Path | None = None, *, cache_in_memory: bool | None = None, flip: bool = True,
                  temporal_scale: float = 0.2, output_length_fn: Callable[[int], int] | None = conv_output_length,
                  length_policy: str = "pad", max_frames: int | None = None, style: str = "slsdk"):
         if length_policy not in POLICIES:
@@ -245,10 +253,19 @@ class VideoDataset(torch.utils.data.Dataset):
     def _count_frames(self, index: int, s: Sample, *, decode: bool) -> int:
         """Frames of clip ``index`` for the length check: decoded (and cached) when ``decode`` and the clips are
         kept in memory, else from the sample's ``num_frames`` or the container (capped at ``max_frames``)."""
-        if index in self._mem or (decode and self.cache_in_memory):
+        if index in self._mem or (decode and self._keeps(s)):
             return len(self.frames(index, s))
         t = int(s.meta["num_frames"]) if "num_frames" in (s.meta or {}) else num_frames(s.video)
         return min(t, int(self.max_frames)) if self.max_frames else t
+
+    def _keeps(self, s: Sample) -> bool:
+        """Whether clip ``s`` is kept in memory once read (``cache_in_memory``; None: all but prepared clips)."""
+        return not is_prepared_clip(s.video) if self.cache_in_memory is None else bool(self.cache_in_memory)
+
+    @property
+    def normalize(self) -> Normalize:
+        """uint8 items / batches -> the model's float input (on their device): the transform's normalisation."""
+        return self.transform.normalize
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -261,7 +278,8 @@ class VideoDataset(torch.utils.data.Dataset):
         return self.cache_dir / f"{hashlib.sha1(key.encode()).hexdigest()[:20]}.npy"
 
     def frames(self, index: int, sample: Sample | None = None) -> np.ndarray:
-        """Decoded (cropped, resized) uint8 frames of item ``index``."""
+        """Decoded (cropped, resized) uint8 frames of item ``index`` (a prepared clip at the resize size: its
+        read-only memory map, unless kept in memory)."""
         if index in self._mem:
             return self._mem[index]
         s = sample if sample is not None else self.samples[index]
@@ -275,7 +293,11 @@ class VideoDataset(torch.utils.data.Dataset):
             if arr is not None and (arr.dtype != np.uint8 or arr.ndim != 4 or len(arr) == 0):
                 arr = None
         if arr is None and is_prepared_clip(s.video):  # already cropped and resized by `slsdk data prepare`
-            arr = resize_shorter(load_prepared_clip(s.video, self.max_frames), self.transform.resize_to)
+            arr = load_prepared_clip(s.video, self.max_frames, mmap=True)
+            if min(arr.shape[1:3]) != self.transform.resize_to:
+                arr = resize_shorter(arr, self.transform.resize_to)
+            elif self._keeps(s):
+                arr = np.array(arr)      # kept: a copy in memory (the map is closed with it)
         elif arr is None:
             if self.crop_fn is None:
                 arr = read_video(s.video, max_frames=self.max_frames, shorter=self.transform.resize_to)
@@ -295,7 +317,7 @@ class VideoDataset(torch.utils.data.Dataset):
                                         overwrite=True)   # replaces only a cache file slsdk wrote (its ledger)
                 except fileio.OutputExistsError:
                     pass   # a file there that slsdk did not write (or a link): left alone, the clip kept in memory
-        if self.cache_in_memory:
+        if self._keeps(s):
             self._mem[index] = arr
         return arr
 
@@ -305,28 +327,79 @@ class VideoDataset(torch.utils.data.Dataset):
         need = min_input_length(label, self.output_length_fn) if self.output_length_fn is not None else 1
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
         frames = self.frames(index)
-        video = self.transform(frames, rng, min_frames=need)
+        video = self.transform.crop(frames, rng, min_frames=need)    # uint8 [T, S, S, 3]
         if self.output_length_fn is not None and len(video) < need:
             video = pad_frames(video, need)
         return {"video": video, "label": torch.tensor(label, dtype=torch.long), "id": s.id}
 
 
+def _batch_tensor(like: torch.Tensor, shape) -> torch.Tensor:
+    """An uninitialised batch tensor; in shared memory inside a DataLoader worker (as torch's default collate
+    makes it), so handing the batch to the main process copies nothing."""
+    out = torch.empty(shape, dtype=like.dtype)
+    if torch.utils.data.get_worker_info() is not None:
+        out.share_memory_()
+    return out
+
+
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Zero-pad videos to ``[B, Tmax, 3, S, S]``; labels concatenated (CTC's 1-D target format)."""
+    """Zero-pad videos to ``[B, Tmax, ...]`` (uint8 ``[B, Tmax, S, S, 3]`` from :class:`VideoDataset`); labels
+    concatenated (CTC's 1-D target format). ``padding: "zeros"``: :func:`batch_to_device` zeroes the padding again
+    after normalising, so the model sees zeros there as it always did. Built in shared memory in a worker."""
     if not items:
         raise ValueError("collate: empty batch")
     lengths = torch.tensor([len(it["video"]) for it in items], dtype=torch.long)
     first = items[0]["video"]
-    videos = first.new_zeros((len(items), int(lengths.max()), *first.shape[1:]))
-    for i, it in enumerate(items):
+    for it in items:
         if it["video"].shape[1:] != first.shape[1:]:
             raise ValueError(f"collate: item {it['id']!r} has frame shape {list(it['video'].shape[1:])}, "
                              f"expected {list(first.shape[1:])}")
-        videos[i, : len(it["video"])] = it["video"]
+    videos = _batch_tensor(first, (len(items), int(lengths.max()), *first.shape[1:]))
+    for i, it in enumerate(items):
+        t = len(it["video"])
+        videos[i, :t] = it["video"]
+        videos[i, t:] = 0
     labels = [torch.as_tensor(it["label"], dtype=torch.long) for it in items]
     return {"videos": videos, "lengths": lengths, "labels": torch.cat(labels),
             "label_lengths": torch.tensor([len(l) for l in labels], dtype=torch.long),
-            "ids": [it["id"] for it in items]}
+            "ids": [it["id"] for it in items], "padding": "zeros"}
+
+
+def batch_to_device(batch: dict[str, Any], device: torch.device | str, normalize: Callable | None = None, *,
+                    non_blocking: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(videos, lengths, labels, label_lengths)`` of a collated batch on ``device``, the videos normalised there.
+
+    uint8 videos (``[B, T, S, S, 3]``, :class:`VideoDataset`) are moved as uint8 then normalised by ``normalize``
+    (``VideoDataset.normalize``) into float ``[B, T, 3, S, S]``; with the zero padding (``collate``) the padded
+    frames are zeroed after normalising (the model sees what the float path gave it). Float videos (already
+    normalised) are only moved. The one "batch to device and normalise" of training, distillation and evaluation.
+    """
+    device = torch.device(device)
+    videos = batch["videos"].to(device, non_blocking=non_blocking)
+    lengths = batch["lengths"].to(device, non_blocking=non_blocking)
+    if not videos.is_floating_point():
+        if normalize is None:
+            raise ValueError(f"batch_to_device: {videos.dtype} videos need a normalize (VideoDataset.normalize)")
+        videos = normalize(videos)
+        if batch.get("padding", "zeros") == "zeros" and videos.shape[1] > int(batch["lengths"].min()):
+            pad = torch.arange(videos.shape[1], device=device)[None, :] >= lengths[:, None]
+            videos.masked_fill_(pad[:, :, None, None, None], 0)
+    labels = batch["labels"].to(device, non_blocking=non_blocking)
+    label_lengths = batch["label_lengths"].to(device, non_blocking=non_blocking)
+    return videos, lengths, labels, label_lengths
+
+
+def normalize_of(loader_or_dataset) -> Callable | None:
+    """The ``normalize`` of a DataLoader's / dataset's :class:`VideoDataset` (through wrappers holding it as
+    ``.dataset``), None if there is none."""
+    obj = loader_or_dataset
+    for _ in range(4):
+        if obj is None:
+            return None
+        if isinstance(getattr(obj, "normalize", None), Normalize):
+            return obj.normalize
+        obj = getattr(obj, "dataset", None)
+    return None
 
 
 class Collate:
@@ -371,7 +444,7 @@ class Collate:
                                  f"expected {list(first.shape[1:])}")
         left = self.left_pad
         total = self.padded_length(len(first))
-        videos = first.new_empty((len(items), total, *first.shape[1:]))
+        videos = _batch_tensor(first, (len(items), total, *first.shape[1:]))
         for i, it in enumerate(items):
             v, t = it["video"], len(it["video"])
             videos[i, :left] = v[:1]
@@ -381,7 +454,7 @@ class Collate:
         labels = [torch.as_tensor(it["label"], dtype=torch.long) for it in items]
         return {"videos": videos, "lengths": lengths, "labels": torch.cat(labels),
                 "label_lengths": torch.tensor([len(lab) for lab in labels], dtype=torch.long),
-                "ids": [it["id"] for it in items]}
+                "ids": [it["id"] for it in items], "padding": "reference"}
 
 
 def make_collate(padding: str = "zeros", conv_type: str = DEFAULT_CONV_TYPE) -> Collate:

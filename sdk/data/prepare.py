@@ -495,8 +495,10 @@ def preparation_of(path: str | Path) -> dict | None:
     return read_index(Path(path).parent.parent)["settings"]
 
 
-def load_prepared_clip(path: str | Path, max_frames: int | None = None) -> np.ndarray:
-    """uint8 ``[T, H, W, 3]`` frames of a prepared clip (memory-mapped, sliced to ``max_frames``)."""
+def load_prepared_clip(path: str | Path, max_frames: int | None = None, *, mmap: bool = False) -> np.ndarray:
+    """uint8 ``[T, H, W, 3]`` frames of a prepared clip, sliced to ``max_frames``: a copy in memory, or with
+    ``mmap=True`` the read-only memory map itself (nothing read until indexed: a training item indexes it with
+    its frames and crop window and reads only those)."""
     p = Path(path)
     try:
         arr = np.load(p, mmap_mode="r", allow_pickle=False)
@@ -506,7 +508,8 @@ def load_prepared_clip(path: str | Path, max_frames: int | None = None) -> np.nd
         raise PrepareError(f"{p}: corrupt prepared clip ({e}); delete it and re-run `slsdk data prepare`") from None
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) == 0:
         raise PrepareError(f"{p}: not a prepared clip (expected uint8 [T, H, W, 3], got {arr.dtype} {list(arr.shape)})")
-    return np.array(arr[:max_frames] if max_frames is not None else arr)
+    arr = arr[:max_frames] if max_frames is not None else arr
+    return arr if mmap else np.array(arr)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 Train: temporal rescale (+-20 %, resampled frame indices) -> resize shorter side to
 ``round(S * 256 / 224)`` -> random ``S x S`` crop -> optional horizontal flip (p=0.5; off when
 handedness matters) -> ``/255`` -> normalise. Eval: resize -> centre crop -> normalise.
-Input ``uint8 [T, H, W, 3]`` numpy, output ``float32 [T, 3, S, S]`` torch tensor.
+Input ``uint8 [T, H, W, 3]`` numpy, output ``float32 [T, 3, S, S]`` torch tensor. The two halves apart:
+``VideoTransform.crop`` (frame selection, crop, flip: integer indexing only, uint8 ``[T, S, S, 3]`` out; what
+``VideoDataset`` hands on) and ``VideoTransform.normalize`` (:class:`Normalize`: uint8 -> normalised float
+``[..., 3, S, S]``, run on the training device after ``.to(device)``; ``slsdk.data.dataset.batch_to_device``).
 
 ``style="reference"`` follows the AdaptSign / VAC data path instead (:mod:`slsdk.data.augment`): train: random
 crop, flip, then their temporal rescale (clamped to 32..230 frames, a multiple of 4) from Python's ``random`` and
@@ -82,30 +85,44 @@ class VideoTransform:
             raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"mean/std must be 3 values with std > 0, got {self.mean} / {self.std}")
-        self._mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
-        self._std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1) * 255
+        self._normalize = Normalize(self.mean, self.std, self.style)
 
     @property
     def resize_to(self) -> int:
         return max(self.image_size, resize_size(self.image_size, self.resize_ratio))
 
+    @property
+    def normalize(self) -> Normalize:
+        """This transform's normalisation, for the uint8 crops of :meth:`crop` (run it on the training device)."""
+        return self._normalize
+
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | augment.ReferenceDraws | None = None, *,
                  min_frames: int = 1) -> torch.Tensor:
-        """``rng``: a numpy Generator (train; ``style="reference"`` also takes ``augment.ReferenceDraws``).
+        """float32 ``[T, 3, S, S]``: :meth:`crop` then :attr:`normalize` (what a training step sees)."""
+        return self.normalize(self.crop(frames, rng, min_frames=min_frames))
 
-        ``min_frames``: the temporal rescale keeps at least this many frames (``style="slsdk"`` only; the
-        reference's rescale is kept as drawn, callers pad).
+    def crop(self, frames: np.ndarray, rng: np.random.Generator | augment.ReferenceDraws | None = None, *,
+             min_frames: int = 1) -> torch.Tensor:
+        """uint8 ``[T, S, S, 3]``: the augmentation's frame selection, crop and flip, integer indexing only.
+
+        ``frames`` may be a memory map (a prepared clip): only the frames and pixels used are read, in one copy
+        (when the frames are already at the resize size). ``rng``: a numpy Generator (train; ``style="reference"``
+        also takes ``augment.ReferenceDraws``). ``min_frames``: the temporal rescale keeps at least this many frames
+        (``style="slsdk"`` only; the reference's rescale is kept as drawn, callers pad).
         """
         frames = _check_frames(frames)
         if self.style == "reference":
             return self._reference(frames, rng)
         s = self.image_size
+        idx = None
         if self.train:
             if rng is None:
                 raise ValueError("VideoTransform(train=True) needs a seeded numpy Generator (rng=...)")
             scale = 1.0 + rng.uniform(-self.temporal_scale, self.temporal_scale)
-            frames = frames[temporal_indices(len(frames), scale, min_frames=min(min_frames, len(frames)))]
-        frames = resize_shorter(frames, self.resize_to)
+            idx = temporal_indices(len(frames), scale, min_frames=min(min_frames, len(frames)))
+        if min(frames.shape[1:3]) != self.resize_to:      # resized (whole frames): only those selected
+            frames = resize_shorter(frames if idx is None else frames[idx], self.resize_to)
+            idx = None
         h, w = frames.shape[1:3]
         if self.train:
             y0 = int(rng.integers(0, h - s + 1))
@@ -113,11 +130,7 @@ class VideoTransform:
             do_flip = self.flip and rng.random() < self.flip_p
         else:
             y0, x0, do_flip = (h - s) // 2, (w - s) // 2, False
-        crop = np.ascontiguousarray(frames[:, y0:y0 + s, x0:x0 + s])
-        x = torch.from_numpy(crop).permute(0, 3, 1, 2).float()
-        if do_flip:
-            x = x.flip(-1)
-        return ((x - self._mean) / self._std).contiguous()
+        return _take(frames, idx, slice(y0, y0 + s), x0, s, do_flip)
 
     def _reference(self, frames: np.ndarray, rng) -> torch.Tensor:
         s = self.image_size
@@ -129,15 +142,65 @@ class VideoTransform:
             draws = rng if isinstance(rng, augment.ReferenceDraws) else augment.ReferenceDraws.from_generator(rng)
             p = augment.plan(frames.shape[:3], s, draws, flip_p=self.flip_p, temporal_scale=self.temporal_scale)
             y0, x0, do_flip = p.top, p.left, self.flip and p.flip   # crop (per frame), then pick the frames
-            crop = augment.pad_to_crop(frames, s)[:, y0:y0 + s, x0:x0 + s][np.asarray(p.indices, np.int64)]
-        else:
-            hs, ws = min(s, h), min(s, w)      # the reference keeps a side shorter than the crop whole
-            y0, x0, do_flip = augment.center_offset(h, s), augment.center_offset(w, s), False
-            crop = frames[:, y0:y0 + hs, x0:x0 + ws]
-        x = torch.from_numpy(np.ascontiguousarray(crop)).permute(0, 3, 1, 2).float()
-        if do_flip:
-            x = x.flip(-1)
-        return (x / self._std - self._mean / self._std).contiguous()
+            idx = None if p.indices is None else np.asarray(p.indices, np.int64)
+            return _take(augment.pad_to_crop(frames, s), idx, slice(y0, y0 + s), x0, s, do_flip)
+        hs, ws = min(s, h), min(s, w)      # the reference keeps a side shorter than the crop whole
+        y0, x0 = augment.center_offset(h, s), augment.center_offset(w, s)
+        return _take(frames, None, slice(y0, y0 + hs), x0, ws, False)
+
+
+def _take(frames: np.ndarray, idx: np.ndarray | None, rows: slice, x0: int, width: int,
+          flip: bool) -> torch.Tensor:
+    """``frames[idx, rows, x0:x0 + width]`` (columns reversed when ``flip``) as a new uint8 tensor: one copy of
+    only these frames and pixels (a memory map is read there and nowhere else)."""
+    cols = slice(x0 + width - 1, x0 - 1 if x0 else None, -1) if flip else slice(x0, x0 + width)
+    out = frames[:, rows, cols] if idx is None else frames[idx, rows, cols]
+    return torch.from_numpy(np.array(out, dtype=np.uint8, order="C", copy=True) if idx is None
+                            else np.ascontiguousarray(out))
+
+
+class Normalize:
+    """uint8 frames ``[..., H, W, 3]`` -> float32 ``[..., 3, H, W]`` normalised, on the tensor's device.
+
+    ``style="slsdk"``: ``(x - 255 mean) / (255 std)``; ``"reference"``: ``x / (255 std) - mean / std``
+    (``x / 127.5 - 1`` for mean = std = 0.5, bit for bit the reference's). Float input is returned as it is
+    (already normalised). Picklable; the constants follow the input's device.
+    """
+
+    def __init__(self, mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD, style: str = "slsdk"):
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+        self.mean, self.std, self.style = tuple(float(m) for m in mean), tuple(float(v) for v in std), style
+        self._mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1) * 255
+        self._std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1) * 255
+        self._shift = self._mean / self._std
+        self._on: dict = {}
+
+    def __repr__(self) -> str:
+        return f"Normalize(mean={self.mean}, std={self.std}, style={self.style!r})"
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_on"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _on={})
+
+    def _consts(self, device: torch.device):
+        key = str(device)
+        if key not in self._on:
+            self._on[key] = tuple(t.to(device) for t in (self._mean, self._std, self._shift))
+        return self._on[key]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_floating_point():
+            return x
+        if x.dtype != torch.uint8 or x.dim() < 3 or x.shape[-1] != 3:
+            raise ValueError(f"Normalize: expected uint8 [..., H, W, 3], got {x.dtype} {list(x.shape)}")
+        mean, std, shift = self._consts(x.device)
+        y = x.movedim(-1, -3).to(torch.float32, memory_format=torch.contiguous_format)
+        if self.style == "reference":
+            return y.div_(std).sub_(shift)
+        return y.sub_(mean).div_(std)
 
 
 def train_transform(image_size: int, mean=CLIP_MEAN, std=CLIP_STD, *, flip: bool = True,

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slsdk.data.dataset import VideoDataset, collate
+from slsdk.data.dataset import VideoDataset, batch_to_device, collate, normalize_of
 from slsdk.data.readers import DatasetError, require_labels
 from slsdk.data.splits import read_split
 from slsdk.decode import DEFAULT_BEAM, BeamStream, GreedyStream
@@ -77,10 +77,12 @@ def _step_times(model: nn.Module, fps: float) -> tuple[float, float]:
 
 @torch.no_grad()
 def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", decoder: str = "greedy",
-            beam: int = DEFAULT_BEAM, fps: float = DEFAULT_FPS, progress=None) -> list[Prediction]:
+            beam: int = DEFAULT_BEAM, fps: float = DEFAULT_FPS, progress=None, normalize=None) -> list[Prediction]:
     """Run ``model`` over a DataLoader of ``collate`` batches and CTC-decode each video.
 
-    ``model(videos, lengths)`` must return ``sequence_logits [T', B, V]`` and ``feat_lengths [B]``.
+    ``model(videos, lengths)`` must return ``sequence_logits [T', B, V]`` and ``feat_lengths [B]``. uint8 batches
+    (:class:`~slsdk.data.dataset.VideoDataset`) are normalised on ``device`` by ``normalize`` (default: the
+    loader's dataset's, ``slsdk.data.dataset.batch_to_device``).
     """
     if decoder not in DECODERS:
         raise ConfigError(f"decoder must be one of {DECODERS}, got {decoder!r}")
@@ -88,11 +90,12 @@ def predict(model: nn.Module, loader, *, device: torch.device | str = "cpu", dec
     model.eval()
     shift, _ = _step_times(model, fps)
     preds: list[Prediction] = []
+    normalize = normalize if normalize is not None else normalize_of(loader)
     try:
         for batch in loader:
-            videos = batch["videos"].to(device, non_blocking=True)
+            videos, dev_lengths, _, _ = batch_to_device(batch, device, normalize)
             lengths = batch["lengths"]
-            out = model(videos, lengths.to(device))
+            out = model(videos, dev_lengths)
             lp = F.log_softmax(out["sequence_logits"].float(), dim=-1).cpu()
             fl = out["feat_lengths"].cpu()
             for b, vid in enumerate(batch["ids"]):

@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from slsdk.data.dataset import VideoDataset, make_collate
+from slsdk.data.dataset import VideoDataset, batch_to_device, make_collate
 from slsdk.data.vocab import Vocabulary
 from slsdk.errors import ConfigError, SlsdkError
 from slsdk.fileio import atomic_copy, atomic_write_text, clean_stale, discard, output_lock
@@ -306,9 +306,8 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
             count = 0
             task = bar.add_task(f"{job.title} epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, info="")
             for i, batch in enumerate(loader):
-                videos = batch["videos"].to(device, non_blocking=True)
-                lengths = batch["lengths"].to(device)
-                labels, label_lengths = batch["labels"].to(device), batch["label_lengths"].to(device)
+                # uint8 crops to the device, normalised there (the CPU never touches a float frame)
+                videos, lengths, labels, label_lengths = batch_to_device(batch, device, train_ds.normalize)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     losses = wrapped(videos, lengths, labels, label_lengths)
                 total = losses["total"]
@@ -358,7 +357,8 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
                 etask = bar.add_task(f"{job.title} dev", total=len(dev_loader.sampler), info="")
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):   # the training precision
                     preds = predict(job.model, dev_loader, device=device, decoder=cfg.eval_decoder,
-                                    beam=cfg.eval_beam, progress=lambda k: bar.update(etask, advance=k))
+                                    beam=cfg.eval_beam, progress=lambda k: bar.update(etask, advance=k),
+                                    normalize=dev_loader.dataset.normalize)
                 bar.remove_task(etask)
                 if env.enabled:
                     parts: list = [None] * env.world_size
