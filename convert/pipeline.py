@@ -102,8 +102,8 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
         raise ConfigError(f"teacher (offline) export supports the {offline} targets, not {tgt.name!r}")
     if not io.streaming and tgt.offline_fixed_frames and frames_range[0] != frames_range[1]:
         raise ConfigError(f"{tgt.name}: lowering unrolls the teacher's BiLSTM over time, so a whole-video file "
-                         f"takes one fixed frame count; pass frames_range=(T, T) (or use onnx/ort for any length "
-                         f"in {tuple(frames_range)})")
+                         f"takes one fixed frame count; pass --frames T:T (e.g. --frames 64:64), or use onnx/ort "
+                         f"for any length in {frames_range[0]}:{frames_range[1]}")
 
     calib_inputs = None
     if qrecipe is not None and (qrecipe.needs_calibration or calib is not None):

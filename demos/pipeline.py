@@ -2,7 +2,8 @@
 
 synthetic data -> teacher (frozen-architecture CLIP + AdaptSign, CTC) -> streaming student (distilled) ->
 every target x precision (bundles, fidelity measured by each target's runtime) -> stream a held-out video
-through the runtime -> one results table (results.json, results.md) and PNGs in the output folder.
+through the runtime -> one results table, printed once, and in the output folder results.json, the training
+curves (teacher/, student/), bench/bench.* and the bundles. Every stage longer than a moment shows progress.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ DEMO_TARGETS = (("onnx", "fp32"), ("onnx", "int8"), ("ort", "fp32"), ("ort", "in
                 ("executorch", "int8"), ("executorch-coreml", "fp16"), ("coreml", "fp16"), ("coreml", "int8"))
 
 
-# the demo's budget (<= 15 minutes on 2 CPU cores, measured in the README's status section)
+# the demo's budget (<= 15 minutes on 2 CPU cores, measured in docs/results.md)
 PRETRAIN_STEPS = 1000          # teacher tower (ViT-S/16-demo, 96 px)
 STUDENT_PRETRAIN_STEPS = 3000  # student encoder (48 px, patch 8): ~15x cheaper per frame, so it gets more
 STUDENT_PRETRAIN_POOL = 480     # rendered sentences to sample its frames from (vs 160 for the teacher)
@@ -77,10 +78,11 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
         stages[name] = round(time.perf_counter() - stages[name], 1)
 
     stage("1/7 synthetic signing data")
+    settings = quick_kwargs() if quick else {}
     try:
-        data = generate_synthetic(out / "data", seed=seed, **(quick_kwargs() if quick else {}))
+        data = generate_synthetic(out / "data", seed=seed, progress=True, **settings)
     except FileExistsError:   # the demo's own data set made with other settings (--quick vs full): replace it
-        data = generate_synthetic(out / "data", seed=seed, overwrite=True, **(quick_kwargs() if quick else {}))
+        data = generate_synthetic(out / "data", seed=seed, progress=True, overwrite=True, **settings)
     done("1/7 synthetic signing data")
 
     stage("2/7 pretrain the CLIP towers (stand-in for CLIP weights)")
@@ -89,12 +91,11 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
                   "(never the held-out signers), then freezes it like real CLIP.", soft_wrap=False)
     student_cfg = StudentConfig(num_classes=2, **STUDENT)
     p_teacher = pretrain_backbone(data, out / "clip" / "teacher-visual.safetensors",
-                                  PretrainConfig(steps=20 if quick else PRETRAIN_STEPS, seed=seed),
-                                  progress=not quick, console=console)
+                                  PretrainConfig(steps=20 if quick else PRETRAIN_STEPS, seed=seed), console=console)
     p_student = pretrain_backbone(data, out / "clip" / "student-visual.safetensors",
                                   PretrainConfig(steps=20 if quick else STUDENT_PRETRAIN_STEPS, seed=seed,
                                                  pool_videos=8 if quick else STUDENT_PRETRAIN_POOL),
-                                  vision_config=student_cfg.encoder_config, progress=not quick, console=console)
+                                  vision_config=student_cfg.encoder_config, console=console)
     done("2/7 pretrain the CLIP towers (stand-in for CLIP weights)")
 
     stage("3/7 teacher: frozen CLIP ViT + AdaptSign + CTC")
@@ -102,7 +103,7 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
                        seed=seed, augment=not quick)
     teacher = train(data, out / "teacher", teacher_config(hidden=64 if quick else 256,
                                                           weights=str(p_teacher.weights)),
-                    tcfg, overwrite=True, progress=not quick)
+                    tcfg, overwrite=True)
     done("3/7 teacher: frozen CLIP ViT + AdaptSign + CTC")
 
     stage("4/7 distil the streaming student")
@@ -110,7 +111,7 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
                          seed=seed,
                          augment=not quick, student_weights=str(p_student.weights),
                          student={**STUDENT, **({"hidden": 64} if quick else {})})
-    student = distill(teacher.best_checkpoint, data, out / "student", dcfg, overwrite=True, progress=not quick)
+    student = distill(teacher.best_checkpoint, data, out / "student", dcfg, overwrite=True)
     if not student.report:   # distill printed its summary with the report; without one, say where it stands
         console.print(student.summary(), soft_wrap=False)
     done("4/7 distil the streaming student")

@@ -7,9 +7,9 @@
 BUNDLE is a bundle directory or .zip (``slsdk convert``); VIDEO a video file or a folder of frames. The runtime
 resamples a file's frames to the model's frame rate (the manifest's ``fps``) by their timestamps, so the times
 printed are the video's.
-``--overlay`` writes a PNG contact sheet of the hand crops with the gloss active at each frame (it needs the
-"hands" crop policy: with "full" there is nothing detected to draw); an existing file there is replaced only
-with ``--overwrite`` and only if slsdk wrote it.
+``--overlay`` writes a PNG contact sheet of evenly spaced frames with the gloss active at each: the hand crops
+(crop policy "hands"), or the region of the frame the model sees (crop "full"); an existing file there is replaced
+only with ``--overwrite`` and only if slsdk wrote it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import slsdk
 from slsdk import fileio, quiet
 from slsdk.errors import SlsdkError
 from slsdk.runtime.backends import backend_names
-from slsdk.runtime.overlay import save_overlay_png
+from slsdk.runtime.overlay import save_overlay_png, sheet_note
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,7 +36,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--decoder", choices=("greedy", "beam"), default="greedy")
     p.add_argument("--beam", type=int, default=8, help="beam width for --decoder beam")
     p.add_argument("--threads", type=int, default=0, help="backend threads (0: the runtime's default)")
-    p.add_argument("--overlay", type=Path, default=None, help="write a PNG contact sheet of the hand crops here")
+    p.add_argument("--overlay", type=Path, default=None,
+                   help="write a PNG contact sheet here: frames with the hand crops or the model's input region")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an --overlay PNG written by slsdk before (never another file)")
     p.add_argument("--overlay-frames", type=int, default=12, help="frames on the contact sheet")
@@ -49,17 +50,17 @@ def gloss_at(events: list[dict], t: float) -> str:
     return next((e["gloss"] for e in events if e["start"] <= t < e["end"]), "")
 
 
-def write_overlay(path: Path, rec_result, n: int, *, overwrite: bool = False) -> Path | None:
-    """Contact sheet of ``n`` evenly spaced (frame, crop) pairs captioned with time and gloss; None if no crops."""
-
-    items = rec_result.overlay_frames  # (frame, crop, time in seconds)
-    if not items:
-        return None
+def write_overlay(path: Path, rec_result, n: int, preprocess, *, overwrite: bool = False) -> str | None:
+    """Write a contact sheet of ``n`` evenly spaced (frame, crop) pairs captioned with time and gloss (the model's
+    input region boxed where there is no hand crop); returns its note on what the boxes are (``sheet_note``)."""
+    items = rec_result.overlay_frames  # (frame, crop or None, time in seconds)
     step = max(1, len(items) // max(1, n))
     events = rec_result.result.events
     picked = [(frame, crop, f"{t:.2f}s {gloss_at(events, t)}")
               for i, (frame, crop, t) in enumerate(items) if i % step == 0][:n]
-    return save_overlay_png(path, picked, title=rec_result.result.text[:60] or "(no glosses)", overwrite=overwrite)
+    save_overlay_png(path, picked, preprocess=preprocess, title=rec_result.result.text[:60] or "(no glosses)",
+                     overwrite=overwrite)
+    return sheet_note((crop for _, crop, _ in picked), preprocess)
 
 
 def main(argv=None) -> int:
@@ -69,20 +70,18 @@ def main(argv=None) -> int:
     rec = slsdk.Recognizer(args.bundle, backend=args.backend, crop=args.crop, hand_model=args.hand_model,
                            decoder=args.decoder, beam=args.beam, threads=args.threads)
     out = slsdk.recognize_video(args.bundle, args.video, recognizer=rec, keep_overlay=args.overlay is not None)
-    overlay = None
+    note = None
     if args.overlay is not None:
-
         try:
             with fileio.reading(args.bundle, args.video, args.hand_model):   # never written onto
-                overlay = write_overlay(args.overlay, out, args.overlay_frames, overwrite=args.overwrite)
+                note = write_overlay(args.overlay, out, args.overlay_frames, rec.preprocessor,
+                                     overwrite=args.overwrite)
         except SlsdkError as e:    # e.g. the path holds a file slsdk did not write: one line, no traceback
             print(f"error: {e}", file=sys.stderr)
             return 2
-        if overlay is None:
-            print(f"no overlay written: crop policy is {rec.crop_policy!r}, so there are no hand crops to draw "
-                  "(use --crop hands)", file=sys.stderr)
     if args.json:
-        print(json.dumps({**out.to_dict(), "overlay": str(overlay) if overlay else None}))
+        overlay = str(args.overlay) if args.overlay is not None else None
+        print(json.dumps({**out.to_dict(), "overlay": overlay, "overlay_note": note}))
         return 0
     m = rec.manifest
     r = out.resample
@@ -94,8 +93,8 @@ def main(argv=None) -> int:
         print(f"  {e['start']:7.2f} - {e['end']:7.2f} s  {e['gloss']:<20} conf {e['confidence']:.2f}")
     print(f"glosses: {out.result.text or '(nothing recognised)'}")
     print(f"real-time factor {out.real_time_factor:.3f} ({out.timing['chunks']} chunks of {rec.chunk} frames)")
-    if overlay:
-        print(f"wrote {overlay}")
+    if args.overlay is not None:
+        print(f"wrote {args.overlay}" + (f" ({note})" if note else ""))
     return 0
 
 

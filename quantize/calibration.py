@@ -107,8 +107,8 @@ def as_calibration_inputs(model, calib: Any, *, max_chunks: int | None = 64, off
     ``offline``: for whole-video models the inputs are ``(video [1, T, 3, S, S],)``.
     """
     if calib is None:
-        raise CalibrationError("int8 static quantization needs calibration data (calib=): videos, a Dataset, "
-                               "or chunk inputs; none was given")
+        raise CalibrationError("int8 static quantization needs calibration data: pass --calib with a data set "
+                               "(its train split calibrates); none was given")
     n_inputs = len(example_inputs) if example_inputs is not None else (
         1 if offline else 1 + len(model.init_state(1)))
     items = list(calib) if not (hasattr(calib, "__len__") and hasattr(calib, "__getitem__")

@@ -25,7 +25,7 @@ from slsdk.bundle.schema import schema_json, schema_problems
 from slsdk.terminal import plain
 from slsdk.cli_common import (USER_ERRORS, Command, Group, again_command, choice_value, console, err_console,
                               error_line, fail, flag, on_interrupt, print_error, report_bug, run_kept, run_stage,
-                              shown_path, version_line)
+                              shown_path, version_line, working)
 from slsdk.cli_import import import_app
 from slsdk.data.prepare import prepare_command
 from slsdk.data.splits import LAYOUTS, read_split
@@ -340,9 +340,10 @@ def eval_model(checkpoint: Path, data: Path, split: str = typer.Option("test_si"
     """Decode a split with a checkpoint and score it (WER; PHOENIX clean-up for the PHOENIX layouts)."""
     from slsdk.train.evaluate import evaluate
 
-    res = run_stage(evaluate, checkpoint, data, split=split, layout=choice_value(layout),
-                    decoder=choice_value(decoder), beam=beam, out_dir=out, overwrite=overwrite,
-                    convention=choice_value(convention))
+    with working(f"decoding {split}"):
+        res = run_stage(evaluate, checkpoint, data, split=split, layout=choice_value(layout),
+                        decoder=choice_value(decoder), beam=beam, out_dir=out, overwrite=overwrite,
+                        convention=choice_value(convention))
     if res.wer is None:
         console.print(escape(res.summary()))
     else:
@@ -401,7 +402,8 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
 
     with on_interrupt(lambda: f"no bundle was written to {shown_path(dest)} (a bundle is written whole, at the "
                               f"end); start again with `{again_command(resume=False)}`"):
-        bundle = run_stage(locked_convert)
+        with working(f"converting to {tgt.name} {precision} and measuring its fidelity to torch"):
+            bundle = run_stage(locked_convert)
     if bundle.replaced:
         console.print(f"--overwrite: replaced the slsdk bundle that was at {bundle.root}")
     console.print(f"wrote {escape(shown_path(bundle.root))}")
@@ -519,7 +521,7 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         pipeline: bool = flag("pipeline", "crop and preprocess on a front-end thread while the model runs (same "
                               "results; --no-pipeline: one thread)", default=True),
         json_: bool = flag("json", "JSON lines instead of the live line"),
-        overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet of crops + glosses"),
+        overlay: Optional[Path] = typer.Option(None, help="write a PNG contact sheet: frames with the hand crops (or the model's input region) and the glosses"),
         overwrite: bool = flag("overwrite", "replace the --overlay PNG if slsdk wrote it")):
     """Recognise signing in a video or camera stream with a bundle (streaming)."""
     if (video is None) == (camera is None):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from slsdk.version import __version__
 from slsdk.errors import SlsdkError
@@ -24,7 +25,7 @@ from slsdk.terminal import plain
 
 __all__ = ["console", "err_console", "choice_value", "shown_path", "print_error", "fail", "error_line", "run_stage",
            "issue_tracker", "report_bug", "USER_ERRORS", "flag", "on_interrupt", "run_kept", "again_command",
-           "INTERRUPTED_EXIT", "version_line", "Command", "Group"]
+           "INTERRUPTED_EXIT", "version_line", "Command", "Group", "working"]
 
 INTERRUPTED_EXIT = 130   # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
@@ -126,6 +127,16 @@ class Group(typer.core.TyperGroup):
 
     def get_help_option(self, ctx):
         return _help_without_metavar(super().get_help_option(ctx))
+
+
+@contextmanager
+def working(what: str):
+    """A spinner with the time elapsed while a step without its own progress bar runs (on a terminal only;
+    erased when the step ends)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        bar.add_task(what, total=None)
+        yield
 
 
 def again_command(resume: bool) -> str:

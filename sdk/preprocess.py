@@ -6,7 +6,10 @@ The runtime, conversion parity, int8 calibration and the demos all feed models t
     x = spec(frames)                                    # uint8 RGB [N, H, W, 3] -> float32 [N, 3, S, S]
 
 1. resize so the shorter side is ``resize_shorter`` pixels (aspect kept; bilinear with antialiasing, the
-   filter of PIL and of ``torch.nn.functional.interpolate(..., antialias=True)``), rounded back to uint8;
+   filter of PIL and of ``torch.nn.functional.interpolate(..., antialias=True)``), rounded back to uint8.
+   :func:`resize_image` does it with Pillow (vectorised C, ~10x the numpy filter); training
+   (``slsdk.data.transforms``), the file decoder and the camera source call the same function, so every stage
+   resizes alike. :func:`resize_shorter_numpy` keeps the float numpy filter as the reference;
 2. centre crop ``S x S``;
 3. ``(x - 255 * mean) / (255 * std)`` per channel, channels first.
 
@@ -27,7 +30,8 @@ import numpy as np
 
 from slsdk.bundle.sections import InputSpec
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "RESIZE_RATIO", "resize_size", "resize_axis", "resize_shorter", "center_crop",
+__all__ = ["CLIP_MEAN", "CLIP_STD", "RESIZE_RATIO", "resize_size", "resize_axis", "resize_image", "shorter_size",
+           "resize_shorter", "resize_shorter_numpy", "center_crop",
            "normalize", "Preprocess", "prepare_video", "pad_chunk", "chunk_video", "output_frames"]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -94,13 +98,54 @@ def resize_axis(x: np.ndarray, axis: int, out_size: int, antialias: bool = True)
     return out
 
 
+def shorter_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """``(h, w)`` with the shorter side at ``size``, the other rounded (never below ``size``)."""
+    if height <= width:
+        return size, max(size, int(round(width * size / height)))
+    return max(size, int(round(height * size / width))), size
+
+
+def resize_image(image, height: int, width: int) -> np.ndarray:
+    """One uint8 RGB image (``[H, W, 3]`` array, or a PIL image, as :func:`slsdk.data.video.rgb_image` makes of a
+    decoded frame without a numpy copy) to uint8 ``[height, width, 3]``: Pillow's antialiased bilinear (the triangle filter of
+    :func:`_bilinear_taps` and of torch's ``antialias=True``, in fixed point: within one grey level of the float
+    filter). The resize of serving, training, the file decoder and the camera source."""
+    from PIL import Image  # Pillow: loaded on the first resize (TID253)
+
+    if not isinstance(image, Image.Image):
+        image = np.asarray(image)
+        if image.shape[:2] == (height, width):
+            return image
+        image = Image.fromarray(np.ascontiguousarray(image))
+    else:
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        if image.size == (width, height):
+            return np.array(image)
+    out = image.resize((int(width), int(height)), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(out)
+
+
 def resize_shorter(frames, size: int) -> np.ndarray:
     """Resize uint8 ``[T, H, W, 3]`` so the shorter side is ``size`` (bilinear, antialiased), uint8 out."""
     frames = check_frames(frames)
     _, h, w, _ = frames.shape
     if min(h, w) == size:
         return frames
-    nh, nw = (size, max(size, int(round(w * size / h)))) if h <= w else (max(size, int(round(h * size / w))), size)
+    nh, nw = shorter_size(h, w, size)
+    out = np.empty((len(frames), nh, nw, 3), np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = resize_image(f, nh, nw)
+    return out
+
+
+def resize_shorter_numpy(frames, size: int) -> np.ndarray:
+    """:func:`resize_shorter` in float numpy (the filter's reference; ~10x slower): equal to torch's antialiased
+    ``interpolate`` up to rounding ties, and to Pillow's within one grey level."""
+    frames = check_frames(frames)
+    _, h, w, _ = frames.shape
+    if min(h, w) == size:
+        return frames
+    nh, nw = shorter_size(h, w, size)
     out = []
     for i in range(0, len(frames), 16):  # bounds memory for long videos
         x = frames[i:i + 16].astype(np.float32)

@@ -92,6 +92,19 @@ def test_readme_demo_command_in_a_fresh_folder(tmp_path):
     assert check.stdout.count(": valid") == len(bundles), check.stdout
     assert results["streamed"] is not None
     assert (demo / "teacher" / "curves.png").is_file()
+    # the console (no terminal here, so progress comes as lines): both towers' pretraining step by step, the
+    # results once, and last the files to open, each of which exists
+    shown = out.stdout + out.stderr
+    for tower in ("ViT-S/16-demo", "48px/8 w48 L2"):
+        assert f"pretrain {tower}: rendering" in shown, shown[-4000:]
+        assert re.search(rf"pretrain {re.escape(tower)} step \d+/\d+ loss", shown), shown[-4000:]
+    assert shown.count("slsdk demo: synthetic signing, test_si split") == 1, shown[-4000:]   # the results table
+    assert shown.count("GMACs/frame") == 1 and shown.count("GMACs per frame") == 1, shown[-4000:]
+    final = " ".join(out.stdout[out.stdout.rindex("total "):].split())   # the last line, unwrapped
+    for name in ("results.json", "teacher/curves.png", "student/curves.png", "bench/bench.png", "bundles"):
+        assert f"slsdk_demo/{name}" in final, final
+    named = re.findall(r"slsdk_demo/[^,;\s]+", final)
+    assert named and all((tmp_path / p).exists() for p in named), final
     # the same command again in the same folder: the demo replaces what it wrote, and only that
     (demo / "mine.txt").write_text("mine")
     again = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=1500)

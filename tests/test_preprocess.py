@@ -88,3 +88,24 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="square centre crops"):
         Preprocess.from_input_spec({"height": 8, "width": 9, "mean": CLIP_MEAN, "std": CLIP_STD,
                                     "resize_shorter": 9, "crop": "center"})
+
+
+@pytest.mark.parametrize("size", [37, 256])
+def test_pillow_resize_is_the_antialiased_bilinear_filter(shared_dir, size):
+    """The one resize (Pillow, fixed point) against the float filter it implements: torch's antialiased
+    ``interpolate`` and the numpy reference, within one grey level on every real photo (issue #32)."""
+    import torch
+    import torch.nn.functional as F
+
+    from slsdk.preprocess import resize_shorter_numpy, shorter_size
+
+    for img in _photos(shared_dir)[:12]:
+        nh, nw = shorter_size(*img.shape[:2], size)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].float()
+        want = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+        want = want.round().clamp(0, 255)[0].permute(1, 2, 0).numpy().astype(int)
+        got = resize_shorter(img[None], size)[0].astype(int)
+        ref = resize_shorter_numpy(img[None], size)[0].astype(int)
+        assert got.shape == want.shape == (nh, nw, 3)
+        assert np.abs(got - want).max() <= 1 and np.abs(got - want).mean() < 0.2
+        assert np.abs(ref - want).max() <= 1 and (ref != want).mean() < 1e-3  # the float filter: ties only

@@ -124,7 +124,7 @@ def test_executorch_teacher_fixed_frames_match_eager(teacher, tmp_path):
 
 
 def test_executorch_teacher_with_a_frame_range_is_refused_before_work(teacher, tmp_path):
-    with pytest.raises(ValueError, match=r"one fixed frame count; pass frames_range=\(T, T\)"):
+    with pytest.raises(ValueError, match=r"one fixed frame count; pass --frames T:T"):
         convert(teacher, "executorch", "fp32", tmp_path / "et", vocab=VOCAB, teacher=True,
                 frames_range=FRAMES_RANGE)
     with pytest.raises(ValueError, match="teacher \\(offline\\) export supports the onnx, ort and executorch"):

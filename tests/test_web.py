@@ -131,7 +131,8 @@ def _python_case(bundle: Path, frames: np.ndarray, times: list[float], out: Path
         "frames": s.frame_index, "tokens": dec.tokens, "glosses": r.glosses,
         "events": [{"start": e.start, "end": e.end, "confidence": e.confidence} for e in dec.events],
         "chunk_logits": [k.reshape(-1).astype(float).tolist() for k in kept],
-        "boxes": [list(c.box) for c in crops], "statuses": [c.status for c in crops],
+        "boxes": [list(c.box) for c in crops if c is not None],   # crop off: no crop results (None per frame)
+        "statuses": [c.status for c in crops if c is not None],
         "frames_with_hands": s.crop_stats.frames_with_hands, "input_tolerance": 0.0,
         "logit_tolerance": logit_tolerance,
     }

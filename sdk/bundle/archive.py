@@ -57,7 +57,7 @@ def _check_zip_target(zip_path: Path, overwrite: bool) -> None:
         if overwrite:
             return
         raise OutputExistsError(f"{zip_path}: already holds a zipped slsdk bundle; pass --overwrite "
-                                "(overwrite=True) to replace it")
+                                "to replace it")
     raise OutputExistsError(f"{zip_path}: exists and is not a zipped slsdk bundle; slsdk does not overwrite it: "
                             "move it away or choose another output folder")
 

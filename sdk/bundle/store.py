@@ -157,7 +157,7 @@ def resolve_bundle_dir(out_dir: str | os.PathLike, manifest: Manifest | str, *,
     def as_bundle(p: Path) -> tuple[Path, bool]:
         if not overwrite:
             raise OutputExistsError(f"{p}: already holds an slsdk bundle ({_bundle_summary(p)}); pass --overwrite "
-                                    "(overwrite=True) to replace it, or choose another output folder")
+                                    "to replace it, or choose another output folder")
         foreign = _foreign_files(p)
         if foreign:
             raise OutputExistsError(f"{p}: is an slsdk bundle but also holds files it did not write "

@@ -15,7 +15,8 @@ for mean = std = 0.5, bit for bit the reference's). The frames are still resized
 ``resize_to`` first (a no-op for the reference's 256 px frames at ``S = 224``).
 
 This is the torch (training-side, batched) twin of :mod:`slsdk.preprocess`, which defines the preprocessing
-the runtime, parity and calibration use; the eval path is tested equal to it on real photos.
+the runtime, parity and calibration use; the eval path is tested equal to it on real photos. The resize is
+:func:`slsdk.preprocess.resize_shorter` itself (Pillow's antialiased bilinear), not a torch twin of it.
 """
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from slsdk.data import augment
 from slsdk.preprocess import CLIP_MEAN, CLIP_STD, RESIZE_RATIO
+from slsdk.preprocess import resize_shorter as resize_shorter  # the one resize (Pillow), serving's and training's
 
 STYLES = ("slsdk", "reference")
 
@@ -43,21 +44,6 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     if frames.shape[0] == 0:
         raise ValueError("expected at least one frame, got 0")
     return frames
-
-
-def resize_shorter(frames: np.ndarray, size: int) -> np.ndarray:
-    """Resize ``uint8 [T, H, W, 3]`` so the shorter side is ``size`` (bilinear, antialiased), uint8 out."""
-    frames = _check_frames(frames)
-    t, h, w, _ = frames.shape
-    if min(h, w) == size:
-        return frames
-    nh, nw = (size, max(size, int(round(w * size / h)))) if h <= w else (max(size, int(round(h * size / w))), size)
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-    out = []
-    for chunk in x.split(64):  # bounds memory for long videos
-        out.append(F.interpolate(chunk, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False))
-    y = torch.cat(out).round_().clamp_(0, 255).to(torch.uint8)
-    return y.permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def temporal_indices(num_frames: int, scale: float, *, min_frames: int = 1) -> np.ndarray:

@@ -22,9 +22,9 @@ demux (mp4, mov, mkv, avi, webm, ts, ...) or a folder of images (png/jpg/jpeg/bm
   frame period; ``reader.stats`` counts the gaps and the seconds removed, and a warning names the file. So a
   36-frame file with a +10 min jump stays 36 frames, not 15,000 repeats. ``max_gap=None`` keeps the raw
   timestamps.
-* Size: ``shorter=N`` / ``max_shorter=N`` / ``size=(W, H)`` scale *in the decoder* (libswscale through
-  PyAV's ``reformat``, bilinear: antialiased when shrinking) before anything becomes numpy, so a 4K clip never
-  exists as full-resolution RGB arrays. A mid-stream resolution change is scaled to the first frame's output
+* Size: ``shorter=N`` / ``max_shorter=N`` / ``size=(W, H)`` scale *in the decoder* (libswscale's YUV -> RGB,
+  then :func:`slsdk.preprocess.resize_image`: Pillow's antialiased bilinear, the serving and training resize)
+  before anything becomes numpy, so a 4K clip never exists as full-resolution RGB arrays. A mid-stream resolution change is scaled to the first frame's output
   size (counted in ``stats["resized_frames"]``), so every frame has the same shape.
 * Threads: frame + slice threading in the decoder (``threads``, default 0 = FFmpeg's choice). PyAV releases
   the GIL while decoding and scaling.
@@ -47,11 +47,12 @@ import numpy as np
 
 from slsdk import fileio
 from slsdk.errors import SlsdkError
+from slsdk.preprocess import resize_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_GAP_S = 1.0  # files: a longer jump between timestamps is cut to one frame period (see the module doc)
 TRUNCATION_TOLERANCE = 1  # frames a stream may come up short of its header's count (edit lists) before it is truncation
-INTERPOLATION = "BILINEAR"  # libswscale's bilinear widens its support when shrinking (antialiased, like PIL/torch)
+INTERPOLATION = "BILINEAR"  # antialiased bilinear (slsdk.preprocess.resize_image: Pillow, as serving and training)
 SCALE_TOLERANCE = 1.0  # stated: decoder scaling vs torch antialiased resize of the RGB frame, mean |diff| in grey levels
 
 
@@ -152,6 +153,14 @@ def _orient(img: np.ndarray, rot: int, tflip: bool, hflip: bool, vflip: bool) ->
     if hflip:
         img = img[:, ::-1]
     return img
+
+
+def rgb_image(frame):
+    """A decoded PyAV frame as an RGB PIL image over swscale's output (no copy, unlike PyAV's ``to_image``)."""
+    from PIL import Image
+
+    plane = frame.reformat(format="rgb24").planes[0]
+    return Image.frombuffer("RGB", (plane.width, plane.height), plane, "raw", "RGB", plane.line_size, 1)
 
 
 def target_size(width: int, height: int, *, shorter: int | None = None, max_shorter: int | None = None,
@@ -337,9 +346,7 @@ class VideoReader:
                 raise VideoError(f"{f}: frame size {arr.shape[1]}x{arr.shape[0]} differs from the first frame's "
                                  f"{first[1]}x{first[0]} in {self.path}")
             if self.out_size != (arr.shape[1], arr.shape[0]):
-                from PIL import Image
-
-                arr = np.asarray(Image.fromarray(arr).resize(self.out_size, Image.BILINEAR))
+                arr = resize_image(arr, self.out_size[1], self.out_size[0])
             self.stats["frames"] += 1
             yield arr, i / self.folder_fps
 
@@ -374,11 +381,12 @@ class VideoReader:
                     if (frame.width, frame.height) == (sw, sh):
                         arr = frame.to_ndarray(format="rgb24")
                     else:
-                        # two swscale passes: YUV -> RGB at the coded size, then RGB -> RGB scaled. One pass would
-                        # scale the subsampled chroma separately (measured: mean 2, max 57 grey levels off a
-                        # torch antialiased resize of the RGB frame); two agree with it to mean 0.06, p99 1
-                        arr = frame.reformat(format="rgb24").reformat(width=sw, height=sh,
-                                                                      interpolation=INTERPOLATION).to_ndarray()
+                        # YUV -> RGB at the coded size (swscale), then the RGB frame scaled by the preprocessing's
+                        # own resize (Pillow, antialiased bilinear): the frames equal resize_shorter of the
+                        # full-size frame exactly. Scaling in swscale's YUV pass would scale the subsampled chroma
+                        # separately (measured: mean 2, max 57 grey levels off); swscale's RGB bilinear is as fast
+                        # as Pillow but up to 16 grey levels off at 37 px (docs/results.md, issue #32)
+                        arr = resize_image(rgb_image(frame), sh, sw)  # never a full-size numpy frame
                     if rot or tflip or hflip or vflip:
                         arr = np.ascontiguousarray(_orient(arr, rot, tflip, hflip, vflip))
                     raw = frame.time

@@ -17,6 +17,9 @@ from slsdk.fileio.write_errors import OutputExistsError, WriteError, _Guard, _ra
 
 
 def _commit_file(tmp: Path, path: Path, fsync: bool) -> None:
+    """Give the written temp file the user's permissions (``0o666 & ~umask``, as any file they make: some writers
+    make theirs 0600), record it in the ledger and rename it onto ``path``; every atomic file write ends here."""
+    os.chmod(tmp, 0o666 & ~_umask())
     if not _staged(path.parent):
         _record(path.parent, {path.name: _entry(tmp)})      # before the rename: a kill after it still proves it
     _point("before-rename", path)
@@ -56,7 +59,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object] |
     tmp = _start_write(path, overwrite, owned)
     guard = None
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666 & ~_umask())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             guard = _Guard(f)
             if isinstance(write, (bytes, bytearray, memoryview)):
@@ -107,7 +110,6 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True, overwrite: bool 
         yield tmp
         if not tmp.is_file():
             raise WriteError(errno.ENOENT, f"{path}: the writer produced no file")
-        os.chmod(tmp, 0o666 & ~_umask())      # as any file the user makes (some writers make theirs 0600)
         if fsync:
             fd = os.open(tmp, os.O_RDONLY)
             try:

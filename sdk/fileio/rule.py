@@ -64,7 +64,7 @@ def _check_target(path: Path, overwrite: bool, owned: Owned | None) -> None:
                                     "away or choose another output")
         if not (overwrite or _granted(path)):
             raise OutputExistsError(f"{path}: already exists (written by slsdk earlier); pass --overwrite "
-                                    "(overwrite=True) to replace it, or choose another output")
+                                    "to replace it, or choose another output")
     if not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.parent.is_dir():

@@ -16,7 +16,7 @@ from pathlib import Path
 from slsdk.decode import DEFAULT_BEAM
 from slsdk.errors import SlsdkError
 from slsdk.fileio import check_replace, output_lock, reading
-from slsdk.runtime.overlay import save_overlay_png
+from slsdk.runtime.overlay import save_overlay_png, sheet_note
 from slsdk.runtime.recognizer import Recognizer, TrainServeSkewWarning
 from slsdk.runtime.sources import CameraSource, VideoFileSource
 from slsdk.terminal import plain
@@ -92,7 +92,8 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
                 pipeline: bool = True, overwrite: bool = False, providers: str | None = None) -> dict:
     """Run the recognizer over a source; print committed glosses as they come and a summary at the end.
 
-    ``overlay``: a new PNG (or one slsdk wrote, with ``overwrite``), checked before the run starts.
+    ``overlay``: a new PNG (or one slsdk wrote, with ``overwrite``), checked before the run starts: a contact sheet
+    of the frames with the hand crops, or the model's input region where the bundle crops no hands.
 
     The loop is :meth:`Recognizer.recognize` (the one feed loop), resetting at endpoints as live captions do.
     ``real_time_factor``: seconds the recognizer worked (crop, preprocess, model, decoder) per second of video;
@@ -169,8 +170,11 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
           f"{summary['real_time_factor']} ({summary['real_time_factor_wall']} wall, decoding included), hands in {summary['crop'].get('frames_with_hands', 0)} frames, "
           f"dropped by the reader {summary['dropped_frames']}")
     if overlay is not None and overlay_items:
-        save_overlay_png(overlay, overlay_items[:24], title=" ".join(summary["glosses"])[:60])
-        _emit(as_json, console, {"type": "overlay", "path": str(overlay)}, f"wrote {plain(overlay)}")
+        sheet = overlay_items[:24]
+        save_overlay_png(overlay, sheet, preprocess=rec.preprocessor, title=" ".join(summary["glosses"])[:60])
+        note = sheet_note((c for _, c in sheet), rec.preprocessor)
+        _emit(as_json, console, {"type": "overlay", "path": str(overlay), "note": note},
+              f"wrote {plain(overlay)}" + (f" ({plain(note)})" if note else ""))
     elif overlay is not None:
         _emit(as_json, console, {"type": "overlay", "path": None, "reason": "no frames kept"},
               f"[yellow]note[/]: no overlay written to {plain(overlay)}: the run kept no frames to draw")

@@ -48,8 +48,8 @@ class FrontEnd:
         self.source_frames = 0  # frames given to push
         self.timed: bool | None = None  # whether this stream's frames come with timestamps
         self._held: np.ndarray | None = None  # latest timed frame: released once the next frame's time is known
-        # the frames the latest push / flush cropped (for overlays): crop results, the source frames and their
-        # times on the model's clock (s)
+        # the frames the latest push / flush prepared (for overlays): crop results (None without a hand crop), the
+        # source frames and their times on the model's clock (s)
         self.last_crops: list = []
         self.last_frames: list = []
         self.last_times: list = []
@@ -113,23 +113,22 @@ class FrontEnd:
         if not len(frames):
             return None
         t0 = time.perf_counter()
+        self.last_frames = list(frames)
+        index = self.frame_index
+        for c in counts if counts is not None else [1] * len(frames):
+            self.last_times.append(index / self.fps)
+            index += c
         if self.croppers is not None:
             if self.cropper is None:
                 self.cropper = self.croppers.take()
-            crops = []
-            index = self.frame_index
-            for i, f in enumerate(frames):
-                t_model = index / self.fps
+            for f, t_model in zip(frames, self.last_times):
                 res = self.cropper.crop(f, int(round(t_model * 1000.0)))
                 self.crop_stats.add(res)
-                crops.append(res.image)
                 self.last_crops.append(res)
-                self.last_frames.append(f)
-                self.last_times.append(t_model)
-                index += counts[i] if counts is not None else 1
-            frames = crops
+            frames = [res.image for res in self.last_crops]
         else:
             self.crop_stats.frames += len(frames)
+            self.last_crops = [None] * len(frames)  # no hand crop: the model takes the frame
         t1 = time.perf_counter()
         x = self.preprocess(np.asarray(np.stack(frames) if isinstance(frames, list) else frames))
         if counts is not None and any(c != 1 for c in counts):

@@ -37,7 +37,7 @@ class InvalidHandModel(SlsdkError, ValueError):
 
 
 _HOW_TO = (
-    f"Provide a MediaPipe HandLandmarker model: pass --hand-model PATH (hand_model=PATH in Python) or set "
+    f"Provide a MediaPipe HandLandmarker model: pass --hand-model PATH or set "
     f"{ENV_HAND_MODEL}=PATH to a hand_landmarker.task, or put one at {{cache}}. Download it on a machine "
     f"with network access from {DEFAULT_HAND_MODEL_URL}"
 )

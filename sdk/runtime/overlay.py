@@ -1,4 +1,5 @@
-"""Drawing crop boxes, hand skeletons and text on frames (numpy only), and contact sheets (matplotlib)."""
+"""Drawing crop boxes, hand skeletons, the model's input region and text on frames (numpy only), and contact sheets
+(matplotlib)."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from slsdk import fileio
+from slsdk.preprocess import Preprocess
 from slsdk.runtime.crop import CropResult
 
 # MediaPipe's 21-point hand topology (HandLandmarksConnections.HAND_CONNECTIONS), kept here so drawing
@@ -15,8 +17,7 @@ HAND_CONNECTIONS: tuple[tuple[int, int], ...] = (
     (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11), (11, 12),
     (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20),
 )
-
-
+REGION_COLOR = (0, 255, 255)  # the box of the model's input region on frames without a hand crop
 
 _FONT_3x5 = {
     "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
@@ -60,12 +61,34 @@ def _draw_line(img: np.ndarray, p, q, color, thickness: int) -> None:
             img[yy[ok], xx[ok]] = color
 
 
+def input_region(height: int, width: int, preprocess: Preprocess) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of a ``height x width`` frame that ``preprocess`` feeds the model (its centre
+    crop after the shorter-side resize), in frame pixels."""
+    r, size = preprocess.resize_shorter, preprocess.size
+    rh, rw = ((r, max(r, int(round(width * r / height)))) if height <= width
+              else (max(r, int(round(height * r / width))), r))   # as slsdk.preprocess.resize_shorter
+    y0, x0 = (rh - size) // 2, (rw - size) // 2
+    sy, sx = height / rh, width / rw
+    return (int(round(x0 * sx)), int(round(y0 * sy)), int(round((x0 + size) * sx)), int(round((y0 + size) * sy)))
+
+
+def _draw_box(img: np.ndarray, box, color, thickness: int) -> None:
+    x0, y0, x1, y1 = box
+    for p, q in (((x0, y0), (x1 - 1, y0)), ((x1 - 1, y0), (x1 - 1, y1 - 1)),
+                 ((x1 - 1, y1 - 1), (x0, y1 - 1)), ((x0, y1 - 1), (x0, y0))):
+        _draw_line(img, p, q, color, thickness)
+
+
 def draw_overlay(frame: np.ndarray, result: CropResult | None, text: str | None = None, *,
-                 box_color=(0, 255, 0), landmark_color=(255, 0, 0), bone_color=(255, 255, 0)) -> np.ndarray:
-    """A copy of ``frame`` with the crop box, hand skeletons and optional text (numpy only)."""
+                 region: tuple[int, int, int, int] | None = None, box_color=(0, 255, 0),
+                 landmark_color=(255, 0, 0), bone_color=(255, 255, 0), region_color=REGION_COLOR) -> np.ndarray:
+    """A copy of ``frame`` with the crop box, hand skeletons, the ``region`` box (see :func:`input_region`) and
+    optional text (numpy only)."""
     out = np.array(frame, dtype=np.uint8, copy=True)
     h, w = out.shape[:2]
     t = max(1, round(min(h, w) / 200))
+    if region is not None:
+        _draw_box(out, region, region_color, 2 * t)
     if result is not None:
         for pts in result.landmarks:
             for a, b in HAND_CONNECTIONS:
@@ -73,11 +96,8 @@ def draw_overlay(frame: np.ndarray, result: CropResult | None, text: str | None 
             for x, y in pts[:, :2]:
                 xi, yi = int(round(x)), int(round(y))
                 out[max(yi - t, 0):max(yi + t + 1, 0), max(xi - t, 0):max(xi + t + 1, 0)] = landmark_color
-        x0, y0, x1, y1 = result.box
         color = box_color if result.status in ("hands", "full") else (255, 128, 0)
-        for p, q in (((x0, y0), (x1 - 1, y0)), ((x1 - 1, y0), (x1 - 1, y1 - 1)),
-                     ((x1 - 1, y1 - 1), (x0, y1 - 1)), ((x0, y1 - 1), (x0, y0))):
-            _draw_line(out, p, q, color, 2 * t)
+        _draw_box(out, result.box, color, 2 * t)
     if text:
         scale = max(2, min(h, w) // 120)
         bar = 7 * scale
@@ -86,10 +106,23 @@ def draw_overlay(frame: np.ndarray, result: CropResult | None, text: str | None 
     return out
 
 
-def save_overlay_png(path: str | Path, frames_with_results, *, cols: int | None = None, dpi: int = 80,
-                     title: str | None = None, overwrite: bool = False) -> Path:
-    """Contact sheet (matplotlib, Agg) of ``(frame, CropResult[, caption])`` items with overlays drawn.
+def sheet_note(results, preprocess: Preprocess | None = None) -> str | None:
+    """What a contact sheet of these crop results (None: a frame without a hand crop) boxes when it is not hands:
+    the model's input region (with ``preprocess``), or the fallback crops of frames in which no hand was found."""
+    results = list(results)
+    if any(r is None for r in results):
+        return "no hand crop" + (": the box is the model's input region" if preprocess is not None else "")
+    if results and not any(r.hands_found for r in results):
+        return "no hands found in these frames: the boxes are the fallback crops"
+    return None
 
+
+def save_overlay_png(path: str | Path, frames_with_results, *, preprocess: Preprocess | None = None,
+                     cols: int | None = None, dpi: int = 80, title: str | None = None, overwrite: bool = False) -> Path:
+    """Contact sheet (matplotlib, Agg) of ``(frame, CropResult or None[, caption])`` items with overlays drawn.
+
+    A frame without a hand crop (None) gets the box of the region the model's ``preprocess`` feeds it
+    (:func:`input_region`); :func:`sheet_note` says what the boxes are under the title.
     Written by :mod:`slsdk.fileio`: an existing ``path`` is replaced only with ``overwrite`` and only if slsdk
     wrote it (never a user's file, a link or one of the command's inputs)."""
     # matplotlib is heavy and optional (slsdk[train]): loaded only to write a contact sheet
@@ -107,13 +140,16 @@ def save_overlay_png(path: str | Path, frames_with_results, *, cols: int | None 
     for i, item in enumerate(items):
         frame, res = item[0], item[1]
         caption = item[2] if len(item) > 2 else (
-            f"{i}: {res.hands_found} hand(s), {res.status}" if res is not None else str(i))
+            f"{i}: {res.hands_found} hand(s), {res.status}" if res is not None else f"{i}: no hand crop")
+        region = (input_region(*np.shape(frame)[:2], preprocess) if res is None and preprocess is not None
+                  else None)
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(draw_overlay(frame, res))
+        ax.imshow(draw_overlay(frame, res, region=region))
         ax.set_title(caption, fontsize=8)
         ax.axis("off")
-    if title:
-        fig.suptitle(title)
+    heading = "\n".join(x for x in (title, sheet_note((item[1] for item in items), preprocess)) if x)
+    if heading:
+        fig.suptitle(heading)
     fig.tight_layout()
     path = Path(path)
     # the temp name keeps the suffix: matplotlib picks the format by it (.png; .jpg / .pdf work too)
@@ -122,4 +158,4 @@ def save_overlay_png(path: str | Path, frames_with_results, *, cols: int | None 
     return path
 
 
-__all__ = ["HAND_CONNECTIONS", "draw_overlay", "save_overlay_png"]
+__all__ = ["HAND_CONNECTIONS", "REGION_COLOR", "draw_overlay", "input_region", "save_overlay_png", "sheet_note"]

@@ -186,8 +186,13 @@ class Recognizer:
         hand cropping and preprocessing run on a front-end thread, the model and the CTC decoder on this one, so
         MediaPipe (which releases the GIL while it detects) overlaps the model. Ignored with ``keep_frames``
         (the overlay frames are collected in turn). A stream this loop made itself (no ``stream``) gives its hand
-        tracker back to the recognizer when the loop ends (``Stream.close``).
+        tracker back to the recognizer when the loop ends (``Stream.close``). Without a hand crop (and without
+        ``keep_frames``) a source with ``scale_hint`` (the file and camera sources) is asked for frames at the
+        manifest's ``resize_shorter`` already: scaled in the decoder / at capture, the same pixels.
         """
+        hint = getattr(source, "scale_hint", None)
+        if hint is not None and self.croppers is None and not keep_frames:
+            hint(self.resize_shorter)  # no hand crop: the source scales to the model's resize (decoder / capture)
         return feed.recognize(self, source, stream=stream, batch_frames=batch_frames, resample=resample,
                               reset_at_endpoints=reset_at_endpoints, max_seconds=max_seconds,
                               keep_frames=keep_frames, name=name, read_ahead=read_ahead, pipeline=pipeline)

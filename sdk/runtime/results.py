@@ -45,7 +45,7 @@ class Update:
 
     ``events``: gloss events committed since the previous update (all remaining ones in the final update);
     ``utterance``: the result of an utterance an endpoint just closed (then the stream was reset), or the last
-    one in the final update; ``frames``: ``(frame, CropResult, time_s)`` of the frames this batch cropped
+    one in the final update; ``frames``: ``(frame, CropResult or None without a hand crop, time_s)`` of the frames this batch cropped
     (with ``keep_frames``); ``final``: the source is exhausted and the stream finished.
     """
 
@@ -68,7 +68,7 @@ class VideoRecognition:
 
     ``frames`` are model frames at the manifest's ``fps`` (after resampling), ``source_frames`` the frames
     decoded from the file, ``resample`` how one became the other (None when the frames were used as they are).
-    ``overlay_frames``: ``(frame, CropResult, time_s)`` of the cropped frames (with ``keep_overlay``).
+    ``overlay_frames``: ``(frame, CropResult or None without a hand crop, time_s)`` of the cropped frames (with ``keep_overlay``).
     """
 
     path: str

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from slsdk.data.video import MAX_GAP_S, VideoError, VideoReader
+from slsdk.data.video import MAX_GAP_S, VideoError, VideoReader, rgb_image, target_size
 from slsdk.errors import ConfigError, SlsdkError
+from slsdk.preprocess import resize_image
 
 POLICIES = ("drop-oldest", "block")
 RESAMPLE_POLICY = "nearest"
@@ -332,6 +333,15 @@ class VideoFileSource:
     def __len__(self) -> int:
         return len(self.reader)
 
+    def scale_hint(self, shorter: int) -> None:
+        """The consumer needs no more than a ``shorter``-pixel shorter side (the runtime without a hand crop: the
+        manifest's ``resize_shorter``): larger frames are scaled to it in the decoder, by the preprocessing's own
+        resize, so the runtime's resize becomes a no-op and the frames are those it would have made. Call it
+        before iterating."""
+        r = self.reader
+        if min(r.out_size) > int(shorter) and r.size is None:
+            r.out_size = target_size(r.info.width, r.info.height, shorter=int(shorter))
+
     @property
     def stats(self) -> dict:
         """The reader's counters: frames, timestamp gaps cut, frames rescaled after a resolution change."""
@@ -362,7 +372,8 @@ class CameraSource:
     Opened on construction (a :class:`CameraError` says why it cannot be). Iterating yields
     ``(frame, timestamp_s)``; with ``buffer > 0`` frames are read on a background thread into a
     :class:`FrameDropper` of that capacity (``policy`` "drop-oldest" by default), and ``dropped`` counts
-    the frames the consumer was too slow for. The runtime resamples the frames to the model's rate by these
+    the frames the consumer was too slow for. ``shorter`` (or :meth:`scale_hint`, which the runtime calls
+    without a hand crop) scales larger frames at capture to that shorter side. The runtime resamples the frames to the model's rate by these
     timestamps, skipping gaps longer than ``LIVE_MAX_GAP_S`` rather than filling them (``live``).
     """
 
@@ -370,10 +381,11 @@ class CameraSource:
     timed = True
 
     def __init__(self, index: int | str = 0, fps: float | None = None, *, size: tuple[int, int] | None = None,
-                 device: str | None = None, buffer: int = 2, policy: str = "drop-oldest"):
+                 device: str | None = None, buffer: int = 2, policy: str = "drop-oldest", shorter: int | None = None):
         import av  # PyAV (FFmpeg): heavy, loaded only when a camera is opened
 
         self.index, self.buffer, self.policy = index, buffer, policy
+        self.shorter = None if shorter is None else int(shorter)  # scale at capture (see scale_hint)
         self.file, self.format = _camera_input(index, device)
         options = {}
         if fps:
@@ -410,11 +422,24 @@ class CameraSource:
                     t = time.monotonic() - start
                 if t0 is None:
                     t0 = t
-                yield frame.to_ndarray(format="rgb24"), float(t - t0)
+                yield self._rgb(frame), float(t - t0)
         except Exception as e:  # noqa: BLE001
             if self._container is None:  # closed on purpose
                 return
             raise CameraError(f"camera {self.file!r} stopped delivering frames: {type(e).__name__}: {e}") from None
+
+    def _rgb(self, frame) -> np.ndarray:
+        """The frame as uint8 RGB, scaled at capture (on the reader thread) when ``shorter`` asks for less."""
+        s = self.shorter
+        if s is None or min(frame.width, frame.height) <= s:
+            return frame.to_ndarray(format="rgb24")
+        w, h = target_size(frame.width, frame.height, shorter=s)
+        return resize_image(rgb_image(frame), h, w)
+
+    def scale_hint(self, shorter: int) -> None:
+        """The consumer needs no more than a ``shorter``-pixel shorter side (the runtime without a hand crop):
+        frames are scaled to it at capture, on the reader thread, by the preprocessing's own resize."""
+        self.shorter = int(shorter) if self.shorter is None else min(self.shorter, int(shorter))
 
     @property
     def dropped(self) -> int:

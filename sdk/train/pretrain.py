@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class PretrainConfig:
     #                               clip, shake, light, blur -> the signing-space crop), not as centred squares
     seed: int = 0
     device: str = "auto"          # auto | cpu | cuda | cuda:N | mps (as train's --device)
+    log_every: int = 10           # without a terminal (no progress bar): a step / loss line every this many steps
 
     def __post_init__(self):
         for name in ("steps", "batch_frames", "pool_videos"):
@@ -125,12 +127,13 @@ def _pose_loss(cls_out: torch.Tensor, patch_out: torch.Tensor, target: torch.Ten
     return pos + shape + ang + where + what, stats
 
 
-def _render_pool(lexicon, signers, settings, count: int, seed: int, stream: int, data_framing: bool = True):
+def _render_pool(lexicon, signers, settings, count: int, seed: int, stream: int, data_framing: bool = True,
+                 on_sentence: Callable[[], None] | None = None):
     """Render ``count`` random sentences by the given signers -> (frames uint8 [N, S, S, 3], poses [N, 12]).
 
     A phone-framed data set's frames (``settings["phone"]``, with ``data_framing``) are made as its videos are:
     portrait clip -> :func:`~slsdk.data.synthetic.renderer_crop` (the runtime's crop rule); hand image positions
-    are then fractions of each crop."""
+    are then fractions of each crop. ``on_sentence`` is called after each sentence (progress)."""
     rng = np.random.default_rng([seed, stream])
     frames, poses = [], []
     lo, hi = int(settings.get("min_len", 2)), int(settings.get("max_len", 6))
@@ -153,6 +156,8 @@ def _render_pool(lexicon, signers, settings, count: int, seed: int, stream: int,
                                    noise=float(settings.get("noise", 3.0)), return_poses=True)
         frames.append(v)
         poses.append(p)
+        if on_sentence is not None:
+            on_sentence()
     return np.concatenate(frames), np.concatenate(poses)
 
 
@@ -209,10 +214,11 @@ def pretrain_backbone(data_root: str | Path, out_path: str | Path, config: Pretr
             check_output(p)
             check_replace(p, overwrite=overwrite)
         return _pretrain(data_root, Path(out_path), config, vision_config=vision_config, progress=progress,
-                         console=console)
+                         console=console, overwrite=overwrite)
 
 
-def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, console) -> PretrainResult:
+def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, console,
+              overwrite: bool) -> PretrainResult:
 
     cfg = config or PretrainConfig()
     console = console or make_console(progress)
@@ -234,9 +240,22 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
     console.print(f"device: {device}")
     t0 = time.perf_counter()
     seed_everything(cfg.seed)
-    frames, poses = _render_pool(lexicon, people, settings, cfg.pool_videos, cfg.seed, 11, cfg.data_framing)
-    hframes, hposes = _render_pool(lexicon, train_signers, settings, cfg.heldout_videos, cfg.seed, 12,
-                                   cfg.data_framing)
+    show = progress and console.is_terminal
+    log_lines = progress and not console.is_terminal
+    sentences = cfg.pool_videos + cfg.heldout_videos
+    if log_lines:
+        console.print(f"pretrain {name}: rendering {sentences} sentences ({cfg.pool_videos} to train on, "
+                      f"{cfg.heldout_videos} to measure on)")
+    with progress_bar(console, show) as bar:
+        render = bar.add_task(f"pretrain {name}: render frames", total=sentences, info="")
+        frames, poses = _render_pool(lexicon, people, settings, cfg.pool_videos, cfg.seed, 11, cfg.data_framing,
+                                     on_sentence=lambda: bar.advance(render))
+        hframes, hposes = _render_pool(lexicon, train_signers, settings, cfg.heldout_videos, cfg.seed, 12,
+                                       cfg.data_framing, on_sentence=lambda: bar.advance(render))
+        bar.update(render, description=f"pretrain {name}: resize frames")
+        batches = _Batcher(frames, poses, vcfg.image_size, vcfg.patch_size, CLIP_MEAN, CLIP_STD, cfg.flip)
+        held = _Batcher(hframes, hposes, vcfg.image_size, vcfg.patch_size, CLIP_MEAN, CLIP_STD, False)
+        bar.remove_task(render)
 
     vit = VisionTransformer(vcfg)
     ns = len(pose_shapes(lexicon))
@@ -256,12 +275,10 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
         return 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    batches = _Batcher(frames, poses, vcfg.image_size, vcfg.patch_size, CLIP_MEAN, CLIP_STD, cfg.flip)
-    held = _Batcher(hframes, hposes, vcfg.image_size, vcfg.patch_size, CLIP_MEAN, CLIP_STD, False)
     rng = np.random.default_rng([cfg.seed, 13])
     history = []
     vit.train()
-    with progress_bar(console, progress and console.is_terminal) as bar:
+    with progress_bar(console, show) as bar:
         task = bar.add_task(f"pretrain {name}", total=cfg.steps, info="")
         for step in range(cfg.steps):
             idx = rng.integers(0, len(frames), cfg.batch_frames)
@@ -274,12 +291,17 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
             sched.step()
             history.append({"step": step + 1, "loss": float(loss.detach()), **stats})
             bar.update(task, advance=1, info=f"loss {float(loss.detach()):.3f}")
-    vit.eval()
-    with torch.no_grad():
-        hx, ht, hcells = (t.to(device) for t in held(np.arange(len(hframes)), rng, train=False))
-        outs = [probe(vit, hx[i:i + 256]) for i in range(0, len(hx), 256)]
-        pred = torch.cat([o[0] for o in outs])
-        where = torch.cat([o[1][..., 0] for o in outs])
+            if log_lines and cfg.log_every and (step + 1) % cfg.log_every == 0:
+                console.print(f"pretrain {name} step {step + 1}/{cfg.steps} loss {float(loss.detach()):.4f} "
+                              f"lr {sched.get_last_lr()[0]:.3g}")
+        bar.update(task, description=f"pretrain {name}: measure on held-out frames")
+        vit.eval()
+        with torch.no_grad():
+            hx, ht, hcells = (t.to(device) for t in held(np.arange(len(hframes)), rng, train=False))
+            outs = [probe(vit, hx[i:i + 256]) for i in range(0, len(hx), 256)]
+            pred = torch.cat([o[0] for o in outs])
+            where = torch.cat([o[1][..., 0] for o in outs])
+        bar.remove_task(task)
     ok = hcells[:, 0] >= 0
     loc_acc = float((where[ok].argmax(-1) == hcells[ok, 0]).float().mean())
     shape_acc = float(((pred[:, 4:4 + ns].argmax(-1) == ht[:, 4].long()).float().mean()
@@ -294,7 +316,8 @@ def _pretrain(data_root, out_path: Path, config, *, vision_config, progress, con
         save_file({f"visual.{k}": v.detach().cpu().contiguous() for k, v in vit.state_dict().items()}, str(tmp),
                   metadata={"format": "pt", "slsdk": "synthetic-pretrain", "backbone": name})
     side = out_path.with_name(out_path.name + ".json")
-    atomic_write_text(side, json.dumps({**metrics, "history": history[:: max(1, len(history) // 100)]}, indent=1))
+    atomic_write_text(side, json.dumps({**metrics, "history": history[:: max(1, len(history) // 100)]}, indent=1),
+                      overwrite=overwrite)
     result = PretrainResult(out_path, metrics)
     console.print(result.summary())
     return result

@@ -58,7 +58,7 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool, kind: str | None 
         what = f"a run ({last}, {done} epoch(s) done)" if done is not None else f"run files ({', '.join(present)})"
         raise OutputExistsError(f"{out} already holds {what}; pass --resume to continue it, "
                                 f"--overwrite to start over (replaces {', '.join(present)} only), "
-                                "or choose another --out folder (in Python: resume=True / overwrite=True)")
+                                "or choose another --out folder")
     for n in ("last.pt", "best.pt"):   # an overwritten run must never be resumed by mistake
         p = out / n
         if p.exists():

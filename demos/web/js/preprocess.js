@@ -1,9 +1,8 @@
 // Frame preprocessing exactly as the manifest's "input" section says (demos/README.md, "Client rules" step 4):
 // shorter side to input.resize_shorter (antialiased bilinear, rounded to uint8), centre crop S x S, then
 // (x - 255 * mean) / (255 * std) per channel into a float32 C x S x S plane (layout NTCHW for the chunk).
-// The arithmetic follows the Python runtime's (slsdk.preprocess: float32 taps, width then height; hand crops:
-// PIL's fixed-point bilinear), so the tensors are the same bit for bit (a strong downscale, where numpy uses a
-// matrix product, can differ by one grey level in a few pixels). Images are {data, width, height, channels} with channels 3 (RGB) or 4 (RGBA).
+// The arithmetic follows the Python runtime's (slsdk.preprocess.resize_image and the hand crops: PIL's fixed-point
+// bilinear, width then height), so the tensors are the same bit for bit. Images are {data, width, height, channels} with channels 3 (RGB) or 4 (RGBA).
 
 const f32 = Math.fround;
 
@@ -44,39 +43,6 @@ function cached(kind, inSize, outSize, make) {
   return tapCache.get(key);
 }
 
-/** Shorter-side resize as slsdk.preprocess.resize_shorter: float32, width pass then height pass, rint to uint8. */
-export function resize(img, nh, nw) {
-  const { data, channels: ch, width: w, height: h } = img;
-  let cur = new Float32Array(h * w * 3); // float32 copy, RGB
-  for (let i = 0, p = 0; i < h * w; i++, p += ch) { cur[i * 3] = data[p]; cur[i * 3 + 1] = data[p + 1]; cur[i * 3 + 2] = data[p + 2]; }
-  let cw = w;
-  if (nw !== w) { // along the width
-    const t = cached('f32', w, nw, (a, b) => { const x = aaTaps(a, b); return { ...x, wts: Float32Array.from(x.wts) }; });
-    const out = new Float32Array(h * nw * 3);
-    for (let j = 0; j < t.k; j++) {
-      for (let y = 0; y < h; y++) for (let o = 0; o < nw; o++) {
-        const wt = t.wts[o * t.k + j]; const s = (y * w + t.idx[o * t.k + j]) * 3; const d = (y * nw + o) * 3;
-        for (let c = 0; c < 3; c++) out[d + c] = f32(out[d + c] + f32(cur[s + c] * wt));
-      }
-    }
-    cur = out; cw = nw;
-  }
-  if (nh !== h) { // along the height
-    const t = cached('f32', h, nh, (a, b) => { const x = aaTaps(a, b); return { ...x, wts: Float32Array.from(x.wts) }; });
-    const out = new Float32Array(nh * cw * 3); const row = cw * 3;
-    for (let j = 0; j < t.k; j++) {
-      for (let o = 0; o < nh; o++) {
-        const wt = t.wts[o * t.k + j]; const s = t.idx[o * t.k + j] * row; const d = o * row;
-        for (let x = 0; x < row; x++) out[d + x] = f32(out[d + x] + f32(cur[s + x] * wt));
-      }
-    }
-    cur = out;
-  }
-  const res = new Uint8Array(nh * nw * 3);
-  for (let i = 0; i < res.length; i++) res[i] = Math.min(255, Math.max(0, rint(cur[i])));
-  return { data: res, width: nw, height: nh, channels: 3 };
-}
-
 const PRECISION_BITS = 22; // PIL's 8-bit resampling: fixed-point coefficients, horizontal pass first
 
 function pilCoeffs(inSize, outSize) { // Pillow's precompute_coeffs + normalize_coeffs_8bpc, operation for operation
@@ -94,6 +60,44 @@ function clip8(v) {
   if (v >= (1 << PRECISION_BITS) * 256) return 255;
   if (v <= 0) return 0;
   return Math.floor(v / (1 << PRECISION_BITS));
+}
+
+/** Shorter-side resize as slsdk.preprocess.resize_shorter (Pillow's BILINEAR, fixed point, width pass then
+ * height pass, each only when that side changes), bit for bit. */
+export function resize(img, nh, nw) {
+  const { data, channels: ch, width: w, height: h } = img;
+  const half = 1 << (PRECISION_BITS - 1);
+  let cur = data; let cc = ch; let cw = w; let first = 0; let rows = h;
+  const tv = nh !== h ? cached('pil', h, nh, pilCoeffs) : null;
+  if (tv) { first = tv.xmin[0]; rows = tv.xmin[nh - 1] + tv.n[nh - 1] - first; }
+  if (nw !== w) { // along the width, over the rows the height pass needs
+    const t = cached('pil', w, nw, pilCoeffs);
+    const out = new Uint8Array(rows * nw * 3);
+    for (let y = 0; y < rows; y++) for (let o = 0; o < nw; o++) {
+      let s0 = half; let s1 = half; let s2 = half;
+      for (let j = 0; j < t.n[o]; j++) {
+        const k = t.kk[o * t.k + j]; const p = ((first + y) * w + t.xmin[o] + j) * ch;
+        s0 += data[p] * k; s1 += data[p + 1] * k; s2 += data[p + 2] * k;
+      }
+      const d = (y * nw + o) * 3; out[d] = clip8(s0); out[d + 1] = clip8(s1); out[d + 2] = clip8(s2);
+    }
+    cur = out; cc = 3; cw = nw;
+  } else { first = 0; }
+  const res = new Uint8Array(nh * nw * 3);
+  if (!tv) {
+    for (let i = 0; i < nh * nw; i++) for (let c = 0; c < 3; c++) res[i * 3 + c] = cur[i * cc + c];
+    return { data: res, width: nw, height: nh, channels: 3 };
+  }
+  const off = nw !== w ? first : 0; // the width pass kept rows first.. only
+  for (let o = 0; o < nh; o++) for (let x = 0; x < cw; x++) {
+    let s0 = half; let s1 = half; let s2 = half;
+    for (let j = 0; j < tv.n[o]; j++) {
+      const k = tv.kk[o * tv.k + j]; const p = ((tv.xmin[o] - off + j) * cw + x) * cc;
+      s0 += cur[p] * k; s1 += cur[p + 1] * k; s2 += cur[p + 2] * k;
+    }
+    const d = (o * cw + x) * 3; res[d] = clip8(s0); res[d + 1] = clip8(s1); res[d + 2] = clip8(s2);
+  }
+  return { data: res, width: nw, height: nh, channels: 3 };
 }
 
 /** A square box of the frame ([x0, y0, x1, y1], half-open) resized to size x size, bit for bit as the Python

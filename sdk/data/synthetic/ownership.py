@@ -89,7 +89,7 @@ def claim_folder(out: Path, spec_path: Path, overwrite: bool) -> bool:
                                 "folder or one it made before: choose another folder")
     if not overwrite:
         raise fileio.OutputExistsError(f"{out}: holds a synthetic data set made with other settings (or an unfinished "
-                                "one); pass --overwrite (overwrite=True) to replace it, or choose another folder")
+                                "one); pass --overwrite to replace it, or choose another folder")
     if _listed(out) is None:
         raise fileio.OutputExistsError(f"{out}: holds a synthetic data set without the list of the files slsdk wrote "
                                 f"there ({_MARK}; made by an older slsdk or unfinished), so slsdk cannot prove the "
