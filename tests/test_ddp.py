@@ -9,6 +9,8 @@ import time
 import pytest
 import torch
 
+from tiny_data import tiny_synthetic
+
 TINY_TEACHER = dict(backbone="ViT-T/16-test", hidden=32, prefix_tokens=2)
 
 
@@ -40,12 +42,7 @@ def _worker(rank: int, world: int, port: int, data: str, out: str, freeze_bn: bo
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from slsdk.data.synthetic import generate_synthetic
-
-    return generate_synthetic(tmp_path_factory.mktemp("ddp") / "data", seed=1, num_glosses=4, num_signers=3,
-                              num_test_si_signers=1, sentences_per_signer=4, num_train_sentences=6,
-                              num_test_us_sentences=1, dev_per_signer=1, test_si_per_signer=1,
-                              test_us_per_sentence=1, image_size=32, min_len=1, max_len=2, video_format="png")
+    return tiny_synthetic(tmp_path_factory.mktemp("ddp") / "data", seed=1, test_si_per_signer=1)
 
 
 @pytest.mark.slow

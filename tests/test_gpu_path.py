@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+from tiny_data import tiny_synthetic
+
 from slsdk.bundle import load_bundle
-from slsdk.data.synthetic import generate_synthetic
 from slsdk.data.video import write_video
 from slsdk.runtime.backends import BackendError, open_backend
 from slsdk.toolchains.onnx.backend import (
@@ -219,10 +220,7 @@ def test_compile_in_place_keeps_state_dict_keys():
 # ------------------------------------------------------------------------------------------------ training
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    return generate_synthetic(tmp_path_factory.mktemp("gpu") / "data", seed=0, num_glosses=4, num_signers=3,
-                              num_test_si_signers=1, sentences_per_signer=4, num_train_sentences=6,
-                              num_test_us_sentences=1, dev_per_signer=1, test_si_per_signer=1,
-                              test_us_per_sentence=1, image_size=32, min_len=1, max_len=2, video_format="png")
+    return tiny_synthetic(tmp_path_factory.mktemp("gpu") / "data", test_si_per_signer=1)
 
 
 def _cfg(**kw):

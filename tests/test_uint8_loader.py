@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from tiny_data import tiny_synthetic
+
 from slsdk.data.dataset import VideoDataset, batch_to_device, collate, min_input_length, pad_frames
 from slsdk.data.transforms import resize_shorter, temporal_indices
 
@@ -45,12 +47,7 @@ def _former_item(ds: VideoDataset, index: int) -> dict:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from slsdk.data.synthetic import generate_synthetic
-
-    return generate_synthetic(tmp_path_factory.mktemp("u8") / "data", seed=0, num_glosses=4, num_signers=3,
-                              num_test_si_signers=1, sentences_per_signer=4, num_train_sentences=6,
-                              num_test_us_sentences=1, dev_per_signer=1, test_si_per_signer=2,
-                              test_us_per_sentence=1, image_size=48, min_len=1, max_len=2, video_format="png")
+    return tiny_synthetic(tmp_path_factory.mktemp("u8") / "data", image_size=48)
 
 
 def _check_items(ds: VideoDataset, epochs=(0, 1, 2)):

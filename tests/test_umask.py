@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tiny_data import tiny_synthetic
+
 from slsdk.models.clip import CLIPVisionConfig
 from slsdk.train import TrainConfig, teacher_config, train
 from slsdk.train.pretrain import PretrainConfig, pretrain_backbone
@@ -21,12 +23,7 @@ VOCAB = ["<blank>", "A", "B", "C"]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from slsdk.data.synthetic import generate_synthetic
-
-    return generate_synthetic(tmp_path_factory.mktemp("umask") / "data", seed=0, num_glosses=4, num_signers=3,
-                              num_test_si_signers=1, sentences_per_signer=4, num_train_sentences=6,
-                              num_test_us_sentences=1, dev_per_signer=1, test_si_per_signer=2,
-                              test_us_per_sentence=1, image_size=32, min_len=1, max_len=2, video_format="png")
+    return tiny_synthetic(tmp_path_factory.mktemp("umask") / "data")
 
 
 @pytest.fixture(params=[0o022, 0o027], ids=["umask022", "umask027"])
