@@ -53,6 +53,29 @@ def _heldout(samples, vocab, limit: int):
     return [(read_video(s.video), vocab.encode(s.glosses)) for s in samples[:limit]]
 
 
+def demo_data(out: Path, quick: bool = False, seed: int = 0) -> Path:
+    """Stage 1: the demo's synthetic data set in ``out`` (made again if it was made with other settings)."""
+    settings = quick_kwargs() if quick else {}
+    try:
+        return generate_synthetic(out, seed=seed, progress=True, **settings)
+    except FileExistsError:   # the demo's own data set made with other settings (--quick vs full): replace it
+        return generate_synthetic(out, seed=seed, progress=True, overwrite=True, **settings)
+
+
+def demo_teacher_tower(data: Path, weights: Path, quick: bool = False, seed: int = 0, console=None):
+    """Stage 2 (teacher half): pretrain the teacher's small CLIP tower, the stand-in for CLIP weights."""
+    return pretrain_backbone(data, weights, PretrainConfig(steps=20 if quick else PRETRAIN_STEPS, seed=seed),
+                             console=console)
+
+
+def demo_train_teacher(data: Path, out: Path, weights: Path, quick: bool = False, seed: int = 0):
+    """Stage 3: the demo's AdaptSign teacher on the frozen tower ``weights``."""
+    tcfg = TrainConfig(epochs=1 if quick else TEACHER_EPOCHS, batch_size=4, lr=TEACHER_LR, warmup_steps=20,
+                       seed=seed, augment=not quick)
+    return train(data, out, teacher_config(hidden=64 if quick else 256, weights=str(weights)), tcfg,
+                 overwrite=True)
+
+
 def run_demo(out: Path, quick: bool = False, seed: int = 0, console=None) -> dict:
     """Run every stage; returns the results dict also written to OUT/results.json."""
 
@@ -78,11 +101,7 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
         stages[name] = round(time.perf_counter() - stages[name], 1)
 
     stage("1/7 synthetic signing data")
-    settings = quick_kwargs() if quick else {}
-    try:
-        data = generate_synthetic(out / "data", seed=seed, progress=True, **settings)
-    except FileExistsError:   # the demo's own data set made with other settings (--quick vs full): replace it
-        data = generate_synthetic(out / "data", seed=seed, progress=True, overwrite=True, **settings)
+    data = demo_data(out / "data", quick, seed)
     done("1/7 synthetic signing data")
 
     stage("2/7 pretrain the CLIP towers (stand-in for CLIP weights)")
@@ -90,8 +109,7 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
                   "(and the student's) on rendered frames of the training signers and of new random people "
                   "(never the held-out signers), then freezes it like real CLIP.", soft_wrap=False)
     student_cfg = StudentConfig(num_classes=2, **STUDENT)
-    p_teacher = pretrain_backbone(data, out / "clip" / "teacher-visual.safetensors",
-                                  PretrainConfig(steps=20 if quick else PRETRAIN_STEPS, seed=seed), console=console)
+    p_teacher = demo_teacher_tower(data, out / "clip" / "teacher-visual.safetensors", quick, seed, console)
     p_student = pretrain_backbone(data, out / "clip" / "student-visual.safetensors",
                                   PretrainConfig(steps=20 if quick else STUDENT_PRETRAIN_STEPS, seed=seed,
                                                  pool_videos=8 if quick else STUDENT_PRETRAIN_POOL),
@@ -99,11 +117,7 @@ def _run_demo(out: Path, quick: bool, seed: int, console) -> dict:
     done("2/7 pretrain the CLIP towers (stand-in for CLIP weights)")
 
     stage("3/7 teacher: frozen CLIP ViT + AdaptSign + CTC")
-    tcfg = TrainConfig(epochs=1 if quick else TEACHER_EPOCHS, batch_size=4, lr=TEACHER_LR, warmup_steps=20,
-                       seed=seed, augment=not quick)
-    teacher = train(data, out / "teacher", teacher_config(hidden=64 if quick else 256,
-                                                          weights=str(p_teacher.weights)),
-                    tcfg, overwrite=True)
+    teacher = demo_train_teacher(data, out / "teacher", p_teacher.weights, quick, seed)
     done("3/7 teacher: frozen CLIP ViT + AdaptSign + CTC")
 
     stage("4/7 distil the streaming student")

@@ -185,11 +185,13 @@ TRAIN_FLAGS = {"layout": ("data", "layout"), "backbone": ("model", "backbone"),
                "image_size": ("model", "image_size"), "hidden": ("model", "hidden"),
                "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
                "unfreeze_backbone": ("train", "unfreeze_backbone"), "device": ("train", "device"),
-               "workers": ("train", "num_workers"), "seed": ("train", "seed")}
+               "workers": ("train", "num_workers"), "seed": ("train", "seed"),
+               "deterministic": ("train", "deterministic")}
 DISTILL_FLAGS = {"layout": ("data", "layout"), "epochs": ("distill", "epochs"),
                  "chunk_frames": ("student", "chunk_frames"), "feature_weight": ("distill", "feature_weight"),
                  "student_weights": ("distill", "student_weights"), "device": ("distill", "device"),
                  "workers": ("distill", "num_workers"), "seed": ("distill", "seed"),
+                 "deterministic": ("distill", "deterministic"),
                  "student": ("student", "encoder")}
 
 
@@ -268,7 +270,9 @@ def train(ctx: typer.Context,
           resume: bool = flag("resume", "continue from OUT/last.pt"),
           overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files: last.pt, "
                                  "best.pt, metrics.jsonl, ...)"),
-          seed: int = typer.Option(0)):
+          seed: int = typer.Option(0),
+          deterministic: bool = flag("deterministic", "repeatable runs: torch's deterministic algorithms "
+                                     "(recorded in the checkpoint; slower on a GPU)")):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
     if list_configs:
         return _list_recipes("teacher")
@@ -306,7 +310,9 @@ def distill(ctx: typer.Context,
             workers: int = typer.Option(0, help="data loader worker processes"),
             resume: bool = flag("resume", "continue from OUT/last.pt"),
             overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files)"),
-            seed: int = typer.Option(0)):
+            seed: int = typer.Option(0),
+            deterministic: bool = flag("deterministic", "repeatable runs: torch's deterministic algorithms "
+                                       "(recorded in the checkpoint; slower on a GPU)")):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
     if list_configs:
         return _list_recipes("student")

@@ -368,3 +368,22 @@ def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
     assert checks.count("teacher") == 2      # the AMP setting (fp32 on a CPU) and the fp32 replay of its batches
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("-") and lines[-1].startswith("-") and " check " in lines[1]
+
+
+def test_determinism_is_recorded_and_switched_only_during_the_run(data, tmp_path):
+    """The seed, the determinism switches and the kernels' instruction set (AVX2 / AVX512) are in the checkpoint;
+    ``deterministic=True`` turns torch's deterministic algorithms on for the run and back off after it; two runs
+    with the same seed on this machine give the same weights bit for bit."""
+    import torch
+
+    from slsdk.train import load_checkpoint, teacher_config, train
+
+    runs = [train(data, tmp_path / f"d{k}", teacher_config(**TINY_TEACHER), _cfg(epochs=1, seed=5, deterministic=True),
+                  progress=False) for k in range(2)]
+    assert not torch.are_deterministic_algorithms_enabled()
+    a, b = (load_checkpoint(r.last_checkpoint) for r in runs)
+    rec = a["extra"]["determinism"]
+    assert rec["seed"] == 5 and rec["deterministic_algorithms"] is True
+    assert rec["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and rec["threads"] >= 1
+    assert a["train_config"]["deterministic"] is True
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

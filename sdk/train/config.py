@@ -36,6 +36,8 @@ class TrainConfig:
     grad_checkpointing: bool = False    # recompute frame-encoder activations in backward
     grad_clip: float = 1.0              # max grad norm; 0 = off
     seed: int = 0
+    deterministic: bool = False         # torch's deterministic algorithms (+ cuDNN/cuBLAS settings): repeatable
+                                        # runs on one machine and software stack, somewhat slower on GPU
     num_workers: int = 0
     device: str = "auto"                # auto (cuda > mps > cpu) | cpu | cuda | cuda:N | mps
     unfreeze_backbone: bool = False     # train the CLIP tower too

@@ -18,6 +18,7 @@ exists) so that they are tested without the hardware:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from dataclasses import dataclass
@@ -54,6 +55,41 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def determinism(deterministic: bool):
+    """Within: with ``deterministic``, torch's deterministic algorithms (an op without one warns instead of
+    failing), cuDNN's deterministic kernels without autotuning and cuBLAS's fixed workspace; without, torch's
+    defaults (fastest). The process's previous settings come back on exit."""
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
+
+
+def determinism_record(seed: int, device: torch.device) -> dict:
+    """What decides whether a run can be repeated bit for bit, stored in every checkpoint and metrics row: the
+    seed, the determinism switches, the threads and the kernels' instruction set (``AVX2`` / ``AVX512``: CPUs
+    of the two widths sum in different orders, so their runs differ in the last bits and then diverge), and
+    the library versions."""
+    rec = {"seed": int(seed), "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+           "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+           "cudnn_benchmark": bool(torch.backends.cudnn.benchmark), "threads": torch.get_num_threads(),
+           "cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "torch": str(torch.__version__),
+           "numpy": str(np.__version__)}
+    if device.type == "cuda" and torch.cuda.is_available():
+        rec["cuda"] = str(torch.version.cuda)
+        rec["cudnn"] = int(torch.backends.cudnn.version() or 0)
+        rec["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+    return rec
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -225,5 +261,5 @@ def maybe_compile(module: nn.Module, enabled: bool, backend: str | None = None) 
 
 
 __all__ = ["AmpPlan", "DistEnv", "amp_plan", "amp_plan_for", "bf16_native", "conv_share", "ddp_backend",
-           "describe_device", "device_capability", "device_name", "epoch_seed", "init_distributed", "loader_options",
-           "maybe_compile", "resolve_device", "seed_everything", "use_channels_last"]
+           "describe_device", "determinism_record", "device_capability", "device_name", "epoch_seed", "init_distributed", "loader_options",
+           "maybe_compile", "resolve_device", "seed_everything", "determinism", "use_channels_last"]

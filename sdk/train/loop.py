@@ -30,8 +30,9 @@ from slsdk.fileio import atomic_copy, atomic_write_text, clean_stale, discard, o
 from slsdk.train.checkpoint import CheckpointError, get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from slsdk.train.config import TrainConfig, TrainResult
 from slsdk.train.console import make_console, progress_bar
-from slsdk.train.environment import (DistEnv, amp_plan_for, describe_device, device_name, epoch_seed, loader_options,
-                                    maybe_compile, seed_everything, use_channels_last)
+from slsdk.train.environment import (DistEnv, amp_plan_for, describe_device, determinism_record, device_name,
+                                    epoch_seed, loader_options, maybe_compile, seed_everything, determinism,
+                                    use_channels_last)
 from slsdk.train.evaluate import input_spec, predict, score
 from slsdk.train.optim import build_optimizer, fused_optimizer, lr_lambda
 from slsdk.train.plots import plot_history
@@ -168,9 +169,16 @@ def run_training(job: Job, *, resume: bool = False, overwrite: bool = False, pro
 
     The main process holds :func:`slsdk.fileio.output_lock` on the run folder: a second run into it is refused.
     """
-    if not job.dist.is_main:
-        return _run_training(job, resume=resume, overwrite=overwrite, progress=progress,
-                             on_epoch_end=on_epoch_end, console=console)
+    with determinism(job.config.deterministic):
+        if not job.dist.is_main:
+            return _run_training(job, resume=resume, overwrite=overwrite, progress=progress,
+                                 on_epoch_end=on_epoch_end, console=console)
+        return _run_main(job, resume=resume, overwrite=overwrite, progress=progress, on_epoch_end=on_epoch_end,
+                         console=console)
+
+
+def _run_main(job: Job, *, resume: bool, overwrite: bool, progress: bool,
+              on_epoch_end: Callable[[dict], None] | None, console) -> TrainResult:
     out = Path(job.out_dir)
     with output_lock(out, overwrite=resume or overwrite):
         fresh = not out.exists()
@@ -205,6 +213,7 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
     job.extra["device"] = str(device)   # recorded in every checkpoint (extra) and metrics row
     job.extra["device_name"] = device_name(device)
     job.extra["amp"] = amp.label
+    job.extra["determinism"] = determinism_record(cfg.seed, device)
 
     # -- existing run ---------------------------------------------------------------------------------------
     ckpt = None
