@@ -35,7 +35,9 @@ from slsdk.data.video import read_video
 from slsdk.decode.ctc import DEFAULT_BEAM
 from slsdk.eval import convention_for, score_files
 from slsdk.fileio import output_lock, reading
-from slsdk.model_names import STUDENTS, VARIANTS
+from slsdk.data.landmarks import load_landmarks
+from slsdk.landmarks import normalize_pose86
+from slsdk.model_names import MODALITIES, STUDENTS, VARIANTS
 from slsdk.quiet import install as quiet_console
 from slsdk.quiet import is_quiet
 from slsdk.runtime.backends import backend_names
@@ -85,6 +87,7 @@ Target = Enum("Target", {n.replace("-", "_"): n for n in TARGETS}, type=str)
 Precision = Enum("Precision", {p: p for p in PRECISIONS}, type=str)
 Variant = Enum("Variant", {n.replace("-", "_"): n for n in VARIANTS}, type=str)
 Student = Enum("Student", {n.replace("-", "_"): n for n in STUDENTS}, type=str)
+Modality = Enum("Modality", {n: n for n in MODALITIES}, type=str)
 Decoder = Enum("Decoder", {"greedy": "greedy", "beam": "beam"}, type=str)
 Crop = Enum("Crop", {"hands": "hands", "full": "full"}, type=str)
 BACKENDS = tuple(backend_names())   # every registered serving backend, "torch" included
@@ -117,12 +120,14 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
 def data_synth(out: Path = typer.Argument(..., help="output folder"),
                seed: int = typer.Option(0), quick: bool = flag("quick", "a tiny set for tests"),
                preset: str = typer.Option("demo", help="demo (the embedded default) | isharah (phone framing, "
-                                          "15 signers, >= 100 glosses)"),
+                                          "15 signers, >= 100 glosses, landmarks)"),
                glosses: Optional[int] = typer.Option(None, help="number of glosses (isharah: up to 388 and more)"),
+               landmarks: bool = flag("landmarks", "a .pose per video: the true 86-point pose as MediaPipe sees it"),
                overwrite: bool = flag("overwrite", "replace a synthetic data set made with other settings (never "
                                       "another data set)")):
     """Generate the synthetic signing dataset (the embedded default) in the folder format."""
-    kw = run_stage(preset_settings, preset, quick=quick, **({"num_glosses": glosses} if glosses is not None else {}))
+    kw = run_stage(preset_settings, preset, quick=quick, **({"num_glosses": glosses} if glosses is not None else {}),
+                   **({"landmarks": True} if landmarks else {}))
     path = run_stage(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite, **kw)
     console.print(f"wrote {path}")
 
@@ -130,9 +135,11 @@ def data_synth(out: Path = typer.Argument(..., help="output folder"),
 @data_app.command("show", cls=Command)
 def data_show(root: Path = typer.Argument(..., help="dataset root"),
               layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
-              frames: bool = flag("frames", "count frames per video (container metadata)", default=True),
+              frames: bool = flag("frames", "count frames per video (container metadata) and read the landmarks "
+                                  "(frames with a part missing)", default=True),
               json_: bool = flag("json", "print the summary as JSON")):
-    """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos."""
+    """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos; with
+    landmarks (--layout isharah-pose, .pose files) the frames with each part missing."""
     s = run_stage(summarize_dataset, root, choice_value(layout), frames=frames)
     if json_:
         print(json.dumps(s.to_dict(), ensure_ascii=False, indent=2))
@@ -150,10 +157,14 @@ def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
                  layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
                  split: Optional[list[str]] = typer.Option(None, help="splits (default: all)"),
                  hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
-                 overwrite: bool = flag("overwrite", "discard a cache made with other settings")):
-    """Decode each video once, crop it as the runtime does, and write a cache that train/distill read."""
+                 landmarks: bool = flag("landmarks", "write each video's 86-point landmarks as a .pose beside it"),
+                 face_model: Optional[Path] = typer.Option(None, help="face_landmarker.task (--landmarks)"),
+                 pose_model: Optional[Path] = typer.Option(None, help="pose_landmarker.task (--landmarks)"),
+                 overwrite: bool = flag("overwrite", "discard a cache made with other settings (or slsdk's .pose)")):
+    """Decode each video once, crop it as the runtime does, write a cache for train/distill (--landmarks: .pose)."""
     run_stage(prepare_command, data, out, crop=choice_value(crop), size=size, fps=fps, workers=workers,
-              layout=choice_value(layout), split=split, hand_model=hand_model, overwrite=overwrite)
+              layout=choice_value(layout), split=split, hand_model=hand_model, overwrite=overwrite,
+              landmarks=landmarks, face_model=face_model, pose_model=pose_model)
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -268,6 +279,9 @@ def train(ctx: typer.Context,
           resume: bool = flag("resume", "continue from OUT/last.pt"),
           overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files: last.pt, "
                                  "best.pt, metrics.jsonl, ...)"),
+          modality: Optional[Modality] = typer.Option(None, help="what the teacher sees where the layout has both: "
+                                                      "rgb (video frames, CLIP), landmarks (the 86 pose points); "
+                                                      "default: the layout's (isharah-pose: landmarks)"),
           seed: int = typer.Option(0)):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
     if list_configs:
@@ -281,7 +295,8 @@ def train(ctx: typer.Context,
     model_cfg, tcfg = run_stage(recipe.build, "model"), run_stage(recipe.build, "train")
     with on_interrupt(lambda: run_kept(out)):
         res = run_stage(run_train, data, out, model_cfg, tcfg, resume=resume, overwrite=overwrite,
-                        layout=recipe.sections["data"]["layout"], extra={"recipe": full})
+                        layout=recipe.sections["data"]["layout"], extra={"recipe": full},
+                        modality=choice_value(modality))
     w = "n/a (no dev split)" if res.dev_wer is None else f"{res.dev_wer:.2f}%"
     console.print(f"best dev WER {w}  checkpoint {escape(shown_path(res.best_checkpoint))}")
 
@@ -387,8 +402,9 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
 
     # loaded once, here; `slsdk data prepare` settings (preparation): the bundle crops as training did
     model, vocab, kind, preparation = run_stage(load_source, checkpoint)
-    calib_videos = _videos(calib, "train", layout, vocab, 16)[0] if calib else None
-    held = _videos(heldout, split, layout, vocab, None)[1] if heldout else None
+    landmarks = getattr(model, "modality", None) == "landmarks"   # landmark models: normalised landmarks
+    calib_videos = _videos(calib, "train", layout, vocab, 16, landmarks)[0] if calib else None
+    held = _videos(heldout, split, layout, vocab, None, landmarks)[1] if heldout else None
     if out is None:   # the default: a folder of bundles, each in its own <kind>-<target>-<precision> subfolder
         out = Path("bundles")
         run_stage(out.mkdir, parents=True, exist_ok=True)
@@ -410,10 +426,14 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
     console.print(fidelity_line(bundle.manifest.fidelity))
 
 
-def _videos(root: Path, split: str, layout: str, vocab, limit):
-    """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout``."""
+def _videos(root: Path, split: str, layout: str, vocab, limit, landmarks: bool = False):
+    """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout`` (``landmarks``: the samples'
+    normalised landmarks [T, 86, 2] in place of their frames)."""
     samples = run_stage(read_split, root, split, layout)[:limit]
-    frames = [run_stage(read_video, s.video) for s in samples]
+    if landmarks:
+        frames = [normalize_pose86(run_stage(load_landmarks, s)) for s in samples]
+    else:
+        frames = [run_stage(read_video, s.video) for s in samples]
     return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
 
 
@@ -503,7 +523,7 @@ def bundle_schema(paths: Optional[list[Path]] = typer.Argument(
 # -- runtime ------------------------------------------------------------------------------------------
 @app.command(cls=Command)
 def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
-        video: Optional[Path] = typer.Argument(None, help="video file or frame folder"),
+        video: Optional[Path] = typer.Argument(None, help="video file or frame folder (or a .pose landmark recording for a landmark bundle)"),
         camera: Optional[int] = typer.Option(None, "--camera", help="camera index instead of a video"),
         backend: Optional[Backend] = typer.Option(None, help="default: the bundle's"),
         crop: Optional[Crop] = typer.Option(None, help="default: the bundle's crop policy"),
