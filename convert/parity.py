@@ -25,7 +25,7 @@ from slsdk.quantize.calibration import video_of
 from slsdk.runtime.backends import Backend, open_backend, run_video, streaming_spec
 from slsdk.targets import get_target
 
-__all__ = ["fidelity_videos", "greedy_ids", "wer_percent", "compare_log_probs", "measure_fidelity",
+__all__ = ["fidelity_videos", "fidelity_landmarks", "greedy_ids", "wer_percent", "compare_log_probs", "measure_fidelity",
            "bundle_fidelity", "INT8_WER_BUDGET"]
 
 INT8_WER_BUDGET = 0.5  # absolute WER points int8 may lose against fp32 torch
@@ -67,6 +67,37 @@ def fidelity_videos(spec: Preprocess, heldout=None, *, seed: int = 0, lengths: S
     if any(r is None for r in refs):
         refs = None
     return vids, refs, f"{len(vids)} held-out videos"
+
+
+def fidelity_landmarks(points: int, dims: int, heldout=None, *, seed: int = 0, lengths: Sequence[int] = (16, 24),
+                       frames_range: tuple[int, int] | None = None):
+    """:func:`fidelity_videos` for a landmark model: ``(sequences [T, points, dims] float32, references or None,
+    description)``. ``heldout``: (normalised landmarks, gloss ids) pairs; None gives seeded random points in
+    [-0.5, 0.5] (the normalised range)."""
+    if heldout is None:
+        rng = np.random.default_rng(seed)
+        seqs = [rng.uniform(-0.5, 0.5, (n, points, dims)).astype(np.float32) for n in lengths]
+        return seqs, None, "seeded random landmarks (no held-out set given)"
+    seqs, refs = [], []
+    for i, item in enumerate(heldout):
+        try:
+            x, label = item
+        except (TypeError, ValueError):
+            raise ConfigError(f"heldout item {i} must be (landmarks, gloss_ids), got {type(item).__name__}") from None
+        x = np.asarray(x, np.float32)
+        if x.ndim != 3 or x.shape[1:] != (points, dims):
+            raise ConfigError(f"heldout item {i}: landmarks of shape {x.shape}, the model takes [T, {points}, {dims}]")
+        seqs.append(x)
+        refs.append(None if label is None else [int(v) for v in label])
+    if not seqs:
+        raise ConfigError("heldout is empty: give at least one (landmarks, gloss_ids) pair or leave it None")
+    if frames_range is not None:
+        lo, hi = frames_range
+        bad = [(i, len(v)) for i, v in enumerate(seqs) if not lo <= len(v) <= hi]
+        if bad:
+            raise ConfigError(f"held-out sequences must have {lo}..{hi} frames for this offline model, got "
+                             f"(item, frames) {bad[:5]}")
+    return seqs, (None if any(r is None for r in refs) else refs), f"{len(seqs)} held-out landmark sequences"
 
 
 def greedy_ids(log_probs, blank_id: int = 0) -> list[int]:

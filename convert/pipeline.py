@@ -18,7 +18,7 @@ from typing import Any
 
 from slsdk.bundle import load_bundle, write_bundle
 from slsdk.convert.export import ExportJob
-from slsdk.convert.parity import bundle_fidelity, fidelity_videos
+from slsdk.convert.parity import bundle_fidelity, fidelity_landmarks, fidelity_videos
 from slsdk.quiet import native_stderr
 from slsdk.errors import ConfigError, MissingPackageError
 from slsdk.fileio import temp_dir
@@ -119,14 +119,18 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
         manifest.extra["preparation"] = dict(preparation)
     manifest.validate(source=f"{out_dir} (manifest being built)")
     spec = Preprocess(io.image_size, tuple(io.mean), tuple(io.std), resize_shorter=manifest.input.resize_shorter)
-    lo_hi = tuple(io.dynamic_axes["frames"][1][1:]) if (not io.streaming and io.dynamic_axes) else None
+    lo_hi = tuple(io.dynamic_axes[io.input_name][1][1:]) if (not io.streaming and io.dynamic_axes) else None
     if io.streaming:
         lengths = [2 * io.chunk_frames + 3, 3 * io.chunk_frames]
     else:  # two clip lengths inside the model's frames range (one, twice, for a fixed-length model)
         lo, hi = lo_hi or (16, 1024)
         n = min(max(16, lo), hi)
         lengths = [n, min(n + 8, hi)]
-    videos, refs, desc = fidelity_videos(spec, heldout, seed=seed, lengths=lengths, frames_range=lo_hi)
+    if io.landmarks is not None:   # landmark models: normalised landmark sequences in place of videos
+        videos, refs, desc = fidelity_landmarks(io.landmarks["points"], io.landmarks["dims"], heldout, seed=seed,
+                                                lengths=lengths, frames_range=lo_hi)
+    else:
+        videos, refs, desc = fidelity_videos(spec, heldout, seed=seed, lengths=lengths, frames_range=lo_hi)
 
     with temp_dir() as work:  # scratch: the exported files and the staged bundle
         job = ExportJob(tgt, precision, io, manifest, work, qrecipe, calib_inputs)

@@ -11,6 +11,9 @@ Accepted calibration sources (``as_calibration_inputs``):
 - chunk inputs already made: an iterable of tuples ``(frames [1, C, 3, S, S], *state)``;
 - videos: an iterable of ``[T, 3, S, S]`` tensors/arrays (uint8 frames are normalised);
 - a Dataset (``slsdk.data.VideoDataset``): items with a ``"video"`` key, or ``(video, label)`` pairs.
+
+A landmark model (``model.modality == "landmarks"``) calibrates on normalised landmark sequences ``[T, P, 2]``
+(``slsdk.landmarks.normalize_pose86``) in place of videos: the same chunking and state carrying.
 """
 from __future__ import annotations
 
@@ -68,15 +71,24 @@ def _preprocess_spec(model):
     return Preprocess(int(size), tuple(mean), tuple(std))
 
 
+def _model_input(model):
+    """``video -> the model's float32 input [T, ...]``: frames preprocessed, landmarks (normalised) as they are."""
+    if getattr(model, "modality", None) == "landmarks":
+        return lambda v: np.asarray(v.numpy() if isinstance(v, torch.Tensor) else v, dtype=np.float32)
+    spec = _preprocess_spec(model)
+    return lambda v: prepare_video(v, spec)
+
+
 def calibration_chunks(model, videos: Iterable, *, max_chunks: int | None = None) -> list[tuple]:
     """Run the torch student along ``videos`` and return every chunk's ``(frames, *state)`` inputs.
 
-    ``model``: a ``StreamingStudent`` (``export_module``, ``input_names``, ``state_spec``).
+    ``model``: a ``StreamingStudent`` (``export_module``, ``input_names``, ``state_spec``) or a landmark student
+    (``videos``: normalised landmark sequences).
     """
     io = model_io(model)
     streaming = io.streaming_section()
     backend = TorchBackend(io.module, io.input_names, io.output_names)
-    spec = _preprocess_spec(model)
+    prepare = _model_input(model)
     out: list[tuple] = []
 
     class _Enough(Exception):
@@ -89,15 +101,15 @@ def calibration_chunks(model, videos: Iterable, *, max_chunks: int | None = None
 
     try:
         for video in iter_videos(videos):
-            run_video(backend, streaming, prepare_video(video, spec), on_step=record)
+            run_video(backend, streaming, prepare(video), on_step=record)
     except _Enough:
         pass
     return out
 
 
-def _is_chunk_input(item: Any, n_inputs: int) -> bool:
+def _is_chunk_input(item: Any, n_inputs: int, ndim: int = 5) -> bool:
     return (isinstance(item, (tuple, list)) and len(item) == n_inputs
-            and isinstance(item[0], (torch.Tensor, np.ndarray)) and np.ndim(item[0]) == 5)
+            and isinstance(item[0], (torch.Tensor, np.ndarray)) and np.ndim(item[0]) == ndim)
 
 
 def as_calibration_inputs(model, calib: Any, *, max_chunks: int | None = 64, offline: bool = False,
@@ -115,7 +127,8 @@ def as_calibration_inputs(model, calib: Any, *, max_chunks: int | None = 64, off
                                 and not isinstance(calib, (list, tuple))) else calib
     if len(items) == 0:
         raise CalibrationError("calibration data is empty: give at least one video or chunk")
-    if isinstance(items, (list, tuple)) and all(_is_chunk_input(it, n_inputs) for it in items):
+    ndim = len(example_inputs[0].shape) if example_inputs is not None else 5
+    if isinstance(items, (list, tuple)) and all(_is_chunk_input(it, n_inputs, ndim) for it in items):
         out = [tuple(torch.as_tensor(x).float() for x in it) for it in items]
         if example_inputs is not None:
             want = [tuple(t.shape) for t in example_inputs]
@@ -125,8 +138,8 @@ def as_calibration_inputs(model, calib: Any, *, max_chunks: int | None = 64, off
                     raise CalibrationError(f"calibration chunk {i} has input shapes {got}, the model takes {want}")
         return out[:max_chunks] if max_chunks else out
     if offline:
-        spec = _preprocess_spec(model)
-        out = [(torch.from_numpy(prepare_video(v, spec))[None],) for v in iter_videos(items)]
+        prepare = _model_input(model)
+        out = [(torch.from_numpy(prepare(v))[None],) for v in iter_videos(items)]
     else:
         out = calibration_chunks(model, items, max_chunks=max_chunks)
     if not out:

@@ -9,9 +9,7 @@ anything else is a bug and keeps its traceback, with a line asking to report it 
 """
 from __future__ import annotations
 
-import json
 import sys
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -26,22 +24,22 @@ from slsdk.terminal import plain
 from slsdk.cli_common import (USER_ERRORS, Command, Group, again_command, choice_value, console, err_console,
                               error_line, fail, flag, on_interrupt, print_error, report_bug, run_kept, run_stage,
                               shown_path, version_line, working)
+from slsdk.cli_choices import (CONVENTION_HELP, Backend, Convention, Crop, Decoder, Layout, Modality,
+                               Precision, Student, Target, Variant)
+from slsdk.cli_data import data_app
 from slsdk.cli_import import import_app
-from slsdk.data.prepare import prepare_command
 from slsdk.data.splits import LAYOUTS, read_split
-from slsdk.data.summary import print_summary, summarize_dataset
-from slsdk.data.synthetic import generate_synthetic, preset_settings
 from slsdk.data.video import read_video
 from slsdk.decode.ctc import DEFAULT_BEAM
 from slsdk.eval import convention_for, score_files
 from slsdk.fileio import output_lock, reading
-from slsdk.model_names import STUDENTS, VARIANTS
+from slsdk.data.landmarks import load_landmarks
+from slsdk.landmarks import normalize_pose86
 from slsdk.quiet import install as quiet_console
 from slsdk.quiet import is_quiet
-from slsdk.runtime.backends import backend_names
 from slsdk.runtime.cli_run import run_command
 from slsdk.tables import fidelity_line, fit_table
-from slsdk.targets import PRECISIONS, TARGETS, check_precision, get_target, target_rows, targets_markdown
+from slsdk.targets import TARGETS, check_precision, get_target, target_rows, targets_markdown
 
 # Imports inside command functions: ONLY the building stages, which load torch (the CLI must start fast and run
 # `slsdk run` / `slsdk bundle inspect` where torch is not installed). The allow-list, one entry per import:
@@ -58,7 +56,6 @@ app = typer.Typer(cls=Group, add_completion=False, no_args_is_help=True, pretty_
                   help="Continuous sign language recognition from training to phones.")
 eval_app = typer.Typer(cls=Group, no_args_is_help=True, help="Decode and score a model, or score existing CTM/STM files.")
 bundle_app = typer.Typer(cls=Group, no_args_is_help=True, help="Inspect and validate bundles.")
-data_app = typer.Typer(cls=Group, no_args_is_help=True, help="Datasets: generate the synthetic default, summarise a layout.")
 app.add_typer(eval_app, name="eval")
 app.add_typer(bundle_app, name="bundle")
 app.add_typer(data_app, name="data")
@@ -79,21 +76,6 @@ def global_options(verbose: bool = flag("verbose", "show other libraries' warnin
     # runs before every command, so before the command imports torch & co (slsdk.quiet)
     quiet_console(verbose=verbose)
 
-# -- choices (each read off the table that owns it) ---------------------------------------------------------
-Layout = Enum("Layout", {n.replace("-", "_"): n for n in LAYOUTS}, type=str)
-Target = Enum("Target", {n.replace("-", "_"): n for n in TARGETS}, type=str)
-Precision = Enum("Precision", {p: p for p in PRECISIONS}, type=str)
-Variant = Enum("Variant", {n.replace("-", "_"): n for n in VARIANTS}, type=str)
-Student = Enum("Student", {n.replace("-", "_"): n for n in STUDENTS}, type=str)
-Decoder = Enum("Decoder", {"greedy": "greedy", "beam": "beam"}, type=str)
-Crop = Enum("Crop", {"hands": "hands", "full": "full"}, type=str)
-BACKENDS = tuple(backend_names())   # every registered serving backend, "torch" included
-Backend = Enum("Backend", {n: n for n in BACKENDS}, type=str)
-Convention = Enum("Convention", {"auto": "auto", "phoenix": "phoenix", "none": "none"}, type=str)
-CONVENTION_HELP = ("gloss clean-up before scoring: phoenix (the PHOENIX evaluation scripts' rules) or none; auto: "
-                   "phoenix for --layout phoenix2014/phoenix2014t, none for every other data set")
-
-
 # -- models -------------------------------------------------------------------------------------------
 @app.command(cls=Command)
 def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `slsdk info --list`) or checkpoint"),
@@ -110,50 +92,6 @@ def info(model: str = typer.Argument("ViT-B/16", help="a CLIP config name (see `
 
     console.print(run_stage(info_table, model, frames=frames, console=console))
     console.print(run_stage(student_table, console=console))
-
-
-# -- data ---------------------------------------------------------------------------------------------
-@data_app.command("synth", cls=Command)
-def data_synth(out: Path = typer.Argument(..., help="output folder"),
-               seed: int = typer.Option(0), quick: bool = flag("quick", "a tiny set for tests"),
-               preset: str = typer.Option("demo", help="demo (the embedded default) | isharah (phone framing, "
-                                          "15 signers, >= 100 glosses)"),
-               glosses: Optional[int] = typer.Option(None, help="number of glosses (isharah: up to 388 and more)"),
-               overwrite: bool = flag("overwrite", "replace a synthetic data set made with other settings (never "
-                                      "another data set)")):
-    """Generate the synthetic signing dataset (the embedded default) in the folder format."""
-    kw = run_stage(preset_settings, preset, quick=quick, **({"num_glosses": glosses} if glosses is not None else {}))
-    path = run_stage(generate_synthetic, out, seed=seed, progress=True, overwrite=overwrite, **kw)
-    console.print(f"wrote {path}")
-
-
-@data_app.command("show", cls=Command)
-def data_show(root: Path = typer.Argument(..., help="dataset root"),
-              layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
-              frames: bool = flag("frames", "count frames per video (container metadata)", default=True),
-              json_: bool = flag("json", "print the summary as JSON")):
-    """Summarise a dataset: samples, signers, vocabulary, frames per video, unseen glosses, bad videos."""
-    s = run_stage(summarize_dataset, root, choice_value(layout), frames=frames)
-    if json_:
-        print(json.dumps(s.to_dict(), ensure_ascii=False, indent=2))
-        return
-    print_summary(s, console)
-
-
-@data_app.command("prepare", cls=Command)
-def data_prepare(data: Path = typer.Argument(..., help="dataset root"),
-                 out: Path = typer.Option(Path("prepared"), "--out", "-o", help="cache folder"),
-                 crop: Crop = typer.Option("hands", help="the runtime's signing-space crop, or the full frame"),
-                 size: int = typer.Option(256, help="crop size (hands) or shorter side (full), pixels"),
-                 fps: float = typer.Option(25.0, help="resample to this frame rate by timestamps (0: keep all)"),
-                 workers: int = typer.Option(1, help="processes"),
-                 layout: Layout = typer.Option("folder", metavar="LAYOUT", help="dataset layout: " + ", ".join(LAYOUTS)),
-                 split: Optional[list[str]] = typer.Option(None, help="splits (default: all)"),
-                 hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
-                 overwrite: bool = flag("overwrite", "discard a cache made with other settings")):
-    """Decode each video once, crop it as the runtime does, and write a cache that train/distill read."""
-    run_stage(prepare_command, data, out, crop=choice_value(crop), size=size, fps=fps, workers=workers,
-              layout=choice_value(layout), split=split, hand_model=hand_model, overwrite=overwrite)
 
 
 # -- training -----------------------------------------------------------------------------------------
@@ -185,13 +123,11 @@ TRAIN_FLAGS = {"layout": ("data", "layout"), "backbone": ("model", "backbone"),
                "image_size": ("model", "image_size"), "hidden": ("model", "hidden"),
                "epochs": ("train", "epochs"), "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
                "unfreeze_backbone": ("train", "unfreeze_backbone"), "device": ("train", "device"),
-               "workers": ("train", "num_workers"), "seed": ("train", "seed"),
-               "deterministic": ("train", "deterministic")}
+               "workers": ("train", "num_workers"), "seed": ("train", "seed"), "deterministic": ("train", "deterministic")}
 DISTILL_FLAGS = {"layout": ("data", "layout"), "epochs": ("distill", "epochs"),
                  "chunk_frames": ("student", "chunk_frames"), "feature_weight": ("distill", "feature_weight"),
                  "student_weights": ("distill", "student_weights"), "device": ("distill", "device"),
-                 "workers": ("distill", "num_workers"), "seed": ("distill", "seed"),
-                 "deterministic": ("distill", "deterministic"),
+                 "workers": ("distill", "num_workers"), "seed": ("distill", "seed"), "deterministic": ("distill", "deterministic"),
                  "student": ("student", "encoder")}
 
 
@@ -270,9 +206,11 @@ def train(ctx: typer.Context,
           resume: bool = flag("resume", "continue from OUT/last.pt"),
           overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files: last.pt, "
                                  "best.pt, metrics.jsonl, ...)"),
+          modality: Optional[Modality] = typer.Option(None, help="what the teacher sees where the layout has both: "
+                                                      "rgb (video frames, CLIP), landmarks (the 86 pose points); "
+                                                      "default: the layout's (isharah-pose: landmarks)"),
           seed: int = typer.Option(0),
-          deterministic: bool = flag("deterministic", "repeatable runs: torch's deterministic algorithms "
-                                     "(recorded in the checkpoint; slower on a GPU)")):
+          deterministic: bool = flag("deterministic", "repeatable runs: deterministic algorithms")):
     """Train the teacher (frozen CLIP + adapters + CTC sequence model). Works under torchrun (DDP)."""
     if list_configs:
         return _list_recipes("teacher")
@@ -285,7 +223,8 @@ def train(ctx: typer.Context,
     model_cfg, tcfg = run_stage(recipe.build, "model"), run_stage(recipe.build, "train")
     with on_interrupt(lambda: run_kept(out)):
         res = run_stage(run_train, data, out, model_cfg, tcfg, resume=resume, overwrite=overwrite,
-                        layout=recipe.sections["data"]["layout"], extra={"recipe": full})
+                        layout=recipe.sections["data"]["layout"], extra={"recipe": full},
+                        modality=choice_value(modality))
     w = "n/a (no dev split)" if res.dev_wer is None else f"{res.dev_wer:.2f}%"
     console.print(f"best dev WER {w}  checkpoint {escape(shown_path(res.best_checkpoint))}")
 
@@ -311,8 +250,7 @@ def distill(ctx: typer.Context,
             resume: bool = flag("resume", "continue from OUT/last.pt"),
             overwrite: bool = flag("overwrite", "start over in OUT (replaces only the run's own files)"),
             seed: int = typer.Option(0),
-            deterministic: bool = flag("deterministic", "repeatable runs: torch's deterministic algorithms "
-                                       "(recorded in the checkpoint; slower on a GPU)")):
+            deterministic: bool = flag("deterministic", "repeatable runs: deterministic algorithms")):
     """Distill a teacher into the streaming edge student (CTC + KL to the teacher's posteriors)."""
     if list_configs:
         return _list_recipes("student")
@@ -393,8 +331,9 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
 
     # loaded once, here; `slsdk data prepare` settings (preparation): the bundle crops as training did
     model, vocab, kind, preparation = run_stage(load_source, checkpoint)
-    calib_videos = _videos(calib, "train", layout, vocab, 16)[0] if calib else None
-    held = _videos(heldout, split, layout, vocab, None)[1] if heldout else None
+    landmarks = getattr(model, "modality", None) == "landmarks"   # landmark models: normalised landmarks
+    calib_videos = _videos(calib, "train", layout, vocab, 16, landmarks)[0] if calib else None
+    held = _videos(heldout, split, layout, vocab, None, landmarks)[1] if heldout else None
     if out is None:   # the default: a folder of bundles, each in its own <kind>-<target>-<precision> subfolder
         out = Path("bundles")
         run_stage(out.mkdir, parents=True, exist_ok=True)
@@ -416,10 +355,14 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
     console.print(fidelity_line(bundle.manifest.fidelity))
 
 
-def _videos(root: Path, split: str, layout: str, vocab, limit):
-    """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout``."""
+def _videos(root: Path, split: str, layout: str, vocab, limit, landmarks: bool = False):
+    """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout`` (``landmarks``: the samples'
+    normalised landmarks [T, 86, 2] in place of their frames)."""
     samples = run_stage(read_split, root, split, layout)[:limit]
-    frames = [run_stage(read_video, s.video) for s in samples]
+    if landmarks:
+        frames = [normalize_pose86(run_stage(load_landmarks, s)) for s in samples]
+    else:
+        frames = [run_stage(read_video, s.video) for s in samples]
     return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
 
 
@@ -509,7 +452,7 @@ def bundle_schema(paths: Optional[list[Path]] = typer.Argument(
 # -- runtime ------------------------------------------------------------------------------------------
 @app.command(cls=Command)
 def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
-        video: Optional[Path] = typer.Argument(None, help="video file or frame folder"),
+        video: Optional[Path] = typer.Argument(None, help="video file or frame folder (or a .pose landmark recording for a landmark bundle)"),
         camera: Optional[int] = typer.Option(None, "--camera", help="camera index instead of a video"),
         backend: Optional[Backend] = typer.Option(None, help="default: the bundle's"),
         crop: Optional[Crop] = typer.Option(None, help="default: the bundle's crop policy"),

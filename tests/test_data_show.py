@@ -78,15 +78,22 @@ LAYOUT_FILES = {
     "csl-daily": "sentence_label/video_map.txt",
     "isharah": "annotations_v2/isharah2000/SI/train.csv",
     "isharah-us": "annotations/US/test.txt",
+    # the challenge kit's keypoint tree: its annotation files and its keypoint pickle
+    "isharah-pose": ("annotations_v2/isharah2000/SI/train.csv",
+                     "data/pose_data_isharah2000_hands_lips_body_phase2_SI.pkl"),
+    "isharah-pose-us": ("annotations_v2/isharah2000/US/dev.csv",
+                        "data/pose_data_isharah2000_hands_lips_body_phase2_US.pkl"),
 }
 
 
 @pytest.mark.parametrize("layout", list(LAYOUT_FILES))
 def test_looks_like_reads_where_each_reader_looks(tmp_path, layout):
     assert set(LAYOUT_FILES) == set(LAYOUTS)
-    f = tmp_path / LAYOUT_FILES[layout]
-    f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text("")
+    files = LAYOUT_FILES[layout]
+    for name in (files,) if isinstance(files, str) else files:
+        f = tmp_path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("")
     assert looks_like(tmp_path) == [layout]
     assert layout_hint(tmp_path, layout) == ""
     other = "folder" if layout != "folder" else "isharah"

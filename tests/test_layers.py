@@ -25,7 +25,7 @@ FOLDERS = {"sdk": "slsdk", "convert": "slsdk.convert", "quantize": "slsdk.quanti
 GROUPS = [
     ("bottom", 0, ["slsdk.errors", "slsdk.fileio", "slsdk.terminal", "slsdk.targets", "slsdk.preprocess",
                    "slsdk.decode", "slsdk.toolchains", "slsdk.version", "slsdk.model_names", "slsdk.quiet", "slsdk.tables",
-                   "slsdk.bundle", "slsdk.eval", "slsdk.data.video"]),
+                   "slsdk.bundle", "slsdk.eval", "slsdk.data.video", "slsdk.landmarks"]),
     ("serving", 1, ["slsdk.runtime"]),
     ("facade", 1, ["slsdk"]),   # the package's __init__: the torch-free public API (bottom and serving names)
     ("data", 2, ["slsdk.data"]),
@@ -33,7 +33,7 @@ GROUPS = [
     ("train", 4, ["slsdk.train"]),
     ("quantize", 5, ["slsdk.quantize"]),
     ("convert", 6, ["slsdk.convert"]),
-    ("apps", 7, ["slsdk.cli", "slsdk.cli_common", "slsdk.cli_import", "slsdk.bench", "slsdk.demos"]),
+    ("apps", 7, ["slsdk.cli", "slsdk.cli_common", "slsdk.cli_import", "slsdk.cli_data", "slsdk.cli_choices", "slsdk.bench", "slsdk.demos"]),
 ]
 RANK = {g: r for g, r, _ in GROUPS}
 # the files of a toolchain folder (slsdk.toolchains.<name>.<file>) that sit above the bottom layer

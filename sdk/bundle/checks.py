@@ -7,8 +7,9 @@ from dataclasses import fields
 from pathlib import PurePosixPath
 
 from slsdk.bundle.limits import (FIDELITY_ABS, FIDELITY_FLAGS, FIDELITY_NUMBERS, FIDELITY_TEXTS, FORMAT, INPUT_CROPS,
-                                 LIMITS, MODEL_KINDS, READABLE_FORMAT_VERSIONS, TENSOR_DTYPES, TEXT_CHARS, BundleError,
-                                 int_in, num_in, short)
+                                 INPUT_MODALITIES, LANDMARK_COORDINATES, LIMITS, MODEL_KINDS, NAME_CHARS,
+                                 READABLE_FORMAT_VERSIONS, TENSOR_DTYPES, TEXT_CHARS, BundleError, int_in, num_in,
+                                 short)
 from slsdk.bundle.sections import CropConfig
 from slsdk.targets import check_precision, get_target
 
@@ -259,6 +260,7 @@ def _check_streaming(d: dict, bad) -> None:
             why = shape_problem(io["shape"], symbolic=True)
             if why:
                 bad(f"streaming.{group} {io['name']!r}: shape {why}")
+    _check_landmarks(inp, s, bad)
     frames = s["inputs"][0]["shape"]
     if len(frames) == 5:   # [N, T, C, H, W]: the picture the input section describes, T the chunk
         want = [None, s.get("chunk_frames") if s["mode"] == "streaming" else None, 3, inp["height"], inp["width"]]
@@ -295,3 +297,59 @@ def _check_streaming(d: dict, bad) -> None:
     if isinstance(classes, int) and classes > 0 and classes != len(d["vocab"]):
         bad(f"vocab has {len(d['vocab'])} entries but output {logits['name']!r} has {classes} classes "
             f"(shape {logits['shape']})")
+
+
+def _check_landmarks(inp: dict, s: dict, bad) -> None:
+    """input.modality and input.landmarks: the landmark layout, against the streaming input that takes it."""
+    modality = inp.get("modality", "frames")
+    if modality not in INPUT_MODALITIES:
+        bad(f"input.modality must be one of {list(INPUT_MODALITIES)}, got {short(modality)}")
+    lm = inp.get("landmarks")
+    if lm is None:
+        if modality != "frames":
+            bad(f"input.modality {modality!r} needs an input.landmarks section (the point layout)")
+        return
+    if not isinstance(lm, dict):
+        bad(f"input.landmarks must be an object, got {short(lm)}")
+    if modality == "frames":
+        bad("input.landmarks is given but input.modality is 'frames' (set it to 'landmarks' or 'fusion')")
+    for k in ("tensor", "layout", "points", "dims", "normalisation", "coordinates", "parts"):
+        if k not in lm:
+            bad(f"input.landmarks.{k} is missing")
+    for k in ("tensor", "layout", "normalisation"):
+        if not isinstance(lm[k], str) or not 0 < len(lm[k]) <= NAME_CHARS:
+            bad(f"input.landmarks.{k} must be a non-empty string of at most {NAME_CHARS} characters, got "
+                f"{short(lm[k])}")
+    n = LIMITS["landmark_points"]
+    if not int_in(lm["points"], 1, n) or not int_in(lm["dims"], 2, 3):
+        bad(f"input.landmarks.points must be an integer in 1..{n} and dims 2 or 3, got {short(lm['points'])}, "
+            f"{short(lm['dims'])}")
+    if lm["coordinates"] not in LANDMARK_COORDINATES:
+        bad(f"input.landmarks.coordinates must be one of {list(LANDMARK_COORDINATES)}, got {short(lm['coordinates'])}")
+    parts = lm["parts"]
+    if not isinstance(parts, list) or not parts or len(parts) > n:
+        bad(f"input.landmarks.parts must be a non-empty list (at most {n})")
+    total = 0
+    for i, p in enumerate(parts):
+        if not isinstance(p, dict) or not all(k in p for k in ("name", "source", "count")):
+            bad(f"input.landmarks.parts[{i}] needs a name, a source and a count, got {short(p)}")
+        if not all(isinstance(p[k], str) and 0 < len(p[k]) <= NAME_CHARS for k in ("name", "source")):
+            bad(f"input.landmarks.parts[{i}]: name and source must be non-empty strings, got {short(p)}")
+        if not int_in(p["count"], 1, n):
+            bad(f"input.landmarks.parts[{i}].count must be an integer in 1..{n}, got {short(p['count'])}")
+        idx = p.get("indices", [])
+        if not isinstance(idx, list) or not all(int_in(x, 0, n) for x in idx) or (idx and len(idx) != p["count"]):
+            bad(f"input.landmarks.parts[{i}].indices must be {p['count']} integers in 0..{n} (or empty), "
+                f"got {short(idx)}")
+        total += p["count"]
+    if total != lm["points"]:
+        bad(f"input.landmarks.parts count {total} points, but points is {lm['points']}")
+    io = next((x for x in s["inputs"] if x["name"] == lm["tensor"]), None)
+    if io is None:
+        bad(f"input.landmarks.tensor {lm['tensor']!r} is not among the streaming inputs "
+            f"{[x['name'] for x in s['inputs']]}")
+    shape = io["shape"]
+    if len(shape) < 2 or any(isinstance(g, int) and g > 0 and g != w
+                             for g, w in zip(shape[-2:], (lm["points"], lm["dims"]))):
+        bad(f"streaming.inputs {io['name']!r} shape {shape} does not end with [points, dims] = "
+            f"[{lm['points']}, {lm['dims']}] (input.landmarks)")

@@ -15,6 +15,8 @@ FORMAT = "slsdk-bundle"
 FORMAT_VERSION = 2
 READABLE_FORMAT_VERSIONS = (1, 2)
 INPUT_CROPS = ("center",)
+INPUT_MODALITIES = ("frames", "landmarks", "fusion")
+LANDMARK_COORDINATES = ("pixels", "normalized")
 TENSOR_DTYPES = ("float32", "float16", "float64", "int64", "int32", "int8", "uint8")
 MANIFEST_NAME = "manifest.json"
 MODEL_KINDS = ("student", "teacher")
@@ -40,6 +42,7 @@ LIMITS = {
     "tensor_elements": 1 << 26,    # elements of one state / io tensor with static shape
     "tensors": 256,                # inputs / outputs / states
     "abs_value": 1e6,              # mean, std, value_range
+    "landmark_points": 4096,       # points of a landmark layout (one part's source ids too)
 }
 TEXT_CHARS = 1000         # a fidelity text, a top-level string
 NAME_CHARS = 256          # a tensor name

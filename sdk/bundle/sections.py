@@ -1,4 +1,4 @@
-"""The manifest's typed sections: ``input`` (:class:`InputSpec`), ``streaming`` (:class:`StreamingSpec` with its
+"""The manifest's typed sections: ``input`` (:class:`InputSpec`, with its :class:`LandmarkSpec` for landmark models), ``streaming`` (:class:`StreamingSpec` with its
 :class:`TensorSpec` inputs / outputs and :class:`StateSpec` state tensors) and ``crop`` (:class:`CropConfig`).
 
 Each field's ``metadata`` says its JSON type and range (``kind`` and bounds from :data:`~slsdk.bundle.limits.LIMITS`);
@@ -14,8 +14,8 @@ import copy
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Mapping
 
-from slsdk.bundle.limits import (DIM_NAME_CHARS, INPUT_CROPS, LIMITS, MAX_DIMS, NAME_CHARS, SHORT_TEXT_CHARS,
-                                 STREAMING_MODES, TENSOR_DTYPES, TEXT_CHARS)
+from slsdk.bundle.limits import (DIM_NAME_CHARS, INPUT_CROPS, INPUT_MODALITIES, LANDMARK_COORDINATES, LIMITS, MAX_DIMS,
+                                 NAME_CHARS, SHORT_TEXT_CHARS, STREAMING_MODES, TENSOR_DTYPES, TEXT_CHARS)
 
 L = LIMITS
 
@@ -23,7 +23,8 @@ L = LIMITS
 def rule(kind: str, *, default: Any = MISSING, factory: Any = MISSING, required: bool = False,
          nullable: bool = False, doc: str = "", **bounds) -> Any:
     """A dataclass field with its JSON rule in ``metadata``: ``kind`` is one of int, number, bool, choice, text,
-    numbers, shape, list (of a section class, ``of=``), pair (frames_range); bounds as keywords."""
+    numbers, ints, shape, list (of a section class, ``of=``), section (one object of a section class, ``of=``),
+    pair (frames_range); bounds as keywords."""
     meta = {"kind": kind, "required": required, "nullable": nullable, "doc": doc, **bounds}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=meta)
@@ -62,6 +63,8 @@ class Section:
             of = f.metadata.get("of")
             if of is not None and isinstance(v, list):
                 v = [of.from_dict(x) if isinstance(x, Mapping) else copy.deepcopy(x) for x in v]
+            elif of is not None and isinstance(v, Mapping):
+                v = of.from_dict(v)
             elif isinstance(v, (dict, list)):
                 v = copy.deepcopy(v)
             setattr(obj, name, v)
@@ -172,12 +175,45 @@ class CropConfig(Section):
 
 
 @dataclass(kw_only=True, eq=False)
+class LandmarkPart(Section):
+    """One part of a landmark layout, in order: ``count`` points taken from ``source``'s landmarks ``indices``."""
+
+    name: str = rule("text", max=NAME_CHARS, min=1, required=True)
+    source: str = rule("text", max=NAME_CHARS, required=True,
+                       doc="the landmarker the points come from (mediapipe-hand-right, mediapipe-face, mediapipe-pose)")
+    count: int = rule("int", lo=1, hi=L["landmark_points"], required=True)
+    indices: list = rule("ints", factory=list, lo=0, hi=L["landmark_points"], max=L["landmark_points"],
+                         doc="the source's landmark ids, in this part's order (empty: 0..count-1)")
+
+
+@dataclass(kw_only=True, eq=False)
+class LandmarkSpec(Section):
+    """The ``input.landmarks`` section: the landmark tensor a landmark model takes, per frame ``[points, dims]``.
+
+    The points are the ``parts`` in order; each frame's points are normalised by ``normalisation`` (a name the
+    runtime implements: ``isharah-pose86``, each part relative to its first point, shifted to its minimum and
+    scaled to +-0.5, a missing part copied from the previous frame) from ``coordinates`` (``pixels``: x times
+    the frame width, y times its height; a part not found is all zeros).
+    """
+
+    tensor: str = rule("text", max=NAME_CHARS, min=1, required=True, doc="the streaming input that takes them")
+    layout: str = rule("text", max=NAME_CHARS, min=1, required=True)
+    points: int = rule("int", lo=1, hi=L["landmark_points"], required=True)
+    dims: int = rule("int", lo=2, hi=3, required=True)
+    normalisation: str = rule("text", max=NAME_CHARS, min=1, required=True)
+    coordinates: str = rule("choice", default="pixels", values=LANDMARK_COORDINATES, required=True)
+    parts: list = rule("list", factory=list, of=LandmarkPart, min=1, max=L["landmark_points"], required=True)
+
+
+@dataclass(kw_only=True, eq=False)
 class InputSpec(Section):
     """The ``input`` section: how to turn camera frames into the model's input tensor.
 
     A frame's shorter side is resized to ``resize_shorter`` pixels (aspect ratio kept, antialiased), then
     ``crop`` ("center": the middle ``height x width``) is cut out, then the pixels are scaled to ``value_range``
-    and normalised: ``(x - mean) / std`` per channel.
+    and normalised: ``(x - mean) / std`` per channel. ``modality`` (absent: ``frames``) says what the model
+    takes: ``frames``, ``landmarks`` (only ``landmarks``, the points per frame; the picture fields then
+    describe the frame landmarks are found in) or ``fusion`` (both).
     """
 
     height: int = rule("int", lo=1, hi=L["image_side"], required=True)
@@ -192,6 +228,10 @@ class InputSpec(Section):
     value_range: list = rule("numbers", factory=lambda: [0.0, 1.0], count=2, abs=L["abs_value"], required=True)
     mean: list = rule("numbers", factory=list, count=3, abs=L["abs_value"], required=True)
     std: list = rule("numbers", factory=list, count=3, abs=L["abs_value"], required=True)
+    modality: str | None = rule("choice", values=INPUT_MODALITIES, optional=True,
+                                doc="what the model takes: frames (the default), landmarks, or fusion (both)")
+    landmarks: LandmarkSpec | None = rule("section", of=LandmarkSpec, optional=True,
+                                          doc="the landmark input (modality landmarks or fusion)")
 
 
 @dataclass(kw_only=True, eq=False)

@@ -44,6 +44,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from slsdk.data.prepare_landmarks import prepare_landmarks, print_landmarks_result
 from slsdk.data.readers import Sample, read_folder, write_folder_annotations
 from slsdk.data.splits import layout_hint, no_split_error, read_split
 from slsdk.data.video import INTERPOLATION, MAX_GAP_S, VideoError, VideoReader
@@ -517,9 +518,17 @@ def load_prepared_clip(path: str | Path, max_frames: int | None = None, *, mmap:
 # --------------------------------------------------------------------------------------------------
 def prepare_command(data: Path, out: Path, crop: str = "hands", size: int = 256, fps: float = 25.0,
                     workers: int = 1, layout: str = "folder", split: list[str] | None = None,
-                    hand_model: Path | None = None, overwrite: bool = False) -> PrepareResult:
-    """Prepare DATA into the cache OUT (see ``slsdk data prepare --help``); prints the summary."""
+                    hand_model: Path | None = None, overwrite: bool = False, landmarks: bool = False,
+                    face_model: Path | None = None, pose_model: Path | None = None):
+    """Prepare DATA into the cache OUT (see ``slsdk data prepare --help``); prints the summary. ``landmarks``: write
+    the 86-point landmarks of each video as a ``.pose`` beside it instead (:mod:`slsdk.data.prepare_landmarks`)."""
     console = Console()
+    if landmarks:
+        samples = _all_samples(Path(data), layout, split or None)
+        res = prepare_landmarks(samples, fps=fps if fps > 0 else None, hand_model=hand_model, face_model=face_model,
+                                pose_model=pose_model, overwrite=overwrite, lock=Path(data))
+        print_landmarks_result(res, console)
+        return res
     res = prepare_dataset(data, out, PrepareConfig(crop=crop, size=size, fps=fps if fps > 0 else None,
                                                    hand_model=str(hand_model) if hand_model else None),
                           layout=layout, splits=split or None, workers=workers, overwrite=overwrite)

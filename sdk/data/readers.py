@@ -4,7 +4,9 @@ Layouts assumed (relative to ``root``):
 
 * **folder** (users' own data and the synthetic default): ``annotations.csv`` with header
   ``id,video,signer,split,glosses``; ``glosses`` space-separated; ``video`` relative to ``root``
-  (a video file or a folder of frames); ``signer`` may be empty.
+  (a video file or a folder of frames, or a ``.pose`` landmark file); ``signer`` may be empty. A sample's
+  ``landmarks`` is the ``.pose`` file its ``video`` names, or a ``.pose`` beside the video with its name
+  (``clips/a.mp4`` -> ``clips/a.pose``; a frame folder ``clips/a/`` -> ``clips/a.pose``).
 * **PHOENIX-2014** (``phoenix-2014-multisigner``): ``annotations/manual/{split}.corpus.csv`` with
   header ``id|folder|signer|annotation``; frames in
   ``features/fullFrame-210x260px/{split}/{folder without the trailing /*.png}``.
@@ -24,6 +26,10 @@ Layouts assumed (relative to ``root``):
   UTF-8 Arabic glosses separated by spaces (``كره_قدم`` is one gloss); test files may carry ids only.
   Videos (not part of the public kit, layout assumed): ``videos/{id}.mp4``, ``videos/{signer}/{id}.mp4`` or a
   frame folder ``videos/{id}/`` (``.mov``/``.avi``/``.webm`` also accepted).
+* **Isharah keypoints** (the challenge kit's tree as it is): the annotation files above plus
+  ``data/pose_data_isharah2000_hands_lips_body_phase2_{SI|US}.pkl`` (dict id -> ``{'keypoints': [T, 86, 2]}``);
+  samples carry ``landmarks = LandmarkRef(pickle, id)``, read by ``slsdk.data.landmarks.load_landmarks`` through
+  the restricted unpickler (``slsdk.data.safe_pickle``).
 """
 from __future__ import annotations
 
@@ -49,14 +55,23 @@ class DatasetError(SlsdkError, ValueError):
     """A dataset that cannot be used as asked: an unknown layout or split, no samples, clips too short for CTC."""
 
 
+@dataclass(frozen=True)
+class LandmarkRef:
+    """Where a sample's landmarks (86-point layout, ``slsdk.landmarks.POSE86``) are: a ``.pose`` file (``key``
+    None) or the entry ``key`` of a challenge-kit keypoint pickle. Read with ``slsdk.data.landmarks.load_landmarks``."""
+    path: Path
+    key: str | None = None
+
+
 @dataclass
 class Sample:
     id: str
     glosses: list[str]
-    video: Path  # a video file or a folder of frames
+    video: Path  # a video file or a folder of frames (for landmark-only data: where the video would be)
     signer: str | None = None
     split: str = "train"
     meta: dict[str, Any] = field(default_factory=dict)
+    landmarks: LandmarkRef | None = None   # the sample's landmarks, where the dataset has them
 
     def __post_init__(self):
         self.video = Path(self.video)
@@ -205,13 +220,23 @@ def read_folder(root: str | Path, split: str | None = None, *, annotations: str 
         if check_videos:
             _need_video(video, ann, ln)
         out.append(Sample(row["id"], _glosses(row["glosses"], ann, ln), video, row["signer"] or None,
-                          row["split"], {"line": ln}))
+                          row["split"], {"line": ln}, _pose_beside(video)))
     if split is not None and not out:
         present = sorted(splits)
         raise AnnotationError(f"{ann}: no rows with split {split!r} (splits present: "
                               f"{', '.join(_short(x, 40) for x in present[:10])}"
                               + (f" and {len(present) - 10} more)" if len(present) > 10 else ")"))
     return out
+
+
+def _pose_beside(video: Path) -> LandmarkRef | None:
+    """The folder format's landmarks: the ``video`` column naming a ``.pose`` file, or a ``.pose`` file beside the
+    video with its name (``videos/a.mp4`` -> ``videos/a.pose``; a frame folder ``videos/a/`` -> ``videos/a.pose``)."""
+    if video.suffix.lower() == ".pose":
+        return LandmarkRef(video)
+    beside = video.with_name(video.stem + ".pose") if video.suffix.lower() in VIDEO_SUFFIXES else \
+        video.with_name(video.name + ".pose")
+    return LandmarkRef(beside) if beside.is_file() else None
 
 
 def write_folder_annotations(root: str | Path, samples: list[Sample], *, annotations: str = "annotations.csv",
@@ -445,6 +470,31 @@ def read_isharah(root: str | Path, split: str = "SI", subset: str = "train", *,
     return out
 
 
+def isharah_keypoint_file(root: str | Path, protocol: str) -> Path:
+    """The challenge kit's keypoint pickle of ``protocol``: ``ROOT/data/pose_data_isharah2000_hands_lips_body_phase2_
+    {SI|US}.pkl`` (where its ``main.py`` reads it)."""
+    return Path(root) / "data" / f"pose_data_isharah2000_hands_lips_body_phase2_{protocol}.pkl"
+
+
+def read_isharah_pose(root: str | Path, split: str = "SI", subset: str = "train", *,
+                      check_videos: bool = True) -> list[Sample]:
+    """The Isharah challenge kit's keypoint tree: the annotation files of :func:`read_isharah` plus the protocol's
+    keypoint pickle (:func:`isharah_keypoint_file`). Each sample's ``landmarks`` is ``LandmarkRef(pickle, id)``
+    (read with ``slsdk.data.landmarks.load_landmarks``); ``video`` is the video when the tree also has one
+    (RGB + landmark fusion), else where it would be. The pickle must exist (its ids are checked when read: the
+    pickle is large); ``check_videos`` is accepted for the readers' common signature."""
+    _check_split(split, ISHARAH_PROTOCOLS, "read_isharah_pose")
+    kit = isharah_keypoint_file(root, split)
+    if not kit.is_file():
+        raise FileNotFoundError(f"Isharah keypoint file not found: {kit} (the challenge kit's "
+                                f"data/{kit.name}, {split} protocol)")
+    samples = read_isharah(root, split, subset, check_videos=False)
+    for s in samples:
+        s.landmarks = LandmarkRef(kit, s.id)
+        s.meta["keypoints"] = str(kit)
+    return samples
+
+
 def require_labels(samples: list[Sample], purpose: str) -> list[Sample]:
     """Refuse samples without gloss labels (a test split as the challenge ships it) for ``purpose``."""
     unlabelled = [s for s in samples if not s.glosses]
@@ -463,4 +513,5 @@ READERS = {
     "phoenix2014t": read_phoenix2014t,
     "csl-daily": read_csl_daily,
     "isharah": read_isharah,
+    "isharah-pose": read_isharah_pose,
 }

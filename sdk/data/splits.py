@@ -3,7 +3,8 @@
 ``LAYOUTS`` is the one table of dataset layouts (the CLI's ``--layout`` choices come from it). A split is
 named as a user types it: ``train``, ``dev``, ``test`` (PHOENIX, CSL-Daily), ``test_si``/``test_us`` (the
 synthetic default); for Isharah the layout names the protocol (``isharah`` = SI, ``isharah-us`` = US) and
-``SI/train``-style names pick another. Standard library + the readers only (no torch).
+``SI/train``-style names pick another. ``isharah-pose`` / ``isharah-pose-us`` read the challenge kit's keypoint
+tree (samples with ``landmarks``; :attr:`Layout.landmarks`). Standard library + the readers only (no torch).
 """
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slsdk.data.readers import (CSL_DAILY_VIDEO_MAP, ISHARAH_SUBSETS, AnnotationError, DatasetError, Sample,
-                                isharah_annotation_file, phoenix2014_annotation_file, phoenix2014t_annotation_file,
-                                read_csl_daily, read_folder, read_isharah, read_phoenix2014, read_phoenix2014t,
-                                require_labels)
+                                isharah_annotation_file, isharah_keypoint_file, phoenix2014_annotation_file,
+                                phoenix2014t_annotation_file, read_csl_daily, read_folder, read_isharah,
+                                read_isharah_pose, read_phoenix2014, read_phoenix2014t, require_labels)
 
 __all__ = ["Layout", "LAYOUTS", "get_layout", "read_split", "has_split", "list_splits", "resolve_datasets",
            "require_labels", "looks_like", "layout_hint", "no_split_error"]
@@ -26,13 +27,15 @@ class Layout:
     description: str
     splits: tuple[str, ...] | None      # None: whatever the annotation file holds (folder format)
     protocol: str | None = None          # Isharah: SI or US
+    landmarks: bool = False              # samples carry landmarks (Sample.landmarks), not only videos
 
     def read(self, root, split: str, *, check_videos: bool = True) -> list[Sample]:
         if self.name == "folder":
             return read_folder(root, split, check_videos=check_videos)
         if self.protocol is not None:
             protocol, _, subset = split.rpartition("/")
-            return read_isharah(root, protocol or self.protocol, subset, check_videos=check_videos)
+            reader = read_isharah_pose if self.landmarks else read_isharah
+            return reader(root, protocol or self.protocol, subset, check_videos=check_videos)
         return _READER[self.name](root, split, check_videos=check_videos)
 
     def holds(self, root) -> bool:
@@ -43,6 +46,10 @@ class Layout:
         if self.name == "csl-daily":
             return (root / CSL_DAILY_VIDEO_MAP).is_file()
         if self.protocol is not None:
+            kit = isharah_keypoint_file(root, self.protocol).is_file()
+            # the challenge kit's tree (keypoints, no videos) is the landmark layout's, not the video layout's
+            if (not kit) if self.landmarks else (kit and not (root / "videos").is_dir()):
+                return False
             return any(_isharah_file(root, self.protocol, s) for s in ISHARAH_SUBSETS)
         where = phoenix2014_annotation_file if self.name == "phoenix2014" else phoenix2014t_annotation_file
         return any(where(root, s).is_file() for s in self.splits)
@@ -70,6 +77,12 @@ LAYOUTS: dict[str, Layout] = {lay.name: lay for lay in (
            ("train", "dev", "test"), protocol="SI"),
     Layout("isharah-us", "Isharah, unseen-sentences protocol (annotations_v2/*/US/{train,dev,test}.csv)",
            ("train", "dev", "test"), protocol="US"),
+    Layout("isharah-pose", "Isharah challenge kit keypoints, SI (annotations_v2/isharah2000/SI/*.csv + "
+           "data/pose_data_isharah2000_hands_lips_body_phase2_SI.pkl)", ("train", "dev", "test"), protocol="SI",
+           landmarks=True),
+    Layout("isharah-pose-us", "Isharah challenge kit keypoints, US (annotations_v2/isharah2000/US/*.csv + "
+           "data/pose_data_isharah2000_hands_lips_body_phase2_US.pkl)", ("train", "dev", "test"), protocol="US",
+           landmarks=True),
 )}
 
 

@@ -3,7 +3,9 @@
 The first thing to run on a new dataset: samples, signers and frames per split, the vocabulary built from
 the train split, glosses of dev/test that train never shows, unreadable videos (named), and signers shared
 between splits (an SI split that shares a signer with train is a data bug). No torch, no decoding of frames
-(a container without a frame count is counted by demuxing packets, not by decoding).
+(a container without a frame count is counted by demuxing packets, not by decoding). Samples with landmarks
+(``--layout isharah-pose``, ``.pose`` files) add their frames and the frames with each part missing; a sample with
+only landmarks takes its frame count from them.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
+from slsdk.data.landmarks import POSE86, LandmarkError, PoseFileError, load_landmarks, part_missing
 from slsdk.data.prepare import PrepareError, load_prepared_clip_header
 from slsdk.data.readers import Sample
-from slsdk.data.splits import get_layout, list_splits, no_split_error, read_split
+from slsdk.data.splits import get_layout, layout_hint, list_splits, no_split_error, read_split
 from slsdk.data.video import IMAGE_SUFFIXES, VideoError
 from slsdk.terminal import plain, visible
 
@@ -39,6 +42,9 @@ class SplitSummary:
     fps: list[float]                              # distinct container frame rates
     unseen_glosses: list[str] = field(default_factory=list)  # glosses not in the train split (dev/test only)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (video, reason)
+    # landmarks (samples that carry them: --layout isharah-pose, .pose files): frames in all, frames per part missing
+    landmark_frames: int | None = None
+    missing_parts: dict[str, int] | None = None
 
 
 @dataclass
@@ -85,6 +91,16 @@ def _frames(s: Sample) -> tuple[int | None, float | None, str | None]:
         return None, None, f"{type(e).__name__}: {e}"
 
 
+def _landmarks(s: Sample) -> tuple[int | None, list[int] | None, str | None]:
+    """(frames, frames with each part missing, error) of one sample's landmarks. A keypoint pickle that is refused
+    (:class:`PickleRefused`) is the whole data set's error, raised: it holds every sample."""
+    try:
+        kp = load_landmarks(s)
+    except (LandmarkError, PoseFileError, OSError) as e:
+        return None, None, str(e)
+    return kp.shape[0], [int(n) for n in part_missing(kp).sum(axis=0)], None
+
+
 def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool = True) -> DatasetSummary:
     """Read every split of ``root`` in ``layout`` and summarise it (see the module docstring)."""
     root = Path(root)
@@ -100,8 +116,20 @@ def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool 
     out: list[SplitSummary] = []
     for n, samples in per.items():
         counts, rates, bad = [], set(), []
+        lm_frames, lm_missing = None, None
         if frames:
             for s in samples:
+                if s.landmarks is not None:
+                    k, miss, err = _landmarks(s)
+                    if err:     # the landmarks are what this sample is read from when it has no video
+                        where = f"{s.landmarks.path}" + (f" [{s.landmarks.key}]" if s.landmarks.key else "")
+                        bad.append((where, err))
+                        continue
+                    lm_frames = (lm_frames or 0) + k
+                    lm_missing = [a + b for a, b in zip(lm_missing or [0] * len(POSE86), miss)]
+                    if not Path(s.video).exists() or Path(s.video) == Path(s.landmarks.path):
+                        counts.append(k)
+                        continue
                 k, fps, err = _frames(s)
                 if err:
                     bad.append((str(s.video), err))
@@ -114,7 +142,8 @@ def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool 
             n, len(samples), all(s.glosses for s in samples), sorted({s.signer for s in samples if s.signer}),
             sum(len(s.glosses) for s in samples),
             (min(counts), int(statistics.median(counts)), max(counts)) if counts else None,
-            sorted(rates), unseen, bad))
+            sorted(rates), unseen, bad, lm_frames,
+            dict(zip((p.name for p in POSE86), lm_missing)) if lm_missing is not None else None))
     by_name = {s.name: s for s in out}
     train_signers = set(by_name["train"].signers) if "train" in by_name else set()
     for s in out:
@@ -122,7 +151,7 @@ def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool 
             continue
         shared = sorted(train_signers & set(s.signers))
         signer_independent = "si" in s.name.lower().replace("/", "_").split("_") or (
-            layout == "isharah" and s.name in ("dev", "test"))
+            layout in ("isharah", "isharah-pose") and s.name in ("dev", "test"))
         v = _visible
         if shared and signer_independent:
             warnings.append(f"split {v(repr(s.name))} is meant to hold unseen signers but shares {len(shared)} with "
@@ -139,6 +168,9 @@ def summarize_dataset(root: str | Path, layout: str = "folder", *, frames: bool 
                         f"({_visible(t.unreadable[0][1])})")
     if not train:
         warnings.append("no train split: the vocabulary cannot be built")
+    hint = layout_hint(root, layout)
+    if hint and any(sp.unreadable for sp in out):
+        warnings.append(f"unreadable or missing videos{hint}")
     return DatasetSummary(root, layout, out, len(vocab), warnings)
 
 
@@ -157,6 +189,19 @@ def print_summary(s: DatasetSummary, console) -> None:
                       "/".join(map(str, sp.frames)) if sp.frames else "-",
                       ",".join(f"{r:g}" for r in sp.fps) or "-", str(len(sp.unseen_glosses)), str(len(sp.unreadable)))
     console.print(table, emoji=False, highlight=False)
+    if any(sp.landmark_frames is not None for sp in s.splits):
+        parts = [p.name for p in POSE86]
+        lm = Table(title=Text("landmarks: frames, and frames with a part missing (all zeros)"))
+        for col in ("split", "frames", *(f"no {p.replace('_', ' ')}" for p in parts)):
+            lm.add_column(col, justify="left" if col == "split" else "right")
+        for sp in s.splits:
+            if sp.landmark_frames is None:
+                lm.add_row(Text(visible(sp.name)), "-", *("-" for _ in parts))
+                continue
+            lm.add_row(Text(visible(sp.name)), str(sp.landmark_frames),
+                       *(f"{sp.missing_parts[p]} ({100 * sp.missing_parts[p] / max(1, sp.landmark_frames):.0f}%)"
+                         for p in parts))
+        console.print(lm, emoji=False, highlight=False)
     for sp in s.splits:
         for video, why in sp.unreadable[:10]:
             console.print(f"  unreadable ({plain(sp.name)}): {plain(video)}: {plain(why)}", emoji=False,

@@ -19,6 +19,8 @@ import torch
 
 from slsdk.data.vocab import Vocabulary, VocabularyError
 from slsdk.models.errors import CheckpointError
+from slsdk.models.landmark import (LandmarkConfig, LandmarkRecognizer, LandmarkStudent, LandmarkStudentConfig,
+                                   is_landmark_config)
 from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
 from slsdk.models.student import StreamingStudent, StudentConfig
 from slsdk.models.torchfile import load_torch_file
@@ -32,12 +34,14 @@ KINDS = ("teacher", "student")
 
 
 def _teacher(config: Mapping[str, Any]):
-
+    if is_landmark_config(dict(config)):
+        return LandmarkRecognizer(LandmarkConfig.from_dict(dict(config)))
     return CSLRRecognizer(RecognizerConfig.from_dict(dict(config)))
 
 
 def _student(config: Mapping[str, Any]):
-
+    if is_landmark_config(dict(config)):
+        return LandmarkStudent(LandmarkStudentConfig.from_dict(dict(config)))
     return StreamingStudent(StudentConfig.from_dict(dict(config)))
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from slsdk.bundle import Manifest, default_input_spec
+from slsdk.landmarks import pose86_spec
 from slsdk.preprocess import resize_size
 from slsdk.targets import check_precision, get_target
 
@@ -25,7 +26,8 @@ class ModelIO:
                  output_names: list[str], state: list[tuple[str, tuple[int, ...]]], image_size: int,
                  mean, std, fps: float, output_stride: int, chunk_frames: int | None, config: dict,
                  num_classes: int, dynamic_axes: dict | None = None, source_model=None,
-                 float_modules: list[str] | None = None, float_activation_modules: list[str] | None = None):
+                 float_modules: list[str] | None = None, float_activation_modules: list[str] | None = None,
+                 landmarks: dict | None = None):
         self.kind, self.module, self.example_inputs = kind, module, example_inputs
         self.input_names, self.output_names, self.state = input_names, output_names, state
         self.image_size, self.mean, self.std, self.fps = image_size, list(mean), list(std), float(fps)
@@ -34,6 +36,18 @@ class ModelIO:
         self.float_modules = list(float_modules or [])   # submodules of ``module`` int8 recipes keep float
         # submodules of ``module`` with int8 weights and float activations
         self.float_activation_modules = list(float_activation_modules or [])
+        # a landmark model: the manifest's input.landmarks section (the point layout); None for frame models
+        self.landmarks = landmarks
+
+    @property
+    def input_name(self) -> str:
+        return self.input_names[0]
+
+    def input_example_shape(self) -> list:
+        """One frame's input: ``[3, S, S]`` pixels, or ``[points, dims]`` landmarks."""
+        if self.landmarks is not None:
+            return [int(self.landmarks["points"]), int(self.landmarks["dims"])]
+        return [3, self.image_size, self.image_size]
 
     @property
     def streaming(self) -> bool:
@@ -59,19 +73,20 @@ class ModelIO:
                 "output_stride": self.output_stride,
                 "frame_shift_s": self.output_stride / self.fps,  # seconds per output (log-prob) frame
                 "algorithmic_latency_s": c / self.fps,
-                "padding": "the last partial chunk is zero-padded (in normalised pixel space)",
+                "padding": ("the last partial chunk is zero-padded (in normalised "
+                            f"{'landmark' if self.landmarks is not None else 'pixel'} space)"),
                 "output_frames": "ceil(num_frames / output_stride)",
                 "inputs": inputs, "outputs": outputs,
                 "state": [{"name": n, "input": n, "output": f"{n}_out", "shape": list(s), "dtype": "float32",
                            "init": "zeros"} for n, s in self.state],
             }
         s = self.image_size
-        lo, hi = self.dynamic_axes["frames"][1][1:] if self.dynamic_axes else (None, None)
+        lo, hi = self.dynamic_axes[self.input_name][1][1:] if self.dynamic_axes else (None, None)
         return {
             "mode": "offline", "chunk_frames": None, "shift_frames": None, "lookahead_frames": None,
             "output_stride": self.output_stride, "frame_shift_s": self.output_stride / self.fps,
             "algorithmic_latency_s": None, "frames_range": [lo, hi],
-            "inputs": [{"name": "frames", "shape": [1, "T", 3, s, s], "dtype": "float32"}],
+            "inputs": [{"name": self.input_name, "shape": [1, "T", *self.input_example_shape()], "dtype": "float32"}],
             "outputs": [{"name": "log_probs", "shape": ["T_out", self.num_classes], "dtype": "float32"}],
             "state": [],
         }
@@ -126,6 +141,9 @@ def model_io(model, *, teacher: bool = False, frames_range: tuple[int, int] = (1
     model = model.eval()
     cfg = getattr(model, "config", None)
     cfg_dict = cfg.to_dict() if hasattr(cfg, "to_dict") else {}
+    if getattr(model, "modality", None) == "landmarks":
+        return _landmark_io(model, cfg, cfg_dict, teacher=teacher or not hasattr(model, "export_module"),
+                            frames_range=frames_range)
     mean = getattr(cfg, "mean", None)
     std = getattr(cfg, "std", None)
     if mean is None or std is None:
@@ -154,6 +172,43 @@ def model_io(model, *, teacher: bool = False, frames_range: tuple[int, int] = (1
 
 
 
+LANDMARK_FRAME_SIDE = 256   # landmark-only bundles: the input section's picture (frames the landmarks are found in)
+
+
+def _landmark_io(model, cfg, cfg_dict: dict, *, teacher: bool, frames_range: tuple[int, int]) -> ModelIO:
+    """A landmark model's ModelIO: input ``landmarks [B, T, P, 2]``, the point layout in ``landmarks``."""
+    spec = landmark_input_section(cfg)
+    common = dict(image_size=LANDMARK_FRAME_SIDE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                  fps=float(cfg.fps), output_stride=int(getattr(model, "output_stride", 4)), config=cfg_dict,
+                  num_classes=int(cfg.num_classes), source_model=model, landmarks=spec)
+    if not teacher:
+        module = model.export_module().eval()
+        return ModelIO(kind="student", module=module, example_inputs=tuple(model.example_inputs()),
+                       input_names=list(model.input_names()), output_names=list(model.output_names()),
+                       state=[(n, tuple(s)) for n, s in model.state_spec()], chunk_frames=int(cfg.chunk_frames),
+                       float_modules=[], float_activation_modules=_names_in(
+                           module, model, _declared(model, "int8_float_activation_modules")), **common)
+    lo, hi = frames_range
+    return ModelIO(kind="teacher", module=offline_wrapper(model),
+                   example_inputs=(torch.zeros(1, max(lo, 16), int(cfg.points), int(cfg.dims)),),
+                   input_names=[spec["tensor"]], output_names=["log_probs"], state=[], chunk_frames=None,
+                   dynamic_axes={spec["tensor"]: {1: ("T", lo, hi)}}, **common)
+
+
+def landmark_input_section(cfg) -> dict:
+    """The manifest's ``input.landmarks`` section of a landmark model config: the point layout
+    (``slsdk.landmarks.pose86_spec()``), its order and the normalisation's name."""
+    spec = pose86_spec()
+    parts = [{"name": p["name"], "source": p["source"], "count": int(p["stop"]) - int(p["start"]),
+              "indices": [int(i) for i in p.get("indices", [])]} for p in spec["parts"]]
+    points = sum(p["count"] for p in parts)
+    if points != int(cfg.points) or int(cfg.dims) != 2:
+        raise ValueError(f"the model takes [{cfg.points}, {cfg.dims}] points; layout {cfg.layout} has "
+                         f"[{points}, 2]")
+    return {"tensor": "landmarks", "layout": str(cfg.layout), "points": points, "dims": int(cfg.dims),
+            "normalisation": str(cfg.normalisation), "coordinates": "pixels", "parts": parts}
+
+
 def vocab_list(vocab) -> list[str] | None:
     """A Vocabulary or a list of glosses -> list of gloss strings (blank first)."""
     if vocab is None:
@@ -169,11 +224,14 @@ def manifest_for_io(io: ModelIO, vocab: list[str], target, precision: str, crop:
 
     tgt = get_target(target)
     # the resize the model was trained and evaluated with (the shorter side, before the centre crop)
+    inp = default_input_spec(io.image_size, io.image_size, io.mean, io.std,
+                             resize_shorter=resize_size(io.image_size), crop="center")
+    if io.landmarks is not None:
+        inp.update(resize_shorter=io.image_size, modality="landmarks", landmarks=dict(io.landmarks))
     return Manifest(
         target=tgt.name, precision=check_precision(tgt, precision), model_kind=io.kind,
         model_file="model" + tgt.suffix, vocab=list(vocab),
-        input=default_input_spec(io.image_size, io.image_size, io.mean, io.std,
-                                 resize_shorter=resize_size(io.image_size), crop="center"),
+        input=inp,
         fps=io.fps, streaming=io.streaming_section(), model_config=io.config,
         crop=dict(crop) if crop else {"policy": "full"}, quantization=quantization)
 

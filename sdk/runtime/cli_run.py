@@ -16,6 +16,8 @@ from pathlib import Path
 from slsdk.decode import DEFAULT_BEAM
 from slsdk.errors import SlsdkError
 from slsdk.fileio import check_replace, output_lock, reading
+from slsdk.runtime.landmark_source import (POSE_SUFFIXES, LandmarkInputError, check_landmark_bundle,
+                                           is_landmark_bundle, recognize_pose_file)
 from slsdk.runtime.overlay import save_overlay_png, sheet_note
 from slsdk.runtime.recognizer import Recognizer, TrainServeSkewWarning
 from slsdk.runtime.sources import CameraSource, VideoFileSource
@@ -116,6 +118,36 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     raise AssertionError("not reached")    # the recognizer returned or the process exited above
 
 
+def _run_landmarks(rec, path: Path, as_json: bool, console) -> dict:
+    """`slsdk run BUNDLE FILE.pose`: a landmark recording through a landmark bundle (no front end, no crop)."""
+    check_landmark_bundle(rec.manifest, str(path))
+    utterances, stream = [], None
+    for u in recognize_pose_file(rec, path, reset_at_endpoints=True):
+        stream = u.stream
+        for ev in u.events:
+            _emit(as_json, console, {"type": "gloss", **ev}, _gloss_line(ev))
+        if u.utterance is not None:
+            utterances.append(u.utterance.to_dict())
+            if not u.final:
+                _emit(as_json, console, {"type": "endpoint", "glosses": u.utterance.glosses},
+                      f"-- {plain(u.utterance.text)}")
+    stream.close()
+    frames = stream.landmark_frames
+    seconds = frames / rec.fps
+    busy = sum(getattr(stream.timing, k) for k in ("preprocess", "model", "decode"))
+    summary = {"type": "summary", "source": str(path), "input": "landmarks", "backend": rec.backend.name,
+               "target": rec.manifest.target, "precision": rec.manifest.precision, "frames": frames, "fps": rec.fps,
+               "source_frames": stream.landmark_source_frames, "seconds": round(seconds, 3),
+               "glosses": [g for u in utterances for g in u["glosses"]],
+               "timing_s": {k: round(v, 4) if isinstance(v, float) else v for k, v in stream.timing.to_dict().items()},
+               "real_time_factor": round(busy / seconds, 4) if seconds else None,
+               "wall_s": round(stream.wall_seconds, 4)}
+    _emit(as_json, console, summary, f"[green]{plain(' '.join(summary['glosses'])) or '(nothing recognised)'}[/]\n"
+          f"{frames} landmark frames at {rec.fps:g} fps (from {summary['source_frames']}), real-time factor "
+          f"{summary['real_time_factor']}")
+    return summary
+
+
 def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay, console,
          max_seconds, hand_every, read_ahead, pipeline, providers=None) -> dict:
     with warnings.catch_warnings():  # said once below, as a line of the output
@@ -125,6 +157,14 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
     for w in rec.skew:
         _emit(as_json, console, {"type": "warning", "kind": "train_serve_skew", "message": w},
               f"[yellow]warning[/]: trained on other frames than served: {plain(w)}" if console is not None else None)
+    if video is not None and Path(video).suffix.lower() in POSE_SUFFIXES:   # a landmark recording
+        if overlay is not None:
+            raise LandmarkInputError(f"{video}: --overlay draws video frames; a .pose recording has none")
+        return _run_landmarks(rec, video, as_json, console)
+    if is_landmark_bundle(rec.manifest):
+        raise LandmarkInputError(f"{video if video is not None else f'camera {camera}'}: this bundle's model takes "
+                                 "landmarks; give it a landmark recording (.pose); landmarks from video frames "
+                                 "(MediaPipe hands, face and pose) are not served yet")
     if hand_every is not None and rec.crop_config is not None:  # the landmarker schedule (CropConfig.detect_every)
         rec.crop_config = dataclasses.replace(rec.crop_config, detect_every=hand_every)
     source = VideoFileSource(video) if video is not None else CameraSource(camera)

@@ -126,12 +126,40 @@ def _create_landmarker(model_path: Path, mode: str, num_hands: int, det: float, 
     return lm
 
 
+def open_task_landmarker(create, model_path: Path, error: type = InvalidHandModel):
+    """Open another MediaPipe Tasks landmarker (``create()``: the face and pose landmarkers of
+    :mod:`slsdk.runtime.pose86_landmarks`) under the hand landmarker's lifecycle: start-up lines kept quiet, held in
+    ``_LIVE``, closed with :func:`close_task_landmarker` or, from an owner's finalizer, :func:`release_later`."""
+    _close_pending()
+    try:
+        with native_stderr():
+            lm = create()
+    except Exception as e:  # noqa: BLE001 - mediapipe raises RuntimeError/ValueError with C++ text
+        raise error(f"MediaPipe could not load the model {model_path}: {e}") from None
+    with _LIVE_LOCK:
+        _LIVE.add(lm)
+    return lm
+
+
+close_task_landmarker = _close_landmarker     # close a landmarker of open_task_landmarker (now, once)
+release_later = _release_later                # from a finalizer: close it at the next safe point
+close_pending = _close_pending                # before a MediaPipe call: close the finalized owners' landmarkers
+
+
+def track_owner(owner) -> None:
+    """Close ``owner`` (anything with ``close()``) at exit if it is still open (as the hand landmarkers are)."""
+    _OPEN.add(owner)
+
+
 def _as_mp_image(frame: np.ndarray):
     mp = _mediapipe()[0]
     frame = np.asarray(frame)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"expected an RGB frame uint8 [H, W, 3], got {frame.dtype} {list(frame.shape)}")
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame))
+
+
+as_mp_image = _as_mp_image     # an RGB frame uint8 [H, W, 3] as a mediapipe.Image (the face and pose landmarkers)
 
 
 def _to_hands(result, width: int, height: int) -> list[Hand]:

@@ -55,6 +55,15 @@ class Stream:
         if decode:
             self.decode()
 
+    def accept_inputs(self, inputs, decode: bool = True) -> None:
+        """Feed model inputs made outside the front end, one per model frame (a landmark bundle's normalised points
+        ``[N, P, 2]``, :mod:`slsdk.runtime.landmark_source`); runs every full chunk unless ``decode=False``."""
+        if self.finished:
+            raise RuntimeError("stream is finished; call recognizer.reset(stream) to start again")
+        self._append(np.asarray(inputs, np.float32))
+        if decode:
+            self.decode()
+
     def feed(self, frames, timestamps=None) -> RecognitionResult:
         """``accept_frames`` then the result so far (one step of the feed loop)."""
         self.accept_frames(frames, timestamps)

@@ -29,10 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from slsdk.data.dataset import conv_output_length
+from slsdk.data.landmark_dataset import landmark_datasets
 from slsdk.data.splits import has_split, read_split, resolve_datasets
 from slsdk.errors import ConfigError
 from slsdk.fileio import atomic_write_text, output_lock, reading
 from slsdk.models.flops import count_macs_per_frame, parameter_report
+from slsdk.models.landmark import LANDMARK_ENCODERS, LandmarkStudent, LandmarkStudentConfig
 from slsdk.models.student import StreamingStudent, StudentConfig
 from slsdk.models.student import student_config as registered_config
 from slsdk.train.checkpoint import check_vocab, load_checkpoint, load_model, model_from_checkpoint
@@ -125,16 +127,17 @@ class DistillObjective(nn.Module):
         self.proj = proj
         object.__setattr__(self, "teacher", teacher)   # not a submodule: not trained, saved or DDP-synced
         self.cfg = cfg
-        self.teacher_size = input_spec(teacher)[0]   # clips come at max(teacher, student) size; each gets its own
+        # clips come at max(teacher, student) size; each gets its own (landmarks: the same points for both)
+        self.teacher_size = None if _landmarks(teacher) else input_spec(teacher)[0]
 
     def forward(self, videos, lengths, labels, label_lengths) -> dict[str, torch.Tensor]:
         cfg, teacher = self.cfg, self.teacher
         teacher.eval()
         with torch.no_grad():
-            t_videos = _resize_clip(videos, self.teacher_size)
+            t_videos = videos if self.teacher_size is None else _resize_clip(videos, self.teacher_size)
             t_feats = teacher.frame_features(t_videos, lengths)
             t_out = teacher.sequence(t_feats, lengths)
-        s_videos = _resize_clip(videos, self.student.config.image_size)
+        s_videos = videos if self.teacher_size is None else _resize_clip(videos, self.student.config.image_size)
         if cfg.grad_checkpointing and self.training:
             s_out = torch.utils.checkpoint.checkpoint(self.student, s_videos, lengths, use_reentrant=False)
         else:
@@ -194,8 +197,32 @@ def _student_config(teacher, vocab, dcfg: DistillConfig, student_config):
     return cfg
 
 
+def _landmarks(model) -> bool:
+    return getattr(model, "modality", None) == "landmarks"
+
+
+def _landmark_student_config(teacher, vocab, dcfg: DistillConfig, student_config) -> LandmarkStudentConfig:
+    """The landmark student of a landmark teacher: its layout and fps, ``dcfg.student`` overrides that apply
+    (an RGB student encoder name is not one)."""
+    if isinstance(student_config, LandmarkStudentConfig):
+        cfg = student_config
+    else:
+        kw = {k: v for k, v in {**dict(dcfg.student), **dict(student_config or {})}.items()
+              if k in LandmarkStudentConfig.__dataclass_fields__ and k not in ("num_classes", "modality")}
+        if kw.get("encoder") not in LANDMARK_ENCODERS:
+            kw.pop("encoder", None)
+        tc = teacher.config
+        kw = {"layout": tc.layout, "normalisation": tc.normalisation, "points": tc.points, "dims": tc.dims,
+              "fps": tc.fps, **kw}
+        cfg = LandmarkStudentConfig(num_classes=len(vocab), **kw)
+    if cfg.num_classes != len(vocab):
+        cfg = LandmarkStudentConfig.from_dict({**cfg.to_dict(), "num_classes": len(vocab)})
+    return cfg
+
+
 def _gmacs_per_frame(model: nn.Module, size: int, frames: int = 16) -> float | None:
-    x = torch.zeros(1, frames, 3, size, size)
+    x = (torch.zeros(1, frames, model.config.points, model.config.dims) if _landmarks(model)
+         else torch.zeros(1, frames, 3, size, size))
     was = model.training
     model.eval()
     try:
@@ -231,8 +258,13 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
         device = resolve_device(cfg.device, env.local_rank)
         teacher.to(device)
         seed_everything(cfg.seed)
-        scfg = _student_config(teacher, vocab, cfg, student_config)
-        student = StreamingStudent(scfg)
+        landmarks = _landmarks(teacher)
+        if landmarks:   # a landmark teacher: the landmark student, on the same normalised landmarks
+            scfg = _landmark_student_config(teacher, vocab, cfg, student_config)
+            student = LandmarkStudent(scfg)
+        else:
+            scfg = _student_config(teacher, vocab, cfg, student_config)
+            student = StreamingStudent(scfg)
         pretrained = None if cfg.student_weights or not cfg.pretrained_student else student.load_pretrained()
         copied = (student.init_from_teacher(teacher) if cfg.init_from_teacher and not cfg.student_weights
                   and not pretrained else [])
@@ -253,9 +285,11 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
                   Path(out_dir), env, device, aux=proj,
                   extra={**(extra or {}), "teacher_checkpoint": str(tpath.resolve()), "distill": {
                       "temperature": cfg.temperature, "kl_weight": cfg.kl_weight, "ctc_weight": cfg.ctc_weight,
-                      "feature_weight": cfg.feature_weight}},
+                      "feature_weight": cfg.feature_weight}, "modality": "landmarks" if landmarks else "rgb"},
                   title="distill", output_length_fn=conv_output_length,
-                  train_input=(max(input_spec(teacher)[0], scfg.image_size), *input_spec(teacher)[1:]))
+                  train_input=None if landmarks else (max(input_spec(teacher)[0], scfg.image_size),
+                                                      *input_spec(teacher)[1:]),
+                  make_dataset=landmark_datasets(vocab, cfg, conv_output_length) if landmarks else None)
         inputs = [tpath] + ([data] if isinstance(data, (str, os.PathLike)) else [])
         with reading(*inputs), output_lock(out_dir, overwrite=resume or overwrite) if env.is_main else nullcontext():
             res = run_training(job, resume=resume, overwrite=overwrite, progress=progress,
@@ -283,12 +317,14 @@ def _report(res: TrainResult, teacher, vocab, data, layout, splits, cfg: Distill
             samples = read_split(data, split, layout)
         else:
             continue
+        if not all(s.glosses for s in samples):   # an unlabelled split (a challenge's test set): no WER
+            continue
         for who, model in (("teacher", teacher), ("student", student)):
             r = evaluate(model, samples, split=split, vocab=vocab, device=str(device))
             wers[who][split] = r.wer
     report: dict[str, Any] = {"wer": wers, "gmacs_per_frame": {}, "params_m": {}}
     for who, model in (("teacher", teacher), ("student", student)):
-        size = input_spec(model)[0]
+        size = 0 if _landmarks(model) else input_spec(model)[0]
         try:
             g = _gmacs_per_frame(model.cpu(), size)
         except Exception as e:  # noqa: BLE001 - the count is informative, never fatal

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from slsdk.data.dataset import VideoDataset, batch_to_device, collate, normalize_of
+from slsdk.data.dataset import VideoDataset, batch_to_device, collate, conv_output_length, normalize_of
+from slsdk.data.landmark_dataset import LandmarkDataset, collate_landmarks
 from slsdk.data.readers import DatasetError, require_labels
 from slsdk.data.splits import read_split
 from slsdk.decode import DEFAULT_BEAM, BeamStream, GreedyStream
@@ -130,7 +131,13 @@ def score(preds: Sequence[Prediction], samples: Sequence[Any], vocab,
 
 def make_loader(samples, vocab, model: nn.Module, *, batch_size: int = 1, num_workers: int = 0,
                 sampler=None):
-    """Eval DataLoader (no augmentation, no shuffling) for ``samples`` sized for ``model``."""
+    """Eval DataLoader (no augmentation, no shuffling) for ``samples`` sized for ``model`` (landmark models: their
+    normalised landmarks, :class:`~slsdk.data.landmark_dataset.LandmarkDataset`)."""
+    if getattr(model, "modality", None) == "landmarks":
+        ds = LandmarkDataset(samples, vocab, train=False,
+                             output_length_fn=conv_output_length if hasattr(model, "sequence") else None)
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, sampler=sampler,
+                                           num_workers=num_workers, collate_fn=collate_landmarks)
     size, mean, std = input_spec(model)
     ds = VideoDataset(samples, vocab, size, mean, std, train=False)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, sampler=sampler,

@@ -117,6 +117,8 @@ class Job:
     title: str = "train"
     output_length_fn: Callable[[int], int] | None = None   # CTC length check for the dataset (None: teacher's)
     train_input: tuple | None = None   # (size, mean, std) of training frames if not the model's (distillation)
+    # (samples, train) -> a dataset with VideoDataset's item keys and a ``collate_fn`` (landmark models); None: video
+    make_dataset: Callable[[list, bool], Any] | None = None
 
 
 def _setup_line(device: torch.device, amp, channels_last: bool, fused: bool, compiled: bool, loader_kw: dict) -> str:
@@ -231,18 +233,22 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
         raise ValueError(f"batch_size {cfg.batch_size} is the global batch and must divide evenly over "
                          f"{env.world_size} processes")
     per_proc = cfg.batch_size // env.world_size
-    size, mean, std = input_spec(job.model)
-    ds_kw = {"max_frames": cfg.max_frames, "style": cfg.data_style}
-    collate = make_collate(cfg.padding, conv_type=_conv_type(job.model, cfg.padding))
-    if job.output_length_fn is not None:
-        ds_kw["output_length_fn"] = job.output_length_fn
-    train_kw = dict(ds_kw)
-    if cfg.padding == "reference" and job.output_length_fn is None:   # the padding counts towards CTC's length
-        train_kw["output_length_fn"] = collate.output_length
-    tsize, tmean, tstd = job.train_input or (size, mean, std)
-    train_ds = VideoDataset(job.train_samples, job.vocab, tsize, tmean, tstd, train=cfg.augment, seed=cfg.seed,
-                            flip=cfg.flip, temporal_scale=cfg.temporal_scale, length_policy=cfg.length_policy,
-                            **train_kw)
+    if job.make_dataset is not None:   # e.g. landmark models: their own items and collate
+        train_ds = job.make_dataset(job.train_samples, True)
+        collate = train_ds.collate_fn
+    else:
+        size, mean, std = input_spec(job.model)
+        ds_kw = {"max_frames": cfg.max_frames, "style": cfg.data_style}
+        collate = make_collate(cfg.padding, conv_type=_conv_type(job.model, cfg.padding))
+        if job.output_length_fn is not None:
+            ds_kw["output_length_fn"] = job.output_length_fn
+        train_kw = dict(ds_kw)
+        if cfg.padding == "reference" and job.output_length_fn is None:   # the padding counts towards CTC's length
+            train_kw["output_length_fn"] = collate.output_length
+        tsize, tmean, tstd = job.train_input or (size, mean, std)
+        train_ds = VideoDataset(job.train_samples, job.vocab, tsize, tmean, tstd, train=cfg.augment, seed=cfg.seed,
+                                flip=cfg.flip, temporal_scale=cfg.temporal_scale, length_policy=cfg.length_policy,
+                                **train_kw)
     if train_ds.preparation is not None:  # `slsdk data prepare` settings travel with the checkpoint (train/serve skew)
         job.extra["preparation"] = train_ds.preparation
     sampler = EpochSampler(torch.utils.data.DistributedSampler(train_ds, num_replicas=env.world_size, rank=env.rank,
@@ -252,7 +258,8 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
                                          collate_fn=collate, generator=loader_gen, **loader_kw)
     dev_loader = None
     if job.dev_samples:   # every process decodes its share (rank::world_size); rank 0 gathers and scores
-        dev_ds = VideoDataset(job.dev_samples, job.vocab, size, mean, std, train=False, **ds_kw)
+        dev_ds = (job.make_dataset(job.dev_samples, False) if job.make_dataset is not None else
+                  VideoDataset(job.dev_samples, job.vocab, size, mean, std, train=False, **ds_kw))
         dev_loader = torch.utils.data.DataLoader(dev_ds, batch_size=per_proc,
                                                  sampler=list(range(env.rank, len(dev_ds), env.world_size)),
                                                  collate_fn=collate, **loader_kw)

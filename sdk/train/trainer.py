@@ -25,10 +25,12 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from slsdk.data.landmark_dataset import landmark_datasets, resolve_modality
 from slsdk.data.splits import read_split, resolve_datasets
 from slsdk.data.vocab import Vocabulary
 from slsdk.fileio import reading
 from slsdk.models.adapters import FrameEncoderConfig
+from slsdk.models.landmark import LandmarkConfig, LandmarkRecognizer, is_landmark_config
 from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
 from slsdk.train.checkpoint import check_vocab
 from slsdk.train.config import TrainConfig, TrainResult
@@ -47,10 +49,32 @@ def teacher_config(backbone: str = "ViT-S/16-demo", weights: str | None = None, 
                             num_classes=num_classes)
 
 
+def _landmark_config(mcfg) -> LandmarkConfig:
+    """A landmark teacher's config from what was given: a LandmarkConfig (or its dict) as is; a RecognizerConfig (the
+    CLI's recipe) gives its ``hidden``, the rest are the landmark defaults."""
+    if isinstance(mcfg, LandmarkConfig):
+        return mcfg
+    d = mcfg if isinstance(mcfg, Mapping) else mcfg.to_dict()
+    if is_landmark_config(dict(d)):
+        return LandmarkConfig.from_dict(dict(d))
+    return LandmarkConfig(num_classes=int(d.get("num_classes", 2)), hidden=int(d.get("hidden", 256)))
+
+
+def _train_landmarks(mcfg, cfg, vocab, splits, data, out_dir, env, device, console, **kw) -> TrainResult:
+    model = LandmarkRecognizer(mcfg)
+    objective = build_objective(model, cfg)
+    job = Job("teacher", model, objective, mcfg.to_dict(), vocab, splits["train"], splits.get("dev"), cfg,
+              Path(out_dir), env, device, title="teacher", extra=kw.pop("extra"),
+              make_dataset=landmark_datasets(vocab, cfg))
+    with reading(data if isinstance(data, (str, os.PathLike)) else None):
+        return run_training(job, console=console, **kw)
+
+
 # ----------------------------------------------------------------------------------------------- train
 def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfig | None = None, *,
           resume: bool = False, progress: bool = True, layout: str = "folder", overwrite: bool = False,
-          on_epoch_end: Callable[[dict], None] | None = None, extra: dict | None = None) -> TrainResult:
+          on_epoch_end: Callable[[dict], None] | None = None, extra: dict | None = None,
+          modality: str | None = None) -> TrainResult:
     """Train the CSLR teacher.
 
     ``data``: a dataset root (read with ``layout``; splits ``train`` and, if present, ``dev``) or
@@ -59,12 +83,20 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
     Writes ``out_dir/{last,best}.pt``, ``vocab.json``, ``metrics.jsonl`` and ``curves.png``.
     ``on_epoch_end(row)`` is called after each epoch's checkpoint is written (raise in it to stop).
     ``extra``: stored in every checkpoint as is (the CLI stores the effective recipe as ``extra["recipe"]``).
+    ``modality``: ``rgb`` (the CLIP teacher), ``landmarks`` (a :class:`~slsdk.models.landmark.LandmarkRecognizer`
+    on the samples' normalised landmarks; a :class:`RecognizerConfig` gives its ``hidden``) or None: the layout's
+    (``isharah-pose`` implies landmarks) or the config's. Recorded as the checkpoint's ``extra["modality"]``.
     """
     cfg = train_config or TrainConfig()
     if isinstance(cfg, Mapping):
         cfg = TrainConfig.from_dict(cfg)
     mcfg = model_config if model_config is not None else teacher_config()
-    if isinstance(mcfg, Mapping):
+    if modality is None and is_landmark_config(mcfg if isinstance(mcfg, Mapping) else mcfg):
+        modality = "landmarks"
+    modality = resolve_modality(modality, layout) if isinstance(data, (str, os.PathLike)) else (modality or "rgb")
+    if modality == "landmarks":
+        mcfg = _landmark_config(mcfg)
+    elif isinstance(mcfg, Mapping):
         mcfg = RecognizerConfig.from_dict(dict(mcfg))
     splits = resolve_datasets(data, layout)
     vocab = Vocabulary.build(splits["train"])
@@ -77,9 +109,13 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
         else:
             console.print("[yellow]note[/]: no dev split; best.pt is chosen by training loss")
         if mcfg.num_classes != len(vocab):
-            mcfg = RecognizerConfig.from_dict({**mcfg.to_dict(), "num_classes": len(vocab)})
+            mcfg = type(mcfg).from_dict({**mcfg.to_dict(), "num_classes": len(vocab)})
         device = resolve_device(cfg.device, env.local_rank)
         seed_everything(cfg.seed)
+        extra = {**(extra or {}), "modality": modality}
+        if modality == "landmarks":
+            return _train_landmarks(mcfg, cfg, vocab, splits, data, out_dir, env, device, console, resume=resume,
+                                    overwrite=overwrite, progress=progress, on_epoch_end=on_epoch_end, extra=extra)
         model = CSLRRecognizer(mcfg)
         objective = build_objective(model, cfg)      # what slsdk.train.objective(model, recipe) returns
         for note in dead_gate_notes(model):

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from slsdk import fileio
 from slsdk.data.readers import Sample, write_folder_annotations
+from slsdk.data.synthetic.landmarks import MEDIAPIPE_NOISE, observe_pose86
 from slsdk.data.synthetic.lexicon import SignerSpec, SignSpec, make_lexicon, make_signer
 from slsdk.data.synthetic.ownership import claim_folder, unproven_files, write_mark
 from slsdk.data.synthetic.phone import PhoneFraming, render_phone_sentence, renderer_crop
@@ -20,6 +21,7 @@ from slsdk.data.synthetic.render import render_sentence
 from slsdk.data.synthetic.settings import SyntheticSettingError, check_settings
 from slsdk.data.video import write_frames, write_video
 from slsdk.runtime.crop import CropConfig
+from slsdk.runtime.pose86_landmarks import pose86_file_bytes
 
 
 def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12, num_signers: int = 8,
@@ -29,7 +31,7 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                        fps: int = 25, min_len: int = 2, max_len: int = 6, noise: float = 3.0,
                        video_format: str = "mp4", overwrite: bool = False, phone: dict | None = None,
                        coarticulation: float = 0.0, crop: dict | None = None, keep_raw: bool = True,
-                       duration: float = 1.0, progress: bool = False) -> Path:
+                       duration: float = 1.0, landmarks: bool = False, progress: bool = False) -> Path:
     """Write the synthetic data set to ``out_dir`` (folder format) and return ``out_dir``.
 
     Files: ``annotations.csv`` (``id,video,signer,split,glosses``), ``videos/{split}/{id}.mp4`` (or
@@ -47,6 +49,12 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
     :class:`~slsdk.runtime.hand_tracker.HandCropper` (``crop``: its :class:`CropConfig` fields) makes from the
     renderer's hand positions, and with ``keep_raw`` the portrait clips go to ``raw/{split}/{id}.mp4`` with
     their boxes and stand-in landmarks in ``raw/{split}/{id}.npz``.
+
+    ``landmarks`` (the ``isharah`` preset sets it; ``slsdk data synth --landmarks``): beside each video a ``.pose``
+    file (``videos/{split}/{id}.pose``, the folder layout's landmark source) with the signer's true pose in the
+    86-point layout as MediaPipe would give it: :func:`slsdk.data.synthetic.landmarks.observe_pose86` (misses and
+    jitter measured on real clips) of the renderer's own positions, in pixels of the rendered frame (the portrait
+    frame for phone-framed clips, whose videos are the crops).
     """
     out = Path(out_dir)
     checked = check_settings(seed=seed, num_glosses=num_glosses, num_signers=num_signers,
@@ -81,6 +89,8 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
         settings["coarticulation"] = float(coarticulation)
     if float(duration) != 1:
         settings["duration"] = float(duration)
+    if landmarks:
+        settings["landmarks"] = {"layout": "pose86", "noise": MEDIAPIPE_NOISE}
     settings = json.loads(json.dumps(settings))   # as synthetic.json stores it (tuples become lists)
     spec_path = out / "synthetic.json"
     with fileio.output_lock(out):
@@ -103,7 +113,7 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
                         noise=noise, video_format=video_format, phone=phone,
                         framing=framing if phone is not None else None,
                         crop_cfg=crop_cfg if phone is not None else None, keep_raw=keep_raw,
-                        coarticulation=coarticulation, duration=duration, progress=progress)
+                        coarticulation=coarticulation, duration=duration, landmarks=landmarks, progress=progress)
             if replace and unproven_files(out):    # changed while this run rendered: leave it as it is
                 raise fileio.OutputExistsError(f"{out}: files were added or changed there while the data set was "
                                                "generated; nothing was replaced: run again")
@@ -112,7 +122,7 @@ def generate_synthetic(out_dir: str | Path, seed: int = 0, num_glosses: int = 12
 
 def _render_set(work: Path, plan, lexicon, signers, settings: dict, *, seed: int, image_size: int, fps,
                 noise: float, video_format: str, phone, framing, crop_cfg, keep_raw: bool, coarticulation: float,
-                duration: float, progress: bool) -> None:
+                duration: float, landmarks: bool, progress: bool) -> None:
     """Render every video of ``plan`` into the folder ``work`` (being built) and write its annotations, spec and
     marker."""
     t0 = time.perf_counter()
@@ -124,11 +134,16 @@ def _render_set(work: Path, plan, lexicon, signers, settings: dict, *, seed: int
         vid = f"{s:02d}{j:04d}"
         vrng = np.random.default_rng([seed, 4, s, j])
         if phone is None:
-            frames = render_sentence(sent, signers[s], vrng, lexicon=lexicon, image_size=image_size, noise=noise,
-                                     coarticulation=coarticulation, duration=duration)
+            res = render_sentence(sent, signers[s], vrng, lexicon=lexicon, image_size=image_size, noise=noise,
+                                  coarticulation=coarticulation, duration=duration, return_landmarks=landmarks)
+            frames, true = res if landmarks else (res, None)
+            size = (image_size, image_size)
         else:
-            raw, hands = render_phone_sentence(sent, signers[s], vrng, lexicon=lexicon, framing=framing,
-                                               coarticulation=coarticulation, duration=duration)
+            raw, hands, *more = render_phone_sentence(sent, signers[s], vrng, lexicon=lexicon, framing=framing,
+                                                      coarticulation=coarticulation, duration=duration,
+                                                      return_landmarks=landmarks)
+            true = more[0] if landmarks else None
+            size = (framing.width, framing.height)
             frames, boxes = renderer_crop(raw, hands, image_size, fps, crop_cfg)
             if keep_raw:
                 write_video(work / "raw" / split / f"{vid}.mp4", raw, fps, fsync=False)
@@ -146,6 +161,10 @@ def _render_set(work: Path, plan, lexicon, signers, settings: dict, *, seed: int
             path = write_video(work / "videos" / split / f"{vid}.mp4", frames, fps, fsync=False)
         else:
             path = write_frames(work / "videos" / split / vid, frames, fsync=False)
+        if true is not None:   # misses and jitter from their own stream: the videos do not change
+            seen = observe_pose86(true, *size, np.random.default_rng([seed, 5, s, j]))
+            fileio.atomic_write(work / "videos" / split / f"{vid}.pose", pose86_file_bytes(seen, fps, *size),
+                                fsync=False)
         samples.append(Sample(vid, [lexicon[g].name for g in sent], path, signers[s].id, split,
                               {"num_frames": len(frames)}))
     write_folder_annotations(work, samples)

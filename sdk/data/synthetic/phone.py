@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from slsdk.data.synthetic.canvas import Canvas, draw_arms, draw_hand
+from slsdk.data.synthetic.landmarks import renderer_hand_landmarks, true_pose86_frame
 from slsdk.data.synthetic.lexicon import SignerSpec, SignSpec, lookup_signs, make_lexicon, make_signer
 from slsdk.data.synthetic.render import draw_static_layer
 from slsdk.data.synthetic.timeline import pose_array, sign_timeline
@@ -57,34 +58,18 @@ class PhoneFraming:
         return cls(**d)
 
 
-# hand landmark template in hand units (x across the palm, y along the fingers), MediaPipe's 21-point order:
-# wrist, thumb 1-4, then index, middle, ring and pinky (MCP, PIP, DIP, tip)
-_HAND_TEMPLATE = np.array([(0.0, -1.0), (-0.45, -0.6), (-0.75, -0.2), (-0.95, 0.15), (-1.05, 0.45)]
-                          + [(x, y) for x in (-0.45, -0.15, 0.15, 0.45) for y in (0.3, 0.8, 1.15, 1.45)],
-                          np.float32)
-
-
-def renderer_hand_landmarks(x: float, y: float, r: float, angle_deg: float, mirror: bool = False) -> np.ndarray:
-    """``float32 [21, 3]`` stand-in landmarks (MediaPipe layout, frame pixels) of a drawn hand at (x, y)."""
-    a = np.deg2rad(-angle_deg if mirror else angle_deg)
-    tx = _HAND_TEMPLATE[:, 0] * (-1 if mirror else 1)
-    ty = _HAND_TEMPLATE[:, 1]
-    along = np.array([np.sin(a), -np.cos(a)], np.float32)   # finger direction (0 deg = up)
-    across = np.array([np.cos(a), np.sin(a)], np.float32)
-    xy = np.array([x, y], np.float32) + r * (tx[:, None] * across + ty[:, None] * along)
-    return np.concatenate([xy, np.zeros((21, 1), np.float32)], 1).astype(np.float32)
-
-
 def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
                           lexicon: list[SignSpec] | None = None, framing: PhoneFraming | None = None,
                           coarticulation: float = 0.6, return_segments: bool = False, duration: float = 1.0,
-                          return_poses: bool = False):
+                          return_poses: bool = False, return_landmarks: bool = False):
     """Render one phone-framed signing video (``duration``: as :func:`render_sentence`'s).
 
     Returns ``(frames uint8 [T, H, W, 3], hands)`` where ``hands[t]`` lists ``(landmarks float32 [21, 3],
     handedness)`` for each hand whose centre is inside frame ``t`` (the renderer's own hand positions, which
     stand in for a hand detector), plus ``[(gloss, start, end)]`` with ``return_segments`` and the per-frame
-    poses (as :func:`render_sentence`'s, image positions as fractions of the portrait frame) with ``return_poses``.
+    poses (as :func:`render_sentence`'s, image positions as fractions of the portrait frame) with ``return_poses``,
+    and last, with ``return_landmarks``, the signer's true pose in the 86-point layout ``float32 [T, 86, 2]`` (frame
+    pixels, nothing missing: :func:`slsdk.data.synthetic.landmarks.true_pose86_frame`).
     """
     framing = framing or PhoneFraming()
     lexicon = lexicon if lexicon is not None else make_lexicon()
@@ -130,6 +115,7 @@ def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.
     hands: list[list[tuple[np.ndarray, str]]] = []
     image_xy = np.empty((n, 4), np.float32)
     prev = offs[0]
+    true = np.zeros((n, 86, 2), np.float32) if return_landmarks else None
     for i in range(n):
         img = base.copy()
         cv = Canvas(img)
@@ -159,8 +145,12 @@ def render_phone_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.
             if 0 <= x < w and 0 <= y < h:
                 seen.append((renderer_hand_landmarks(x, y, r, ang, mirror), label))
         hands.append(seen)
+        if true is not None:
+            true[i] = true_pose86_frame(to_px, sc, r, dom[i], nd[i], angles[i], nd_angle, (pad + dx, pad + dy),
+                                        shapes[i], nd_shapes[i])
     extra = ((segments,) if return_segments else ()) + \
-        ((pose_array(dom, nd, shapes, nd_shapes, angles, image_xy),) if return_poses else ())
+        ((pose_array(dom, nd, shapes, nd_shapes, angles, image_xy),) if return_poses else ()) + \
+        ((true,) if true is not None else ())
     return (out, hands, *extra)
 
 

@@ -13,13 +13,15 @@ from slsdk.data.synthetic.settings import SyntheticSettingError, check_settings,
 # Named settings of generate_synthetic. "demo" is the embedded default (small: the 15-minute demo);
 # "isharah" is Isharah-500-scale in signers, splits and framing (15 signers, 5 held out for SI; US = unseen
 # sentences; 3-8 signs per sentence with co-articulation; portrait phone framing, shake, lighting, blur),
-# with 100 of the 388 glosses by default (num_glosses=388 works too) and >= 2,000 reference words per test split.
+# with 100 of the 388 glosses by default (num_glosses=388 works too) and >= 2,000 reference words per test split;
+# its videos carry landmarks (a .pose beside each: the signer's true pose in the 86-point layout, as MediaPipe
+# would give it), as the public Isharah data is keypoints.
 PRESETS: dict[str, dict] = {
     "demo": {},
     "isharah": dict(num_glosses=100, num_signers=15, num_test_si_signers=5, num_train_sentences=400,
                     sentences_per_signer=60, dev_per_signer=10, test_si_per_signer=80, num_test_us_sentences=100,
                     test_us_per_sentence=4, min_len=3, max_len=8, image_size=160, coarticulation=0.6,
-                    phone=asdict(PhoneFraming()), crop={"include_face": True}),
+                    phone=asdict(PhoneFraming()), crop={"include_face": True}, landmarks=True),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from slsdk.data.synthetic.canvas import Canvas, draw_arms, draw_hand
+from slsdk.data.synthetic.landmarks import true_pose86_frame
 from slsdk.data.synthetic.lexicon import SignerSpec, SignSpec, lookup_signs, make_lexicon, make_signer
 from slsdk.data.synthetic.timeline import pose_array, sign_timeline
 
@@ -37,13 +38,14 @@ def draw_static_layer(signer: SignerSpec, size: int, to_px, rng, *, width: int |
 def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Generator | int | None = None, *,
                     lexicon: list[SignSpec] | None = None, image_size: int = 96, noise: float = 3.0,
                     return_segments: bool = False, return_poses: bool = False, coarticulation: float = 0.0,
-                    duration: float = 1.0):
+                    duration: float = 1.0, return_landmarks: bool = False):
     """Render one signing video: ``uint8 [T, S, S, 3]`` (and ``[(gloss, start, end)]`` if asked).
 
     ``duration`` scales the length of every hold, transition and sign (1 = the default signing rate).
 
     ``return_poses``: also return the per-frame hand poses (``float32 [T, 12]``, see ``pose_array``) that
-    :func:`slsdk.train.pretrain.pretrain_backbone` learns from.
+    :func:`slsdk.train.pretrain.pretrain_backbone` learns from. ``return_landmarks``: last, the signer's true pose
+    in the 86-point layout ``float32 [T, 86, 2]`` (pixels; :func:`slsdk.data.synthetic.landmarks.true_pose86_frame`).
 
     ``glosses``: names or indices into ``lexicon`` (default: ``make_lexicon()``, the default data
     set's signs); ``signer``: a ``SignerSpec`` or an index for ``make_signer(index)``.
@@ -73,6 +75,7 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
     out = np.empty((len(dom), size, size, 3), np.uint8)
     shoulders = ((0.31, 0.49), (0.69, 0.49))
     noise_idx = rng.integers(0, 4, len(dom))
+    true = np.zeros((len(dom), 86, 2), np.float32) if return_landmarks else None
     for i in range(len(dom)):
         img = base.copy()
         cv = Canvas(img)
@@ -85,8 +88,13 @@ def render_sentence(glosses, signer: SignerSpec | int = 0, rng: np.random.Genera
             img += bank[noise_idx[i]]
         np.clip(img, 0, 255, out=img)
         out[i] = img.astype(np.uint8)
+        if true is not None:
+            nd_angle = angles[i] if nd_shapes[i] != "flat" or angles[i] != 180 else 180
+            true[i] = true_pose86_frame(to_px, sc, r, dom[i], nd[i], angles[i], nd_angle, (0.0, 0.0), shapes[i],
+                                        nd_shapes[i])
     if return_poses:
         px = np.array([[*to_px(a), *to_px(b)] for a, b in zip(dom, nd)], np.float32) / size
         poses = pose_array(dom, nd, shapes, nd_shapes, angles, px)
-    extra = ((segments,) if return_segments else ()) + ((poses,) if return_poses else ())
+    extra = ((segments,) if return_segments else ()) + ((poses,) if return_poses else ()) + \
+        ((true,) if true is not None else ())
     return (out, *extra) if extra else out

@@ -133,7 +133,7 @@ def _dynamic_shapes_for_export(io):
     if io.streaming or not io.dynamic_axes:
         return None
 
-    _, lo, hi = io.dynamic_axes["frames"][1]
+    _, lo, hi = io.dynamic_axes[io.input_name][1]
     if lo == hi:  # one fixed frame count (what an ExecuTorch teacher takes: its BiLSTM unrolls over time)
         return None
     # whole-video models pad to a multiple of the output stride internally; keep T a multiple of it

@@ -217,7 +217,7 @@ def _onnx_file(job: ExportJob) -> Path:
     io = job.io
     onnx_path = job.work / "model.onnx"
     exported = onnx_path if job.recipe is None else job.work / "float" / "model.onnx"
-    dyn = {"frames": dict({1: io.dynamic_axes["frames"][1]})} if io.dynamic_axes else None
+    dyn = {io.input_name: dict({1: io.dynamic_axes[io.input_name][1]})} if io.dynamic_axes else None
     export_onnx(io.module, io.example_inputs, exported, input_names=io.input_names, output_names=io.output_names,
                 dynamic_axes=dyn, metadata=_onnx_metadata(job.manifest, io))
     if job.recipe is not None:
