@@ -42,6 +42,9 @@ def _field_schema(meta) -> dict:
     elif kind == "numbers":
         n, a = meta["count"], meta["abs"]
         s = {"type": "array", "minItems": n, "maxItems": n, "items": {"type": "number", "minimum": -a, "maximum": a}}
+    elif kind == "ints":
+        s = {"type": "array", "minItems": 1, "maxItems": meta["max"],
+             "items": {"type": "integer", "minimum": meta["lo"], "maximum": meta["hi"]}}
     elif kind == "shape":
         s = _shape(meta["symbolic"])
     elif kind == "pair":
