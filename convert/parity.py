@@ -8,7 +8,9 @@ concatenated and trimmed to ``ceil(T / output_stride)`` (``slsdk.runtime.backend
 take the whole video. Videos are preprocessed by ``slsdk.preprocess``, as the runtime does. Figures: max / mean
 absolute log-prob error, per-frame cosine of the centred log-probs (= centred logits), argmax agreement and,
 with gloss references, the greedy CTC WER of both (percent) and their difference. Where the target cannot run
-on this machine the figure says why (the targets table's ``not_here``).
+on this machine the figure says why (the targets table's ``not_here``). A file that takes a batch
+(``streaming.max_batch``) also runs the videos stacked as ``Recognizer.decode_streams`` stacks streams
+(:func:`run_videos_batched`): ``batch_max_abs_err`` is its largest difference from running each video alone.
 """
 from __future__ import annotations
 
@@ -20,13 +22,14 @@ import numpy as np
 from slsdk.decode import greedy
 from slsdk.errors import ConfigError
 from slsdk.eval import wer
-from slsdk.preprocess import Preprocess, prepare_video
+from slsdk.preprocess import Preprocess, chunk_video, output_frames, prepare_video
 from slsdk.quantize.calibration import video_of
-from slsdk.runtime.backends import Backend, open_backend, run_video, streaming_spec
+from slsdk.runtime.backends import Backend, StreamingStep, open_backend, run_video, streaming_spec
+from slsdk.runtime.chunks import batch_plan, run_stacked
 from slsdk.targets import get_target
 
-__all__ = ["fidelity_videos", "fidelity_landmarks", "greedy_ids", "wer_percent", "compare_log_probs", "measure_fidelity",
-           "bundle_fidelity", "INT8_WER_BUDGET"]
+__all__ = ["fidelity_videos", "fidelity_landmarks", "greedy_ids", "wer_percent", "compare_log_probs",
+           "measure_fidelity", "bundle_fidelity", "run_videos_batched", "INT8_WER_BUDGET"]
 
 INT8_WER_BUDGET = 0.5  # absolute WER points int8 may lose against fp32 torch
 
@@ -140,6 +143,9 @@ def measure_fidelity(reference: Backend, converted: Backend, streaming: dict, vi
     ref_lps = [run_video(reference, streaming, v) for v in videos]
     got_lps = [run_video(converted, streaming, v) for v in videos]
     fid = compare_log_probs(ref_lps, got_lps)
+    if getattr(converted, "max_batch", 1) > 1 and len(videos) > 1 and streaming_spec(streaming).mode == "streaming":
+        batched = run_videos_batched(converted, streaming, videos)
+        fid["batch_max_abs_err"] = float(max(np.abs(a - b).max() for a, b in zip(batched, got_lps)))
     fid["videos"] = len(videos)
     fid["reference"] = f"{reference.name} fp32"
     fid["mode"] = streaming_spec(streaming).mode
@@ -156,6 +162,28 @@ def measure_fidelity(reference: Backend, converted: Backend, streaming: dict, vi
     elif precision == "int8":
         fid["meets_int8_budget"] = None  # no held-out glosses: WER not measured
     return fid
+
+
+def run_videos_batched(backend: Backend, streaming, videos) -> list[np.ndarray]:
+    """Each preprocessed video's log-probs ``[T', V]`` with the videos run together, chunk by chunk: round r
+    stacks the r-th chunks of the videos that have one (split into the sizes the file takes, as
+    ``Recognizer.decode_streams`` does), each carrying its own state."""
+    spec = streaming_spec(streaming)
+    step = StreamingStep(backend, spec)
+    chunks = [list(chunk_video(np.asarray(v, np.float32), int(spec.chunk_frames))) for v in videos]
+    states = [step.initial_state() for _ in videos]
+    outs: list[list] = [[] for _ in videos]
+    for r in range(max(map(len, chunks))):
+        live = [i for i, c in enumerate(chunks) if r < len(c)]
+        at = 0
+        for rows, size in batch_plan(len(live), backend.max_batch, backend.batch_sizes):
+            group = live[at:at + rows]
+            at += rows
+            lps, new = run_stacked(step, [chunks[i][r] for i in group], [states[i] for i in group], size)
+            for i, lp, st in zip(group, lps, new):
+                outs[i].append(np.asarray(lp, np.float32).reshape(-1, lp.shape[-1]))
+                states[i] = st
+    return [np.concatenate(o)[:output_frames(len(v), int(spec.output_stride))] for o, v in zip(outs, videos)]
 
 
 def bundle_fidelity(bundle, reference: Backend, videos, *, refs: Sequence | None = None,

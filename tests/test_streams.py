@@ -74,19 +74,32 @@ def _count_calls(rec):
     return calls
 
 
-def test_exported_students_take_batch_one(onnx_bundle):
-    """The ONNX student slsdk writes has fixed batch-1 inputs (so decode_streams loops); torch takes any batch."""
+def test_exported_students_take_a_batch(onnx_bundle):
+    """The ONNX student slsdk writes has a free batch axis on every input, bounded by the manifest's
+    streaming.max_batch (its shapes stay one stream's); torch takes any batch."""
     from slsdk.runtime.recognizer import Recognizer
 
     rec = Recognizer(onnx_bundle.root)
-    assert [i.shape[0] for i in rec.backend.session.get_inputs()] == [1] * 5
+    assert all(not isinstance(i.shape[0], int) for i in rec.backend.session.get_inputs())
+    assert [io.shape[0] for io in onnx_bundle.manifest.streaming.inputs] == [1] * 5
+    assert rec.backend.batch_inputs is True and rec.backend.max_batch == onnx_bundle.manifest.streaming.max_batch > 1
+
+
+def test_decode_streams_loops_on_a_batch_one_bundle(onnx_bundle, clips, tmp_path):
+    """A manifest without streaming.max_batch (bundles written before it) declares batch 1: one call per stream,
+    even where the file's axis is free."""
+    import json
+    import shutil
+
+    from slsdk.runtime.recognizer import Recognizer
+
+    old = tmp_path / "old"
+    shutil.copytree(onnx_bundle.root, old)
+    m = json.loads((old / "manifest.json").read_text())
+    del m["streaming"]["max_batch"]
+    (old / "manifest.json").write_text(json.dumps(m, indent=2))
+    rec = Recognizer(old)
     assert rec.backend.batch_inputs is False
-
-
-def test_decode_streams_loops_on_a_fixed_batch_file(onnx_bundle, clips):
-    from slsdk.runtime.recognizer import Recognizer
-
-    rec = Recognizer(onnx_bundle.root)
     want = [_alone(rec, c) for c in clips]
     assert any(w.glosses for w in want)
     calls = _count_calls(rec)

@@ -208,6 +208,24 @@ def _check_preparation(prep, bad) -> None:
         bad(f"extra.preparation.fps must be a number in (0, {L['fps']:g}] or null, got {short(prep['fps'])}")
 
 
+def _check_batch(s: dict, bad) -> None:
+    """streaming.max_batch / batch_sizes: how many streams one call stacks (absent: batch 1 only)."""
+    L = LIMITS
+    mb, sizes = s.get("max_batch"), s.get("batch_sizes")
+    if mb is not None and not int_in(mb, 1, L["batch"]):
+        bad(f"streaming.max_batch must be an integer in 1..{L['batch']}, got {short(mb)}")
+    if sizes is not None:
+        if (not isinstance(sizes, list) or not 1 <= len(sizes) <= L["batch_sizes"]
+                or not all(int_in(n, 1, L["batch"]) for n in sizes)
+                or any(a >= b for a, b in zip(sizes, sizes[1:])) or sizes[0] != 1):
+            bad(f"streaming.batch_sizes must be increasing integers in 1..{L['batch']} starting with 1 (at most "
+                f"{L['batch_sizes']}), got {short(sizes)}")
+        if mb is None or sizes[-1] != mb:
+            bad(f"streaming.batch_sizes {short(sizes)} must end with streaming.max_batch ({short(mb)})")
+    if (mb or 1) > 1 and s["mode"] != "streaming":
+        bad("streaming.max_batch applies to streaming models (an offline model takes one clip)")
+
+
 def _check_streaming(d: dict, bad) -> None:
     """The streaming section, its tensors and state, against the input section and the vocabulary."""
     L = LIMITS
@@ -240,6 +258,7 @@ def _check_streaming(d: dict, bad) -> None:
                     or not all(x is None or int_in(x, 1, L["frames"]) for x in fr)
                     or (None not in fr and fr[0] > fr[1])):
                 bad(f"streaming.frames_range must be [min, max] frame counts in 1..{L['frames']}, got {short(fr)}")
+    _check_batch(s, bad)
     for k in ("frame_shift_s", "algorithmic_latency_s"):
         v = s.get(k)
         if v is not None and not num_in(v, 0, L["seconds"]):

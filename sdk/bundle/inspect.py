@@ -45,7 +45,8 @@ def inspect_bundle(path: str | os.PathLike) -> str:
         rows += [("chunk / shift / lookahead", f"{s.chunk_frames} / {s.shift_frames} / "
                                                f"{s.lookahead_frames} frames"),
                  ("output stride", str(s.output_stride)),
-                 ("latency", f"{_fmt(s.algorithmic_latency_s)} s algorithmic")]
+                 ("latency", f"{_fmt(s.algorithmic_latency_s)} s algorithmic"),
+                 ("streams per call", _batch(s.max_batch, s.batch_sizes))]
     for io in s.inputs:
         rows.append((f"input {io.name}", f"{io.dtype} {io.shape}"))
     for io in s.outputs:
@@ -61,3 +62,13 @@ def inspect_bundle(path: str | os.PathLike) -> str:
     rows = [(visible(k), visible(v)) for k, v in rows]
     w = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(w)}  {v}" for k, v in rows)
+
+
+def _batch(max_batch, sizes) -> str:
+    """What ``streaming.max_batch`` / ``batch_sizes`` say (``Recognizer.decode_streams`` stacks that many)."""
+    if sizes:
+        return f"{', '.join(map(str, sizes))} (fixed sizes; the shapes below are one stream's)"
+    if max_batch and max_batch > 1:
+        return f"1 to {max_batch} (the shapes below are one stream's)"
+    return "1"
+

@@ -41,6 +41,8 @@ LIMITS = {
     "dim": 1 << 20,                # one tensor dimension
     "tensor_elements": 1 << 26,    # elements of one state / io tensor with static shape
     "tensors": 256,                # inputs / outputs / states
+    "batch": 4096,                 # streams in one model call (streaming.max_batch, streaming.batch_sizes)
+    "batch_sizes": 16,             # entries of streaming.batch_sizes
     "abs_value": 1e6,              # mean, std, value_range
     "landmark_points": 4096,       # points of a landmark layout (one part's source ids too)
 }

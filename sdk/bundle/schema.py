@@ -43,7 +43,7 @@ def _field_schema(meta) -> dict:
         n, a = meta["count"], meta["abs"]
         s = {"type": "array", "minItems": n, "maxItems": n, "items": {"type": "number", "minimum": -a, "maximum": a}}
     elif kind == "ints":
-        s = {"type": "array", "maxItems": meta["max"],
+        s = {"type": "array", "minItems": meta.get("min", 0), "maxItems": meta["max"],
              "items": {"type": "integer", "minimum": meta["lo"], "maximum": meta["hi"]}}
     elif kind == "section":
         s = section_schema(meta["of"])

@@ -23,8 +23,8 @@ L = LIMITS
 def rule(kind: str, *, default: Any = MISSING, factory: Any = MISSING, required: bool = False,
          nullable: bool = False, doc: str = "", **bounds) -> Any:
     """A dataclass field with its JSON rule in ``metadata``: ``kind`` is one of int, number, bool, choice, text,
-    numbers, ints, shape, list (of a section class, ``of=``), section (one object of a section class, ``of=``),
-    pair (frames_range); bounds as keywords."""
+    numbers, ints (a list of integers), shape, list (of a section class, ``of=``), section (one object of a section
+    class, ``of=``), pair (frames_range); bounds as keywords."""
     meta = {"kind": kind, "required": required, "nullable": nullable, "doc": doc, **bounds}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=meta)
@@ -257,7 +257,12 @@ class StateSpec(Section):
 
 @dataclass(kw_only=True, eq=False)
 class StreamingSpec(Section):
-    """The ``streaming`` section: how the model is stepped (chunks of frames, or a whole clip offline)."""
+    """The ``streaming`` section: how the model is stepped (chunks of frames, or a whole clip offline).
+
+    ``max_batch`` / ``batch_sizes`` (optional): how many streams one call may stack along axis 0 (a server's
+    ``Recognizer.decode_streams``); batch 1 (the shapes as listed) always runs, so phones and the web page need
+    neither key.
+    """
 
     mode: str = rule("choice", default="streaming", values=STREAMING_MODES, required=True)
     chunk_frames: int | None = rule("int", lo=1, hi=L["chunk_frames"], nullable=True,
@@ -273,6 +278,13 @@ class StreamingSpec(Section):
     inputs: list = rule("list", factory=list, of=TensorSpec, min=1, max=L["tensors"], required=True)
     outputs: list = rule("list", factory=list, of=TensorSpec, min=1, max=L["tensors"], required=True)
     state: list = rule("list", factory=list, of=StateSpec, min=0, max=L["tensors"], required=True)
+    max_batch: int | None = rule("int", lo=1, hi=L["batch"], optional=True,
+                                 doc="the most streams one call takes, stacked on axis 0 of every input, state and "
+                                     "output (the shapes above are one stream's, batch 1); absent: 1")
+    batch_sizes: list | None = rule("ints", lo=1, hi=L["batch"], min=1, max=L["batch_sizes"], optional=True,
+                                    doc="the only batch sizes the file takes (increasing, from 1 to max_batch; "
+                                        "ExecuTorch: method 'forward' for 1, 'forward_b<n>' for n); absent: any "
+                                        "size from 1 to max_batch")
 
 
 SHAPE_RULE = {"max_dims": MAX_DIMS, "dim": L["dim"], "dim_name": DIM_NAME_CHARS}

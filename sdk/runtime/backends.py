@@ -26,9 +26,12 @@ from slsdk.preprocess import chunk_video, output_frames
 from slsdk.targets import get_target
 from slsdk.toolchains import PROVIDERS, get_provider, resolve
 
-__all__ = ["Backend", "BackendError", "backend_names", "backend_class", "open_backend", "opens_checkpoint",
+__all__ = ["Backend", "BackendError", "ANY_BATCH", "backend_names", "backend_class", "open_backend", "opens_checkpoint",
            "open_checkpoint",
            "StreamingStep", "run_video", "default_threads"]
+
+
+ANY_BATCH = 1 << 20   # ``Backend.max_batch`` of a backend that takes any batch (torch; an ONNX file's free axis)
 
 
 class BackendError(SlsdkError, RuntimeError):
@@ -38,13 +41,21 @@ class BackendError(SlsdkError, RuntimeError):
 class Backend:
     """One loaded model. ``run(inputs)`` -> outputs, both dicts keyed by the manifest's tensor names.
 
-    ``batch_inputs``: True when every input takes a batch larger than one along axis 0 (so
-    ``Recognizer.decode_streams`` can stack several streams into one call); False for fixed-batch files.
+    Batches (``Recognizer.decode_streams`` stacks several streams' chunks and states along axis 0 of every input):
+    ``max_batch`` is the most streams one call takes (1: a batch-1 file; the bundle's ``streaming.max_batch``),
+    ``batch_sizes`` the only sizes it takes where the file has fixed ones (ExecuTorch methods; the bundle's
+    ``streaming.batch_sizes``), None where any size up to ``max_batch`` runs. ``batch_inputs``: ``max_batch > 1``.
     """
 
     name = "base"
-    batch_inputs = False
+    max_batch = 1
+    batch_sizes: tuple[int, ...] | None = None
     thread_safe = False  # several threads may call run() at once (else the recognizer serialises calls)
+
+    @property
+    def batch_inputs(self) -> bool:
+        """Whether one call takes several streams (stacked along axis 0)."""
+        return self.max_batch > 1
 
     def __init__(self, input_names: list[str], output_names: list[str]):
         self.input_names, self.output_names = list(input_names), list(output_names)

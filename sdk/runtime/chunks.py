@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -29,6 +30,9 @@ class ChunkRunner:
         self.chunk = int(streaming.chunk_frames)
         self.stride = int(streaming.output_stride)
         self._lock = None if getattr(backend, "thread_safe", False) else threading.Lock()
+        # model calls so far by batch size (padding rows counted: a fixed-size file's call size)
+        self.calls: Counter = Counter()
+        self._count_lock = threading.Lock()
 
     def initial_state(self) -> dict[str, np.ndarray]:
         """The model's state tensors before the first chunk (zeros)."""
@@ -36,6 +40,8 @@ class ChunkRunner:
 
     def run(self, chunks: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
         """float32 ``[B, C, 3, S, S]`` with each state ``[B, ...]`` -> (log-probs ``[B, C/stride, V]``, new state)."""
+        with self._count_lock:
+            self.calls[int(chunks.shape[0])] += 1
         if self._lock is None:
             return self.step(chunks, state)
         with self._lock:
@@ -54,29 +60,74 @@ class ChunkRunner:
         return lp[:output_frames(len(frames), self.stride)], state, seconds
 
     def run_streams(self, streams: list) -> None:
-        """Run the ready chunks of several streams, one model call per round for all of them.
+        """Run the ready chunks of several streams, as few model calls per round as the model file allows.
 
-        With a model that takes a batch (``backend.batch_inputs``) the streams' chunks and state tensors are
-        stacked along axis 0; a fixed-batch model runs them one after the other. Either way each stream gets
-        exactly the log-probs it would get alone.
+        A file that takes a batch (``backend.max_batch`` > 1) gets the streams' chunks and state tensors stacked
+        along axis 0, split by :func:`batch_plan` (at most ``max_batch`` streams a call; a file with fixed sizes,
+        ``backend.batch_sizes``, gets a call of the next size up, its extra rows zero chunks with zero state, when
+        that is at most twice the streams); a batch-1 file runs them one after the other. Either way each stream
+        gets exactly the log-probs it would get alone (the rows of a batch do not mix).
         """
+        max_batch = int(getattr(self.backend, "max_batch", 1))
+        sizes = getattr(self.backend, "batch_sizes", None)
         while True:
             ready = [s for s in streams if s.ready]
             if not ready:
                 return
             chunks = [s.take_chunk() for s in ready]
-            if len(ready) > 1 and self.backend.batch_inputs:
+            at = 0
+            for rows, size in batch_plan(len(ready), max_batch, sizes):
+                group, batch = ready[at:at + rows], chunks[at:at + rows]
+                at += rows
+                if size == 1:
+                    lp, group[0].state, seconds = self.run_one(batch[0], group[0].state)
+                    group[0].accept_log_probs(lp, seconds)
+                    continue
                 t0 = time.perf_counter()
-                state = {k: np.concatenate([s.state[k] for s in ready]) for k in ready[0].state}
-                lp, new = self.run(np.stack(chunks), state)
-                seconds = (time.perf_counter() - t0) / len(ready)
-                for b, s in enumerate(ready):
-                    s.state = {k: v[b:b + 1] for k, v in new.items()}
-                    s.accept_log_probs(lp[b], seconds)
-            else:
-                for s, c in zip(ready, chunks):
-                    lp, s.state, seconds = self.run_one(c, s.state)
+                lps, states = run_stacked(self.run, [c[None] for c in batch], [s.state for s in group], size)
+                seconds = (time.perf_counter() - t0) / rows
+                for s, lp, state in zip(group, lps, states):
+                    s.state = state
                     s.accept_log_probs(lp, seconds)
 
 
-__all__ = ["ChunkRunner"]
+def run_stacked(run, chunks: list, states: list, size: int) -> tuple[list, list]:
+    """One batched call for several streams: their chunks ``[1, C, 3, S, S]`` and states (each ``[1, ...]``)
+    stacked along axis 0, zero rows (zero chunk, zero state) up to ``size`` for a fixed-size file. ``run(chunks,
+    state) -> (log-probs, state)`` (a :class:`ChunkRunner`'s or a ``StreamingStep``). Returns each stream's
+    log-probs ``[C/stride, V]`` and new state; the zero rows' are dropped."""
+    rows = len(chunks)
+    x = np.concatenate(chunks).astype(np.float32, copy=False)
+    state = {k: np.concatenate([st[k] for st in states]) for k in states[0]}
+    if size > rows:
+        x = np.concatenate([x, np.zeros((size - rows, *x.shape[1:]), np.float32)])
+        state = {k: np.concatenate([v, np.zeros((size - rows, *v.shape[1:]), v.dtype)]) for k, v in state.items()}
+    lp, new = run(x, state)
+    return ([lp[b] for b in range(rows)], [{k: v[b:b + 1].copy() for k, v in new.items()} for b in range(rows)])
+
+
+def batch_plan(n: int, max_batch: int = 1, sizes=None) -> list[tuple[int, int]]:
+    """How ``n`` ready streams go through a model: ``[(streams, call batch), ...]`` in order.
+
+    ``sizes`` None: calls of ``min(rest, max_batch)`` streams. Fixed ``sizes`` (increasing, starting at 1): the
+    smallest size that holds the rest when it is at most twice the rest (the extra rows padded), else the largest
+    size that the rest fills.
+    """
+    out = []
+    while n > 0:
+        if not sizes:
+            k = min(n, max(1, max_batch))
+            out.append((k, k))
+        else:
+            up = next((b for b in sizes if b >= n), None)
+            if up is not None and up <= 2 * n:
+                k = n
+                out.append((n, up))
+            else:
+                k = max((b for b in sizes if b <= n), default=1)
+                out.append((k, k))
+        n -= k
+    return out
+
+
+__all__ = ["ChunkRunner", "batch_plan", "run_stacked"]

@@ -5,8 +5,10 @@ and on device; :class:`CropperPool` lends trackers to a recognizer's streams.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -220,18 +222,37 @@ def make_crop_fn(config: CropConfig | dict | None = None, size: int = 224, fps: 
     return CropFn(config, size, fps, model_path)
 
 
+def cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS says, else the machine's count)."""
+    if hasattr(os, "process_cpu_count"):
+        return os.process_cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 class CropperPool:
     """The hand trackers of a recognizer: each stream takes one on its first frame and gives it back when it closes,
     so the next stream reuses it (a fresh box state on the same landmarker). ``config`` applies to every tracker,
-    those lent out included."""
+    those lent out included.
 
-    def __init__(self, config: CropConfig, model_path: str | Path | None = None, *, size: int | None = None):
+    :meth:`run_all` runs one task per stream (``Recognizer.accept_streams``: a round's front ends, each with its
+    own tracker) on a thread pool of ``workers`` threads (default: the cores). MediaPipe releases the GIL while a
+    landmarker detects, so the trackers of a round use every core. Thread rule (as sherpa-onnx's streams): a
+    tracker belongs to one stream and a stream is fed by one thread at a time, so each task touches only its own
+    stream; the pool's lending (take / give back) is behind a lock.
+    """
+
+    def __init__(self, config: CropConfig, model_path: str | Path | None = None, *, size: int | None = None,
+                 workers: int | None = None):
         self._config = config
         self._model_path = model_path
         self._size = size
         self._idle: list[HandCropper] = []
         self._all: list[HandCropper] = []
         self._lock = threading.Lock()
+        self.workers = int(workers) if workers else cores()
+        self._executor: ThreadPoolExecutor | None = None
         self.first = self.take()  # resolves and loads the hand model now: a missing model fails early
         self.give_back(self.first)
 
@@ -268,9 +289,30 @@ class CropperPool:
             with self._lock:
                 self._idle.append(cropper)
 
+    def run_all(self, fn: Callable, items: Iterable) -> list:
+        """``[fn(x) for x in items]``, the calls spread over the pool's threads (one thread: in this one); waits for
+        every call, then raises the first error (in the items' order) if any failed."""
+        items = list(items)
+        if self.workers <= 1 or len(items) <= 1:
+            return [fn(x) for x in items]
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="slsdk-hands")
+            executor = self._executor
+        futures = [executor.submit(fn, x) for x in items]
+        wait(futures)
+        return [f.result() for f in futures]
+
+    def shutdown(self) -> None:
+        """Stop the pool's threads (a later :meth:`run_all` starts new ones)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
 
 # the CropConfig fields a landmarker is created with
 LANDMARKER_KEYS = ("num_hands", "min_detection_confidence", "min_presence_confidence", "min_tracking_confidence")
 
 
-__all__ = ["HandCropper", "CropFn", "make_crop_fn", "CropperPool", "LANDMARKER_KEYS"]
+__all__ = ["HandCropper", "CropFn", "make_crop_fn", "CropperPool", "LANDMARKER_KEYS", "cores"]

@@ -13,6 +13,7 @@
     for s, frames in zip(streams, batches):
         s.accept_frames(frames, decode=False)
     rec.decode_streams(streams)
+    rec.accept_streams(streams, batches)   # the same, the hand trackers of the round in parallel
 
 Threads: a Recognizer may be shared by threads, a Stream may not (see :class:`Recognizer`).
 
@@ -54,8 +55,9 @@ class Recognizer:
     Threads: a Recognizer may be shared by threads, a Stream may not. Each stream carries its own model
     state, decoder and hand tracker; the recognizer holds only the loaded model, which several threads may
     call at once on ONNX Runtime and torch (their sessions are thread-safe) and one at a time, behind a lock,
-    on ExecuTorch and Core ML. Feed each stream from one thread at a time (``decode_streams`` counts as
-    feeding every stream it is given).
+    on ExecuTorch and Core ML, and the pool of hand trackers (with its threads). Feed each stream from one
+    thread at a time (``decode_streams`` and ``accept_streams`` count as feeding every stream they are given;
+    ``accept_streams`` runs each stream's front end on one pool thread).
     """
 
     def __init__(self, bundle: str | Path, backend: str | None = None, crop: str | None = None,
@@ -152,17 +154,50 @@ class Recognizer:
         self.decode_streams([stream])
 
     def decode_streams(self, streams) -> None:
-        """Run the ready chunks of several streams, one model call per round for all of them.
+        """Run the ready chunks of several streams, as few model calls per round as the model file allows.
 
-        With a model file that takes a batch (every input's first dimension free: torch, an ONNX file exported
-        with a batch axis), the streams' chunks and their state tensors are stacked along axis 0 into one call;
-        a fixed-batch file (the ONNX / ExecuTorch students slsdk writes take batch 1) runs them one after the
-        other. Either way each stream gets exactly the log-probs it would get alone.
+        With a model that takes a batch (the bundle's ``streaming.max_batch``: the ONNX / ORT students slsdk writes
+        take up to 64 streams a call, the fp32 ExecuTorch ones 1, 4 or 16 -- ``streaming.batch_sizes`` --; torch any)
+        the streams' chunks and their state tensors are stacked along axis 0 (:func:`~slsdk.runtime.chunks.
+        batch_plan` splits a round into the sizes the file takes); a batch-1 file (int8 with run-time activation
+        scales, Core ML, bundles written before the batch keys) runs them one after the other. Either way each
+        stream gets exactly the log-probs it would get alone. ``runner.calls`` counts the model calls by batch size.
         """
         streams = list(streams)
         if len({id(s) for s in streams}) != len(streams):
             raise ValueError("decode_streams: a stream is listed twice")
         self.runner.run_streams(streams)
+
+    def accept_streams(self, streams, frames, timestamps=None, decode: bool = True) -> None:
+        """Feed several streams one batch of frames each (``frames[i]`` to ``streams[i]``, as
+        ``Stream.accept_frames`` takes them; ``timestamps[i]`` or None), then with ``decode`` run their ready chunks
+        together (:meth:`decode_streams`): a server's round over its cameras.
+
+        Threads: with the "hands" crop policy the streams' front ends (resample, hand tracker, preprocess) run in
+        parallel, one task per stream, on the hand-tracker pool (``croppers.workers`` threads, the cores by
+        default; MediaPipe releases the GIL while it detects); without it, on this thread. The thread rule holds
+        as for ``decode_streams``: the call feeds every stream it is given, each from one thread (a stream listed
+        twice is refused), so no other thread may feed them meanwhile; the model and the decoders run on this
+        thread. Crops, tokens and log-probs are those of feeding the streams one after the other (tested).
+        """
+        streams, frames = list(streams), list(frames)
+        times = [None] * len(streams) if timestamps is None else list(timestamps)
+        if len(frames) != len(streams) or len(times) != len(streams):
+            raise ValueError(f"accept_streams: {len(streams)} streams but {len(frames)} frame batches"
+                             + ("" if timestamps is None else f" and {len(times)} timestamp lists"))
+        if len({id(s) for s in streams}) != len(streams):
+            raise ValueError("accept_streams: a stream is listed twice")
+
+        def feed(i: int) -> None:
+            streams[i].accept_frames(frames[i], times[i], decode=False)
+
+        if self.croppers is not None:
+            self.croppers.run_all(feed, range(len(streams)))
+        else:
+            for i in range(len(streams)):
+                feed(i)
+        if decode:
+            self.decode_streams(streams)
 
     def recognize(self, source, *, stream: Stream | None = None, batch_frames: int | None = None,
                   resample: bool = True, reset_at_endpoints: bool = False, max_seconds: float | None = None,

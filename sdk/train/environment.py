@@ -83,8 +83,8 @@ def determinism_record(seed: int, device: torch.device) -> dict:
     rec = {"seed": int(seed), "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
            "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark), "threads": torch.get_num_threads(),
-           "cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "torch": str(torch.__version__),
-           "numpy": str(np.__version__)}
+           "cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "torch_version": str(torch.__version__),
+           "numpy_version": str(np.__version__)}
     if device.type == "cuda" and torch.cuda.is_available():
         rec["cuda"] = str(torch.version.cuda)
         rec["cudnn"] = int(torch.backends.cudnn.version() or 0)

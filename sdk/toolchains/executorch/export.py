@@ -25,11 +25,15 @@ from executorch.exir._serialize._program import deserialize_pte_binary
 from slsdk import fileio
 from slsdk.convert.export import ExportJob, ExportResult, quantize_with_recipe
 from slsdk.models.model_io import offline_wrapper
+from slsdk.toolchains.executorch.backend import method_name
 
-__all__ = ["export_executorch", "validate_pte", "coreml_backend_available", "export_executorch_target",
+__all__ = ["export_executorch", "validate_pte", "BATCH_SIZES", "coreml_backend_available", "export_executorch_target",
            "export_executorch_coreml_target"]
 
 DELEGATES = ("xnnpack", "coreml", "none")
+# the batch sizes an fp32 XNNPACK student's .pte has methods for (streaming.batch_sizes): a server's round of N
+# streams is split into them (slsdk.runtime.chunks.batch_plan); phones call ``forward`` (batch 1)
+BATCH_SIZES = (1, 4, 16)
 
 
 def _partitioners(delegate: str, compute_precision: str):
@@ -51,8 +55,14 @@ def _partitioners(delegate: str, compute_precision: str):
 
 
 def export_executorch(module, example_inputs: Sequence, path: str | os.PathLike, *, delegate: str = "xnnpack",
-                      compute_precision: str = "fp32", dynamic_shapes=None) -> Path:
-    """Export ``module`` (an nn.Module or an already quantized GraphModule) to a .pte at ``path``."""
+                      compute_precision: str = "fp32", dynamic_shapes=None,
+                      batch_sizes: Sequence[int] = (1,)) -> Path:
+    """Export ``module`` (an nn.Module or an already quantized GraphModule) to a .pte at ``path``.
+
+    ``batch_sizes``: one method per size, the example inputs (batch 1) repeated along axis 0: ``forward`` for 1,
+    ``forward_b<n>`` for n (XNNPACK refuses a dynamic batch axis: ExecuTorch's memory plan keeps the example's
+    size). The methods share the program's constant weights.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     args = tuple(example_inputs)
@@ -62,7 +72,11 @@ def export_executorch(module, example_inputs: Sequence, path: str | os.PathLike,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                ep = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
+                eps = {}
+                for b in batch_sizes:
+                    ex = args if b == 1 else tuple(a.expand(b, *a.shape[1:]).contiguous() for a in args)
+                    eps[method_name(b)] = torch.export.export(module, ex, dynamic_shapes=dynamic_shapes, strict=False)
+                ep = eps["forward"] if len(eps) == 1 else eps
             except Exception as e:
                 raise RuntimeError(f"{path}: torch.export failed for the ExecuTorch target: "
                                    f"{type(e).__name__}: {str(e)[:1500]}") from e
@@ -80,7 +94,7 @@ def export_executorch(module, example_inputs: Sequence, path: str | os.PathLike,
 
 
 def validate_pte(path: str | os.PathLike, *, expect_backend: str | None = None, num_inputs: int | None = None,
-                 num_outputs: int | None = None) -> dict:
+                 num_outputs: int | None = None, methods: Sequence[str] = ("forward",)) -> dict:
     """Parse a .pte and check its structure: one ``forward`` plan, input/output counts, delegates.
 
     ``expect_backend`` (e.g. "CoreMLBackend", "XnnpackBackend") must own at least one delegate
@@ -96,8 +110,9 @@ def validate_pte(path: str | os.PathLike, *, expect_backend: str | None = None, 
         raise ValueError(f"{path}: not a valid ExecuTorch program ({type(e).__name__}: {str(e)[:300]})") from None
     prog = getattr(pte, "program", pte)
     plans = {p.name: p for p in prog.execution_plan}
-    if "forward" not in plans:
-        raise ValueError(f"{path}: ExecuTorch program has no 'forward' method (has {sorted(plans)})")
+    for want in methods:
+        if want not in plans:
+            raise ValueError(f"{path}: ExecuTorch program has no {want!r} method (has {sorted(plans)})")
     plan = plans["forward"]
     backends = [d.id for d in plan.delegates]
     blobs = [len(b.data) for b in prog.backend_delegate_data]
@@ -147,11 +162,16 @@ def _pte(job: ExportJob, delegate: str, expect_backend: str | None) -> ExportRes
     if job.recipe is not None:
         module = quantize_with_recipe(job, module=module, example_inputs=io.example_inputs,
                            float_modules=job.io.float_modules, float_activation_modules=io.float_activation_modules)
+    # a batch method per size for the fp32 XNNPACK student (the int8 PT2E graph is traced at batch 1; Core ML
+    # delegates keep what phones run)
+    sizes = BATCH_SIZES if io.streaming and job.recipe is None and delegate == "xnnpack" else (1,)
+    if len(sizes) > 1:
+        job.manifest.streaming.max_batch, job.manifest.streaming.batch_sizes = sizes[-1], list(sizes)
     path = export_executorch(module, io.example_inputs, job.work / job.model_file, delegate=delegate,
                              compute_precision="fp32" if job.precision == "int8" else job.precision,
-                             dynamic_shapes=_dynamic_shapes_for_export(io))
+                             dynamic_shapes=_dynamic_shapes_for_export(io), batch_sizes=sizes)
     validation = validate_pte(path, expect_backend=expect_backend, num_inputs=len(io.input_names),
-                              num_outputs=len(io.output_names))
+                              num_outputs=len(io.output_names), methods=[method_name(b) for b in sizes])
     return ExportResult({job.model_file: path}, validation)
 
 

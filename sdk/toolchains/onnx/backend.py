@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slsdk.runtime.backends import Backend, BackendError
+from slsdk.runtime.backends import ANY_BATCH, Backend, BackendError
 
 try:   # numpy's CPUID probe (numpy 2; numpy 1 names the module numpy.core)
     from numpy._core._multiarray_umath import __cpu_features__ as _NUMPY_CPU_FEATURES
@@ -237,8 +237,10 @@ class OnnxRuntimeBackend(Backend):
         if set(self.output_names) - have_out:
             raise BackendError(f"{model_path}: model outputs {sorted(have_out)} do not match the manifest's "
                                f"{self.output_names}")
-        # a symbolic (or unknown) first dimension on every input: several streams fit in one call
-        self.batch_inputs = all(ins[n].shape and not isinstance(ins[n].shape[0], int) for n in self.input_names)
+        # a symbolic (or unknown) first dimension on every input: several streams fit in one call (a bundle's
+        # streaming.max_batch bounds it: for_bundle)
+        free = all(ins[n].shape and not isinstance(ins[n].shape[0], int) for n in self.input_names)
+        self.max_batch = ANY_BATCH if free else 1
 
     def run(self, inputs):
         self._check_inputs(inputs)
@@ -253,6 +255,8 @@ class OnnxRuntimeBackend(Backend):
         m = bundle.manifest
         opened = cls(bundle.model_path, [io.name for io in m.streaming.inputs], [io.name for io in m.streaming.outputs],
                      threads=threads, providers=providers)
+        # the batch the bundle declares (streaming.max_batch; absent: 1), within what the file's axis takes
+        opened.max_batch = min(opened.max_batch, int(m.streaming.max_batch or 1))
         if opened.x64_quant_precision and bundle.manifest.precision == "int8" and bundle.model_path.suffix == ".ort":
             # an ORT-format file is loaded as saved: onnxruntime's uint8 rewrite does not run on it
             warnings.warn(f"{bundle.root}: an int8 .ort file on an x86 CPU without VNNI: onnxruntime's exact-kernel "

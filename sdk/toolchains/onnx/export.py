@@ -25,9 +25,12 @@ from slsdk.toolchains.onnx.backend import load_onnxruntime
 from slsdk.toolchains.onnx.proto import set_metadata_props, strip_debug_info
 
 __all__ = ["export_onnx", "add_metadata", "read_metadata", "to_ort", "DEFAULT_OPSET", "export_onnx_target",
-           "export_ort_target", "write_onnx_fidelity"]
+           "export_ort_target", "write_onnx_fidelity", "MAX_BATCH"]
 
 DEFAULT_OPSET = 18
+# the batch a streaming student's file declares (streaming.max_batch): its axis is free, onnxruntime takes any;
+# this bounds what a server stacks into one call
+MAX_BATCH = 64
 
 
 def export_onnx(module, example_inputs: Sequence, path: str | os.PathLike, *, input_names: Sequence[str],
@@ -206,6 +209,7 @@ def _onnx_metadata(manifest, io) -> dict:
     }
     if io.streaming:
         meta["chunk_frames"] = str(io.chunk_frames)
+        meta["max_batch"] = str(manifest.streaming.max_batch or 1)
         meta["state_names"] = ",".join(n for n, _ in io.state)
         meta["state_shapes"] = json.dumps([list(s) for _, s in io.state])
     return meta
@@ -218,6 +222,13 @@ def _onnx_file(job: ExportJob) -> Path:
     onnx_path = job.work / "model.onnx"
     exported = onnx_path if job.recipe is None else job.work / "float" / "model.onnx"
     dyn = {io.input_name: dict({1: io.dynamic_axes[io.input_name][1]})} if io.dynamic_axes else None
+    if io.streaming:   # a batch axis on every input and output (the state too): many streams in one call
+        dyn = {n: {0: ("batch", 1, MAX_BATCH)} for n in (*io.input_names, *io.output_names)}
+        # the declared batch (before the metadata copies the manifest): a recipe that quantizes activations at run
+        # time (no calibration: onnx-int8-dynamic) takes one scale per call over every row, so a stream's numbers
+        # would depend on the others stacked with it: its file keeps a free axis but declares batch 1
+        batch_exact = job.recipe is None or job.recipe.needs_calibration
+        job.manifest.streaming.max_batch = MAX_BATCH if batch_exact else 1
     export_onnx(io.module, io.example_inputs, exported, input_names=io.input_names, output_names=io.output_names,
                 dynamic_axes=dyn, metadata=_onnx_metadata(job.manifest, io))
     if job.recipe is not None:

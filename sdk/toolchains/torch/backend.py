@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from slsdk.runtime.backends import Backend
+from slsdk.runtime.backends import ANY_BATCH, Backend
 
 
 class TorchBackend(Backend):
@@ -12,7 +12,7 @@ class TorchBackend(Backend):
 
     name = "torch"
     usage = "the torch backend opens a student checkpoint .pt"
-    batch_inputs = True
+    max_batch = ANY_BATCH   # an eager module takes any batch
     thread_safe = True
 
     def __init__(self, module, input_names, output_names, threads: int = 0):
