@@ -1,6 +1,7 @@
 """How much the demo's teacher depends on its seed: stages 1-3 of ``slsdk demo`` for several seeds.
 
     python benchmarks/demo_teacher_seeds.py [--seeds 0,1,2] [--data-seed N] [--tower-seed N] [--out DIR] [--repeat]
+        [--set FIELD=VALUE ...]
 
 For each seed: the synthetic data set, the teacher's CLIP-tower pretraining and the teacher itself, exactly as
 the demo runs them. ``--data-seed`` / ``--tower-seed`` fix the data set / the tower for every seed, as a user's
@@ -47,7 +48,7 @@ def _cpu() -> str:
     return f"{name} ({isa}, torch {torch.get_num_threads()} threads)"
 
 
-def run_one(out: Path, seed: int, data_seed: int, tower_seed: int, tag: str) -> dict:
+def run_one(out: Path, seed: int, data_seed: int, tower_seed: int, tag: str, train: dict) -> dict:
     t0 = time.perf_counter()
     data = out / f"data-{data_seed}"
     if not (data / "annotations.csv").is_file():
@@ -55,10 +56,10 @@ def run_one(out: Path, seed: int, data_seed: int, tower_seed: int, tag: str) -> 
     tower = out / f"tower-{tower_seed}-data-{data_seed}" / "teacher-visual.safetensors"
     if not tower.is_file():
         demo_teacher_tower(data, tower, quick=False, seed=tower_seed)
-    teacher = demo_train_teacher(data, out / f"teacher-{seed}-tower-{tower_seed}-data-{data_seed}{tag}", tower,
-                                 quick=False, seed=seed)
+    name = f"teacher-{seed}-tower-{tower_seed}-data-{data_seed}" + "".join(f"-{k}-{v}" for k, v in train.items())
+    teacher = demo_train_teacher(data, out / (name + tag), tower, quick=False, seed=seed, **train)
     model, vocab, _ = load_model(teacher.best_checkpoint)
-    row = {"seed": seed, "data_seed": data_seed, "tower_seed": tower_seed, "best_epoch": load_checkpoint(teacher.best_checkpoint).get("epoch"),
+    row = {"seed": seed, "data_seed": data_seed, "tower_seed": tower_seed, "train": train, "best_epoch": load_checkpoint(teacher.best_checkpoint).get("epoch"),
            "digest": _weights_digest(teacher.best_checkpoint), "seconds": round(time.perf_counter() - t0, 1)}
     for split in ("dev", "test_si", "test_us"):
         row[split] = evaluate(model, read_folder(data, split), split=split, vocab=vocab, device="cpu").wer
@@ -72,14 +73,17 @@ def main(argv=None) -> int:
     ap.add_argument("--tower-seed", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("teacher_seeds"))
     ap.add_argument("--repeat", action="store_true")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a TrainConfig field to change from the demo's (e.g. ema_decay=0.99); repeatable")
     args = ap.parse_args(argv)
+    train = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.set)}
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         data_seed = seed if args.data_seed is None else args.data_seed
         tower_seed = seed if args.tower_seed is None else args.tower_seed
-        rows.append(run_one(args.out, seed, data_seed, tower_seed, ""))
+        rows.append(run_one(args.out, seed, data_seed, tower_seed, "", train))
         if args.repeat:
-            again = run_one(args.out, seed, data_seed, tower_seed, "-again")
+            again = run_one(args.out, seed, data_seed, tower_seed, "-again", train)
             rows[-1]["repeat_identical"] = again["digest"] == rows[-1]["digest"]
             rows[-1]["repeat_test_si"] = again["test_si"]
         print(json.dumps(rows[-1]), flush=True)

@@ -68,10 +68,11 @@ def demo_teacher_tower(data: Path, weights: Path, quick: bool = False, seed: int
                              console=console)
 
 
-def demo_train_teacher(data: Path, out: Path, weights: Path, quick: bool = False, seed: int = 0):
-    """Stage 3: the demo's AdaptSign teacher on the frozen tower ``weights``."""
-    tcfg = TrainConfig(epochs=1 if quick else TEACHER_EPOCHS, batch_size=4, lr=TEACHER_LR, warmup_steps=20,
-                       seed=seed, augment=not quick)
+def demo_train_teacher(data: Path, out: Path, weights: Path, quick: bool = False, seed: int = 0, **train):
+    """Stage 3: the demo's AdaptSign teacher on the frozen tower ``weights`` (``train``: TrainConfig fields
+    that replace the demo's, for experiments such as benchmarks/demo_teacher_seeds.py)."""
+    tcfg = TrainConfig(**{**dict(epochs=1 if quick else TEACHER_EPOCHS, batch_size=4, lr=TEACHER_LR, warmup_steps=20,
+                                 seed=seed, augment=not quick), **train})
     return train(data, out, teacher_config(hidden=64 if quick else 256, weights=str(weights)), tcfg,
                  overwrite=True)
 

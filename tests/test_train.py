@@ -387,3 +387,36 @@ def test_the_reference_data_path_trains_through_the_real_trainer(data, tmp_path)
     assert (stored["data_style"], stored["padding"], stored["kd_reduction"]) == ("reference", "reference", "reference")
     with pytest.raises(ConfigError, match="padding must be one of"):
         TrainConfig(padding="edges")
+
+
+def test_weight_average_is_what_is_evaluated_kept_and_resumed(data, tmp_path):
+    """ema_decay: the checkpoints hold the moving average (the model's own trained tensors beside it), the
+    frozen tower is not copied into it, and a run killed after its first epoch resumes to the same weights,
+    average and history as an uninterrupted one."""
+    from slsdk.train.ema import WeightAverage
+
+    cfg = _tcfg(ema_decay=0.9)
+    full = train(data, tmp_path / "full", teacher_config(**TINY_TEACHER), cfg, progress=False)
+    ck = load_checkpoint(full.last_checkpoint)
+    raw = ck["ema"]["raw"]
+    assert ck["ema"]["updates"] == ck["step"] and raw
+    assert not [k for k in raw if k.startswith("frame_encoder.backbone.transformer")], "frozen weights averaged"
+    moved = [k for k in raw if not torch.equal(raw[k], ck["model"][k])]
+    assert moved, "the stored weights are the model's own, not the average"
+
+    def kill(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt("simulated kill")
+
+    out = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        train(data, out, teacher_config(**TINY_TEACHER), cfg, progress=False, on_epoch_end=kill)
+    res = train(data, out, teacher_config(**TINY_TEACHER), cfg, resume=True, progress=False)
+    resumed = load_checkpoint(res.last_checkpoint)
+    assert _state_equal(ck["model"], resumed["model"]) == []
+    assert _state_equal(raw, resumed["ema"]["raw"]) == []
+    assert _strip_times(res.history) == _strip_times(full.history)
+    with pytest.raises(ValueError):
+        WeightAverage(torch.nn.Linear(2, 2), 1.0)
+    with pytest.raises(ConfigError):
+        _tcfg(ema_decay=1.5)

@@ -122,7 +122,7 @@ def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], v
                     epoch: int = 0, step: int = 0, best_metric: float | None = None,
                     best_epoch: int | None = None, rng: Mapping[str, Any] | None = None,
                     metrics_history: list | None = None, train_config: Mapping[str, Any] | None = None,
-                    extra: Mapping[str, Any] | None = None) -> Path:
+                    extra: Mapping[str, Any] | None = None, ema: Mapping[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically (:func:`slsdk.fileio.atomic_write`: temp file in the same folder, fsync,
     rename). A crash or an error at any point leaves either the old file or the new one, never a torn file;
     a killed run's temp file is removed by the next write. ``vocab`` is a :class:`~slsdk.data.Vocabulary` or a
@@ -141,6 +141,7 @@ def save_checkpoint(path: str | Path, *, kind: str, config: Mapping[str, Any], v
         "rng": rng if rng is not None else get_rng_state(),
         "metrics_history": list(metrics_history or []),
         "train_config": dict(train_config or {}), "extra": dict(extra or {}),
+        "ema": None if ema is None else dict(ema),   # with ema_decay: ``model`` holds the average (ema.py)
     }
     payload = _plain(payload)
     _check_safe(payload, "checkpoint")

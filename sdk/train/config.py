@@ -35,6 +35,8 @@ class TrainConfig:
     amp_dtype: str = "bf16"             # bf16 | fp16 (bf16 falls back to fp16 where unsupported)
     grad_checkpointing: bool = False    # recompute frame-encoder activations in backward
     grad_clip: float = 1.0              # max grad norm; 0 = off
+    ema_decay: float = 0.0              # > 0: evaluate, keep and ship an exponential moving average of the trained
+                                        # weights (e.g. 0.99); 0 = the last step's weights
     seed: int = 0
     deterministic: bool = False         # torch's deterministic algorithms (+ cuDNN/cuBLAS settings): repeatable
                                         # runs on one machine and software stack, somewhat slower on GPU
@@ -79,6 +81,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (self.ema_decay == 0 or 0 < self.ema_decay < 1):
+            raise ConfigError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.kd_reduction not in KD_REDUCTIONS:

@@ -12,6 +12,7 @@ and persistent workers; Adam / AdamW fused on CUDA; ``compile``: ``torch.compile
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from slsdk.train.console import make_console, progress_bar
 from slsdk.train.environment import (DistEnv, amp_plan_for, describe_device, determinism_record, device_name,
                                     epoch_seed, loader_options, maybe_compile, seed_everything, determinism,
                                     use_channels_last)
+from slsdk.train.ema import WeightAverage
 from slsdk.train.evaluate import input_spec, predict, score
 from slsdk.train.optim import build_optimizer, fused_optimizer, lr_lambda
 from slsdk.train.plots import plot_history
@@ -145,10 +147,12 @@ def _setup_line(device: torch.device, amp, channels_last: bool, fused: bool, com
     return "device: " + "; ".join(parts)
 
 
-def _load_state(job: Job, ckpt: dict, optimizer, scheduler, scaler, path: Path) -> None:
+def _load_state(job: Job, ckpt: dict, optimizer, scheduler, scaler, path: Path, ema: WeightAverage | None) -> None:
     here = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     try:
         job.model.load_state_dict(ckpt["model"])
+        if ema is not None and ckpt.get("ema"):
+            ema.resume(job.model, ckpt["ema"])
         if job.aux is not None and ckpt.get("aux") is not None:
             job.aux.load_state_dict(ckpt["aux"])
     except RuntimeError as e:
@@ -278,10 +282,11 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
     scaler = torch.amp.GradScaler("cuda") if amp.scaler else None
     params = [p for _, p in named]
     maybe_compile(objective, cfg.compile)
+    ema = WeightAverage(job.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     start_epoch, step, best, best_epoch, history = 0, 0, None, None, []
     if ckpt is not None:
-        _load_state(job, ckpt, optimizer, scheduler, scaler, last_path)
+        _load_state(job, ckpt, optimizer, scheduler, scaler, last_path, ema)
         start_epoch, step = int(ckpt["epoch"]), int(ckpt["step"])
         best, history = ckpt.get("best_metric"), list(ckpt.get("metrics_history") or [])
         best_epoch = ckpt.get("best_epoch")
@@ -300,7 +305,8 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
 
     def save(path: Path, epoch: int) -> None:
         save_checkpoint(path, kind=job.kind, config=job.model_config, vocab=job.vocab,
-                        model=job.model.state_dict(), optimizer=optimizer.state_dict(),
+                        model=ema.weights(job.model) if ema else job.model.state_dict(),
+                        ema=ema.state_dict(job.model) if ema else None, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), scaler=scaler.state_dict() if scaler else None,
                         aux=job.aux.state_dict() if job.aux is not None else None, epoch=epoch, step=step,
                         best_metric=best, best_epoch=best_epoch, rng=get_rng_state(), metrics_history=history,
@@ -345,6 +351,8 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
                         nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                     optimizer.step()
                 scheduler.step()
+                if ema is not None:
+                    ema.update(job.model)
                 step += 1
                 n = len(batch["ids"])
                 count += n
@@ -371,7 +379,8 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
             dev_wer = None
             if dev_loader is not None:
                 etask = bar.add_task(f"{job.title} dev", total=len(dev_loader.sampler), info="")
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):   # the training precision
+                with (torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp),   # the training precision
+                      ema.applied(job.model) if ema else contextlib.nullcontext()):
                     preds = predict(job.model, dev_loader, device=device, decoder=cfg.eval_decoder,
                                     beam=cfg.eval_beam, progress=lambda k: bar.update(etask, advance=k),
                                     normalize=dev_loader.dataset.normalize)
