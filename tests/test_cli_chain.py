@@ -154,17 +154,17 @@ def test_choice_options_are_refused_by_the_parser(tmp_path, monkeypatch):
 
 
 def test_cli_choices_match_their_tables():
-    from slsdk import cli
+    from slsdk import cli_choices
     from slsdk.models.adapters import VARIANTS
 
-    assert set(cli.VARIANTS) == set(VARIANTS)
+    assert {v.value for v in cli_choices.Variant} == set(VARIANTS)
     from slsdk.models.student import list_students
 
-    assert set(cli.STUDENTS) == set(list_students())
+    assert {v.value for v in cli_choices.Student} == set(list_students())
     from slsdk.runtime import backends
 
-    assert set(cli.BACKENDS) >= {"onnxruntime", "executorch", "torch"}
-    assert list(cli.BACKENDS) == backends.backend_names()   # read off the registry, not copied
+    assert set(cli_choices.BACKENDS) >= {"onnxruntime", "executorch", "torch"}
+    assert list(cli_choices.BACKENDS) == backends.backend_names()   # read off the registry, not copied
 
 
 def test_install_hint_keeps_the_extra(monkeypatch, capsys):
