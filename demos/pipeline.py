@@ -68,11 +68,11 @@ def demo_teacher_tower(data: Path, weights: Path, quick: bool = False, seed: int
                              console=console)
 
 
-def demo_train_teacher(data: Path, out: Path, weights: Path, quick: bool = False, seed: int = 0, **train):
-    """Stage 3: the demo's AdaptSign teacher on the frozen tower ``weights`` (``train``: TrainConfig fields
+def demo_train_teacher(data: Path, out: Path, weights: Path, quick: bool = False, seed: int = 0, **overrides):
+    """Stage 3: the demo's AdaptSign teacher on the frozen tower ``weights`` (``overrides``: TrainConfig fields
     that replace the demo's, for experiments such as benchmarks/demo_teacher_seeds.py)."""
     tcfg = TrainConfig(**{**dict(epochs=1 if quick else TEACHER_EPOCHS, batch_size=4, lr=TEACHER_LR, warmup_steps=20,
-                                 seed=seed, augment=not quick), **train})
+                                 seed=seed, augment=not quick), **overrides})
     return train(data, out, teacher_config(hidden=64 if quick else 256, weights=str(weights)), tcfg,
                  overwrite=True)
 
