@@ -41,11 +41,13 @@ def _weights_digest(checkpoint: Path) -> str:
 
 
 def _cpu() -> str:
-    flags = Path("/proc/cpuinfo").read_text().split("flags", 1)[-1].split("\n", 1)[0] if Path("/proc/cpuinfo").exists() else ""
-    isa = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
-    name = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return f"{name} ({isa}, torch {torch.get_num_threads()} threads)"
+    """The CPU and the instruction set torch's kernels use (``ATEN_CPU_CAPABILITY=avx2`` on an AVX512 machine
+    runs them as an AVX2 machine does; ``MKL_ENABLE_INSTRUCTIONS=AVX2`` / ``ONEDNN_MAX_CPU_ISA=AVX2`` do the same
+    for MKL's matmuls and oneDNN's convolutions)."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
+    return f"{name} (torch kernels {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
 
 
 def run_one(out: Path, seed: int, data_seed: int, tower_seed: int, tag: str, train: dict) -> dict:
