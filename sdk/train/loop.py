@@ -147,7 +147,8 @@ def _setup_line(device: torch.device, amp, channels_last: bool, fused: bool, com
     return "device: " + "; ".join(parts)
 
 
-def _load_state(job: Job, ckpt: dict, optimizer, scheduler, scaler, path: Path, ema: WeightAverage | None) -> None:
+def _load_state(job: Job, ckpt: dict, optimizer, scheduler, scaler, path: Path,
+                ema: WeightAverage | None = None) -> None:
     here = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in optimizer.param_groups]
     try:
         job.model.load_state_dict(ckpt["model"])
