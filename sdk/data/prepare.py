@@ -54,7 +54,7 @@ from slsdk.fileio import (WriteError, atomic_write, atomic_write_text, check_out
 from slsdk.runtime.crop import CropConfig, preparation_mismatch  # the one train/serve check, shared with serving
 from slsdk.runtime.hand_model import resolve_hand_model
 from slsdk.runtime.hand_tracker import HandCropper
-from slsdk.runtime.sources import DECODE_MAX_SHORTER, FrameResampler
+from slsdk.runtime.sources import DECODE_MAX_SHORTER, resampled_frames
 
 __all__ = ["PrepareConfig", "PrepareError", "PrepareResult", "prepare_dataset", "prepare_frames", "read_index",
            "is_prepared_clip", "preparation_of", "load_prepared_clip_header",
@@ -140,20 +140,8 @@ def prepare_frames(video: str | Path, settings: dict, hand_model: str | None = N
             put(frame)
         made += count
 
-    resampler = FrameResampler(fps) if fps is not None and reader.timed else None
-    held = None
-    for frame, t in reader:
-        if resampler is None:
-            emit(frame, 1)
-            continue
-        c = resampler.push(t)
-        if c:
-            emit(held, c)
-        held = frame
-    if resampler is not None and held is not None:
-        c = resampler.finish()
-        if c:
-            emit(held, c)
+    for frame, count in resampled_frames(reader, fps if reader.timed else None):
+        emit(frame, count)
     if not made:
         raise VideoError(f"{video}: no frames after resampling to {fps} fps")
     stats = {"source_frames": reader.stats["frames"], "frames": made, "hands_frames": found if hands else None,

@@ -34,7 +34,7 @@ from slsdk.landmarks import POSE86, part_missing
 from slsdk.runtime.crop import CropConfig
 from slsdk.runtime.hand_tracker import HandCropper
 from slsdk.runtime.pose86_landmarks import PARTS_ALL, Pose86Landmarker, pose86_file_bytes
-from slsdk.runtime.sources import DECODE_MAX_SHORTER, FrameResampler
+from slsdk.runtime.sources import DECODE_MAX_SHORTER, resampled_frames
 
 __all__ = ["LandmarksResult", "LandmarkPrepareError", "pose_path_for", "extract_video_pose86",
            "prepare_landmarks", "print_landmarks_result"]
@@ -69,20 +69,8 @@ def extract_video_pose86(video: str | Path, landmarker: Pose86Landmarker, croppe
         k = landmarker.frame(frame, ts, hands) * scale
         rows.extend([k] * count)
 
-    resampler = FrameResampler(fps) if fps is not None and reader.timed else None
-    held = None
-    for frame, t in reader:
-        if resampler is None:
-            emit(frame, 1)
-            continue
-        c = resampler.push(t)
-        if c:
-            emit(held, c)
-        held = frame
-    if resampler is not None and held is not None:
-        c = resampler.finish()
-        if c:
-            emit(held, c)
+    for frame, count in resampled_frames(reader, fps if reader.timed else None):
+        emit(frame, count)
     if not rows:
         raise VideoError(f"{video}: no frames" + (f" after resampling to {fps} fps" if fps else ""))
     return np.stack(rows).astype(np.float32), float(rate), int(reader.info.width), int(reader.info.height)

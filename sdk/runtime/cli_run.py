@@ -118,19 +118,23 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     raise AssertionError("not reached")    # the recognizer returned or the process exited above
 
 
+def _emit_update(u, as_json: bool, console, utterances: list) -> None:
+    """One update's output: its glosses, and an endpoint line for a closed utterance (collected in ``utterances``)."""
+    for ev in u.events:
+        _emit(as_json, console, {"type": "gloss", **ev}, _gloss_line(ev))
+    if u.utterance is not None:
+        utterances.append(u.utterance.to_dict())
+        if not u.final:
+            _emit(as_json, console, {"type": "endpoint", "glosses": u.utterance.glosses}, f"-- {plain(u.utterance.text)}")
+
+
 def _run_landmarks(rec, path: Path, as_json: bool, console) -> dict:
     """`slsdk run BUNDLE FILE.pose`: a landmark recording through a landmark bundle (no front end, no crop)."""
     check_landmark_bundle(rec.manifest, str(path))
     utterances, stream = [], None
     for u in recognize_pose_file(rec, path, reset_at_endpoints=True):
         stream = u.stream
-        for ev in u.events:
-            _emit(as_json, console, {"type": "gloss", **ev}, _gloss_line(ev))
-        if u.utterance is not None:
-            utterances.append(u.utterance.to_dict())
-            if not u.final:
-                _emit(as_json, console, {"type": "endpoint", "glosses": u.utterance.glosses},
-                      f"-- {plain(u.utterance.text)}")
+        _emit_update(u, as_json, console, utterances)
     stream.close()
     frames = stream.landmark_frames
     seconds = frames / rec.fps
@@ -183,13 +187,7 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
                            name=name, read_ahead=read_ahead if video is not None else 0, pipeline=pipeline):
         stream = u.stream
         overlay_items.extend((f, c) for f, c, _ in u.frames[::4])
-        for ev in u.events:
-            _emit(as_json, console, {"type": "gloss", **ev}, _gloss_line(ev))
-        if u.utterance is not None:
-            utterances.append(u.utterance.to_dict())
-            if not u.final:
-                _emit(as_json, console, {"type": "endpoint", "glosses": u.utterance.glosses},
-                      f"-- {plain(u.utterance.text)}")
+        _emit_update(u, as_json, console, utterances)
     stream.close()
     seconds = stream.frame_index / rec.fps
     busy = sum(getattr(stream.timing, k) for k in ("crop", "preprocess", "model", "decode"))

@@ -140,6 +140,25 @@ class FrameResampler:
                 "repeated": self.repeated, "gaps": self.gaps, "gap_s": round(self.gap_s, 3)}
 
 
+
+def resampled_frames(timed_frames, fps: float | None):
+    """``(frame, count)`` for ``(frame, t)`` pairs resampled to ``fps`` by :class:`FrameResampler` (each frame
+    repeated ``count`` times, dropped when 0); ``fps`` None: every frame once."""
+    resampler = FrameResampler(fps) if fps is not None else None
+    held = None
+    for frame, t in timed_frames:
+        if resampler is None:
+            yield frame, 1
+            continue
+        c = resampler.push(t)
+        if c:
+            yield held, c
+        held = frame
+    if resampler is not None and held is not None:
+        c = resampler.finish()
+        if c:
+            yield held, c
+
 class CameraError(SlsdkError, RuntimeError):
     """The camera could not be opened or stopped delivering frames."""
 
@@ -479,5 +498,5 @@ def open_source(spec: str | int | Path, **kwargs):
     return VideoFileSource(spec, **kwargs)
 
 
-__all__ = ["CameraError", "FrameDropper", "BackgroundReader", "FrameResampler", "VideoFileSource", "CameraSource",
+__all__ = ["CameraError", "FrameDropper", "BackgroundReader", "FrameResampler", "resampled_frames", "VideoFileSource", "CameraSource",
            "open_source", "POLICIES", "RESAMPLE_POLICY", "LIVE_MAX_GAP_S", "DECODE_MAX_SHORTER"]
