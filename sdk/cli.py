@@ -264,7 +264,8 @@ def distill(ctx: typer.Context,
     with on_interrupt(lambda: run_kept(out)):
         res = run_stage(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
                         layout=recipe.sections["data"]["layout"], extra={"recipe": full})
-    # distill() already printed the WER report
+    if res.report:   # the teacher-vs-student WER report (distill() returns it; the caller prints it)
+        console.print(escape(res.summary()), soft_wrap=False)
     console.print(f"student checkpoint {escape(shown_path(res.best_checkpoint))}")
 
 

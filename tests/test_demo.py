@@ -99,7 +99,8 @@ def test_readme_demo_command_in_a_fresh_folder(tmp_path):
         assert f"pretrain {tower}: rendering" in shown, shown[-4000:]
         assert re.search(rf"pretrain {re.escape(tower)} step \d+/\d+ loss", shown), shown[-4000:]
     assert shown.count("slsdk demo: synthetic signing, test_si split") == 1, shown[-4000:]   # the results table
-    assert shown.count("GMACs/frame") == 1 and shown.count("GMACs per frame") == 1, shown[-4000:]
+    # the WERs once: the demo's results table, not also distill's report (which `slsdk distill` prints)
+    assert shown.count("GMACs/frame") == 0 and shown.count("GMACs per frame") == 1, shown[-4000:]
     final = " ".join(out.stdout[out.stdout.rindex("total "):].split())   # the last line, unwrapped
     for name in ("results.json", "teacher/curves.png", "student/curves.png", "bench/bench.png", "bundles"):
         assert f"slsdk_demo/{name}" in final, final

@@ -202,6 +202,8 @@ def test_distill_cli_takes_the_student(tmp_path, monkeypatch):
                                    "efficientnet-lite0", "--epochs", "1", "--config", "recipe.json"])
     assert res.exit_code == 0, res.output
     assert "loaded from" in res.output   # the ImageNet weights
+    assert "GMACs/frame" in res.output and "student" in res.output   # the teacher-vs-student report, printed once
+    assert res.output.count("GMACs/frame") == 1, res.output
     model, _, kind = load_model("runs/student/best.pt")
     assert kind == "student" and model.config.encoder == "efficientnet-lite0"
     assert model.config.image_size == 32 and model.config.freeze_blocks == 4

@@ -240,7 +240,8 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
     ``data``: dataset root (``layout``) or ``{split: samples}``. ``student_config``: a StudentConfig (default:
     from the teacher + ``config.student`` overrides). Same outputs, resume and DDP behaviour as
     :func:`slsdk.train.train`; at the end (rank 0) student and teacher are scored on ``config.report_splits``
-    and their GMACs/frame counted: ``result.report`` and ``out_dir/report.json``.
+    and their GMACs/frame counted: ``result.report`` and ``out_dir/report.json`` (printed by the caller:
+    ``result.summary()``).
     """
     cfg = config or DistillConfig()
     if isinstance(cfg, Mapping):
@@ -298,10 +299,7 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
             if env.is_main and cfg.report:
                 report = _report(res, teacher, vocab, data, layout, splits, cfg, device, console)
                 atomic_write_text(Path(out_dir) / "report.json", json.dumps(report, indent=1) + "\n")
-        out = DistillResult(res.best_checkpoint, res.last_checkpoint, res.history, res.dev_wer, res.out_dir, report)
-        if env.is_main and report:
-            console.print(out.summary())
-        return out   # other ranks return without waiting for rank 0's report (no collective follows)
+        return DistillResult(res.best_checkpoint, res.last_checkpoint, res.history, res.dev_wer, res.out_dir, report)   # other ranks return without waiting for rank 0's report (no collective follows)
     finally:
         if env.created and dist.is_initialized():
             dist.destroy_process_group()
