@@ -3,6 +3,7 @@
     python benchmarks/bench_hands.py [--video PATH ...] [--hand-model PATH] [--size 64] [--every 1,2,3,4,5,6]
                                      [--detect-side 0,256] [--phone 1080,2160] [--repeat 2] [--out hands.json]
                                      [--call-costs] [--compare-model OTHER.task]
+    python benchmarks/bench_hands.py --lite [lite|PATH] [--call-costs] [--repeat 3] [--out lite.json]
 
 For each video the frames are decoded with ``slsdk.data.video.VideoReader`` and resampled to 25 fps by
 timestamp exactly as the runtime does (``FrameResampler``), then cropped by ``HandCropper`` with
@@ -18,6 +19,14 @@ and 2, grouped by the hands it returned (0 hands: palm detection only; num_hands
 detection again on every frame, looking for the second hand, plus the landmark model); with ``--compare-model``
 the same for another .task file (for example one with MediaPipe's lite landmark model). The load average is
 printed: the machine is shared, so compare rows of one run.
+
+``--lite``: MediaPipe's full hand models (``--hand-model``) against the lite ones (``hand_landmarker_lite.task``,
+``slsdk import hand-lite WHEEL``), and nothing else (but ``--call-costs``, then for both models), in one run: on the real photos (``data/hands/gestures``, IMAGE
+mode, and the generated signer) and clips (``--video``, VIDEO mode at 25 fps, the landmarker on every frame and on
+the runtime's default schedule), per model the hit rate (photos or frames where a hand is found), the crop-box IoU
+of lite against full on the frames both find hands in (the signing-space square ``HandCropper`` would cut), the
+frames only one of them finds, and the cost: ms per landmarker call (wall, median for photos, mean for clips) and
+the crop's process CPU ms per frame (least of ``--repeat`` runs).
 """
 from __future__ import annotations
 
@@ -61,7 +70,8 @@ def resampled_frames(path, fps: float = 25.0, **reader_kw):
 
 
 def crop_run(frames, model, every: int, size: int, fps: float = 25.0, policy: str = "search"):
-    """(boxes, hands_found_frames, detections, detect_ms/frame, crop_ms/frame, crop_cpu_ms/frame) for detect_every."""
+    """(boxes, hands_found_frames, detections, detect_ms/frame, crop_ms/frame, crop_cpu_ms/frame, hands found per
+    frame) for detect_every."""
     from slsdk.runtime.crop import CropConfig
     from slsdk.runtime.hand_tracker import HandCropper
 
@@ -69,17 +79,92 @@ def crop_run(frames, model, every: int, size: int, fps: float = 25.0, policy: st
         c.reset()
         t0, c0 = time.perf_counter(), time.process_time()
         det = 0.0
-        boxes = []
+        boxes, found = [], []
         for i, f in enumerate(frames):
             a = time.perf_counter()
             r = c.crop(f, int(round(i * 1000.0 / fps)))
             if r.detected:
                 det += time.perf_counter() - a
             boxes.append(r.box)
+            found.append(r.hands_found)
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         st = c.stats
     n = len(frames)
-    return boxes, st.frames_with_hands, st.detections, 1e3 * det / n, 1e3 * total / n, 1e3 * cpu / n
+    return boxes, st.frames_with_hands, st.detections, 1e3 * det / n, 1e3 * total / n, 1e3 * cpu / n, found
+
+
+def photo_run(images, model, repeat: int = 2):
+    """(crop box or None per image, median ms per IMAGE-mode call, process CPU ms per call) on independent photos."""
+    from slsdk.runtime.crop import CropConfig
+    from slsdk.runtime.geometry import hands_box_params, square_box
+    from slsdk.runtime.landmarker import HandDetector
+
+    cfg, boxes, ms = CropConfig(), [], []
+    with HandDetector(model) as d:
+        d.detect(images[0])  # warm-up
+        c0 = time.process_time()
+        for img in images:
+            h, w = img.shape[:2]
+            times = []
+            for _ in range(max(1, repeat)):
+                t0 = time.perf_counter()
+                hands = d.detect(img)
+                times.append(1e3 * (time.perf_counter() - t0))
+            ms.append(min(times))
+            boxes.append(square_box(*hands_box_params(hands, w, h, cfg), w, h) if hands else None)
+        cpu = 1e3 * (time.process_time() - c0) / (len(images) * max(1, repeat))
+    return boxes, statistics.median(ms), cpu
+
+
+def agreement(full: list, lite: list) -> dict:
+    """Hit counts and the IoU of lite's boxes against full's on the items both found hands in (None = none)."""
+    from slsdk.runtime.geometry import box_iou
+
+    both = [box_iou(b, a) for a, b in zip(full, lite) if a is not None and b is not None]
+    return {"items": len(full), "full_hits": sum(a is not None for a in full),
+            "lite_hits": sum(b is not None for b in lite), "both": len(both),
+            "full_only": sum(a is not None and b is None for a, b in zip(full, lite)),
+            "lite_only": sum(a is None and b is not None for a, b in zip(full, lite)),
+            "iou_mean": round(statistics.fmean(both), 4) if both else None,
+            "iou_min": round(min(both), 4) if both else None}
+
+
+def lite_compare(full_model, lite_model, photos, videos, repeat: int, size: int) -> list[dict]:
+    """Full vs lite hand models on photos (IMAGE mode) and clips (VIDEO mode): hits, box IoU, cost (printed)."""
+    from slsdk.data.video import read_image
+
+    rows = []
+    print(f"\nfull: {full_model}\nlite: {lite_model}")
+    print(f"{'source':>34} {'schedule':>8} {'n':>4} {'hits full':>9} {'hits lite':>9} {'full only':>9} "
+          f"{'lite only':>9} {'IoU mean':>8} {'IoU min':>7} {'ms full':>7} {'ms lite':>7} {'cpu full':>8} "
+          f"{'cpu lite':>8}")
+
+    def show(source, schedule, a, cost):
+        row = {"source": source, "schedule": schedule, **a, **cost, "load_avg": round(os.getloadavg()[0], 2)}
+        rows.append(row)
+        iou = (f"{a['iou_mean']:>8.3f} {a['iou_min']:>7.3f}" if a["both"] else f"{'-':>8} {'-':>7}")
+        print(f"{source:>34} {schedule:>8} {a['items']:>4} {a['full_hits']:>9} {a['lite_hits']:>9} "
+              f"{a['full_only']:>9} {a['lite_only']:>9} {iou} {cost['ms_full']:>7.2f} {cost['ms_lite']:>7.2f} "
+              f"{cost['cpu_ms_full']:>8.2f} {cost['cpu_ms_lite']:>8.2f}")
+
+    if photos:
+        images = [read_image(p) for p in photos]
+        (bf, mf, cf), (bl, ml, cl) = (photo_run(images, m, repeat) for m in (full_model, lite_model))
+        show(f"{len(photos)} photos", "image", agreement(bf, bl),
+             {"ms_full": round(mf, 3), "ms_lite": round(ml, 3), "cpu_ms_full": round(cf, 3), "cpu_ms_lite": round(cl, 3)})
+    for video in videos:
+        frames = resampled_frames(video)
+        for every, schedule in ((1, "every"), (2, "search2")):
+            res = {}
+            for name, m in (("full", full_model), ("lite", lite_model)):
+                runs = [crop_run(frames, m, every, size) for _ in range(max(1, repeat))]
+                res[name] = (runs[0], min(r[3] for r in runs), min(r[5] for r in runs))
+            boxes = {k: [b if n else None for b, n in zip(v[0][0], v[0][6])] for k, v in res.items()}
+            show(Path(video).name, schedule, agreement(boxes["full"], boxes["lite"]),
+                 {"ms_full": round(res["full"][1], 3), "ms_lite": round(res["lite"][1], 3),
+                  "cpu_ms_full": round(res["full"][2], 3), "cpu_ms_lite": round(res["lite"][2], 3),
+                  "detections_full": res["full"][0][2], "detections_lite": res["lite"][0][2]})
+    return rows
 
 
 def call_costs(frames, model, repeat: int = 2) -> list[dict]:
@@ -121,7 +206,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="write the rows as JSON")
     ap.add_argument("--phone-only", action="store_true", help="only the phone-resolution decoding rows")
     ap.add_argument("--call-costs", action="store_true", help="ms per landmarker call by mode, num_hands, hands found")
-    ap.add_argument("--compare-model", default=None, help="--call-costs also for this .task file")
+    ap.add_argument("--compare-model", default=None, help="--call-costs also for this .task file (or 'lite')")
+    ap.add_argument("--lite", nargs="?", const="lite", default=None, metavar="MODEL",
+                    help="only compare the full hand models with the lite ones (default: hand_landmarker_lite.task "
+                         "in the cache) on the real photos and --video clips")
+    ap.add_argument("--photos", nargs="*", default=None, help="--lite: photos (default: shared data/hands)")
     args = ap.parse_args(argv)
 
     from slsdk.runtime.geometry import box_iou
@@ -134,11 +223,18 @@ def main(argv=None) -> int:
     print(f"host {platform.machine()} cpus={os.cpu_count()} python {sys.version.split()[0]} "
           f"load avg {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     rows = []
+    if args.lite:
+        photos = args.photos if args.photos is not None else [
+            *sorted((shared / "data/hands/gestures").glob("*/*.jpg")), shared / "data/hands/generated_signer.png"]
+        photos = [p for p in map(Path, photos) if p.is_file()]
+        rows = lite_compare(model, resolve_hand_model(args.lite), photos, args.video, args.repeat, args.size)
+        args.phone, args.phone_only = "", True       # nothing else, but --call-costs: full and lite
+        args.compare_model = args.compare_model or args.lite
     if args.call_costs:
         frames = resampled_frames(args.video[0])
         print(f"\nlandmarker call costs on {args.video[0]} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]})")
         print(f"{'model':>28} {'mode':>5} {'num_hands':>9} {'hands':>5} {'calls':>5} {'ms/call':>7}")
-        for m in [model] + ([Path(args.compare_model)] if args.compare_model else []):
+        for m in [model] + ([resolve_hand_model(args.compare_model)] if args.compare_model else []):
             for r in call_costs(frames, m, args.repeat):
                 rows.append(r)
                 print(f"{Path(r['model']).name:>28} {r['mode']:>5} {r['num_hands']:>9} {r['hands_returned']:>5} "

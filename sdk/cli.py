@@ -457,7 +457,8 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         camera: Optional[int] = typer.Option(None, "--camera", help="camera index instead of a video"),
         backend: Optional[Backend] = typer.Option(None, help="default: the bundle's"),
         crop: Optional[Crop] = typer.Option(None, help="default: the bundle's crop policy"),
-        hand_model: Optional[Path] = typer.Option(None, help="hand_landmarker.task"),
+        hand_model: Optional[Path] = typer.Option(None, help="a hand_landmarker.task, or full (the default "
+                                                  "search) or lite (MediaPipe's lite models: slsdk import hand-lite)"),
         hand_every: Optional[int] = typer.Option(None, help="while no hand is tracked, run the hand landmarker on "
                                                  "every N-th frame (CropConfig.detect_every; default: the bundle's, else 2)"),
         decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),

@@ -1,4 +1,5 @@
-"""`slsdk import ...`: bring models trained elsewhere into slsdk checkpoints.
+"""`slsdk import ...`: bring models trained elsewhere into slsdk checkpoints, and MediaPipe's lite hand models
+(published only inside a mediapipe wheel) into the model cache as ``hand_landmarker_lite.task``.
 
 The importer and the checkpoint writer load torch, so they are imported inside the functions that use them
 (slsdk.models.adaptsign_import, slsdk.train.checkpoint): the CLI starts without torch.
@@ -6,13 +7,16 @@ The importer and the checkpoint writer load torch, so they are imported inside t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from slsdk.cli_common import Command, Group, console, run_stage
+from slsdk.cli_common import Command, Group, console, run_stage, shown_path
 from slsdk.fileio import check_replace, output_lock, reading
+from slsdk.runtime.hand_model import HAND_MODEL_LITE, LITE_WHEEL, build_lite_hand_model, task_model_cache_path
 
-import_app = typer.Typer(cls=Group, no_args_is_help=True, help="Import published models as slsdk checkpoints.")
+import_app = typer.Typer(cls=Group, no_args_is_help=True,
+                         help="Import published models as slsdk checkpoints or model files.")
 
 
 @import_app.command("adaptsign", cls=Command)
@@ -43,6 +47,23 @@ def import_adaptsign_cmd(
                   f"{v.image_size} px), hidden {cfg.hidden}, {cfg.num_classes} classes incl. blank -> {path}")
 
 
+@import_app.command("hand-lite", cls=Command)
+def import_hand_lite_cmd(
+        wheel: Path = typer.Argument(..., help=f"a mediapipe wheel with the lite hand models (pip download "
+                                     f"{LITE_WHEEL} --no-deps)"),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="the .task to write (default: the cache, "
+                                           "where --hand-model lite finds it)"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if slsdk wrote it")):
+    """Build MediaPipe's lite hand models (palm_detection_lite + hand_landmark_lite) into a HandLandmarker .task."""
+    dest = out if out is not None else task_model_cache_path(HAND_MODEL_LITE)
+    with reading(wheel), output_lock(dest, overwrite=overwrite):
+        run_stage(check_replace, dest, overwrite=overwrite)
+        path = run_stage(build_lite_hand_model, wheel, dest, overwrite=overwrite)
+    console.print(f"wrote {shown_path(path)}: use it with --hand-model lite" if out is None else
+                  f"wrote {shown_path(path)}: use it with --hand-model {shown_path(path)} (or SLSDK_HAND_MODEL_LITE)",
+                  markup=False, highlight=False)
+
+
 def save_imported(model, vocab, out: str | Path) -> Path:
     """Write an imported teacher as an slsdk ``teacher`` checkpoint (loadable by ``load_model``), atomically."""
     from slsdk.train.checkpoint import save_checkpoint   # torch
@@ -52,4 +73,4 @@ def save_imported(model, vocab, out: str | Path) -> Path:
                            epoch=int(origin.get("epoch", 0)), extra={"imported_from": origin})
 
 
-__all__ = ["import_app", "save_imported"]
+__all__ = ["import_app", "save_imported", "import_hand_lite_cmd"]

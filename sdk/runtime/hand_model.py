@@ -5,6 +5,13 @@ this order: the ``path`` argument (``--hand-model PATH`` on the CLI) -> ``$SLSDK
 (``$XDG_CACHE_HOME/slsdk/hand_landmarker.task``, default ``~/.cache/slsdk``) -> a download from Google's model
 storage (``$SLSDK_HAND_MODEL_URL`` overrides the address) written atomically into the cache.
 
+``--hand-model lite`` (or ``$SLSDK_HAND_MODEL=lite``) takes MediaPipe's lite hand models instead:
+``hand_landmarker_lite.task`` (``$SLSDK_HAND_MODEL_LITE`` -> the cache), which Google publishes only inside the
+mediapipe 0.10.14 wheel as two bare .tflite files; :func:`build_lite_hand_model` (``slsdk import hand-lite WHEEL``)
+zips them into a .task in the cache, writing the image-normalisation metadata the palm detector lacks.
+``--hand-model full`` is the default search above. Measured against the full models on the real clips and photos:
+``benchmarks/bench_hands.py --lite``, docs/results.md "Lite hand models (issue #32)".
+
 The face and pose landmarkers of the 86-point landmark layout (:mod:`slsdk.runtime.pose86_landmarks`) are found
 the same way (:func:`resolve_task_model` with :data:`FACE_MODEL` / :data:`POSE_MODEL`): ``--face-model`` /
 ``$SLSDK_FACE_MODEL`` -> ``face_landmarker.task`` in the cache -> download; ``--pose-model`` /
@@ -19,6 +26,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from slsdk import fileio
 from slsdk.errors import SlsdkError
@@ -66,8 +75,12 @@ class TaskModel:
     approx: str                 # "~8 MB" (said when a download is too large)
     not_found: type = TaskModelNotFound
     invalid: type = InvalidTaskModel
+    build: str = ""             # how to make one where Google publishes no .task (url is then empty: no download)
 
     def how_to(self, cache: Path | str) -> str:
+        if self.build:
+            return (f"Build the {self.filename} into the cache ({cache}) with `{self.build}`, or set "
+                    f"{self.env}=PATH to one")
         return (f"Provide a MediaPipe {self.task} model: pass {self.flag} PATH or set {self.env}=PATH to a "
                 f"{self.filename}, or put one at {cache}. Download it on a machine with network access from "
                 f"{self.url}")
@@ -89,7 +102,23 @@ POSE_MODEL = TaskModel(
     "https://storage.googleapis.com/mediapipe-models/pose_landmarker/pose_landmarker_full/float16/latest/"
     "pose_landmarker_full.task", 64 << 20, "~9 MB")
 
+# MediaPipe's lite hand models: Google publishes no .task of them, only the two .tflite files inside the mediapipe
+# wheels (0.10.14 here); build_lite_hand_model zips them as the HandLandmarker expects (same members as the full).
+LITE_WHEEL = "mediapipe==0.10.14"
+LITE_WHEEL_MEMBERS = {"hand_detector.tflite": "mediapipe/modules/palm_detection/palm_detection_lite.tflite",
+                      "hand_landmarks_detector.tflite": "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite"}
+HAND_MODEL_LITE = TaskModel(
+    "HandLandmarker", "hand_landmarker_lite.task", HAND_MODEL_MEMBERS, "--hand-model lite", "SLSDK_HAND_MODEL_LITE",
+    "", "", MAX_HAND_MODEL_BYTES, "~4 MB", HandModelNotFound, InvalidHandModel,
+    build=f"pip download {LITE_WHEEL} --no-deps -d wheels && slsdk import hand-lite wheels/mediapipe-0.10.14-*.whl")
+# the names --hand-model takes besides a path ("full": the default search, HAND_MODEL)
+HAND_MODELS = {"full": HAND_MODEL, "lite": HAND_MODEL_LITE}
+
 _HOW_TO = HAND_MODEL.how_to("{cache}")
+
+
+class MediaPipeWheelError(SlsdkError, ValueError):
+    """The file given to build the lite hand model from is not a mediapipe wheel holding its .tflite files."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,16 +214,17 @@ def _download(url: str, dest: Path, timeout: float, spec: TaskModel = HAND_MODEL
 
 
 def resolve_task_model(spec: TaskModel, path: str | Path | None = None, *, download: bool = True,
-                       url: str | None = None, timeout: float = 30.0) -> Path:
+                       url: str | None = None, timeout: float = 30.0, env: bool = True) -> Path:
     """Find ``spec``'s model file: ``path`` -> ``$<spec.env>`` -> cache -> download into the cache.
 
     An explicit ``path`` or env var that does not exist is an error (never silently replaced by another
-    model). ``url`` (else ``$<spec.env_url>``, else Google's model storage) is where a download comes from.
-    Raises ``spec.not_found`` when offline and ``spec.invalid`` for a wrong file.
+    model). ``url`` (else ``$<spec.env_url>``, else Google's model storage) is where a download comes from; a spec
+    without one (the lite hand model) is never downloaded: the error says how to build it. ``env=False`` skips
+    ``$<spec.env>``. Raises ``spec.not_found`` when offline and ``spec.invalid`` for a wrong file.
     """
     if path is not None:
         return validate_task_model(Path(path).expanduser(), spec)
-    env = os.environ.get(spec.env)
+    env = os.environ.get(spec.env) if env else None
     cache = task_model_cache_path(spec)
     if env:
         try:
@@ -206,8 +236,11 @@ def resolve_task_model(spec: TaskModel, path: str | Path | None = None, *, downl
         try:
             return validate_task_model(cache, spec)
         except InvalidTaskModel as e:
-            raise spec.invalid(f"cached {what} model is invalid, delete it to download again: {e}") from None
+            again = f"build it again (`{spec.build}`)" if spec.build else "download it again"
+            raise spec.invalid(f"cached {what} model is invalid, delete it to {again}: {e}") from None
     how = spec.how_to(cache)
+    if not spec.url and not url:
+        raise spec.not_found(f"no {spec.filename} found. {how}")
     if not download:
         raise spec.not_found(f"no {what} model found (download disabled). {how}")
     url = url or os.environ.get(spec.env_url) or spec.url
@@ -225,15 +258,133 @@ def resolve_hand_model(path: str | Path | None = None, *, download: bool = True,
                        timeout: float = 30.0) -> Path:
     """Find the HandLandmarker model: ``path`` -> $SLSDK_HAND_MODEL -> cache -> download into the cache.
 
+    ``path`` (else $SLSDK_HAND_MODEL) may also name a model of :data:`HAND_MODELS`: ``"full"`` is this search
+    (the variable read only when it holds a path), ``"lite"`` MediaPipe's lite models (``$SLSDK_HAND_MODEL_LITE`` -> the cache's
+    ``hand_landmarker_lite.task``; never downloaded: :func:`build_lite_hand_model` makes it). A file named
+    ``lite`` or ``full`` is given with a folder (``models/lite``, an absolute path: ``Path("./lite")`` is
+    ``Path("lite")``).
     An explicit ``path`` or env var that does not exist is an error (never silently replaced by another
     model). ``url`` (else $SLSDK_HAND_MODEL_URL, else Google's model storage) is where a download comes from.
     Raises :class:`HandModelNotFound` when offline and :class:`InvalidHandModel` for a wrong file.
     """
+    name = path if path is not None else os.environ.get(ENV_HAND_MODEL)
+    spec = HAND_MODELS.get(os.fspath(name)) if name is not None else None    # the CLI's Path("lite") included
+    if spec is not None:
+        use_env = spec is not HAND_MODEL or os.environ.get(ENV_HAND_MODEL) not in HAND_MODELS   # a path, or unset
+        return resolve_task_model(spec, None, download=download, url=url, timeout=timeout, env=use_env)
     return resolve_task_model(HAND_MODEL, path, download=download, url=url, timeout=timeout)
+
+
+# --------------------------------------------------------------------------------------------------
+# the lite models, built from a mediapipe wheel
+# --------------------------------------------------------------------------------------------------
+# The Tasks graph reads an image model's input normalisation from its TFLite metadata; the lite palm detector
+# of the wheel has none ("requires specifying NormalizationOptions metadata"). Both hand models of the full
+# .task (and the lite landmark model) carry RGB in [0, 1]: mean 0, std 255, and these names.
+_IMAGE_MEAN, _IMAGE_STD = 0.0, 255.0
+_OUTPUT_NAMES = {"hand_detector.tflite": ("Multi Hand Detection (lite)", ("palm detection", "scores")),
+                 "hand_landmarks_detector.tflite": ("HandLandmarkDetector (lite)",
+                                                    ("handedness", "presence score", "landmarks", "world landmarks"))}
+
+
+def _read_wheel(wheel: Path) -> dict[str, bytes]:
+    """The lite models' bytes from a mediapipe wheel, by .task member name (named errors for a wrong file)."""
+    get = f"`pip download {LITE_WHEEL} --no-deps` (wheels from 0.10.30 on hold no model files)"
+    if not wheel.is_file():
+        raise MediaPipeWheelError(f"{wheel} does not exist or is not a file; get the mediapipe wheel with {get}")
+    if not zipfile.is_zipfile(wheel):
+        raise MediaPipeWheelError(f"{wheel} is not a wheel (a zip archive); get the mediapipe wheel with {get}")
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            names = set(z.namelist())
+            missing = [m for m in LITE_WHEEL_MEMBERS.values() if m not in names]
+            if missing:
+                raise MediaPipeWheelError(f"{wheel} lacks {', '.join(missing)}: not a mediapipe wheel with the "
+                                          f"hand models; get one with {get}")
+            return {k: z.read(m) for k, m in LITE_WHEEL_MEMBERS.items()}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
+        raise MediaPipeWheelError(f"{wheel} is a corrupt zip archive ({e}); get the mediapipe wheel with {get}") from None
+
+
+def _with_image_metadata(model: bytes, member: str, where: str) -> bytes:
+    """``model`` (a .tflite) with image-normalisation metadata (RGB, (x - 0) / 255) written in, unless it has
+    metadata already (then it is returned unchanged)."""
+    import flatbuffers  # noqa: PLC0415  (MediaPipe's dependency: present where mediapipe is)
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as meta
+    from mediapipe.tasks.metadata import schema_py_generated as schema
+
+    if model[4:8] != b"TFL3":
+        raise MediaPipeWheelError(f"{where} is not a TFLite model (no TFL3 identifier)")
+    m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    if any(x.name == b"TFLITE_METADATA" for x in m.metadata or []):
+        return model
+    sub = m.subgraphs[0]
+    shape = list(sub.tensors[sub.inputs[0]].shape)
+    if len(sub.inputs) != 1 or len(shape) != 4 or shape[3] != 3:
+        raise MediaPipeWheelError(f"{where} is not an image model (its input is {shape}, expected [1, H, W, 3])")
+    title, outs = _OUTPUT_NAMES[member]
+
+    def tensor(name: str, image: bool = False):
+        t = meta.TensorMetadataT()
+        t.name = name
+        if image:
+            t.content = meta.ContentT()
+            t.content.contentPropertiesType = meta.ContentProperties.ImageProperties
+            t.content.contentProperties = meta.ImagePropertiesT()
+            t.content.contentProperties.colorSpace = meta.ColorSpaceType.RGB
+            norm = meta.NormalizationOptionsT()
+            norm.mean, norm.std = [_IMAGE_MEAN], [_IMAGE_STD]
+            unit = meta.ProcessUnitT()
+            unit.optionsType, unit.options = meta.ProcessUnitOptions.NormalizationOptions, norm
+            t.processUnits = [unit]
+            t.stats = meta.StatsT()
+            t.stats.min, t.stats.max = [0.0], [1.0]
+        return t
+
+    graph = meta.SubGraphMetadataT()
+    graph.inputTensorMetadata = [tensor("image", image=True)]
+    n = len(sub.outputs)
+    graph.outputTensorMetadata = [tensor(x) for x in (outs if len(outs) == n else [f"out{i}" for i in range(n)])]
+    md = meta.ModelMetadataT()
+    md.name, md.description = title, f"from the {LITE_WHEEL} wheel, metadata written by slsdk"
+    md.minParserVersion, md.subgraphMetadata = "1.0.0", [graph]
+    b = flatbuffers.Builder(1024)
+    b.Finish(md.Pack(b), file_identifier=b"M001")
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(bytes(b.Output()), np.uint8)
+    m.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = "TFLITE_METADATA", len(m.buffers) - 1
+    m.metadata = [*(m.metadata or []), entry]
+    b = flatbuffers.Builder(len(model) + 4096)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def build_lite_hand_model(wheel: str | Path, dest: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    """Build ``hand_landmarker_lite.task`` from a mediapipe wheel (``pip download mediapipe==0.10.14 --no-deps``).
+
+    Its ``palm_detection_lite.tflite`` and ``hand_landmark_lite.tflite`` become the HandLandmarker's
+    ``hand_detector.tflite`` and ``hand_landmarks_detector.tflite`` (a stored zip, as Google's .task), the
+    detector given the image-normalisation metadata the Tasks API needs (mean 0, std 255: the full detector's).
+    Written atomically (:func:`slsdk.fileio.atomic_write`) at ``dest``, default the cache where
+    ``--hand-model lite`` finds it; an existing file is replaced only with ``overwrite`` and if slsdk wrote it.
+    Needs mediapipe (its TFLite schema modules) installed.
+    """
+    wheel = Path(wheel)
+    dest = Path(dest) if dest is not None else task_model_cache_path(HAND_MODEL_LITE)
+    models = _read_wheel(wheel)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for member, data in models.items():
+            z.writestr(member, _with_image_metadata(data, member, f"{wheel}:{LITE_WHEEL_MEMBERS[member]}"))
+    _check_task(out, dest, HAND_MODEL_LITE)
+    return fileio.atomic_write(dest, out.getvalue(), overwrite=overwrite)
 
 
 __all__ = ["DEFAULT_HAND_MODEL_URL", "HAND_MODEL_FILENAME", "HAND_MODEL_MEMBERS", "ENV_HAND_MODEL",
            "ENV_HAND_MODEL_URL", "HandModelNotFound", "InvalidHandModel", "hand_model_cache_path",
            "validate_hand_model", "resolve_hand_model", "TaskModel", "TaskModelNotFound", "InvalidTaskModel",
            "HAND_MODEL", "FACE_MODEL", "POSE_MODEL", "task_model_cache_path", "validate_task_model",
-           "resolve_task_model"]
+           "resolve_task_model", "HAND_MODEL_LITE", "HAND_MODELS", "LITE_WHEEL", "LITE_WHEEL_MEMBERS",
+           "MediaPipeWheelError", "build_lite_hand_model"]
