@@ -459,6 +459,8 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
         crop: Optional[Crop] = typer.Option(None, help="default: the bundle's crop policy"),
         hand_model: Optional[Path] = typer.Option(None, help="a hand_landmarker.task, or full (the default "
                                                   "search) or lite (MediaPipe's lite models: slsdk import hand-lite)"),
+        face_model: Optional[Path] = typer.Option(None, help="face_landmarker.task (a landmark bundle from video)"),
+        pose_model: Optional[Path] = typer.Option(None, help="pose_landmarker.task (a landmark bundle from video)"),
         hand_every: Optional[int] = typer.Option(None, help="while no hand is tracked, run the hand landmarker on "
                                                  "every N-th frame (CropConfig.detect_every; default: the bundle's, else 2)"),
         decoder: Decoder = typer.Option("greedy"), beam: int = typer.Option(DEFAULT_BEAM),
@@ -480,7 +482,7 @@ def run(bundle: Path = typer.Argument(..., help="bundle directory or .zip"),
     run_stage(run_command, bundle, video=video, camera=camera, backend=choice_value(backend), crop=choice_value(crop),
               hand_model=hand_model, decoder=choice_value(decoder), beam=beam, threads=threads, as_json=json_,
               overlay=overlay, console=console, hand_every=hand_every, read_ahead=read_ahead, pipeline=pipeline,
-              overwrite=overwrite, providers=providers)
+              overwrite=overwrite, providers=providers, face_model=face_model, pose_model=pose_model)
 
 
 @app.command(cls=Command)

@@ -80,9 +80,9 @@ def test_kit_tree_to_a_served_pose_file(tmp_path, monkeypatch, shared_file):
     assert set(glosses) <= vocab
 
 
-def test_a_landmark_bundle_refuses_a_video_and_an_rgb_bundle_a_pose_file(tmp_path, monkeypatch, shared_file,
+def test_an_empty_video_for_a_landmark_bundle_and_a_pose_file_for_an_rgb_bundle(tmp_path, monkeypatch, shared_file,
                                                                          tiny_student):
-    """One line each, naming the file and what to give instead (no traceback)."""
+    """One line each, naming the file and what is wrong (no traceback)."""
     pytest.importorskip("onnxruntime")
     import torch
 
@@ -96,7 +96,7 @@ def test_a_landmark_bundle_refuses_a_video_and_an_rgb_bundle_a_pose_file(tmp_pat
     convert(tiny_student(3), "onnx", "fp32", "rgb", vocab=["-", "a", "b"])
     shutil.copyfile(recording, "clip.pose")
     Path("clip.mp4").write_bytes(b"")
-    for argv, words in ((["run", "lm", "clip.mp4"], "takes landmarks"),
+    for argv, words in ((["run", "lm", "clip.mp4"], "file is empty"),    # a video is served (tests/test_landmark_video.py)
                         (["run", "rgb", "clip.pose"], "takes video frames, not landmarks")):
         res = subprocess.run(_slsdk() + argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert res.returncode != 0 and "Traceback" not in res.stderr

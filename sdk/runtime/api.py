@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slsdk.data.video import iter_video_timed
+from slsdk.data.video import VideoReader, iter_video_timed
+from slsdk.runtime.landmark_frontend import display_scale
 from slsdk.runtime.recognizer import Recognizer
 from slsdk.runtime.results import VideoRecognition
 from slsdk.runtime.sources import DECODE_MAX_SHORTER
@@ -23,18 +24,31 @@ def recognize_video(bundle, path: str | Path, recognizer: Recognizer | None = No
     ``pipeline``: cropping on a front-end thread beside the model; ``timing["wall"]``: the whole loop).
     The file is decoded as the runtime's file source decodes it (shorter side capped at ``DECODE_MAX_SHORTER``
     in the decoder, as ``slsdk data prepare`` does for hands), so memory does not grow with the source size.
+    A landmark bundle gets the frames' 86-point landmarks (:mod:`~slsdk.runtime.landmark_frontend`), in the
+    video's display pixels and normalised as the whole recording (``look_ahead``): what ``data prepare
+    --landmarks`` writes into the clip's ``.pose``, so the tokens are those of serving that ``.pose``.
     """
     rec = recognizer or Recognizer(bundle, **kwargs)
-    s = rec.create_stream()
+    if rec.landmarkers is not None:   # a landmark bundle: normalised as the whole file (= its .pose), display pixels
+        rec.landmarkers.check()
+        reader = VideoReader(path, max_shorter=DECODE_MAX_SHORTER)
+        s = rec.create_stream(look_ahead=True)
+        s.frontend.point_scale = display_scale(reader)
+        frames = ((f, t if reader.timed else None) for f, t in reader)
+    else:
+        s = rec.create_stream()
+        frames = iter_video_timed(path, max_shorter=DECODE_MAX_SHORTER)
     overlay = []
     try:
-        for u in rec.recognize(iter_video_timed(path, max_shorter=DECODE_MAX_SHORTER), stream=s,
+        for u in rec.recognize(frames, stream=s,
                                batch_frames=batch_frames, resample=resample, keep_frames=keep_overlay, name=str(path),
                                read_ahead=read_ahead, pipeline=pipeline):
             overlay.extend(u.frames)
     finally:
         s.close()
     timing = {"video_decode": s.source_seconds, **s.timing.to_dict(), "wall": s.wall_seconds}
+    if rec.landmarkers is not None:   # crop = the landmarks (hands, lips, body), preprocess = their normalisation
+        timing["landmarks"] = dict(s.frontend.landmark_seconds)
     return VideoRecognition(str(path), s.result(), s.crop_stats.to_dict(), timing, s.frame_index, rec.fps,
                             overlay, source_frames=s.source_frames, resample=s.resample_stats)
 

@@ -20,7 +20,8 @@ from slsdk.runtime.landmark_source import (POSE_SUFFIXES, LandmarkInputError, ch
                                            is_landmark_bundle, recognize_pose_file)
 from slsdk.runtime.overlay import save_overlay_png, sheet_note
 from slsdk.runtime.recognizer import Recognizer, TrainServeSkewWarning
-from slsdk.runtime.sources import CameraSource, VideoFileSource
+from slsdk.runtime.landmark_frontend import display_scale
+from slsdk.runtime.sources import LIVE_MAX_GAP_S, CameraSource, VideoFileSource
 from slsdk.terminal import plain
 
 # --read-ahead: decoded frames waiting on the reader thread are bounded by memory, not by count: at most this many
@@ -91,7 +92,8 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
                 crop: str | None = None, hand_model: Path | None = None, decoder: str = "greedy", beam: int = DEFAULT_BEAM,
                 threads: int = 0, as_json: bool = False, overlay: Path | None = None, console=None,
                 max_seconds: float | None = None, hand_every: int | None = None, read_ahead: int = 16,
-                pipeline: bool = True, overwrite: bool = False, providers: str | None = None) -> dict:
+                pipeline: bool = True, overwrite: bool = False, providers: str | None = None,
+                face_model: Path | None = None, pose_model: Path | None = None) -> dict:
     """Run the recognizer over a source; print committed glosses as they come and a summary at the end.
 
     ``overlay``: a new PNG (or one slsdk wrote, with ``overwrite``), checked before the run starts: a contact sheet
@@ -102,17 +104,23 @@ def run_command(bundle: Path, video: Path | None = None, camera: int | None = No
     ``real_time_factor_wall``: the whole loop's wall time per second of video, the source's decoding included
     (overlapped with the rest on a reader thread when ``read_ahead`` > 0; with ``pipeline`` cropping runs on a
     front-end thread beside the model).
+
+    A landmark bundle serves a ``.pose`` recording as it is, and a video or camera through the landmark front end
+    (:mod:`~slsdk.runtime.landmark_frontend`: hands, lips and body per frame with MediaPipe, ``face_model`` /
+    ``pose_model`` / ``hand_model`` found as ``data prepare --landmarks`` finds them; a file is normalised as a
+    whole, a camera causally); the summary says ``"input": "landmarks from video"`` and the cost per frame of the
+    landmarks against the model's.
     """
     if sys.stdout is None and overlay is None:
         raise StdoutClosedError("standard output is closed: there is nowhere to print the recognised glosses; "
                                 "run without closing it (>&-), or redirect it to a file")
-    inputs = [p for p in (bundle, video, hand_model) if p is not None]
+    inputs = [p for p in (bundle, video, hand_model, face_model, pose_model) if p is not None]
     with reading(*inputs), output_lock(overlay, overwrite=overwrite) if overlay is not None else nullcontext():
         if overlay is not None:
             check_replace(overlay, overwrite=overwrite)
         try:
             return _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay,
-                        console, max_seconds, hand_every, read_ahead, pipeline, providers)
+                        console, max_seconds, hand_every, read_ahead, pipeline, providers, face_model, pose_model)
         except (_ReaderGone, BrokenPipeError):
             _quiet_exit_after_broken_pipe()
     raise AssertionError("not reached")    # the recognizer returned or the process exited above
@@ -152,12 +160,32 @@ def _run_landmarks(rec, path: Path, as_json: bool, console) -> dict:
     return summary
 
 
+def _landmark_summary(stream, frames: int) -> tuple[dict, str]:
+    """The summary's ``landmarks`` record (what the landmark front end found, its cost per model frame against the
+    model's) and its line."""
+    fe = stream.frontend
+    per = {k: v * 1000.0 / frames if frames else None for k, v in fe.landmark_seconds.items()}
+    if frames:
+        per["landmarks"] = sum(per[k] for k in ("hands", "lips", "body"))
+        per["model"] = stream.timing.model * 1000.0 / frames
+        per["decode"] = stream.timing.decode * 1000.0 / frames
+        per["total"] = per["landmarks"] + per["normalise"] + per["model"] + per["decode"]
+    record = {"normalisation": "as the whole file" if fe.look_ahead else "causal (no look-ahead)",
+              "extracted_frames": fe.extracted, "found": dict(fe.found),
+              "per_frame_ms": {k: round(v, 4) if v is not None else None for k, v in per.items()}}
+    found = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fe.found.items())
+    line = (f"landmarks {per['landmarks']:.2f} ms/frame (hands {per['hands']:.2f}, lips {per['lips']:.2f}, body "
+            f"{per['body']:.2f}) vs model {per['model']:.2f} ms/frame; of {fe.extracted} frames found: {found}"
+            if frames else "no landmark frames")
+    return record, line
+
+
 def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, threads, as_json, overlay, console,
-         max_seconds, hand_every, read_ahead, pipeline, providers=None) -> dict:
+         max_seconds, hand_every, read_ahead, pipeline, providers=None, face_model=None, pose_model=None) -> dict:
     with warnings.catch_warnings():  # said once below, as a line of the output
         warnings.simplefilter("ignore", TrainServeSkewWarning)
         rec = Recognizer(bundle, backend=backend, crop=crop, hand_model=hand_model, decoder=decoder, beam=beam,
-                         threads=threads, providers=providers)
+                         threads=threads, providers=providers, face_model=face_model, pose_model=pose_model)
     for w in rec.skew:
         _emit(as_json, console, {"type": "warning", "kind": "train_serve_skew", "message": w},
               f"[yellow]warning[/]: trained on other frames than served: {plain(w)}" if console is not None else None)
@@ -165,14 +193,29 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
         if overlay is not None:
             raise LandmarkInputError(f"{video}: --overlay draws video frames; a .pose recording has none")
         return _run_landmarks(rec, video, as_json, console)
-    if is_landmark_bundle(rec.manifest):
-        raise LandmarkInputError(f"{video if video is not None else f'camera {camera}'}: this bundle's model takes "
-                                 "landmarks; give it a landmark recording (.pose); landmarks from video frames "
-                                 "(MediaPipe hands, face and pose) are not served yet")
+    name = str(video) if video is not None else f"camera {camera}"
+    landmarks = is_landmark_bundle(rec.manifest)
+    if landmarks:   # landmarks from the frames: the models are found (or the error said) before the first frame
+        if overlay is not None:
+            raise LandmarkInputError(f"{name}: --overlay draws the hand crops a frames bundle is fed; this bundle's "
+                                     "model takes landmarks")
+        check_landmark_bundle(rec.manifest, name)
     if hand_every is not None and rec.crop_config is not None:  # the landmarker schedule (CropConfig.detect_every)
         rec.crop_config = dataclasses.replace(rec.crop_config, detect_every=hand_every)
+    elif hand_every is not None and landmarks:                   # the landmarks' own hand trackers
+        rec.landmarkers.hand_config = dataclasses.replace(rec.landmarkers.hand_config, detect_every=hand_every)
     source = VideoFileSource(video) if video is not None else CameraSource(camera)
-    name = str(video) if video is not None else f"camera {camera}"
+    stream = None
+    if landmarks:   # a file is normalised as a whole (its .pose's numbers), a camera causally
+        try:
+            rec.landmarkers.check()
+        except BaseException:
+            if hasattr(source, "close"):
+                source.close()
+            raise
+        live = getattr(source, "live", False)
+        stream = rec.create_stream(max_gap=LIVE_MAX_GAP_S if live else None, look_ahead=not live)
+        stream.frontend.point_scale = display_scale(getattr(source, "reader", None))
     if video is not None and read_ahead > 0:
         w, h = _decoded_size(source)
         capped, frame_bytes = capped_read_ahead(read_ahead, w, h)
@@ -182,13 +225,17 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
             _emit(as_json, console, {"type": "warning", "kind": "read_ahead_capped", "message": note,
                                      "requested": read_ahead, "frames": capped}, f"note: {note}")
             read_ahead = capped
-    overlay_items, utterances, stream = [], [], None
-    for u in rec.recognize(source, reset_at_endpoints=True, max_seconds=max_seconds, keep_frames=overlay is not None,
-                           name=name, read_ahead=read_ahead if video is not None else 0, pipeline=pipeline):
-        stream = u.stream
-        overlay_items.extend((f, c) for f, c, _ in u.frames[::4])
-        _emit_update(u, as_json, console, utterances)
-    stream.close()
+    overlay_items, utterances = [], []
+    try:
+        for u in rec.recognize(source, stream=stream, reset_at_endpoints=True, max_seconds=max_seconds,
+                               keep_frames=overlay is not None, name=name,
+                               read_ahead=read_ahead if video is not None else 0, pipeline=pipeline):
+            stream = u.stream
+            overlay_items.extend((f, c) for f, c, _ in u.frames[::4])
+            _emit_update(u, as_json, console, utterances)
+    finally:
+        if stream is not None:
+            stream.close()
     seconds = stream.frame_index / rec.fps
     busy = sum(getattr(stream.timing, k) for k in ("crop", "preprocess", "model", "decode"))
     summary = {"type": "summary", "source": str(video) if video is not None else f"camera:{camera}",
@@ -203,10 +250,15 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
                "wall_s": round(stream.wall_seconds, 4), "source_wait_s": round(stream.source_seconds, 4),
                "read_ahead": read_ahead if video is not None else 0, "pipeline": pipeline and overlay is None,
                "dropped_frames": getattr(source, "dropped", 0)}
+    landmark_line = ""
+    if landmarks:
+        summary["input"] = "landmarks from video"
+        summary["landmarks"], landmark_line = _landmark_summary(stream, stream.frame_index)
+        landmark_line = "\n" + landmark_line
     _emit(as_json, console, summary, f"[green]{plain(' '.join(summary['glosses'])) or '(nothing recognised)'}[/]\n"
           f"{summary['frames']} frames at {rec.fps:g} fps{_resample_note(summary['resample'])}, real-time factor "
           f"{summary['real_time_factor']} ({summary['real_time_factor_wall']} wall, decoding included), hands in {summary['crop'].get('frames_with_hands', 0)} frames, "
-          f"dropped by the reader {summary['dropped_frames']}")
+          f"dropped by the reader {summary['dropped_frames']}" + landmark_line)
     if overlay is not None and overlay_items:
         sheet = overlay_items[:24]
         save_overlay_png(overlay, sheet, preprocess=rec.preprocessor, title=" ".join(summary["glosses"])[:60])

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -185,7 +186,8 @@ class Pose86Landmarker:
     that crops anyway never runs a second hand pass. ``parts`` picks what is extracted (:data:`PARTS_ALL`); a part
     left out is zeros in every frame and its model is not needed. ``video(frames, fps)`` does a whole clip from a
     fresh tracker. Models: ``face_model`` / ``pose_model`` / ``hand_model`` paths, else found as
-    :mod:`slsdk.runtime.hand_model` says.
+    :mod:`slsdk.runtime.hand_model` says. ``seconds``: time spent per part since the last reset (``hands``: its own
+    hand tracker only; the crop pass's time is the caller's), for the serving cost per frame.
     """
 
     def __init__(self, *, parts: Iterable[str] = PARTS_ALL, face_model: str | Path | None = None,
@@ -203,6 +205,8 @@ class Pose86Landmarker:
         self._face: TaskLandmarker | None = None
         self._pose: TaskLandmarker | None = None
         self._cropper = None
+        # seconds spent per part over the frames so far ("hands": only this landmarker's own hand tracker)
+        self.seconds = {"hands": 0.0, "lips": 0.0, "body": 0.0}
         self._open()
 
     def _open(self) -> None:
@@ -214,8 +218,9 @@ class Pose86Landmarker:
         self._last_ts = -1
 
     def reset(self) -> None:
-        """Start over as for a new video (fresh trackers and timestamps)."""
+        """Start over as for a new video (fresh trackers, timestamps and :attr:`seconds`)."""
         self._open()
+        self.seconds = dict.fromkeys(self.seconds, 0.0)
         if self._cropper is not None:
             self._cropper.reset()
 
@@ -235,13 +240,20 @@ class Pose86Landmarker:
         found: list[tuple[np.ndarray, str]] = []
         if "hands" in self.parts:
             if hands is None:
+                t0 = time.perf_counter()
                 hands = self._own_hands(image, ts)
+                self.seconds["hands"] += time.perf_counter() - t0
             if isinstance(hands, CropResult):
                 found = list(zip(hands.landmarks, hands.handedness))
             else:
                 found = [(h.landmarks, h.handedness) for h in hands]
+        t1 = time.perf_counter()
         body = self._pose.detect(image, ts) if self._pose is not None else None
+        t2 = time.perf_counter()
         face = self._face.detect(image, ts) if self._face is not None else None
+        t3 = time.perf_counter()
+        self.seconds["body"] += t2 - t1
+        self.seconds["lips"] += t3 - t2
         right, left = assign_hands(found, body)
         return assemble_pose86(right, left, face, body)
 

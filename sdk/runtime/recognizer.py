@@ -41,6 +41,8 @@ from slsdk.runtime.backends import Backend, BackendError, open_backend, open_che
 from slsdk.runtime.chunks import ChunkRunner
 from slsdk.runtime.crop import CropConfig, preparation_mismatch
 from slsdk.runtime.hand_tracker import CropperPool
+from slsdk.runtime.landmark_frontend import LandmarkPool
+from slsdk.runtime.landmark_source import is_landmark_bundle
 from slsdk.runtime.results import RecognitionResult, Update
 from slsdk.runtime.stream import Stream
 
@@ -62,7 +64,8 @@ class Recognizer:
 
     def __init__(self, bundle: str | Path, backend: str | None = None, crop: str | None = None,
                  hand_model: str | Path | None = None, decoder: str = "greedy", beam: int = DEFAULT_BEAM,
-                 threads: int = 0, endpoint=None, providers=None):
+                 threads: int = 0, endpoint=None, providers=None, face_model: str | Path | None = None,
+                 pose_model: str | Path | None = None):
         path = Path(bundle)
         if opens_checkpoint(path, backend):
             if providers is not None:
@@ -114,6 +117,11 @@ class Recognizer:
         self.croppers = (CropperPool(CropConfig.from_dict(crop_cfg), hand_model, size=self.resize_shorter)
                          if self.crop_policy == "hands" else None)
         self.cropper = self.croppers.first if self.croppers is not None else None  # the first stream's tracker
+        # a landmark bundle: the streams' landmark models (hands from the crop pass or trackers of their own, lips,
+        # body), opened on the first frame (a .pose recording needs none) or by landmarkers.check()
+        self.landmarkers = (LandmarkPool(m, self.croppers, hand_model=hand_model, face_model=face_model,
+                                         pose_model=pose_model, where=str(path))
+                            if is_landmark_bundle(m) else None)
 
     @property
     def crop_config(self) -> CropConfig | None:
@@ -128,10 +136,12 @@ class Recognizer:
         self.croppers.config = config
 
     # -- sherpa-style API -------------------------------------------------------------------------------
-    def create_stream(self, max_gap: float | None = None) -> Stream:
+    def create_stream(self, max_gap: float | None = None, look_ahead: bool = False) -> Stream:
         """A new stream. ``max_gap`` (seconds, for live sources such as cameras): timed frames further apart
-        than this are not bridged with repeated frames (see ``FrameResampler``); files leave it None."""
-        return Stream(self, max_gap=max_gap)
+        than this are not bridged with repeated frames (see ``FrameResampler``); files leave it None.
+        ``look_ahead`` (landmark bundles, files): normalise the landmarks as the whole recording is normalised
+        (frames wait while a hand is not seen yet) instead of causally (:mod:`~slsdk.runtime.landmark_frontend`)."""
+        return Stream(self, max_gap=max_gap, look_ahead=look_ahead)
 
     def result(self, stream: Stream) -> RecognitionResult:
         """The stream's glosses so far (committed + partial)."""
@@ -226,7 +236,7 @@ class Recognizer:
         manifest's ``resize_shorter`` already: scaled in the decoder / at capture, the same pixels.
         """
         hint = getattr(source, "scale_hint", None)
-        if hint is not None and self.croppers is None and not keep_frames:
+        if hint is not None and self.croppers is None and self.landmarkers is None and not keep_frames:
             hint(self.resize_shorter)  # no hand crop: the source scales to the model's resize (decoder / capture)
         return feed.recognize(self, source, stream=stream, batch_frames=batch_frames, resample=resample,
                               reset_at_endpoints=reset_at_endpoints, max_seconds=max_seconds,

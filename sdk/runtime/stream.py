@@ -11,6 +11,7 @@ import numpy as np
 
 from slsdk.runtime.chunks import ChunkRunner
 from slsdk.runtime.frontend import FrontEnd
+from slsdk.runtime.landmark_frontend import LandmarkFrontEnd
 from slsdk.runtime.results import RecognitionResult, Timing
 
 
@@ -18,17 +19,22 @@ class Stream:
     """One stream's state, made by ``Recognizer.create_stream``.
 
     ``max_gap`` (seconds, for live sources such as cameras): timed frames further apart than this are not
-    bridged with repeated frames (see ``FrameResampler``); files leave it None.
+    bridged with repeated frames (see ``FrameResampler``); files leave it None. A landmark bundle's stream turns
+    frames into landmarks (:mod:`~slsdk.runtime.landmark_frontend`); ``look_ahead`` (files) normalises them as the
+    whole recording is normalised, holding frames back while a hand has not been seen, else causally.
     """
 
-    def __init__(self, rec, max_gap: float | None = None):
+    def __init__(self, rec, max_gap: float | None = None, look_ahead: bool = False):
         self.fps = rec.fps
         self.vocab = rec.vocab
         self.runner: ChunkRunner = rec.runner
         self.state = self.runner.initial_state()  # the model's state tensors, carried from chunk to chunk
         self.decoder = rec.new_decoder()
         self.timing = Timing()
-        self.frontend = FrontEnd(rec.fps, rec.preprocessor, rec.croppers, self.timing, max_gap=max_gap)
+        landmarkers = getattr(rec, "landmarkers", None)   # a landmark bundle: frames -> landmarks, not pixels
+        self.frontend = (FrontEnd(rec.fps, rec.preprocessor, rec.croppers, self.timing, max_gap=max_gap)
+                         if landmarkers is None else
+                         LandmarkFrontEnd(rec.fps, landmarkers, self.timing, max_gap=max_gap, look_ahead=look_ahead))
         self._buffer: list[np.ndarray] = []  # preprocessed frames [3, S, S] not yet run
         self._buffer_lock = threading.Lock()  # the pipelined feed loop fills the buffer on its front-end thread
         # time Recognizer.recognize waited for the source's next frame: its decoding, or with read_ahead only the
