@@ -16,7 +16,6 @@ these classes from a checkpoint whose config says so.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,7 +24,7 @@ from torch import nn
 
 from slsdk.errors import ConfigError
 from slsdk.models.sequence import SequenceModel
-from slsdk.models.student import OUTPUT_STRIDE, StreamingHead
+from slsdk.models.student import OUTPUT_STRIDE, StreamingCTCStudent, StreamingHead
 
 __all__ = ["MODALITY", "NORMALISATION", "POINT_LAYOUT", "LANDMARK_ENCODERS", "LandmarkEncoderConfig",
            "LandmarkFrameEncoder", "LandmarkConfig", "LandmarkRecognizer", "LandmarkStudentConfig",
@@ -201,13 +200,11 @@ class LandmarkStudentConfig(_ConfigDict):
         return self.chunk_frames / self.fps
 
 
-class LandmarkStudent(nn.Module):
-    """Landmark frame encoder + the causal streaming head (explicit state). Blank id 0; output stride 4."""
+class LandmarkStudent(StreamingCTCStudent):
+    """Landmark frame encoder + the causal streaming head (explicit state): the RGB student's contract
+    (:class:`~slsdk.models.student.StreamingCTCStudent`) with landmarks ``[B, T, P, 2]`` for frames."""
 
     modality = MODALITY
-    output_stride = OUTPUT_STRIDE
-    teacher_offset = 3
-    state_names = ("conv1_cache", "conv2_cache", "h", "c")
     input_name = "landmarks"
 
     def __init__(self, config: LandmarkStudentConfig):
@@ -216,64 +213,15 @@ class LandmarkStudent(nn.Module):
         self.encoder = LandmarkFrameEncoder(_encoder_config(config))
         self.head = StreamingHead(config.feature_dim, config.hidden, config.num_classes)
 
-    # -- shapes (the RGB student's contract, with landmarks for frames) ------------------------------------
-    def state_spec(self) -> list[tuple[str, tuple[int, ...]]]:
-        return [(n, tuple(t.shape)) for n, t in zip(self.state_names, self.init_state(1))]
-
-    def init_state(self, batch: int = 1) -> list[torch.Tensor]:
-        return self.head.init_state(batch, device=next(self.head.parameters()).device)
-
-    def input_names(self) -> list[str]:
-        return [self.input_name, *self.state_names]
-
-    def output_names(self) -> list[str]:
-        return ["log_probs", *(f"{n}_out" for n in self.state_names)]
-
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         c = self.config
         return (torch.zeros(1, c.chunk_frames, c.points, c.dims), *self.init_state(1))
 
-    @staticmethod
-    def output_length(num_frames: int) -> int:
-        return math.ceil(num_frames / OUTPUT_STRIDE)
-
-    # -- compute -------------------------------------------------------------------------------------------
     def encode_frames(self, landmarks: torch.Tensor) -> torch.Tensor:
         return _encode(self.encoder, landmarks)
 
-    def step(self, landmarks: torch.Tensor, state: list[torch.Tensor]):
-        """landmarks ``[B, C, P, 2]`` (C a multiple of 4) -> (log_probs ``[B, C/4, V]``, new state)."""
-        if landmarks.shape[1] % OUTPUT_STRIDE:
-            raise ValueError(f"chunk of {landmarks.shape[1]} frames is not a multiple of {OUTPUT_STRIDE}")
-        logits, _, state = self.head(self.encode_frames(landmarks), state)
-        return F.log_softmax(logits, dim=-1), state
-
-    def forward(self, landmarks: torch.Tensor, lengths: torch.Tensor) -> dict:
-        """Whole sequences ``[B, T, P, 2]`` -> dict(sequence_logits [T', B, V], feat_lengths, features, hidden);
-        T is zero-padded up to a multiple of 4, as the runtime pads the last chunk."""
-        t = landmarks.shape[1]
-        pad = (-t) % OUTPUT_STRIDE
-        if pad:
-            landmarks = F.pad(landmarks, (0, 0, 0, 0, 0, pad))
-        features = self.encode_frames(landmarks)
-        logits, hidden, _ = self.head(features, self.init_state(landmarks.shape[0]))
-        feat_lengths = torch.div(lengths + OUTPUT_STRIDE - 1, OUTPUT_STRIDE, rounding_mode="floor")
-        return {"sequence_logits": logits.transpose(0, 1), "feat_lengths": feat_lengths,
-                "features": features[:, :t], "hidden": hidden}
-
-    def log_probs(self, landmarks: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self(landmarks, lengths)["sequence_logits"], dim=-1)
-
-    def export_module(self) -> nn.Module:
-        """``(landmarks, *state) -> (log_probs, *state)`` with flat tensors, for exporters."""
-        return _LandmarkStep(self).eval()
-
     def int8_float_modules(self) -> list[str]:
         return []
-
-    def int8_float_activation_modules(self) -> list[str]:
-        """As the RGB student: the LSTM cell (carried state) and the classifier keep float activations."""
-        return ["head.lstm", "head.classifier"]
 
     # -- initialisation --------------------------------------------------------------------------------------
     def load_pretrained(self) -> str | None:
@@ -292,13 +240,3 @@ class LandmarkStudent(nn.Module):
                 mine[name].copy_(p)
                 copied.append(name)
         return copied
-
-
-class _LandmarkStep(nn.Module):
-    def __init__(self, student: LandmarkStudent):
-        super().__init__()
-        self.student = student
-
-    def forward(self, landmarks, conv1_cache, conv2_cache, h, c):
-        log_probs, state = self.student.step(landmarks, [conv1_cache, conv2_cache, h, c])
-        return (log_probs, *state)

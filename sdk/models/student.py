@@ -169,18 +169,17 @@ class StreamingHead(nn.Module):
         return self.classifier(hidden), hidden, [c1, c2, h, c]
 
 
-class StreamingStudent(nn.Module):
-    """Small ViT frame encoder + streaming head. Blank id 0; output stride 4 frames."""
+class StreamingCTCStudent(nn.Module):
+    """The streaming contract every student shares (RGB, landmarks): a frame encoder (``encode_frames``, defined
+    by the subclass: its input ``[B, T, ...]`` -> features ``[B, T, D]``) feeding the causal
+    :class:`StreamingHead`. ``step(x, state) -> (log_probs, state)`` on chunks of a multiple of 4 frames equals
+    ``forward`` on the whole sequence; exporters see ``export_module()``: ``(x, *state) -> (log_probs, *state)``
+    with the input named ``input_name``. Blank id 0; output stride 4 frames."""
 
     output_stride = OUTPUT_STRIDE
     teacher_offset = 3  # student step i ends at frame 4i+3, like teacher step i-3 (valid K5-P2-K5-P2)
     state_names = ("conv1_cache", "conv2_cache", "h", "c")
-
-    def __init__(self, config: StudentConfig):
-        super().__init__()
-        self.config = config
-        self.encoder = get_student(config.encoder).build(config)
-        self.head = StreamingHead(config.feature_dim, config.hidden, config.num_classes)
+    input_name = "frames"
 
     # -- shapes ------------------------------------------------------------------------------------------
     def state_spec(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -190,57 +189,48 @@ class StreamingStudent(nn.Module):
         return self.head.init_state(batch, device=next(self.head.parameters()).device)
 
     def input_names(self) -> list[str]:
-        return ["frames", *self.state_names]
+        return [self.input_name, *self.state_names]
 
     def output_names(self) -> list[str]:
         return ["log_probs", *(f"{n}_out" for n in self.state_names)]
-
-    def example_inputs(self) -> tuple[torch.Tensor, ...]:
-        s = self.config.image_size
-        return (torch.zeros(1, self.config.chunk_frames, 3, s, s), *self.init_state(1))
 
     @staticmethod
     def output_length(num_frames: int) -> int:
         return math.ceil(num_frames / OUTPUT_STRIDE)
 
     # -- compute -----------------------------------------------------------------------------------------
-    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames [B, T, 3, S, S] -> features [B, T, D]."""
-        b, t = frames.shape[:2]
-        return self.encoder(frames.reshape(b * t, *frames.shape[2:])).reshape(b, t, -1)
+    def encode_frames(self, x: torch.Tensor) -> torch.Tensor:   # pragma: no cover - every subclass defines it
+        raise NotImplementedError
 
-    def step(self, frames: torch.Tensor, state: list[torch.Tensor]):
-        """One streaming step: frames [B, C, 3, S, S] (C multiple of 4) -> (log_probs [B, C/4, V], state)."""
-        if frames.shape[1] % OUTPUT_STRIDE:
-            raise ValueError(f"chunk of {frames.shape[1]} frames is not a multiple of {OUTPUT_STRIDE}")
-        logits, _, state = self.head(self.encode_frames(frames), state)
+    def step(self, x: torch.Tensor, state: list[torch.Tensor]):
+        """One streaming step: a chunk ``[B, C, ...]`` (C a multiple of 4) -> (log_probs ``[B, C/4, V]``, state)."""
+        if x.shape[1] % OUTPUT_STRIDE:
+            raise ValueError(f"chunk of {x.shape[1]} frames is not a multiple of {OUTPUT_STRIDE}")
+        logits, _, state = self.head(self.encode_frames(x), state)
         return F.log_softmax(logits, dim=-1), state
 
-    def forward(self, videos: torch.Tensor, lengths: torch.Tensor) -> dict:
-        """Whole videos [B, T, 3, S, S] -> dict(sequence_logits [T', B, V], feat_lengths, features, hidden).
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> dict:
+        """Whole sequences ``[B, T, ...]`` -> dict(sequence_logits [T', B, V], feat_lengths, features, hidden).
 
         T is zero-padded up to a multiple of 4, exactly as the runtime pads the last chunk.
         """
-        t = videos.shape[1]
+        t = x.shape[1]
         pad = (-t) % OUTPUT_STRIDE
         if pad:
-            videos = F.pad(videos, (0, 0, 0, 0, 0, 0, 0, pad))
-        features = self.encode_frames(videos)
-        logits, hidden, _ = self.head(features, self.init_state(videos.shape[0]))
+            x = F.pad(x, (0, 0) * (x.ndim - 2) + (0, pad))
+        features = self.encode_frames(x)
+        logits, hidden, _ = self.head(features, self.init_state(x.shape[0]))
         feat_lengths = torch.div(lengths + OUTPUT_STRIDE - 1, OUTPUT_STRIDE, rounding_mode="floor")
         return {"sequence_logits": logits.transpose(0, 1), "feat_lengths": feat_lengths,
                 "features": features[:, :t], "hidden": hidden}
 
-    def log_probs(self, videos: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self(videos, lengths)["sequence_logits"], dim=-1)
+    def log_probs(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self(x, lengths)["sequence_logits"], dim=-1)
 
     def export_module(self) -> nn.Module:
-        """A module with flat tensor inputs/outputs for exporters: (frames, *state) -> (log_probs, *state)."""
-        return _StreamingStep(self).eval()
-
-    def int8_float_modules(self) -> list[str]:
-        """Names (in this module) of the submodules int8 recipes keep float: the registry entry's ``int8_float``."""
-        return [f"encoder.{name}" for name in get_student(self.config.encoder).int8_float]
+        """A module with flat tensor inputs/outputs for exporters: ``(x, *state) -> (log_probs, *state)``, its
+        first argument named ``input_name`` (exporters that take names from the signature see it)."""
+        return _STEP_MODULES[self.input_name](self).eval()
 
     def int8_float_activation_modules(self) -> list[str]:
         """Submodules whose weights int8 recipes quantize but whose activations stay float: the LSTM cell (its
@@ -250,6 +240,29 @@ class StreamingStudent(nn.Module):
         per call, float outputs). ONNX QDQ already keeps them so (only Conv/MatMul/Gemm inputs are quantized;
         the classifier is weight-only)."""
         return ["head.lstm", "head.classifier"]
+
+
+class StreamingStudent(StreamingCTCStudent):
+    """Frame encoder from the student registry (``[B, T, 3, S, S]`` frames) + the streaming head."""
+
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = get_student(config.encoder).build(config)
+        self.head = StreamingHead(config.feature_dim, config.hidden, config.num_classes)
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        s = self.config.image_size
+        return (torch.zeros(1, self.config.chunk_frames, 3, s, s), *self.init_state(1))
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [B, T, 3, S, S] -> features [B, T, D]."""
+        b, t = frames.shape[:2]
+        return self.encoder(frames.reshape(b * t, *frames.shape[2:])).reshape(b, t, -1)
+
+    def int8_float_modules(self) -> list[str]:
+        """Names (in this module) of the submodules int8 recipes keep float: the registry entry's ``int8_float``."""
+        return [f"encoder.{name}" for name in get_student(self.config.encoder).int8_float]
 
     # -- initialisation ----------------------------------------------------------------------------------
     def load_pretrained(self) -> str | None:
@@ -305,13 +318,22 @@ class StreamingStudent(nn.Module):
 
 
 class _StreamingStep(nn.Module):
-    def __init__(self, student: StreamingStudent):
+    def __init__(self, student: StreamingCTCStudent):
         super().__init__()
         self.student = student
 
     def forward(self, frames, conv1_cache, conv2_cache, h, c):
         log_probs, state = self.student.step(frames, [conv1_cache, conv2_cache, h, c])
         return (log_probs, *state)
+
+
+class _LandmarkStep(_StreamingStep):
+    def forward(self, landmarks, conv1_cache, conv2_cache, h, c):
+        log_probs, state = self.student.step(landmarks, [conv1_cache, conv2_cache, h, c])
+        return (log_probs, *state)
+
+
+_STEP_MODULES = {"frames": _StreamingStep, "landmarks": _LandmarkStep}   # input name -> flat step module
 
 
 # ------------------------------------------------------------------------------------- the registry
@@ -439,5 +461,5 @@ register_student(StudentSpec(
     int8_float=("trunk._conv_stem", "trunk._bn0", "trunk._blocks.0", "trunk._blocks.1")))
 
 
-__all__ = ["StudentConfig", "StreamingStudent", "StreamingHead", "LSTMCell", "CLIP_MEAN", "CLIP_STD", "StudentSpec",
+__all__ = ["StudentConfig", "StreamingCTCStudent", "StreamingStudent", "StreamingHead", "LSTMCell", "CLIP_MEAN", "CLIP_STD", "StudentSpec",
            "register_student", "list_students", "get_student", "student_config", "EfficientNetEncoder"]
