@@ -32,7 +32,7 @@ DEMO_TARGETS = (("onnx", "fp32"), ("onnx", "int8"), ("ort", "fp32"), ("ort", "in
                 ("executorch", "int8"), ("executorch-coreml", "fp16"), ("coreml", "fp16"), ("coreml", "int8"))
 
 
-# the demo's budget (<= 15 minutes on 2 CPU cores, measured in docs/results.md)
+# the demo's budget (about 15 minutes on 2 CPU cores: 981 s with the 10-epoch teacher, docs/results.md)
 PRETRAIN_STEPS = 1000          # teacher tower (ViT-S/16-demo, 96 px)
 STUDENT_PRETRAIN_STEPS = 3000  # student encoder (48 px, patch 8): ~15x cheaper per frame, so it gets more
 STUDENT_PRETRAIN_POOL = 480     # rendered sentences to sample its frames from (vs 160 for the teacher)
