@@ -33,6 +33,7 @@ from slsdk.fileio import WriteError, atomic_write, is_ours, output_lock, reading
 from slsdk.landmarks import POSE86, part_missing
 from slsdk.runtime.crop import CropConfig
 from slsdk.runtime.hand_tracker import HandCropper
+from slsdk.runtime.landmark_frontend import display_scale
 from slsdk.runtime.pose86_landmarks import PARTS_ALL, Pose86Landmarker, pose86_file_bytes
 from slsdk.runtime.sources import DECODE_MAX_SHORTER, resampled_frames
 
@@ -55,8 +56,7 @@ def extract_video_pose86(video: str | Path, landmarker: Pose86Landmarker, croppe
     """``(keypoints float32 [T, 86, 2], fps, width, height)`` of one video (see the module doc): pixels of the
     display size ``width`` x ``height``; ``fps`` None keeps every decoded frame (the source's rate)."""
     reader = VideoReader(video, max_shorter=DECODE_MAX_SHORTER)
-    out_w, out_h = reader.out_size
-    scale = np.array([reader.info.width / out_w, reader.info.height / out_h], np.float32)
+    scale = display_scale(reader)    # decoded -> display pixels (None: decoded at display size), as serving does
     rate = fps if fps is not None else (reader.info.fps or 25.0)
     landmarker.reset()
     if cropper is not None:
@@ -66,7 +66,8 @@ def extract_video_pose86(video: str | Path, landmarker: Pose86Landmarker, croppe
     def emit(frame, count):
         ts = int(round(len(rows) * 1000.0 / rate))
         hands = cropper.crop(frame, ts) if cropper is not None else None
-        k = landmarker.frame(frame, ts, hands) * scale
+        k = landmarker.frame(frame, ts, hands)
+        k = k * scale if scale is not None else k
         rows.extend([k] * count)
 
     for frame, count in resampled_frames(reader, fps if reader.timed else None):
