@@ -9,6 +9,7 @@ $SLSDK_HAND_MODEL_LITE, ~/.cache/slsdk/hand_landmarker_lite.task) and skip when 
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -31,18 +32,21 @@ from slsdk.runtime.landmarker import HandDetector
 
 VOCAB = ["<blank>", *(f"G{i}" for i in range(9))]
 CLIP = "data/hands/webcam_gestures.mp4"
-
-
 WHEEL_VERSION = "0.10.14"   # the last mediapipe wheel with the lite .tflite files inside
 
 
+# the user's cache, read at import (before any test points XDG_CACHE_HOME elsewhere)
+WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "slsdk" / "wheels"
+
+
+@functools.cache
 def _find_wheel() -> Path | None:
     env = os.environ.get("SLSDK_MEDIAPIPE_WHEEL")
     if env:
         return Path(env) if Path(env).is_file() else None
     shared = find_shared_dir()
     found = sorted(shared.rglob("mediapipe-0.10.*.whl")) if shared is not None else []
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "slsdk" / "wheels"
+    cache = WHEEL_CACHE
     found += sorted(cache.glob(f"mediapipe-{WHEEL_VERSION}-*.whl"))
     if not found:   # the registry is reachable from CI: fetch the wheel once, as the guide tells a user to
         try:
@@ -54,7 +58,6 @@ def _find_wheel() -> Path | None:
     return found[0] if found else None
 
 
-WHEEL = _find_wheel()
 # the lite task a user built earlier (looked up before any test points XDG_CACHE_HOME elsewhere)
 CACHED_LITE = Path(os.environ.get("SLSDK_HAND_MODEL_LITE") or task_model_cache_path(HAND_MODEL_LITE))
 NO_WHEEL = ("no mediapipe wheel with the lite hand models: set SLSDK_MEDIAPIPE_WHEEL to the file `pip download "
@@ -63,17 +66,17 @@ NO_WHEEL = ("no mediapipe wheel with the lite hand models: set SLSDK_MEDIAPIPE_W
 
 @pytest.fixture(scope="module")
 def wheel() -> Path:
-    if WHEEL is None:
+    if _find_wheel() is None:
         pytest.skip(NO_WHEEL)
-    return WHEEL
+    return _find_wheel()
 
 
 @pytest.fixture(scope="module")
 def lite_task(tmp_path_factory) -> Path:
     """The lite .task: built from the wheel here, else the cached one, else skip."""
     pytest.importorskip("mediapipe")
-    if WHEEL is not None:
-        return build_lite_hand_model(WHEEL, tmp_path_factory.mktemp("lite") / "hand_landmarker_lite.task")
+    if _find_wheel() is not None:
+        return build_lite_hand_model(_find_wheel(), tmp_path_factory.mktemp("lite") / "hand_landmarker_lite.task")
     if CACHED_LITE.is_file():
         return CACHED_LITE
     pytest.skip(f"{NO_WHEEL}, and no {CACHED_LITE} (slsdk import hand-lite WHEEL builds it)")
@@ -254,8 +257,8 @@ def test_cli_without_the_lite_model_says_how_to_build_it(workdir, tmp_path):
 def test_cli_import_then_run_with_the_lite_model(workdir, lite_task, full_task, tmp_path):
     cwd = Path(shutil.copytree(workdir, tmp_path / "cwd"))
     cache = tmp_path / "cache"
-    if WHEEL is not None:        # the CLI builds it into the cache, from a relative path
-        (cwd / "mediapipe.whl").symlink_to(WHEEL)
+    if _find_wheel() is not None:        # the CLI builds it into the cache, from a relative path
+        (cwd / "mediapipe.whl").symlink_to(_find_wheel())
         r = _slsdk(cwd, cache, "import", "hand-lite", "mediapipe.whl")
         assert r.returncode == 0, r.stderr[-2000:]
         assert "use it with --hand-model lite" in r.stdout
