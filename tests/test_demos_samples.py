@@ -21,11 +21,14 @@ VOCAB = ["<blank>", *(f"G{i}" for i in range(9))]
 SECTIONS = {
     "Manifest": [""], "InputSpec": ["input"], "CropSpec": ["crop"], "StreamingSpec": ["streaming"],
     "TensorSpec": ["streaming.inputs[]", "streaming.outputs[]"], "StateSpec": ["streaming.state[]"],
+    "LandmarkSpec": ["input.landmarks"], "LandmarkPart": ["input.landmarks.parts[]"],
 }
 # what a sample must read to feed the model and decode its output (the brief of the phone samples)
 MUST_READ = {
     "": {"vocab", "blank_id", "fps", "model_file", "target", "format_version"},
-    "input": {"height", "width", "mean", "std", "value_range", "resize_shorter", "crop"},
+    "input": {"height", "width", "mean", "std", "value_range", "resize_shorter", "crop", "modality", "landmarks"},
+    "input.landmarks": {"tensor", "layout", "points", "dims", "normalisation", "parts"},
+    "input.landmarks.parts[]": {"name", "source", "count"},
     "crop": {"policy"},
     "streaming": {"chunk_frames", "shift_frames", "output_stride", "inputs", "outputs", "state"},
     "streaming.inputs[]": {"name", "shape", "dtype"},
@@ -52,6 +55,31 @@ def onnx_bundle(student, tmp_path_factory):
 @pytest.fixture(scope="module")
 def manifest(onnx_bundle) -> dict:
     return json.loads((onnx_bundle.root / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def landmark_bundle(tmp_path_factory):
+    """A landmark bundle (input.modality "landmarks"): a LandmarkStudent converted to ONNX."""
+    import torch
+
+    from slsdk.convert import convert
+    from slsdk.models.landmark import LandmarkStudent, LandmarkStudentConfig
+
+    torch.manual_seed(0)
+    m = LandmarkStudent(LandmarkStudentConfig(num_classes=len(VOCAB))).eval()
+    return convert(m, "onnx", "fp32", tmp_path_factory.mktemp("bundles") / "landmark-onnx", vocab=VOCAB)
+
+
+@pytest.fixture(scope="module")
+def landmark_manifest(landmark_bundle) -> dict:
+    return json.loads((landmark_bundle.root / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def both_manifests(manifest, landmark_manifest) -> dict:
+    """The frames manifest with the landmark one's input keys added (``modality``, ``landmarks``): every key a sample
+    reads must be in a manifest the SDK writes, of one kind or the other."""
+    return {**manifest, "input": {**landmark_manifest["input"], **manifest["input"]}}
 
 
 def _blob_frames(n: int) -> np.ndarray:
@@ -200,11 +228,11 @@ def missing_keys(found: dict[str, set[str]], manifest: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("lang", ["swift", "kotlin"])
-def test_phone_sample_reads_only_manifest_keys(lang, manifest):
+def test_phone_sample_reads_only_manifest_keys(lang, both_manifests):
     sources, type_re, key_re = (SWIFT, SWIFT_TYPE, SWIFT_KEY) if lang == "swift" else (KOTLIN, KOTLIN_TYPE, KOTLIN_KEY)
     assert sources, f"no {lang} sources under demos/"
     found = keys_by_type(sources, type_re, key_re)
-    assert missing_keys(found, manifest) == []
+    assert missing_keys(found, both_manifests) == []
     read: dict[str, set[str]] = {}
     for type_name, keys in found.items():
         for path in SECTIONS[type_name]:
@@ -246,9 +274,13 @@ def test_tensor_names_come_from_the_manifest_and_match_the_model(onnx_bundle, ma
     assert list(outs[s["outputs"][0]["name"]].shape) == s["outputs"][0]["shape"]
     for st in s["state"]:
         assert list(outs[st["output"]].shape) == st["shape"]
-    # and no sample hard-codes a tensor name (they must follow the manifest)
+    # and no sample hard-codes a tensor name (they must follow the manifest); the input.modality values the samples
+    # compare with ("frames", the default, is also the frames tensor's name) are not tensor names
+    from slsdk.bundle.limits import INPUT_MODALITIES
+
     names = {t["name"] for t in s["inputs"] + s["outputs"]} | {st["name"] for st in s["state"]}
     literals = {lit for p in SWIFT + KOTLIN for lit in re.findall(r'"([^"\\\n]*)"', p.read_text())}
+    literals -= set(INPUT_MODALITIES)
     assert not (literals & names), f"hard-coded tensor names {sorted(literals & names)}: read them from the manifest"
 
 
@@ -324,3 +356,66 @@ def test_coreml_package_names_match_the_manifest(student, tmp_path):
             assert array.ArrayDataType.Name(d.type.multiArrayType.dataType).lower() == t.dtype
             assert t.dtype in swift_dtypes()
     assert {t.dtype for t in s.inputs} == {"float32"} and {t.dtype for t in s.outputs} == {"float16"}
+
+
+# --------------------------------------------------------------------------------------------------
+# landmark bundles (input.modality "landmarks"): the phone samples refuse them, naming what they lack; the web page
+# runs them (tests/test_web_landmarks.py)
+# --------------------------------------------------------------------------------------------------
+REFUSAL = {"android/Manifest.kt": r'require\(m\.input\.modality == "frames"\) \{ unsupportedModality\(m\.input\) \}',
+           "ios/Manifest.swift": r'guard m\.input\.inputModality == "frames" else \{\s*'
+                                 r'throw ManifestError\.unsupported\(unsupportedModality\(m\.input\)\)'}
+
+
+def test_landmark_manifest_declares_what_the_samples_read(landmark_bundle, landmark_manifest):
+    """The landmark manifest has the keys the samples read (input.modality, input.landmarks: tensor, layout, points,
+    dims, normalisation, parts), its tensor is the model's input [1, chunk, 86, 2], and the layout is POSE86."""
+    import onnxruntime as ort
+
+    from slsdk.landmarks import POSE86
+
+    inp, s = landmark_manifest["input"], landmark_manifest["streaming"]
+    assert inp["modality"] == "landmarks"
+    lm = inp["landmarks"]
+    for path, keys in MUST_READ.items():
+        if path.startswith("input.landmarks"):
+            for obj in sections(landmark_manifest, path):
+                assert keys <= set(obj), (path, sorted(keys - set(obj)))
+    assert [(p["name"], p["source"], p["count"]) for p in lm["parts"]] == [(p.name, p.source, p.size) for p in POSE86]
+    assert sum(p["count"] for p in lm["parts"]) == lm["points"] == 86 and lm["dims"] == 2
+    tensor = next(t for t in s["inputs"] if t["name"] == lm["tensor"])
+    assert tensor["shape"] == [1, s["chunk_frames"], lm["points"], lm["dims"]]
+    sess = ort.InferenceSession(str(landmark_bundle.model_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == [t["name"] for t in s["inputs"]]
+
+
+@pytest.mark.parametrize("source", sorted(REFUSAL))
+def test_phone_samples_refuse_landmark_bundles_naming_what_is_missing(source):
+    """Manifest.kt / Manifest.swift read input.modality (absent: frames) and refuse any other with a message that
+    names the landmark input (layout, parts, normalisation, tensor: from input.landmarks) and what the sample
+    lacks (MediaPipe's three landmarkers, a port of the normalisation), and where such a bundle runs."""
+    text = (DEMOS / source).read_text()
+    assert re.search(REFUSAL[source], text), f"{source} does not refuse a bundle whose input.modality is not frames"
+    fn = text[text.index("unsupportedModality("):]
+    for words in ("HandLandmarker", "FaceLandmarker", "PoseLandmarker", "normalisation", "web page", "slsdk run"):
+        assert words in fn, (source, words)
+    for field in ("lm.layout", "lm.normalisation", "lm.tensor", "lm.points", "lm.dims", ".source", ".count"):
+        assert field in fn, (source, field)
+    assert re.search(r'modality.*"frames"', text), "a manifest without input.modality (older bundles) is frames"
+
+
+def test_web_page_landmark_constants_match_python():
+    """demos/web/js/landmarks.js: the layout, normalisation, part boundaries and lip indices of slsdk.landmarks and
+    the layouts the runtime serves."""
+    from slsdk.landmarks import LIPS_FACEMESH, NUM_POINTS, POSE86
+    from slsdk.runtime.landmark_source import SERVED_LAYOUTS
+
+    js = (DEMOS / "web" / "js" / "landmarks.js").read_text()
+    layout = re.search(r"LAYOUT = '(\w+)'", js)[1]
+    norm = re.search(r"NORMALISATION = '([\w-]+)'", js)[1]
+    assert SERVED_LAYOUTS == {(layout, norm): NUM_POINTS}
+    assert int(re.search(r"NUM_POINTS = (\d+)", js)[1]) == NUM_POINTS
+    parts = re.findall(r"\['(\w+)', (\d+), (\d+)\]", re.search(r"PARTS = \[(.*?)\];", js)[1])
+    assert [(n, int(a), int(b)) for n, a, b in parts] == [(p.name, p.start, p.stop) for p in POSE86]
+    lips = [int(x) for x in re.search(r"LIPS_FACEMESH = \[([\d, ]+)\]", js)[1].split(",")]
+    assert tuple(lips) == LIPS_FACEMESH

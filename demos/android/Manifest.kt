@@ -54,11 +54,26 @@ data class Manifest(
             require(s.chunkFrames % s.outputStride == 0 && s.shiftFrames == s.chunkFrames && s.lookaheadFrames == 0) {
                 "chunks must be non-overlapping multiples of the output stride"
             }
+            require(m.input.modality == "frames") { unsupportedModality(m.input) }
             return m
         }
 
         fun parse(json: String): Manifest = from(JSONObject(json))
     }
+}
+
+/** Why this sample refuses a bundle whose model does not take video frames (input.modality "landmarks" or "fusion"):
+ *  it names the inputs and what the app lacks to make them. The reference that does run landmark bundles: the web
+ *  page (demos/web/js/landmarks.js, landmark_stream.js) and the Python runtime (slsdk run). */
+fun unsupportedModality(input: InputSpec): String {
+    val lm = input.landmarks
+    val points = if (lm == null) "no input.landmarks section" else
+        "${lm.points}x${lm.dims} ${lm.layout} points (${lm.parts.joinToString(", ") { "${it.name} ${it.count} from ${it.source}" }}), normalised by ${lm.normalisation}, fed as tensor '${lm.tensor}'"
+    val frames = if (input.modality == "fusion") " together with the video frames" else ""
+    return "input.modality ${input.modality}: the model takes $points$frames. This sample feeds video frames only: " +
+        "a landmark bundle needs MediaPipe Tasks' HandLandmarker, FaceLandmarker and PoseLandmarker per frame " +
+        "and a Kotlin port of the ${lm?.normalisation ?: "landmark"} normalisation, which it does not have yet. " +
+        "Run the bundle with the web page (demos/web) or slsdk run, or convert a frames (RGB) student for the phone."
 }
 
 /** manifest["input"]: how a camera frame becomes the model's input. */
@@ -73,6 +88,8 @@ data class InputSpec(
     val valueRange: List<Double>, // pixels are scaled to this range first ([0, 1]) ...
     val mean: List<Double>,     // ... then normalised per channel: (x - mean) / std
     val std: List<Double>,
+    val modality: String,       // "frames" (absent in older bundles); "landmarks" / "fusion" are refused (Manifest.from)
+    val landmarks: LandmarkSpec?, // the landmark input of a landmark / fusion bundle (said in the refusal)
 ) {
     companion object {
         fun from(o: JSONObject) = InputSpec(
@@ -86,6 +103,44 @@ data class InputSpec(
             valueRange = o.getJSONArray("value_range").doubles(),
             mean = o.getJSONArray("mean").doubles(),
             std = o.getJSONArray("std").doubles(),
+            modality = o.optString("modality", "frames"),
+            landmarks = o.optJSONObject("landmarks")?.let(LandmarkSpec::from),
+        )
+    }
+}
+
+/** manifest["input"]["landmarks"]: the per-frame landmark tensor [points, dims] of a landmark model, its layout
+ *  (parts in order, each from a MediaPipe landmarker) and normalisation. Read to name them when refusing. */
+data class LandmarkSpec(
+    val tensor: String,         // the model input the points go to
+    val layout: String,         // "pose86"
+    val points: Int,            // 86
+    val dims: Int,              // 2: x, y
+    val normalisation: String,  // "isharah-pose86"
+    val coordinates: String,    // "pixels" before normalisation
+    val parts: List<LandmarkPart>,
+) {
+    companion object {
+        fun from(o: JSONObject) = LandmarkSpec(
+            tensor = o.getString("tensor"),
+            layout = o.getString("layout"),
+            points = o.getInt("points"),
+            dims = o.getInt("dims"),
+            normalisation = o.getString("normalisation"),
+            coordinates = o.getString("coordinates"),
+            parts = o.getJSONArray("parts").objects().map(LandmarkPart::from),
+        )
+    }
+}
+
+/** One part of the layout, in order: [count] points from [source]'s landmarks [indices]. */
+data class LandmarkPart(val name: String, val source: String, val count: Int, val indices: List<Int>) {
+    companion object {
+        fun from(o: JSONObject) = LandmarkPart(
+            name = o.getString("name"),
+            source = o.getString("source"),
+            count = o.getInt("count"),
+            indices = o.getJSONArray("indices").let { a -> List(a.length()) { a.getInt(it) } },
         )
     }
 }

@@ -62,8 +62,27 @@ struct Manifest: Decodable {
               m.streaming.shiftFrames == m.streaming.chunkFrames, m.streaming.lookaheadFrames == 0 else {
             throw ManifestError.unsupported("chunks must be non-overlapping multiples of the output stride")
         }
+        guard m.input.inputModality == "frames" else {
+            throw ManifestError.unsupported(unsupportedModality(m.input))
+        }
         return m
     }
+}
+
+/// Why this sample refuses a bundle whose model does not take video frames (input.modality "landmarks" or "fusion"):
+/// it names the inputs and what the app lacks to make them. The reference that does run landmark bundles: the web
+/// page (demos/web/js/landmarks.js, landmark_stream.js) and the Python runtime (slsdk run).
+func unsupportedModality(_ input: InputSpec) -> String {
+    var points = "no input.landmarks section"
+    if let lm = input.landmarks {
+        let parts = lm.parts.map { "\($0.name) \($0.count) from \($0.source)" }.joined(separator: ", ")
+        points = "\(lm.points)x\(lm.dims) \(lm.layout) points (\(parts)), normalised by \(lm.normalisation), fed as tensor '\(lm.tensor)'"
+    }
+    let frames = input.inputModality == "fusion" ? " together with the video frames" : ""
+    return "input.modality \(input.inputModality): the model takes \(points)\(frames). This sample feeds video frames only: "
+        + "a landmark bundle needs MediaPipe Tasks' HandLandmarker, FaceLandmarker and PoseLandmarker per frame "
+        + "and a Swift port of the \(input.landmarks?.normalisation ?? "landmark") normalisation, which it does not have yet. "
+        + "Run the bundle with the web page (demos/web) or slsdk run, or convert a frames (RGB) student for the phone."
 }
 
 /// manifest["input"]: how a camera frame becomes the model's input.
@@ -78,6 +97,10 @@ struct InputSpec: Decodable {
     let valueRange: [Double]    // pixels are scaled to this range first ([0, 1]) ...
     let mean: [Double]          // ... then normalised per channel: (x - mean) / std
     let std: [Double]
+    let modality: String?       // "frames" when absent (older bundles); "landmarks" / "fusion" are refused (Manifest.load)
+    let landmarks: LandmarkSpec? // the landmark input of a landmark / fusion bundle (said in the refusal)
+
+    var inputModality: String { modality ?? "frames" }
 
     enum CodingKeys: String, CodingKey {
         case height = "height"
@@ -90,6 +113,45 @@ struct InputSpec: Decodable {
         case valueRange = "value_range"
         case mean = "mean"
         case std = "std"
+        case modality = "modality"
+        case landmarks = "landmarks"
+    }
+}
+
+/// manifest["input"]["landmarks"]: the per-frame landmark tensor [points, dims] of a landmark model, its layout
+/// (parts in order, each from a MediaPipe landmarker) and normalisation. Read to name them when refusing.
+struct LandmarkSpec: Decodable {
+    let tensor: String          // the model input the points go to
+    let layout: String          // "pose86"
+    let points: Int             // 86
+    let dims: Int               // 2: x, y
+    let normalisation: String   // "isharah-pose86"
+    let coordinates: String     // "pixels" before normalisation
+    let parts: [LandmarkPart]
+
+    enum CodingKeys: String, CodingKey {
+        case tensor = "tensor"
+        case layout = "layout"
+        case points = "points"
+        case dims = "dims"
+        case normalisation = "normalisation"
+        case coordinates = "coordinates"
+        case parts = "parts"
+    }
+}
+
+/// One part of the layout, in order: `count` points from `source`'s landmarks `indices`.
+struct LandmarkPart: Decodable {
+    let name: String
+    let source: String
+    let count: Int
+    let indices: [Int]
+
+    enum CodingKeys: String, CodingKey {
+        case name = "name"
+        case source = "source"
+        case count = "count"
+        case indices = "indices"
     }
 }
 

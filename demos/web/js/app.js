@@ -4,10 +4,16 @@
 // fast as it can; window.slsdk.done resolves to {glosses, events: [{gloss, start, end, confidence}], frames,
 // source_frames, frames_with_hands, timing, ...} for tests (+ chunk_logits with &debug=1); &pause_at=N holds after
 // N source frames until window.slsdk.resume(). ?camera=SECONDS runs the camera path that long instead and resolves
-// done to what it saw.
+// done to what it saw. A landmark bundle (input.modality "landmarks") makes the 86 points per frame with the hand,
+// face and pose landmarkers (&hand_model= &face_model= &pose_model=); ?landmarks=URL (a JSON landmark recording
+// {fps, frames: [[x, y] x 86] per frame, pixels}, as `python -m slsdk.demos.web serve --landmarks FILE.pose`
+// serves it) feeds a recording's points directly, as `slsdk run BUNDLE FILE.pose` does (&debug=1 adds the model's
+// input frames and the offline and causal normalisations of the recording).
 import { loadManifest, loadModelBytes } from './manifest.js';
 import { Stream } from './stream.js';
-import { landmarksInPixels } from './hands.js';
+import { cropConfig, landmarksInPixels } from './hands.js';
+import { LandmarkStream, Pose86Extractor } from './landmark_stream.js';
+import { Pose86Normalizer, normalizePose86 } from './landmarks.js';
 import { LIVE_MAX_GAP_S } from './resample.js';
 import { fileFrames, startCamera } from './video.js';
 
@@ -57,14 +63,48 @@ async function handDetector(url, crop) {
   } };
 }
 
-async function setup(bundleUrl, handUrl) {
+async function taskBytes(what, url) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${what} model ${url}: HTTP ${r.status} (give ?${what}_model=URL of a ${what}_landmarker.task)`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+/** A landmark bundle's MediaPipe Tasks: hand, face and pose landmarkers (Pose86Extractor). */
+async function landmarkExtractor(urls) {
+  const vision = await import('../node_modules/@mediapipe/tasks-vision/vision_bundle.mjs');
+  const fileset = await vision.FilesetResolver.forVisionTasks(new URL('node_modules/@mediapipe/tasks-vision/wasm', location.href).href);
+  const models = {};
+  for (const what of ['hand', 'face', 'pose']) {
+    setStatus(`Loading the ${what} model ${urls[what]} ...`);
+    models[what] = await taskBytes(what, new URL(urls[what], location.href).href);
+  }
+  return Pose86Extractor.create(vision, fileset, models, cropConfig({ policy: 'full' }));
+}
+
+async function setup(bundleUrl, handUrl, needLandmarkers = true) {
   setStatus(`Loading the bundle ${bundleUrl} ...`);
   const cfg = await loadManifest(new URL(bundleUrl, location.href).href);
   const bytes = await loadModelBytes(cfg);
   const model = await new WorkerModel().init(bytes, cfg, Number(params.get('threads') || 0));
+  if (cfg.modality === 'landmarks') {
+    const urls = { hand: handUrl, face: $('face_model').value, pose: $('pose_model').value };
+    return { cfg, model, detector: null, extractor: needLandmarkers ? await landmarkExtractor(urls) : null };
+  }
   if (cfg.crop.policy === 'hands') setStatus(`Loading the hand model ${handUrl} ...`);
   const detector = cfg.crop.policy === 'hands' ? await handDetector(new URL(handUrl, location.href).href, cfg.crop) : null;
   return { cfg, model, detector };
+}
+
+const PART_COLOURS = ['#f00', '#0af', '#f0f', '#ff0'];
+
+/** The 86 points of a landmark bundle's frame over the video, one colour per part. */
+function drawPoints(points) {
+  if (!points) return;
+  const t = Math.max(2, Math.round(Math.min(view.width, view.height) / 200));
+  [[0, 21], [21, 42], [42, 61], [61, 86]].forEach(([a, b], j) => {
+    vctx.fillStyle = PART_COLOURS[j];
+    for (let i = a; i < b; i++) if (points[2 * i] || points[2 * i + 1]) vctx.fillRect(points[2 * i] - t, points[2 * i + 1] - t, 2 * t, 2 * t);
+  });
 }
 
 function drawFrame(img, crop, text) {
@@ -92,26 +132,35 @@ function drawFrame(img, crop, text) {
 function statsText(s, st, wall, model) {
   const fps = s.stats.frames && wall > 0 ? (st.sourceFrames / (wall / 1000)) : 0;
   const ms = s.chunkMs.length ? s.chunkMs.reduce((a, b) => a + b, 0) / s.chunkMs.length : 0;
-  const hands = s.policy === 'hands' ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames` : 'crop off';
+  const f = s.stats.found;
+  const hands = s.policy === 'hands' ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames` : s.policy === 'landmarks'
+    ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames (parts found: right hand ${f.right_hand}, left hand ${f.left_hand}, lips ${f.lips}, body ${f.body})` : 'crop off';
   return `frames/s ${fps.toFixed(1)} (${st.sourceFrames} source frames, ${s.frameIndex} model frames at ${s.cfg.fps} fps)\n`
     + `ms per chunk ${ms.toFixed(1)} (${s.stats.chunks} chunks of ${s.cfg.chunk} frames, ORT Web wasm in a worker, ${model.info?.threads ?? '?'} thread(s))\n`
     + `hands found ${hands}`;
 }
 
+/** A new stream for the bundle: frames (Stream) or landmarks (LandmarkStream; a file looks ahead, a camera not). */
+function newStream(ctx, { debug = false, maxGap = null, live = false, onCrop = null, onLandmarks = null } = {}) {
+  if (ctx.cfg.modality === 'landmarks') return new LandmarkStream(ctx.cfg, ctx.model, { extractor: ctx.extractor, lookAhead: !live, maxGap, debug, onLandmarks });
+  return new Stream(ctx.cfg, ctx.model, { detector: ctx.detector, debug, maxGap, onCrop });
+}
+
 /** Run a whole video Blob through a new stream, showing progress and the result; returns what window.slsdk.done
  * resolves to. */
-async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
+async function runFile(blob, name, ctx, debug, pauseAt) {
+  const { model } = ctx;
   await model.reset();
   setStatus(`Recognising ${name} ...`);
-  let lastCrop = null;
-  const s = new Stream(cfg, model, { detector, debug, onCrop: (img, res) => { lastCrop = res; } });
+  let lastCrop = null; let lastPoints = null;
+  const s = newStream(ctx, { debug, onCrop: (img, res) => { lastCrop = res; }, onLandmarks: (img, ex) => { lastPoints = ex.points; } });
   const st = { sourceFrames: 0 }; const t0 = performance.now();
   st.decodeMs = 0; let tw = performance.now();
   for await (const { img, t } of fileFrames(blob, name)) {
     st.decodeMs += performance.now() - tw;
     await s.acceptFrame(img, t);
     st.sourceFrames += 1; hook.progress = { frames: st.sourceFrames, chunks: s.stats.chunks };
-    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
+    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' ')); drawPoints(lastPoints);
     if (st.sourceFrames % 5 === 0) {
       setStatus(`Recognising ${name} ... ${st.sourceFrames} frames`);
       $('stats').textContent = statsText(s, st, performance.now() - t0, model);
@@ -136,15 +185,44 @@ async function runFile(blob, name, { cfg, model, detector }, debug, pauseAt) {
     timing: { wall_ms: wall, frames_per_s: st.sourceFrames / (wall / 1000), ms_per_chunk: s.chunkMs.reduce((a, b) => a + b, 0) / (s.chunkMs.length || 1),
       chunk_ms: s.chunkMs, detect_ms: s.detectMs, detect_ms_per_detection: s.stats.detect_ms / (s.stats.detections || 1), decode_wait_ms: st.decodeMs,
       chunks: s.stats.chunks, threads: model.info?.threads, model_warmup_ms: model.info?.warmup_ms, cross_origin_isolated: crossOriginIsolated } };
-  if (debug) out.chunk_logits = s.chunkLogits;
+  if (s.policy === 'landmarks') out.landmarks = { found: s.stats.found, frames: s.stats.frames, ms: ctx.extractor.ms };
+  if (debug) { out.chunk_logits = s.chunkLogits; if (s.policy === 'landmarks') { out.points = s.points; out.inputs = s.inputs; } }
+  return out;
+}
+
+/** A landmark recording ({fps, frames}) fed directly to a landmark bundle (no landmarkers), as `slsdk run BUNDLE
+ * FILE.pose` does; resolves to what window.slsdk.done resolves to. */
+async function runRecording(rec, name, ctx, debug) {
+  if (ctx.cfg.modality !== 'landmarks') throw new Error(`${name}: a landmark recording, but the bundle takes video frames (input.modality ${ctx.cfg.modality})`);
+  if (!Array.isArray(rec?.frames) || !(rec.fps > 0)) throw new Error(`${name}: not a landmark recording ({fps, frames})`);
+  const frames = rec.frames.map((f, i) => {
+    const x = Float32Array.from(f.flat());
+    if (x.length !== 172) throw new Error(`${name}: frame ${i} has ${x.length / 2} points, the bundle takes 86`);
+    return x;
+  });
+  await ctx.model.reset();
+  setStatus(`Recognising ${name} ...`);
+  const s = newStream(ctx, { debug });
+  const t0 = performance.now();
+  const res = await s.acceptRecording(frames, rec.fps);
+  const wall = performance.now() - t0;
+  $('glosses').textContent = res.glosses.join(' ');
+  setStatus(resultText(res.glosses, 'in this recording'));
+  const out = { glosses: res.glosses, tokens: res.tokens, events: res.events.map(({ gloss, start, end, confidence }) => ({ gloss, start, end, confidence })),
+    frames: s.frameIndex, source_frames: frames.length, timing: { wall_ms: wall, chunks: s.stats.chunks, ms_per_chunk: s.chunkMs.reduce((a, b) => a + b, 0) / (s.chunkMs.length || 1) } };
+  if (debug) {
+    out.chunk_logits = s.chunkLogits; out.inputs = s.inputs;
+    out.offline = normalizePose86(frames).map((x) => Array.from(x));
+    const c = new Pose86Normalizer(); out.causal = frames.map((x) => Array.from(c.push(x)));
+  }
   return out;
 }
 
 /** The camera until stop (or `seconds`): a live line, a new line at each endpoint. Resolves to what it saw. */
 async function runCamera(ctx, seconds = 0) {
   await ctx.model.reset();
-  let lastCrop = null; const history = [];
-  const s = new Stream(ctx.cfg, ctx.model, { detector: ctx.detector, maxGap: LIVE_MAX_GAP_S, onCrop: (img, res) => { lastCrop = res; } });
+  let lastCrop = null; let lastPoints = null; const history = [];
+  const s = newStream(ctx, { maxGap: LIVE_MAX_GAP_S, live: true, onCrop: (img, res) => { lastCrop = res; }, onLandmarks: (img, ex) => { lastPoints = ex.points; } });
   const st = { sourceFrames: 0 }; const t0 = performance.now();
   setStatus('Starting the camera ...');
   const cam = await startCamera($('camera'), async (img, t) => {
@@ -154,7 +232,7 @@ async function runCamera(ctx, seconds = 0) {
       if (r.glosses.length) { history.push(r.glosses.join(' ')); $('history').textContent = history.slice(-5).join('\n'); }
       s.decoder.reset();
     }
-    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
+    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' ')); drawPoints(lastPoints);
     $('stats').textContent = `${statsText(s, st, performance.now() - t0, ctx.model)}\ncamera frames dropped while busy ${cam.dropped}`;
   });
   setStatus('Recognising the camera (stop ends it) ...');
@@ -178,10 +256,13 @@ async function runCamera(ctx, seconds = 0) {
 
 async function main() {
   if (params.has('bundle')) $('bundle').value = params.get('bundle');
-  if (params.has('hand_model')) $('hand_model').value = params.get('hand_model');
+  for (const what of ['hand_model', 'face_model', 'pose_model']) if (params.has(what)) $(what).value = params.get(what);
   let ctx = null;
-  const getCtx = async () => { ctx = ctx || await setup($('bundle').value, $('hand_model').value); return ctx; };
-  $('bundle').onchange = $('hand_model').onchange = () => { ctx = null; };
+  const getCtx = async (needLandmarkers = true) => {
+    if (ctx && needLandmarkers && ctx.cfg.modality === 'landmarks' && !ctx.extractor) ctx = null;
+    ctx = ctx || await setup($('bundle').value, $('hand_model').value, needLandmarkers); return ctx;
+  };
+  $('bundle').onchange = $('hand_model').onchange = $('face_model').onchange = $('pose_model').onchange = () => { ctx = null; };
   $('file').onchange = async (e) => {
     $('error').textContent = '';
     try { const f = e.target.files[0]; if (f) await runFile(f, f.name, await getCtx(), false, 0); } catch (err) { showError(err); }
@@ -189,6 +270,16 @@ async function main() {
   $('camera_btn').onclick = async () => { $('error').textContent = ''; try { await runCamera(await getCtx()); } catch (err) { showError(err); } };
   if (params.has('camera')) { // the camera path for SECONDS (tests: Chromium can play a file as its camera)
     hook.done = (async () => runCamera(await getCtx(), Number(params.get('camera')) || 5))();
+    hook.done.then(() => { hook.finished = true; }, (e) => { hook.finished = true; showError(e); });
+  } else if (params.has('landmarks')) { // a landmark recording fed directly to a landmark bundle
+    const url = new URL(params.get('landmarks'), location.href).href;
+    hook.done = (async () => {
+      const c = await getCtx(false);
+      setStatus(`Loading the landmark recording ${params.get('landmarks')} ...`);
+      const r = await fetch(url);
+      if (!r.ok) throw new Error(`landmark recording ${url}: HTTP ${r.status}`);
+      return runRecording(await r.json(), params.get('landmarks'), c, params.get('debug') === '1');
+    })();
     hook.done.then(() => { hook.finished = true; }, (e) => { hook.finished = true; showError(e); });
   } else if (params.has('video')) { // a link to a video: run it on load
     const url = new URL(params.get('video'), location.href).href;

@@ -1,6 +1,7 @@
 // Read an slsdk bundle's manifest.json (schema: sdk/bundle/manifest.schema.json; demos/README.md "Client rules" step 1) into
 // the values this client needs. Refuses what it cannot run with a message naming the field.
 import { cropConfig } from './hands.js';
+import { NUM_POINTS, checkLandmarkSpec } from './landmarks.js';
 
 export const FORMAT = 'slsdk-bundle';
 export const READABLE_FORMAT_VERSIONS = [1, 2];
@@ -26,7 +27,17 @@ export function parseManifest(m, source = 'manifest.json') {
   if (!(chunk > 0 && stride > 0 && chunk % stride === 0)) bad(`streaming.chunk_frames ${chunk} must be a positive multiple of output_stride ${stride}`);
   if (!(m.fps > 0)) bad(`fps must be positive, got ${m.fps}`);
   if (!Array.isArray(m.vocab) || !m.vocab.length) bad('vocab must be a non-empty list');
-  const frames = s.inputs?.[0]; const logits = s.outputs?.[0];
+  // input.modality: "frames" (absent in older bundles), "landmarks" (the 86 points per frame, js/landmarks.js)
+  const modality = inp.modality ?? 'frames';
+  if (modality === 'fusion') {
+    bad('input.modality "fusion" (video frames and landmarks together): not supported by the web page yet; '
+      + 'serve it with the Python runtime (slsdk run), or use a frames or landmarks bundle here');
+  }
+  if (!['frames', 'landmarks'].includes(modality)) bad(`input.modality ${JSON.stringify(modality)} is not one this page reads (frames, landmarks)`);
+  const landmarks = modality === 'landmarks' ? checkLandmarkSpec(inp.landmarks, bad) : null;
+  const logits = s.outputs?.[0];
+  const frames = landmarks ? (s.inputs || []).find((t) => t.name === (landmarks.tensor ?? 'landmarks')) : s.inputs?.[0];
+  if (landmarks && !frames) bad(`streaming.inputs has no ${JSON.stringify(landmarks.tensor ?? 'landmarks')} tensor (input.landmarks.tensor)`);
   if (!frames?.name || !logits?.name) bad('streaming.inputs[0] / outputs[0] need a name');
   for (const io of [...s.inputs, ...s.outputs]) {
     if ((io.dtype ?? 'float32') !== 'float32') bad(`tensor ${io.name} is ${io.dtype}; this page feeds and reads float32`);
@@ -34,7 +45,8 @@ export function parseManifest(m, source = 'manifest.json') {
   return {
     manifest: m, target: m.target, precision: m.precision, modelFile: m.model_file,
     modelSha256: m.files?.[m.model_file]?.sha256 ?? null,
-    vocab: m.vocab, blank: m.blank_id ?? 0, fps: m.fps, input: inp, size: inp.height,
+    vocab: m.vocab, blank: m.blank_id ?? 0, fps: m.fps, input: inp, size: inp.height, modality, landmarks,
+    frameShape: landmarks ? [NUM_POINTS, 2] : [3, inp.height, inp.height],
     resizeShorter: inp.resize_shorter, chunk, stride, frameShift: stride / m.fps,
     framesInput: frames.name, logitsOutput: logits.name,
     state: (s.state || []).map((st) => ({ input: st.input, output: st.output, shape: st.shape })),

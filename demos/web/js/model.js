@@ -1,4 +1,5 @@
-// The bundle's streaming step in ONNX Runtime Web: fixed chunks [1, chunk, 3, S, S], state tensors carried
+// The bundle's streaming step in ONNX Runtime Web: fixed chunks [1, chunk, 3, S, S] (a landmark bundle:
+// [1, chunk, 86, 2]), state tensors carried
 // from each step's outputs to the next step's inputs, zeros at the start (demos/README.md step 5). The ort
 // module is passed in, so the same code runs in the page's worker and in Node (tests/web/).
 
@@ -25,7 +26,7 @@ export class ChunkModel {
     }
   }
 
-  /** One chunk (Float32Array of chunk * 3 * S * S) -> {logits: Float32Array [rows * V], rows, vocab, ms}.
+  /** One chunk (Float32Array of chunk * 3 * S * S, or chunk * 86 * 2) -> {logits: Float32Array [rows * V], rows, vocab, ms}.
    * Calls run one after another in call order (each needs the state the previous one left). */
   run(chunk) {
     const next = (this.queue || Promise.resolve()).then(() => this._run(chunk));
@@ -36,7 +37,7 @@ export class ChunkModel {
   async _run(chunk) {
     const { cfg, ort } = this;
     const t0 = performance.now();
-    const feeds = { ...this.state, [cfg.framesInput]: new ort.Tensor('float32', chunk, [1, cfg.chunk, 3, cfg.size, cfg.size]) };
+    const feeds = { ...this.state, [cfg.framesInput]: new ort.Tensor('float32', chunk, [1, cfg.chunk, ...(cfg.frameShape || [3, cfg.size, cfg.size])]) };
     const out = await this.session.run(feeds);
     for (const s of cfg.state) this.state[s.input] = out[s.output];
     const lp = out[cfg.logitsOutput];

@@ -13,7 +13,8 @@ self.onmessage = async (e) => {
       if (m.numThreads) ort.env.wasm.numThreads = m.numThreads;
       model = await ChunkModel.create(ort, m.bytes, m.cfg);
       // one warm-up step on zeros (the first run allocates), then the state starts from zeros again
-      const warm = await model.run(new Float32Array(m.cfg.chunk * 3 * m.cfg.size * m.cfg.size));
+      const shape = m.cfg.frameShape || [3, m.cfg.size, m.cfg.size];
+      const warm = await model.run(new Float32Array(m.cfg.chunk * shape.reduce((a, b) => a * b, 1)));
       model.reset();
       self.postMessage({ type: 'ready', id: m.id, threads: ort.env.wasm.numThreads, isolated: self.crossOriginIsolated, warmup_ms: warm.ms });
     } else if (m.type === 'run') {
