@@ -86,3 +86,37 @@ def test_bench_bundles_times_every_bundle_interleaved(tmp_path, monkeypatch):
     assert [r.status for r in rows] == ["ok", "ok", "failed"] and "gave up" in rows[2].note
     assert rows[0].frames_per_s > 0 and rows[1].frames_per_s > 0 and rows[2].frames_per_s is None
     assert order.count("onnx") == order.count("executorch") == 4    # 1 warm-up + 3 timed rounds each
+
+
+@pytest.mark.slow
+def test_bench_modalities_runs_every_stage_from_a_relative_folder(tmp_path, monkeypatch, shared_file):
+    """The RGB vs landmark table's command (issue #31) on the tiny preset, from a temporary working directory with a
+    relative --out: the Lite0 student and the landmark teacher and student are trained, converted to ONNX fp32 and
+    int8 (parity in the manifest), timed, and served on the real webcam clip through `slsdk run` (MediaPipe's real
+    hand, face and pose landmarkers); the table is written."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clip = shared_file("data/hands/webcam_gestures.mp4")
+    hand, face = shared_file("models/hand_landmarker.task"), shared_file("models/face_landmarker.task")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_modalities.py"
+    monkeypatch.chdir(tmp_path)
+    cmd = [sys.executable, str(script), "--out", "runs/q", "--quick", "--fp32-videos", "2", "--clip", str(clip),
+           "--hand-model", str(hand), "--face-model", str(face)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = json.loads(Path("runs/q/modalities.json").read_text())
+    assert list(out["models"]) == ["student efficientnet-lite0", "landmark teacher", "student landmarks"]
+    lite, lm = out["models"]["student efficientnet-lite0"], out["models"]["student landmarks"]
+    for row in (lite, lm):
+        assert set(row["wer"]) == {"dev", "test_si", "test_us"}
+        assert row["onnx_fp32"]["max_abs_err"] < 1e-3 and row["onnx_int8"]["cosine"] > 0.9
+        assert row["onnx_fp32"]["frames_per_s"] > 0 and row["onnx_int8"]["frames_per_s"] > 0
+        assert row["serving"]["per_frame_ms"]["model"] > 0 and row["serving"]["frames"] > 0
+    assert lite["serving"]["per_frame_ms"]["crop"] > 0 and "landmarks" not in lite["serving"]["per_frame_ms"]
+    assert lm["serving"]["per_frame_ms"]["landmarks"] > 0
+    assert lm["parameters"] < lite["parameters"] / 10
+    md = Path("runs/q/modalities.md").read_text()
+    assert md.count("\n| ") >= 4 and "Landmark student vs Lite0" in md
