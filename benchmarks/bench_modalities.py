@@ -85,9 +85,8 @@ def build_fusion(data: Path, out: Path, teacher: Path, args, console) -> dict:
         distill(teacher, data, student,
                 DistillConfig(epochs=epochs, batch_size=4, lr=args.lite0_lr, warmup_steps=20, seed=args.seed,
                               augment=not args.quick, flip=False, report=False, student_encoder="efficientnet-lite0",
-                              student={"image_size": args.lite0_size, "freeze_blocks": args.lite0_freeze},
-                              modality="fusion"),
-                resume=state is False, overwrite=state is None, progress=True)
+                              student={"image_size": args.lite0_size, "freeze_blocks": args.lite0_freeze}),
+                modality="fusion", resume=state is False, overwrite=state is None, progress=True)
     console.print(f"({time.perf_counter() - t0:.0f} s)")
     return {"student fusion": student / "best.pt"}
 
@@ -96,10 +95,19 @@ def _inputs(model, samples, vocab, limit: int) -> list:
     """(input, labels) pairs the converter's parity and calibration take, in the model's own modality: decoded
     videos for an RGB student, the normalised ``[T, 86, 2]`` landmarks (as training reads them) for a landmark one."""
     picked = bench_students._subset(samples, limit)
-    if getattr(model, "modality", "rgb") != "landmarks":
+    modality = getattr(model, "modality", "rgb")
+    if modality == "rgb":
         return bench_students._videos(picked, vocab, 0)
-    ds = LandmarkDataset(picked, vocab, train=False)
-    return [(ds.landmarks(i), vocab.encode(s.glosses)) for i, s in enumerate(picked)]
+    lm = LandmarkDataset(picked, vocab, train=False)
+    if modality == "landmarks":
+        return [(lm.landmarks(i), vocab.encode(s.glosses)) for i, s in enumerate(picked)]
+    videos = bench_students._videos(picked, vocab, 0)   # fusion: the frames and the landmarks of the same frames
+    pairs = []
+    for i, (frames, labels) in enumerate(videos):
+        points = lm.landmarks(i)
+        n = min(len(frames), len(points))
+        pairs.append(({"frames": frames[:n], "landmarks": points[:n]}, labels))
+    return pairs
 
 
 def _serving_cost(bundle: Path, clip: Path, modality: str, face_model: Path | None, hand_model: Path | None) -> dict:

@@ -25,10 +25,10 @@ from slsdk.eval import wer
 from slsdk.preprocess import Preprocess, chunk_video, output_frames, prepare_video
 from slsdk.quantize.calibration import video_of
 from slsdk.runtime.backends import Backend, StreamingStep, open_backend, run_video, streaming_spec
-from slsdk.runtime.chunks import batch_plan, run_stacked
+from slsdk.runtime.chunks import batch_plan, num_frames, run_stacked
 from slsdk.targets import get_target
 
-__all__ = ["fidelity_videos", "fidelity_landmarks", "greedy_ids", "wer_percent", "compare_log_probs",
+__all__ = ["fidelity_videos", "fidelity_landmarks", "fidelity_fusion", "greedy_ids", "wer_percent", "compare_log_probs",
            "measure_fidelity", "bundle_fidelity", "run_videos_batched", "INT8_WER_BUDGET"]
 
 INT8_WER_BUDGET = 0.5  # absolute WER points int8 may lose against fp32 torch
@@ -103,6 +103,39 @@ def fidelity_landmarks(points: int, dims: int, heldout=None, *, seed: int = 0, l
     return seqs, (None if any(r is None for r in refs) else refs), f"{len(seqs)} held-out landmark sequences"
 
 
+def fidelity_fusion(spec: Preprocess, points: int, dims: int, heldout=None, *, seed: int = 0,
+                    lengths: Sequence[int] = (16, 24)):
+    """:func:`fidelity_videos` for a fusion model: ``(inputs, references or None, description)``, each input a
+    mapping ``{"frames": [T, 3, S, S], "landmarks": [T, points, dims]}`` of the same frames. ``heldout``:
+    (``{"frames": frames, "landmarks": normalised landmarks}``, gloss ids) pairs (uint8 frames preprocessed with
+    ``spec``); None gives seeded random frames and points."""
+    if heldout is None:
+        vids, _, _ = fidelity_videos(spec, None, seed=seed, lengths=lengths)
+        seqs, _, _ = fidelity_landmarks(points, dims, None, seed=seed + 1, lengths=lengths)
+        return ([{"frames": v, "landmarks": x} for v, x in zip(vids, seqs)], None,
+                "seeded random frames and landmarks (no held-out set given)")
+    items = heldout if isinstance(heldout, (list, tuple)) else [heldout[i] for i in range(len(heldout))]
+    if not items:
+        raise ConfigError("heldout is empty: give at least one ({frames, landmarks}, gloss_ids) pair or leave it None")
+    frames, landmarks = [], []
+    for i, item in enumerate(items):
+        try:
+            x, label = item
+            frames.append((x["frames"], label))
+            landmarks.append((x["landmarks"], label))
+        except (TypeError, ValueError, KeyError, IndexError):
+            raise ConfigError(f"heldout item {i} must be ({{'frames': ..., 'landmarks': ...}}, gloss_ids), got "
+                              f"{type(item).__name__}") from None
+    vids, refs, _ = fidelity_videos(spec, frames)
+    seqs, _, _ = fidelity_landmarks(points, dims, landmarks)
+    bad = [(i, len(v), len(x)) for i, (v, x) in enumerate(zip(vids, seqs)) if len(v) != len(x)]
+    if bad:
+        raise ConfigError(f"heldout items have frames and landmarks of different lengths (item, frames, landmarks): "
+                          f"{bad[:5]}")
+    return ([{"frames": v, "landmarks": x} for v, x in zip(vids, seqs)], refs,
+            f"{len(vids)} held-out videos with their landmarks")
+
+
 def greedy_ids(log_probs, blank_id: int = 0) -> list[int]:
     """Greedy CTC decode [T, V] -> ids, by the runtime's decoder (``slsdk.decode.greedy``)."""
     return [int(i) for i in greedy(np.asarray(log_probs), blank=blank_id)]
@@ -170,7 +203,7 @@ def run_videos_batched(backend: Backend, streaming, videos) -> list[np.ndarray]:
     ``Recognizer.decode_streams`` does), each carrying its own state."""
     spec = streaming_spec(streaming)
     step = StreamingStep(backend, spec)
-    chunks = [list(chunk_video(np.asarray(v, np.float32), int(spec.chunk_frames))) for v in videos]
+    chunks = [_chunks(v, int(spec.chunk_frames)) for v in videos]
     states = [step.initial_state() for _ in videos]
     outs: list[list] = [[] for _ in videos]
     for r in range(max(map(len, chunks))):
@@ -183,7 +216,15 @@ def run_videos_batched(backend: Backend, streaming, videos) -> list[np.ndarray]:
             for i, lp, st in zip(group, lps, new):
                 outs[i].append(np.asarray(lp, np.float32).reshape(-1, lp.shape[-1]))
                 states[i] = st
-    return [np.concatenate(o)[:output_frames(len(v), int(spec.output_stride))] for o, v in zip(outs, videos)]
+    return [np.concatenate(o)[:output_frames(num_frames(v), int(spec.output_stride))] for o, v in zip(outs, videos)]
+
+
+def _chunks(video, chunk_frames: int) -> list:
+    """A video's chunks ``[1, C, ...]``; a mapping of inputs (a fusion model's) gives a mapping per chunk."""
+    if isinstance(video, dict):
+        per = {k: chunk_video(np.asarray(v, np.float32), chunk_frames) for k, v in video.items()}
+        return [{k: c[i] for k, c in per.items()} for i in range(len(next(iter(per.values()))))]
+    return list(chunk_video(np.asarray(video, np.float32), chunk_frames))
 
 
 def bundle_fidelity(bundle, reference: Backend, videos, *, refs: Sequence | None = None,

@@ -18,7 +18,7 @@ from typing import Any
 
 from slsdk.bundle import load_bundle, write_bundle
 from slsdk.convert.export import ExportJob
-from slsdk.convert.parity import bundle_fidelity, fidelity_landmarks, fidelity_videos
+from slsdk.convert.parity import bundle_fidelity, fidelity_fusion, fidelity_landmarks, fidelity_videos
 from slsdk.quiet import native_stderr
 from slsdk.errors import ConfigError, MissingPackageError
 from slsdk.fileio import temp_dir
@@ -126,7 +126,10 @@ def convert(model_or_checkpoint, target: str, precision: str | None = None, out_
         lo, hi = lo_hi or (16, 1024)
         n = min(max(16, lo), hi)
         lengths = [n, min(n + 8, hi)]
-    if io.landmarks is not None:   # landmark models: normalised landmark sequences in place of videos
+    if io.modality == "fusion":    # frames and the normalised landmarks of the same frames
+        videos, refs, desc = fidelity_fusion(spec, io.landmarks["points"], io.landmarks["dims"], heldout, seed=seed,
+                                             lengths=lengths)
+    elif io.landmarks is not None:   # landmark models: normalised landmark sequences in place of videos
         videos, refs, desc = fidelity_landmarks(io.landmarks["points"], io.landmarks["dims"], heldout, seed=seed,
                                                 lengths=lengths, frames_range=lo_hi)
     else:

@@ -13,7 +13,8 @@ Accepted calibration sources (``as_calibration_inputs``):
 - a Dataset (``slsdk.data.VideoDataset``): items with a ``"video"`` key, or ``(video, label)`` pairs.
 
 A landmark model (``model.modality == "landmarks"``) calibrates on normalised landmark sequences ``[T, P, 2]``
-(``slsdk.landmarks.normalize_pose86``) in place of videos: the same chunking and state carrying.
+(``slsdk.landmarks.normalize_pose86``) in place of videos: the same chunking and state carrying. A fusion model
+(``"fusion"``) on items ``{"frames": video, "landmarks": normalised landmarks}`` of the same frames: both inputs.
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def video_of(item: Any):
     """The frames of a calibration / held-out item (a dict with ``video``/``frames``, a Sample, a pair)."""
 
     if isinstance(item, dict):
+        if "frames" in item and "landmarks" in item:   # a fusion model's input: both, of the same frames
+            return {"frames": item["frames"], "landmarks": item["landmarks"]}
         for k in ("video", "frames"):
             if k in item:
                 return item[k]
@@ -73,9 +76,19 @@ def _preprocess_spec(model):
 
 def _model_input(model):
     """``video -> the model's float32 input [T, ...]``: frames preprocessed, landmarks (normalised) as they are."""
+    def points(v):
+        return np.asarray(v.numpy() if isinstance(v, torch.Tensor) else v, dtype=np.float32)
+
     if getattr(model, "modality", None) == "landmarks":
-        return lambda v: np.asarray(v.numpy() if isinstance(v, torch.Tensor) else v, dtype=np.float32)
+        return points
     spec = _preprocess_spec(model)
+    if getattr(model, "modality", None) == "fusion":   # {"frames", "landmarks"}: frames preprocessed, points as they are
+        def both(v):
+            if not isinstance(v, dict):
+                raise CalibrationError("a fusion model calibrates on {'frames': ..., 'landmarks': ...} items, got "
+                                       f"{type(v).__name__}")
+            return {"frames": prepare_video(v["frames"], spec), "landmarks": points(v["landmarks"])}
+        return both
     return lambda v: prepare_video(v, spec)
 
 

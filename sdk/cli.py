@@ -245,6 +245,9 @@ def distill(ctx: typer.Context,
             feature_weight: float = typer.Option(1.0, help="frame-feature distillation weight (0 = off)"),
             student_weights: Optional[Path] = typer.Option(None, help="pretrained student encoder "
                                                            "(`slsdk pretrain --student`)"),
+            modality: Optional[Modality] = typer.Option(None, help="what the student sees: the teacher's (rgb or "
+                                                        "landmarks; default), or fusion (an RGB teacher's student "
+                                                        "on the frames and their .pose landmarks)"),
             device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
             workers: int = typer.Option(0, help="data loader worker processes"),
             resume: bool = flag("resume", "continue from OUT/last.pt"),
@@ -263,7 +266,8 @@ def distill(ctx: typer.Context,
     cfg = run_stage(recipe.build, "distill")
     with on_interrupt(lambda: run_kept(out)):
         res = run_stage(run_distill, teacher, data, out, cfg, resume=resume, overwrite=overwrite,
-                        layout=recipe.sections["data"]["layout"], extra={"recipe": full})
+                        layout=recipe.sections["data"]["layout"], extra={"recipe": full},
+                        modality=choice_value(modality))
     if res.report:   # the teacher-vs-student WER report (distill() returns it; the caller prints it)
         console.print(escape(res.summary()), soft_wrap=False)
     console.print(f"student checkpoint {escape(shown_path(res.best_checkpoint))}")
@@ -332,7 +336,7 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
 
     # loaded once, here; `slsdk data prepare` settings (preparation): the bundle crops as training did
     model, vocab, kind, preparation = run_stage(load_source, checkpoint)
-    landmarks = getattr(model, "modality", None) == "landmarks"   # landmark models: normalised landmarks
+    landmarks = getattr(model, "modality", None)   # landmark models: normalised landmarks; fusion: both
     calib_videos = _videos(calib, "train", layout, vocab, 16, landmarks)[0] if calib else None
     held = _videos(heldout, split, layout, vocab, None, landmarks)[1] if heldout else None
     if out is None:   # the default: a folder of bundles, each in its own <kind>-<target>-<precision> subfolder
@@ -356,15 +360,26 @@ def _convert(checkpoint: Path, target: str, precision: str, calib: Path | None, 
     console.print(fidelity_line(bundle.manifest.fidelity))
 
 
-def _videos(root: Path, split: str, layout: str, vocab, limit, landmarks: bool = False):
-    """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout`` (``landmarks``: the samples'
-    normalised landmarks [T, 86, 2] in place of their frames)."""
+def _videos(root: Path, split: str, layout: str, vocab, limit, landmarks: str | None = None):
+    """(videos, [(frames, gloss ids)]) of one split of a dataset root in ``layout`` (``landmarks`` "landmarks": the
+    samples' normalised landmarks [T, 86, 2] in place of their frames; "fusion": ``{"frames", "landmarks"}`` of the
+    same frames)."""
     samples = run_stage(read_split, root, split, layout)[:limit]
-    if landmarks:
+    if landmarks == "fusion":
+        frames = [_fusion_item(s) for s in samples]
+    elif landmarks == "landmarks":
         frames = [normalize_pose86(run_stage(load_landmarks, s)) for s in samples]
     else:
         frames = [run_stage(read_video, s.video) for s in samples]
     return frames, [(f, vocab.encode(s.glosses)) for f, s in zip(frames, samples)]
+
+
+def _fusion_item(sample) -> dict:
+    """A fusion model's calibration / held-out input: the sample's frames and normalised landmarks, cut to the
+    shorter of the two (landmark frame k is frame k)."""
+    video, points = run_stage(read_video, sample.video), normalize_pose86(run_stage(load_landmarks, sample))
+    n = min(len(video), len(points))
+    return {"frames": video[:n], "landmarks": points[:n]}
 
 
 @app.command(cls=Command)

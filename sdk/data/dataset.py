@@ -386,6 +386,8 @@ def batch_to_device(batch: dict[str, Any], device: torch.device | str, normalize
             videos.masked_fill_(pad[:, :, None, None, None], 0)
     labels = batch["labels"].to(device, non_blocking=non_blocking)
     label_lengths = batch["label_lengths"].to(device, non_blocking=non_blocking)
+    if "landmarks" in batch:   # a fusion batch (slsdk.data.landmark_dataset.collate_fusion): the model takes both
+        videos = (videos, batch["landmarks"].to(device, non_blocking=non_blocking))
     return videos, lengths, labels, label_lengths
 
 

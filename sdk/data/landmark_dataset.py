@@ -17,14 +17,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from slsdk.data.dataset import conv_output_length, ctc_required_length, min_input_length, short_report
+from slsdk.data.dataset import (VideoDataset, collate, conv_output_length, ctc_required_length, min_input_length,
+                                pad_frames, short_report)
+from slsdk.data.transforms import temporal_indices
 from slsdk.data.landmarks import Pose86Augment, Pose86AugmentConfig, load_landmarks, normalize_pose86
 from slsdk.data.readers import DatasetError, Sample
 from slsdk.data.splits import get_layout
 from slsdk.data.vocab import Vocabulary
 from slsdk.model_names import MODALITIES
 
-__all__ = ["LandmarkDataset", "collate_landmarks", "landmark_datasets", "MODALITIES", "layout_modalities", "resolve_modality"]
+__all__ = ["LandmarkDataset", "collate_landmarks", "landmark_datasets", "MODALITIES", "layout_modalities",
+           "resolve_modality", "FusionDataset", "collate_fusion", "fusion_datasets", "require_landmarks"]
 
 
 
@@ -50,9 +53,6 @@ def resolve_modality(modality: str | None, layout: str) -> str:
     need = ("rgb", "landmarks") if modality == "fusion" else (modality,)
     if any(m not in have for m in need):
         raise DatasetError(f"--modality {modality}: layout {layout!r} carries {' and '.join(have)} only")
-    if modality == "fusion":
-        raise DatasetError("--modality fusion (hand-crop RGB + landmarks) is not implemented yet; train rgb or "
-                           "landmarks")
     return modality
 
 
@@ -161,4 +161,90 @@ def landmark_datasets(vocab: Vocabulary, cfg, output_length_fn: Callable[[int], 
         kw = {} if output_length_fn is None else {"output_length_fn": output_length_fn}
         return LandmarkDataset(samples, vocab, train=bool(train and cfg.augment), seed=cfg.seed,
                                length_policy=cfg.length_policy, max_frames=cfg.max_frames, **kw)
+    return make
+
+
+# ------------------------------------------------------------------------------------------ fusion
+def require_landmarks(samples: Sequence[Sample], what: str = "--modality fusion") -> None:
+    """A :class:`DatasetError` naming the first sample without landmarks (no ``.pose`` beside its video) and how to
+    make them, or a landmark-only sample (no video)."""
+    for s in samples:
+        if s.landmarks is None:
+            raise DatasetError(f"{what}: sample {s.id!r} ({s.video}) has no landmarks: no .pose file beside the video "
+                               "(make them with `slsdk data prepare ROOT --landmarks`)")
+        if s.video is None or str(s.video) == str(s.landmarks.path):
+            raise DatasetError(f"{what}: sample {s.id!r} has landmarks ({s.landmarks.path}) but no video")
+
+
+class FusionDataset(VideoDataset):
+    """Samples with a video and its landmarks -> items ``{"video": uint8 [T, S, S, 3], "landmarks": float32 [T, 86,
+    2] normalised, "label", "id"}`` of the same frames (the fusion student's two inputs).
+
+    The frames are :class:`~slsdk.data.dataset.VideoDataset`'s (decoded, or read from an ``slsdk data prepare``
+    cache, the hand crop the runtime makes, whose settings travel with the checkpoint as for the RGB student); the
+    landmarks are the sample's ``.pose`` (``slsdk data prepare --landmarks``: landmark frame k is frame k), cut to the
+    shorter of the two. Augmentation decisions that must agree are made once for both: the temporal rescale picks the
+    same frames of each; the random spatial crop moves the pixels only (the normalisation makes each landmark part
+    relative to its own first point and scale, so a crop does not change it). There is no horizontal flip (a flip
+    would have to mirror the points and swap the two hands' slots; handedness is kept instead), and none of the
+    kit's landmark augmentations (its time warp and frame dropout would change the frames of one input only).
+    """
+
+    def __init__(self, samples: Sequence[Sample], vocab: Vocabulary, image_size: int, mean, std, *,
+                 train: bool = False, seed: int = 0, temporal_scale: float = 0.2,
+                 output_length_fn: Callable[[int], int] | None = conv_output_length, length_policy: str = "pad",
+                 max_frames: int | None = None, style: str = "slsdk"):
+        require_landmarks(samples)
+        if style != "slsdk":
+            raise DatasetError(f"--modality fusion takes the slsdk data style, not {style!r} (the reference's "
+                               "augmentation draws its frames on its own)")
+        self.fusion_temporal_scale = float(temporal_scale)
+        super().__init__(samples, vocab, image_size, mean, std, train=train, seed=seed, flip=False,
+                         temporal_scale=0.0, output_length_fn=output_length_fn, length_policy=length_policy,
+                         max_frames=max_frames)
+        self._points = [load_landmarks(s) for s in self.samples]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.samples[index]
+        label = self.labels[index]
+        need = min_input_length(label, self.output_length_fn) if self.output_length_fn is not None else 1
+        frames, kp = self.frames(index), self._points[index]
+        n = min(len(frames), len(kp))
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
+        if rng is not None:   # one temporal rescale for both inputs
+            scale = 1.0 + rng.uniform(-self.fusion_temporal_scale, self.fusion_temporal_scale)
+            idx = temporal_indices(n, scale, min_frames=min(need, n))
+        else:
+            idx = np.arange(n)
+        video = self.transform.crop(frames[idx], rng, min_frames=need)    # rescale 0: the frames as selected
+        points = normalize_pose86(kp[idx])
+        if self.output_length_fn is not None and len(video) < need:
+            video = pad_frames(video, need)
+        if len(points) < len(video):    # repeat-padded as the frames are
+            points = np.concatenate([points, np.repeat(points[-1:], len(video) - len(points), 0)])
+        return {"video": video, "landmarks": torch.from_numpy(np.ascontiguousarray(points, np.float32)),
+                "label": torch.tensor(label, dtype=torch.long), "id": s.id}
+
+    def collate_fn(self, items):
+        return collate_fusion(items)
+
+
+def collate_fusion(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`~slsdk.data.dataset.collate` of the frames plus ``landmarks`` ``[B, Tmax, 86, 2]`` zero-padded alike;
+    ``batch_to_device`` then gives the model ``(frames, landmarks)``."""
+    batch = collate(items)
+    batch["landmarks"] = collate_landmarks([{"video": it["landmarks"], "label": it["label"], "id": it["id"]}
+                                            for it in items])["videos"]
+    return batch
+
+
+def fusion_datasets(vocab: Vocabulary, cfg, train_input: tuple, eval_input: tuple,
+                    output_length_fn: Callable[[int], int] | None = conv_output_length):
+    """``(samples, train) -> FusionDataset`` for a fusion run (the training loop's ``Job.make_dataset``);
+    ``train_input`` / ``eval_input``: ``(size, mean, std)`` of the training and the dev frames."""
+    def make(samples, train: bool) -> FusionDataset:
+        size, mean, std = train_input if train else eval_input
+        return FusionDataset(samples, vocab, size, mean, std, train=bool(train and cfg.augment), seed=cfg.seed,
+                             temporal_scale=cfg.temporal_scale, output_length_fn=output_length_fn,
+                             length_policy=cfg.length_policy, max_frames=cfg.max_frames, style=cfg.data_style)
     return make

@@ -19,6 +19,7 @@ import torch
 
 from slsdk.data.vocab import Vocabulary, VocabularyError
 from slsdk.models.errors import CheckpointError
+from slsdk.models.fusion import FusionStudent, FusionStudentConfig, is_fusion_config
 from slsdk.models.landmark import (LandmarkConfig, LandmarkRecognizer, LandmarkStudent, LandmarkStudentConfig,
                                    is_landmark_config)
 from slsdk.models.recognizer import CSLRRecognizer, RecognizerConfig
@@ -40,6 +41,8 @@ def _teacher(config: Mapping[str, Any]):
 
 
 def _student(config: Mapping[str, Any]):
+    if is_fusion_config(dict(config)):
+        return FusionStudent(FusionStudentConfig.from_dict(dict(config)))
     if is_landmark_config(dict(config)):
         return LandmarkStudent(LandmarkStudentConfig.from_dict(dict(config)))
     return StreamingStudent(StudentConfig.from_dict(dict(config)))

@@ -27,7 +27,7 @@ class ModelIO:
                  mean, std, fps: float, output_stride: int, chunk_frames: int | None, config: dict,
                  num_classes: int, dynamic_axes: dict | None = None, source_model=None,
                  float_modules: list[str] | None = None, float_activation_modules: list[str] | None = None,
-                 landmarks: dict | None = None):
+                 landmarks: dict | None = None, modality: str | None = None):
         self.kind, self.module, self.example_inputs = kind, module, example_inputs
         self.input_names, self.output_names, self.state = input_names, output_names, state
         self.image_size, self.mean, self.std, self.fps = image_size, list(mean), list(std), float(fps)
@@ -38,6 +38,8 @@ class ModelIO:
         self.float_activation_modules = list(float_activation_modules or [])
         # a landmark model: the manifest's input.landmarks section (the point layout); None for frame models
         self.landmarks = landmarks
+        # what the model takes (the manifest's input.modality): frames, landmarks, or fusion (frames + landmarks)
+        self.modality = modality or ("landmarks" if landmarks is not None else "frames")
 
     @property
     def input_name(self) -> str:
@@ -45,7 +47,7 @@ class ModelIO:
 
     def input_example_shape(self) -> list:
         """One frame's input: ``[3, S, S]`` pixels, or ``[points, dims]`` landmarks."""
-        if self.landmarks is not None:
+        if self.modality == "landmarks":
             return [int(self.landmarks["points"]), int(self.landmarks["dims"])]
         return [3, self.image_size, self.image_size]
 
@@ -74,13 +76,12 @@ class ModelIO:
                 "frame_shift_s": self.output_stride / self.fps,  # seconds per output (log-prob) frame
                 "algorithmic_latency_s": c / self.fps,
                 "padding": ("the last partial chunk is zero-padded (in normalised "
-                            f"{'landmark' if self.landmarks is not None else 'pixel'} space)"),
+                            f"{_PADDED_SPACE[self.modality]} space)"),
                 "output_frames": "ceil(num_frames / output_stride)",
                 "inputs": inputs, "outputs": outputs,
                 "state": [{"name": n, "input": n, "output": f"{n}_out", "shape": list(s), "dtype": "float32",
                            "init": "zeros"} for n, s in self.state],
             }
-        s = self.image_size
         lo, hi = self.dynamic_axes[self.input_name][1][1:] if self.dynamic_axes else (None, None)
         return {
             "mode": "offline", "chunk_frames": None, "shift_frames": None, "lookahead_frames": None,
@@ -90,6 +91,9 @@ class ModelIO:
             "outputs": [{"name": "log_probs", "shape": ["T_out", self.num_classes], "dtype": "float32"}],
             "state": [],
         }
+
+
+_PADDED_SPACE = {"frames": "pixel", "landmarks": "landmark", "fusion": "pixel and landmark"}
 
 
 class _no_grad:
@@ -152,7 +156,9 @@ def model_io(model, *, teacher: bool = False, frames_range: tuple[int, int] = (1
     stride = int(getattr(model, "output_stride", 4))
     if hasattr(model, "export_module") and not teacher:
         module = model.export_module().eval()
-        return ModelIO(kind="student", module=module, example_inputs=tuple(model.example_inputs()),
+        fusion = getattr(model, "modality", None) == "fusion"   # frames + landmarks: both inputs declared
+        return ModelIO(modality="fusion" if fusion else None, landmarks=landmark_input_section(cfg) if fusion else None,
+                       kind="student", module=module, example_inputs=tuple(model.example_inputs()),
                        input_names=list(model.input_names()), output_names=list(model.output_names()),
                        state=[(n, tuple(s)) for n, s in model.state_spec()], image_size=int(cfg.image_size),
                        mean=mean, std=std, fps=float(getattr(cfg, "fps", 25.0)), output_stride=stride,
@@ -226,8 +232,10 @@ def manifest_for_io(io: ModelIO, vocab: list[str], target, precision: str, crop:
     # the resize the model was trained and evaluated with (the shorter side, before the centre crop)
     inp = default_input_spec(io.image_size, io.image_size, io.mean, io.std,
                              resize_shorter=resize_size(io.image_size), crop="center")
-    if io.landmarks is not None:
+    if io.modality == "landmarks":
         inp.update(resize_shorter=io.image_size, modality="landmarks", landmarks=dict(io.landmarks))
+    elif io.modality == "fusion":
+        inp.update(modality="fusion", landmarks=dict(io.landmarks))
     return Manifest(
         target=tgt.name, precision=check_precision(tgt, precision), model_kind=io.kind,
         model_file="model" + tgt.suffix, vocab=list(vocab),

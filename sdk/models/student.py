@@ -188,8 +188,13 @@ class StreamingCTCStudent(nn.Module):
     def init_state(self, batch: int = 1) -> list[torch.Tensor]:
         return self.head.init_state(batch, device=next(self.head.parameters()).device)
 
+    @property
+    def data_input_names(self) -> tuple[str, ...]:
+        """The model's data inputs before the state, in order: ``(input_name,)``; a fusion student has two."""
+        return (self.input_name,)
+
     def input_names(self) -> list[str]:
-        return [self.input_name, *self.state_names]
+        return [*self.data_input_names, *self.state_names]
 
     def output_names(self) -> list[str]:
         return ["log_probs", *(f"{n}_out" for n in self.state_names)]
@@ -202,24 +207,27 @@ class StreamingCTCStudent(nn.Module):
     def encode_frames(self, x: torch.Tensor) -> torch.Tensor:   # pragma: no cover - every subclass defines it
         raise NotImplementedError
 
-    def step(self, x: torch.Tensor, state: list[torch.Tensor]):
-        """One streaming step: a chunk ``[B, C, ...]`` (C a multiple of 4) -> (log_probs ``[B, C/4, V]``, state)."""
-        if x.shape[1] % OUTPUT_STRIDE:
-            raise ValueError(f"chunk of {x.shape[1]} frames is not a multiple of {OUTPUT_STRIDE}")
+    def step(self, x, state: list[torch.Tensor]):
+        """One streaming step: a chunk ``[B, C, ...]`` (C a multiple of 4; a tuple of them, one per data input, for a
+        model with several) -> (log_probs ``[B, C/4, V]``, state)."""
+        frames = _first(x).shape[1]
+        if frames % OUTPUT_STRIDE:
+            raise ValueError(f"chunk of {frames} frames is not a multiple of {OUTPUT_STRIDE}")
         logits, _, state = self.head(self.encode_frames(x), state)
         return F.log_softmax(logits, dim=-1), state
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> dict:
-        """Whole sequences ``[B, T, ...]`` -> dict(sequence_logits [T', B, V], feat_lengths, features, hidden).
+    def forward(self, x, lengths: torch.Tensor) -> dict:
+        """Whole sequences ``[B, T, ...]`` (a tuple of them for several data inputs) -> dict(sequence_logits
+        [T', B, V], feat_lengths, features, hidden).
 
         T is zero-padded up to a multiple of 4, exactly as the runtime pads the last chunk.
         """
-        t = x.shape[1]
+        t = _first(x).shape[1]
         pad = (-t) % OUTPUT_STRIDE
         if pad:
-            x = F.pad(x, (0, 0) * (x.ndim - 2) + (0, pad))
+            x = _pad_time(x, pad)
         features = self.encode_frames(x)
-        logits, hidden, _ = self.head(features, self.init_state(x.shape[0]))
+        logits, hidden, _ = self.head(features, self.init_state(_first(x).shape[0]))
         feat_lengths = torch.div(lengths + OUTPUT_STRIDE - 1, OUTPUT_STRIDE, rounding_mode="floor")
         return {"sequence_logits": logits.transpose(0, 1), "feat_lengths": feat_lengths,
                 "features": features[:, :t], "hidden": hidden}
@@ -229,8 +237,9 @@ class StreamingCTCStudent(nn.Module):
 
     def export_module(self) -> nn.Module:
         """A module with flat tensor inputs/outputs for exporters: ``(x, *state) -> (log_probs, *state)``, its
-        first argument named ``input_name`` (exporters that take names from the signature see it)."""
-        return _STEP_MODULES[self.input_name](self).eval()
+        first argument named ``input_name`` (exporters that take names from the signature see it); a model with
+        several data inputs: ``(*inputs, *state)``, named ``data_input_names``."""
+        return _STEP_MODULES["+".join(self.data_input_names)](self).eval()
 
     def int8_float_activation_modules(self) -> list[str]:
         """Submodules whose weights int8 recipes quantize but whose activations stay float: the LSTM cell (its
@@ -333,7 +342,26 @@ class _LandmarkStep(_StreamingStep):
         return (log_probs, *state)
 
 
-_STEP_MODULES = {"frames": _StreamingStep, "landmarks": _LandmarkStep}   # input name -> flat step module
+class _FusionStep(_StreamingStep):
+    def forward(self, frames, landmarks, conv1_cache, conv2_cache, h, c):
+        log_probs, state = self.student.step((frames, landmarks), [conv1_cache, conv2_cache, h, c])
+        return (log_probs, *state)
+
+
+# "+".join(data input names) -> flat step module (its argument names are the exported input names)
+_STEP_MODULES = {"frames": _StreamingStep, "landmarks": _LandmarkStep, "frames+landmarks": _FusionStep}
+
+
+def _first(x) -> torch.Tensor:
+    """The first data input of ``x`` (a tensor, or a tuple of them with the same batch and frames)."""
+    return x[0] if isinstance(x, (tuple, list)) else x
+
+
+def _pad_time(x, pad: int):
+    """Zero-pad ``x`` (a tensor ``[B, T, ...]`` or a tuple of them) by ``pad`` frames at the end of time."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_pad_time(v, pad) for v in x)
+    return F.pad(x, (0, 0) * (x.ndim - 2) + (0, pad))
 
 
 # ------------------------------------------------------------------------------------- the registry

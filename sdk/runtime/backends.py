@@ -166,18 +166,29 @@ class StreamingStep:
         self.frames_input = streaming.inputs[0].name
         self.logits_output = streaming.outputs[0].name
         self.state_spec = [(st.input, st.output, tuple(st.shape)) for st in streaming.state]
+        state_inputs = {st.input for st in streaming.state}
+        # the data inputs before the state (a fusion model: frames and landmarks)
+        self.data_inputs = [i.name for i in streaming.inputs if i.name not in state_inputs]
         self.chunk = streaming.chunk_frames
 
     def initial_state(self) -> dict[str, np.ndarray]:
         return {i: np.zeros(shape, np.float32) for i, _, shape in self.state_spec}
 
-    def __call__(self, chunk: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
-        """``chunk`` float32 ``[B, C, 3, S, S]`` (B streams, each state ``[B, ...]``) -> (log-probs ``[B, C/stride,
-        V]``, the state after the chunk)."""
-        outs = self.backend.run({self.frames_input: chunk, **state})
+    def __call__(self, chunk, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+        """``chunk`` float32 ``[B, C, 3, S, S]`` (B streams, each state ``[B, ...]``; a model with several data
+        inputs takes a mapping ``{input name: [B, C, ...]}``) -> (log-probs ``[B, C/stride, V]``, the state after
+        the chunk)."""
+        outs = self.backend.run(self.inputs(chunk, state))
         return outs[self.logits_output], {i: outs[o] for i, o, _ in self.state_spec}
 
-    def inputs(self, chunk: np.ndarray, state: dict) -> dict[str, np.ndarray]:
+    def inputs(self, chunk, state: dict) -> dict[str, np.ndarray]:
+        if isinstance(chunk, Mapping):
+            missing = [n for n in self.data_inputs if n not in chunk]
+            if missing:
+                raise ValueError(f"the model takes {self.data_inputs}; the chunk lacks {missing}")
+            return {**{n: chunk[n] for n in self.data_inputs}, **state}
+        if len(self.data_inputs) > 1:
+            raise ValueError(f"the model takes {self.data_inputs}: give the chunk as a mapping of them")
         return {self.frames_input: chunk, **state}
 
 
@@ -193,8 +204,10 @@ def run_video(backend: Backend, streaming: StreamingSpec | Mapping, video: np.nd
     ``ceil(T / output_stride)`` (what a phone gets); offline models take the whole video at once.
     ``on_step(inputs)`` (optional) sees every call's named inputs (int8 calibration records them).
     """
-    video = np.asarray(video, dtype=np.float32)
     streaming = streaming_spec(streaming)
+    if isinstance(video, Mapping):   # several data inputs (a fusion model): each chunked alike
+        return _run_inputs(backend, streaming, video, on_step)
+    video = np.asarray(video, dtype=np.float32)
     if streaming.mode != "streaming":
         inputs = {streaming.inputs[0].name: video[None]}
         if on_step is not None:
@@ -210,6 +223,29 @@ def run_video(backend: Backend, streaming: StreamingSpec | Mapping, video: np.nd
         lp, state = step(chunk, state)
         outs.append(np.asarray(lp, np.float32).reshape(-1, lp.shape[-1]))
     return np.concatenate(outs)[: output_frames(len(video), int(streaming.output_stride))]
+
+
+def _run_inputs(backend: Backend, streaming: StreamingSpec, video: Mapping, on_step=None) -> np.ndarray:
+    """:func:`run_video` of a model with several data inputs: ``video`` maps each input name to its ``[T, ...]``
+    (the same T), chunked and zero-padded alike."""
+    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in video.items()}
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"the inputs have different frame counts: {lengths}")
+    if streaming.mode != "streaming":
+        raise ValueError("several data inputs are served by streaming models only")
+    step = StreamingStep(backend, streaming)
+    state = step.initial_state()
+    chunks = {k: chunk_video(v, int(streaming.chunk_frames)) for k, v in arrays.items()}
+    outs = []
+    for i in range(len(next(iter(chunks.values())))):
+        chunk = {k: c[i] for k, c in chunks.items()}
+        if on_step is not None:
+            on_step(step.inputs(chunk, state))
+        lp, state = step(chunk, state)
+        outs.append(np.asarray(lp, np.float32).reshape(-1, lp.shape[-1]))
+    t = next(iter(lengths.values()))
+    return np.concatenate(outs)[: output_frames(t, int(streaming.output_stride))]
 
 
 def default_threads() -> int:

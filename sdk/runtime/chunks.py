@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -39,9 +40,10 @@ class ChunkRunner:
         return self.step.initial_state()
 
     def run(self, chunks: np.ndarray, state: dict) -> tuple[np.ndarray, dict]:
-        """float32 ``[B, C, 3, S, S]`` with each state ``[B, ...]`` -> (log-probs ``[B, C/stride, V]``, new state)."""
+        """float32 ``[B, C, 3, S, S]`` (a fusion model: ``{input name: [B, C, ...]}``) with each state ``[B, ...]``
+        -> (log-probs ``[B, C/stride, V]``, new state)."""
         with self._count_lock:
-            self.calls[int(chunks.shape[0])] += 1
+            self.calls[int(_first(chunks).shape[0])] += 1
         if self._lock is None:
             return self.step(chunks, state)
         with self._lock:
@@ -50,14 +52,16 @@ class ChunkRunner:
     def run_one(self, chunk: np.ndarray, state: dict) -> tuple[np.ndarray, dict, float]:
         """One stream's full chunk ``[C, 3, S, S]``: (log-probs ``[C/stride, V]``, new state, seconds in the model)."""
         t0 = time.perf_counter()
-        lp, state = self.run(chunk[None].astype(np.float32, copy=False), state)
+        lp, state = self.run(_batch1(chunk), state)
         return lp[0], state, time.perf_counter() - t0
 
     def run_last(self, frames: np.ndarray, state: dict) -> tuple[np.ndarray, dict, float]:
         """A stream's last ``n < C`` frames, zero-padded to a chunk; keeps the log-prob frames the real frames make
         (the model pads the last stride group, as for a whole video)."""
-        lp, state, seconds = self.run_one(pad_chunk(frames, self.chunk), state)
-        return lp[:output_frames(len(frames), self.stride)], state, seconds
+        padded = ({k: pad_chunk(v, self.chunk) for k, v in frames.items()} if isinstance(frames, Mapping)
+                  else pad_chunk(frames, self.chunk))
+        lp, state, seconds = self.run_one(padded, state)
+        return lp[:output_frames(num_frames(frames), self.stride)], state, seconds
 
     def run_streams(self, streams: list) -> None:
         """Run the ready chunks of several streams, as few model calls per round as the model file allows.
@@ -84,7 +88,7 @@ class ChunkRunner:
                     group[0].accept_log_probs(lp, seconds)
                     continue
                 t0 = time.perf_counter()
-                lps, states = run_stacked(self.run, [c[None] for c in batch], [s.state for s in group], size)
+                lps, states = run_stacked(self.run, [_batch1(c) for c in batch], [s.state for s in group], size)
                 seconds = (time.perf_counter() - t0) / rows
                 for s, lp, state in zip(group, lps, states):
                     s.state = state
@@ -97,13 +101,39 @@ def run_stacked(run, chunks: list, states: list, size: int) -> tuple[list, list]
     state) -> (log-probs, state)`` (a :class:`ChunkRunner`'s or a ``StreamingStep``). Returns each stream's
     log-probs ``[C/stride, V]`` and new state; the zero rows' are dropped."""
     rows = len(chunks)
-    x = np.concatenate(chunks).astype(np.float32, copy=False)
+    x = _stack(chunks, size)
     state = {k: np.concatenate([st[k] for st in states]) for k in states[0]}
     if size > rows:
-        x = np.concatenate([x, np.zeros((size - rows, *x.shape[1:]), np.float32)])
         state = {k: np.concatenate([v, np.zeros((size - rows, *v.shape[1:]), v.dtype)]) for k, v in state.items()}
     lp, new = run(x, state)
     return ([lp[b] for b in range(rows)], [{k: v[b:b + 1].copy() for k, v in new.items()} for b in range(rows)])
+
+
+def _first(x):
+    return next(iter(x.values())) if isinstance(x, Mapping) else x
+
+
+def _batch1(chunk):
+    """One stream's chunk ``[C, ...]`` as a batch of one ``[1, C, ...]`` float32 (a mapping: each input so)."""
+    if isinstance(chunk, Mapping):
+        return {k: _batch1(v) for k, v in chunk.items()}
+    return chunk[None].astype(np.float32, copy=False)
+
+
+def _stack(chunks: list, size: int):
+    """Chunks ``[1, C, ...]`` stacked along axis 0, zero rows up to ``size``; chunks that are mappings of a model's
+    data inputs (a fusion model's frames and landmarks) stack input by input."""
+    if isinstance(chunks[0], Mapping):
+        return {k: _stack([c[k] for c in chunks], size) for k in chunks[0]}
+    x = np.concatenate(chunks).astype(np.float32, copy=False)
+    if size > len(chunks):
+        x = np.concatenate([x, np.zeros((size - len(chunks), *x.shape[1:]), np.float32)])
+    return x
+
+
+def num_frames(video) -> int:
+    """Frames of a model input ``[T, ...]``, or of a mapping of them (a fusion model's, all of the same T)."""
+    return len(next(iter(video.values()))) if isinstance(video, Mapping) else len(video)
 
 
 def batch_plan(n: int, max_batch: int = 1, sizes=None) -> list[tuple[int, int]]:
@@ -130,4 +160,4 @@ def batch_plan(n: int, max_batch: int = 1, sizes=None) -> list[tuple[int, int]]:
     return out
 
 
-__all__ = ["ChunkRunner", "batch_plan", "run_stacked"]
+__all__ = ["ChunkRunner", "batch_plan", "run_stacked", "num_frames"]

@@ -192,10 +192,15 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
     if video is not None and Path(video).suffix.lower() in POSE_SUFFIXES:   # a landmark recording
         if overlay is not None:
             raise LandmarkInputError(f"{video}: --overlay draws video frames; a .pose recording has none")
+        if rec.fusion:
+            raise LandmarkInputError(f"{video}: the bundle's model takes video frames and their landmarks "
+                                     "(input.modality fusion); a .pose recording has no frames: give it the video")
         return _run_landmarks(rec, video, as_json, console)
     name = str(video) if video is not None else f"camera {camera}"
-    landmarks = is_landmark_bundle(rec.manifest)
+    landmarks = is_landmark_bundle(rec.manifest) or rec.fusion   # fusion: the hand crops and their landmarks
     if landmarks:   # landmarks from the frames: the models are found (or the error said) before the first frame
+        if overlay is not None and rec.fusion:
+            raise LandmarkInputError(f"{name}: --overlay is not drawn for a fusion bundle (frames and landmarks)")
         if overlay is not None:
             raise LandmarkInputError(f"{name}: --overlay draws the hand crops a frames bundle is fed; this bundle's "
                                      "model takes landmarks")
@@ -252,7 +257,8 @@ def _run(bundle, video, camera, backend, crop, hand_model, decoder, beam, thread
                "dropped_frames": getattr(source, "dropped", 0)}
     landmark_line = ""
     if landmarks:
-        summary["input"] = "landmarks from video"
+        summary["input"] = (("hand crops" if rec.croppers is not None else "frames") + " and landmarks from video"
+                            if rec.fusion else "landmarks from video")
         summary["landmarks"], landmark_line = _landmark_summary(stream, stream.frame_index)
         landmark_line = "\n" + landmark_line
     _emit(as_json, console, summary, f"[green]{plain(' '.join(summary['glosses'])) or '(nothing recognised)'}[/]\n"

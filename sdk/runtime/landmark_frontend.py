@@ -44,7 +44,7 @@ from slsdk.runtime.landmark_source import check_landmark_bundle
 from slsdk.runtime.pose86_landmarks import PARTS_ALL, Pose86Landmarker
 from slsdk.runtime.results import Timing
 
-__all__ = ["Pose86LookAhead", "LandmarkPool", "LandmarkFrontEnd", "display_scale", "HAND_SIZE"]
+__all__ = ["Pose86LookAhead", "LandmarkPool", "LandmarkFrontEnd", "FusionFrontEnd", "display_scale", "HAND_SIZE"]
 
 HAND_SIZE = 8        # crop side of the landmarks' own hand trackers: only their landmarks are used (as data prepare)
 _HANDS = (PARTS["right_hand"].slice, PARTS["left_hand"].slice)
@@ -249,6 +249,9 @@ class LandmarkFrontEnd(FrontEnd):
         self.landmark_seconds["normalise"] += seconds
         self.timing.preprocess += seconds
 
+    def _pixels(self, frame: np.ndarray, res) -> None:
+        """A frame's crop result seen on its way to the landmarks (the fusion front end keeps its pixels)."""
+
     def _prepare(self, frames, counts: list[int] | None) -> np.ndarray | None:
         """Landmarks of ``frames`` (each once), repeated ``counts`` times, normalised."""
         if not len(frames):
@@ -275,6 +278,7 @@ class LandmarkFrontEnd(FrontEnd):
             else:
                 self.crop_stats.frames += 1
             self.last_crops.append(res)
+            self._pixels(f, res)
             k = lm.frame(f, ts, res if res is not None else [])
             points.append(k * self.point_scale if self.point_scale is not None else k)
         points = np.stack(points)
@@ -296,3 +300,59 @@ class LandmarkFrontEnd(FrontEnd):
         self.frame_index += len(rows)
         self.timing.frames += len(rows)
         return x if len(x) else None
+
+
+class FusionFrontEnd(LandmarkFrontEnd):
+    """A fusion bundle's front end (``input.modality == "fusion"``): per model frame the hand crop, preprocessed
+    (``float32 [3, S, S]``, as the RGB front end makes it), and the landmarks of the same frame (``[86, 2]``, as
+    :class:`LandmarkFrontEnd` makes them). One hand pass per frame: the crop pass's HandLandmarker gives both the
+    crop and the hand points (the recognizer's hand trackers when its crop policy is ``hands``; with ``full`` the
+    model takes the whole frame and the hands come from the landmarks' own trackers). Out come
+    ``{"frames": [N, 3, S, S], "landmarks": [N, 86, 2]}``, frame k with landmark frame k (with ``look_ahead`` the
+    preprocessed frames wait with their landmarks).
+    """
+
+    def __init__(self, fps: float, landmarkers: LandmarkPool, timing: Timing, preprocess: Preprocess,
+                 max_gap: float | None = None, look_ahead: bool = False, crops: bool = True):
+        super().__init__(fps, landmarkers, timing, max_gap=max_gap, look_ahead=look_ahead, preprocess=preprocess)
+        self.crops = bool(crops)              # the model takes the hand crop (else the whole frame)
+        self._images: list[np.ndarray] = []   # this call's frames for the model, before preprocessing
+        self._waiting = np.zeros((0, 3, preprocess.size, preprocess.size), np.float32)   # frames before their points
+
+    def _pixels(self, frame: np.ndarray, res) -> None:
+        self._images.append(res.image if self.crops and res is not None else frame)
+
+    def _prepare(self, frames, counts: list[int] | None):
+        if not len(frames):
+            return None
+        self._images = []
+        points = super()._prepare(frames, counts)
+        t0 = time.perf_counter()
+        x = self.preprocess(np.asarray(np.stack(self._images)))
+        if counts is not None and any(c != 1 for c in counts):
+            x = np.repeat(x, counts, axis=0)
+        self._images = []
+        self.timing.preprocess += time.perf_counter() - t0
+        self._waiting = np.concatenate([self._waiting, x])
+        return self._pair(points)
+
+    def flush(self):
+        """End of input: the held frame's pairs, and with ``look_ahead`` the frames still waiting for their points."""
+        x = FrontEnd.flush(self)
+        if not self.look_ahead:
+            return x
+        t0 = time.perf_counter()
+        rest = self._pair(self.normalizer.finish())
+        self._normalised(time.perf_counter() - t0)
+        parts = [a for a in (x, rest) if a is not None]
+        if len(parts) < 2:
+            return parts[0] if parts else None
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def _pair(self, points: np.ndarray | None):
+        """The waiting frames paired with the landmarks out now (the oldest first)."""
+        n = 0 if points is None else len(points)
+        if not n:
+            return None
+        x, self._waiting = self._waiting[:n], self._waiting[n:]
+        return {"frames": x, "landmarks": points}

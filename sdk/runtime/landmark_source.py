@@ -47,7 +47,7 @@ def is_landmark_bundle(manifest) -> bool:
 def check_landmark_bundle(manifest, where: str) -> None:
     """Refuse a bundle whose landmark layout or normalisation this runtime does not produce."""
     spec = landmark_spec(manifest)
-    if spec is None or not is_landmark_bundle(manifest):
+    if spec is None or getattr(manifest.input, "modality", None) not in ("landmarks", "fusion"):
         raise LandmarkInputError(f"{where}: the bundle's model takes video frames, not landmarks (input.modality "
                                  f"{getattr(manifest.input, 'modality', None) or 'frames'}); give it a video")
     key = (spec.layout, spec.normalisation)

@@ -119,9 +119,11 @@ class Recognizer:
         self.cropper = self.croppers.first if self.croppers is not None else None  # the first stream's tracker
         # a landmark bundle: the streams' landmark models (hands from the crop pass or trackers of their own, lips,
         # body), opened on the first frame (a .pose recording needs none) or by landmarkers.check()
+        # a fusion bundle (input.modality "fusion"): the hand crop and the landmarks of each frame, one hand pass
+        self.fusion = getattr(m.input, "modality", None) == "fusion"
         self.landmarkers = (LandmarkPool(m, self.croppers, hand_model=hand_model, face_model=face_model,
                                          pose_model=pose_model, where=str(path))
-                            if is_landmark_bundle(m) else None)
+                            if is_landmark_bundle(m) or self.fusion else None)
 
     @property
     def crop_config(self) -> CropConfig | None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from slsdk.runtime.chunks import ChunkRunner
 from slsdk.runtime.frontend import FrontEnd
-from slsdk.runtime.landmark_frontend import LandmarkFrontEnd
+from slsdk.runtime.landmark_frontend import FusionFrontEnd, LandmarkFrontEnd
 from slsdk.runtime.results import RecognitionResult, Timing
 
 
@@ -32,9 +32,14 @@ class Stream:
         self.decoder = rec.new_decoder()
         self.timing = Timing()
         landmarkers = getattr(rec, "landmarkers", None)   # a landmark bundle: frames -> landmarks, not pixels
-        self.frontend = (FrontEnd(rec.fps, rec.preprocessor, rec.croppers, self.timing, max_gap=max_gap)
-                         if landmarkers is None else
-                         LandmarkFrontEnd(rec.fps, landmarkers, self.timing, max_gap=max_gap, look_ahead=look_ahead))
+        if landmarkers is None:
+            self.frontend = FrontEnd(rec.fps, rec.preprocessor, rec.croppers, self.timing, max_gap=max_gap)
+        elif getattr(rec, "fusion", False):   # a fusion bundle: the hand crop and the landmarks of each frame
+            self.frontend = FusionFrontEnd(rec.fps, landmarkers, self.timing, rec.preprocessor, max_gap=max_gap,
+                                           look_ahead=look_ahead, crops=rec.croppers is not None)
+        else:
+            self.frontend = LandmarkFrontEnd(rec.fps, landmarkers, self.timing, max_gap=max_gap,
+                                             look_ahead=look_ahead)
         self._buffer: list[np.ndarray] = []  # preprocessed frames [3, S, S] not yet run
         self._buffer_lock = threading.Lock()  # the pipelined feed loop fills the buffer on its front-end thread
         # time Recognizer.recognize waited for the source's next frame: its decoding, or with read_ahead only the
@@ -82,7 +87,7 @@ class Stream:
         with self._buffer_lock:
             rest, self._buffer = self._buffer, []
         if rest:
-            lp, self.state, seconds = self.runner.run_last(np.stack(rest), self.state)
+            lp, self.state, seconds = self.runner.run_last(_stack(rest), self.state)
             self.accept_log_probs(lp, seconds)
         self.decoder.finalize()
         self.finished = True
@@ -98,7 +103,7 @@ class Stream:
         with self._buffer_lock:
             frames = self._buffer[: self.runner.chunk]
             del self._buffer[: self.runner.chunk]
-        return np.stack(frames)
+        return _stack(frames)
 
     def decode(self) -> None:
         """Run every full chunk waiting, this stream alone."""
@@ -180,10 +185,20 @@ class Stream:
         """The times of :attr:`last_crops` on the model's clock (s)."""
         return self.frontend.last_times
 
-    def _append(self, x: np.ndarray | None) -> None:
+    def _append(self, x) -> None:
+        if isinstance(x, dict):   # a fusion front end's {input name: [N, ...]}: one dict per model frame
+            n = len(next(iter(x.values())))
+            x = [{k: v[i] for k, v in x.items()} for i in range(n)]
         if x is not None and len(x):
             with self._buffer_lock:
                 self._buffer.extend(x)
+
+
+def _stack(frames: list):
+    """The buffered model frames as one array ``[n, ...]``, or (a fusion bundle's) one per input name."""
+    if frames and isinstance(frames[0], dict):
+        return {k: np.stack([f[k] for f in frames]) for k in frames[0]}
+    return np.stack(frames)
 
 
 __all__ = ["Stream"]

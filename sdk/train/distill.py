@@ -29,11 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from slsdk.data.dataset import conv_output_length
-from slsdk.data.landmark_dataset import landmark_datasets
+from slsdk.data.landmark_dataset import fusion_datasets, landmark_datasets, require_landmarks, resolve_modality
 from slsdk.data.splits import has_split, read_split, resolve_datasets
 from slsdk.errors import ConfigError
 from slsdk.fileio import atomic_write_text, output_lock, reading
 from slsdk.models.flops import count_macs_per_frame, parameter_report
+from slsdk.models.fusion import FusionStudent, FusionStudentConfig
 from slsdk.models.landmark import LANDMARK_ENCODERS, LandmarkStudent, LandmarkStudentConfig
 from slsdk.models.student import StreamingStudent, StudentConfig
 from slsdk.models.student import student_config as registered_config
@@ -133,11 +134,16 @@ class DistillObjective(nn.Module):
     def forward(self, videos, lengths, labels, label_lengths) -> dict[str, torch.Tensor]:
         cfg, teacher = self.cfg, self.teacher
         teacher.eval()
+        landmarks = None
+        if isinstance(videos, (tuple, list)):   # a fusion batch: the teacher sees the frames, the student both
+            videos, landmarks = videos
         with torch.no_grad():
             t_videos = videos if self.teacher_size is None else _resize_clip(videos, self.teacher_size)
             t_feats = teacher.frame_features(t_videos, lengths)
             t_out = teacher.sequence(t_feats, lengths)
         s_videos = videos if self.teacher_size is None else _resize_clip(videos, self.student.config.image_size)
+        if landmarks is not None:
+            s_videos = (s_videos, landmarks)
         if cfg.grad_checkpointing and self.training:
             s_out = torch.utils.checkpoint.checkpoint(self.student, s_videos, lengths, use_reentrant=False)
         else:
@@ -220,9 +226,44 @@ def _landmark_student_config(teacher, vocab, dcfg: DistillConfig, student_config
     return cfg
 
 
+def _check_modality(modality: str | None, teacher, tpath: Path, data, layout: str) -> bool:
+    """Whether the run distils a fusion student; a modality the teacher or the data set cannot give is a
+    :class:`ConfigError` / ``DatasetError`` naming them."""
+    if modality in (None, "rgb", "landmarks"):
+        have = "landmarks" if _landmarks(teacher) else "rgb"
+        if modality is not None and modality != have:
+            raise ConfigError(f"--modality {modality}: teacher checkpoint {tpath} is a {have} model; its student "
+                              f"sees {have}")
+        return False
+    if modality != "fusion":
+        raise ConfigError(f"--modality must be rgb, landmarks or fusion, got {modality!r}")
+    if _landmarks(teacher):
+        raise ConfigError(f"--modality fusion distils an RGB (CLIP) teacher; {tpath} is a landmark teacher")
+    if isinstance(data, (str, os.PathLike)):
+        resolve_modality("fusion", layout)     # the layout carries video and landmarks, or says which it lacks
+    return True
+
+
+def _fusion_student_config(teacher, vocab, dcfg: DistillConfig, student_config) -> FusionStudentConfig:
+    """The fusion student of an RGB teacher: its RGB branch as the RGB student's (``_student_config``), the
+    landmark fields their defaults (or ``student_config``'s)."""
+    if isinstance(student_config, FusionStudentConfig):
+        cfg = student_config
+    else:
+        rgb = _student_config(teacher, vocab, dcfg, None)    # dcfg.student's overrides apply to the RGB branch
+        cfg = FusionStudentConfig.from_student(rgb, **{k: v for k, v in dict(student_config or {}).items()
+                                                       if k in FusionStudentConfig.__dataclass_fields__
+                                                       and k not in ("num_classes", "modality")})
+    if cfg.num_classes != len(vocab):
+        cfg = FusionStudentConfig.from_dict({**cfg.to_dict(), "num_classes": len(vocab)})
+    return cfg
+
+
 def _gmacs_per_frame(model: nn.Module, size: int, frames: int = 16) -> float | None:
     x = (torch.zeros(1, frames, model.config.points, model.config.dims) if _landmarks(model)
          else torch.zeros(1, frames, 3, size, size))
+    if getattr(model, "modality", None) == "fusion":
+        x = (x, torch.zeros(1, frames, model.config.points, model.config.dims))
     was = model.training
     model.eval()
     try:
@@ -234,7 +275,7 @@ def _gmacs_per_frame(model: nn.Module, size: int, frames: int = 16) -> float | N
 def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: DistillConfig | None = None,
             student_config=None, *, resume: bool = False, progress: bool = True, layout: str = "folder",
             overwrite: bool = False, on_epoch_end: Callable[[dict], None] | None = None,
-            extra: dict | None = None) -> DistillResult:
+            extra: dict | None = None, modality: str | None = None) -> DistillResult:
     """Distil ``teacher_checkpoint`` into a :class:`StreamingStudent` trained on ``data``.
 
     ``data``: dataset root (``layout``) or ``{split: samples}``. ``student_config``: a StudentConfig (default:
@@ -242,6 +283,11 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
     :func:`slsdk.train.train`; at the end (rank 0) student and teacher are scored on ``config.report_splits``
     and their GMACs/frame counted: ``result.report`` and ``out_dir/report.json`` (printed by the caller:
     ``result.summary()``).
+
+    ``modality="fusion"``: an RGB (CLIP) teacher distilled into a :class:`~slsdk.models.fusion.FusionStudent`
+    (the RGB student's encoder on the frames + the landmark encoder on each sample's ``.pose`` landmarks); the data
+    set must carry both (a folder layout with ``.pose`` files beside the videos: ``slsdk data prepare --landmarks``).
+    None / ``rgb`` / ``landmarks``: the student of the teacher's own modality.
     """
     cfg = config or DistillConfig()
     if isinstance(cfg, Mapping):
@@ -250,9 +296,12 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
     tckpt = load_checkpoint(tpath, kind="teacher")
     teacher, vocab, _ = model_from_checkpoint(tckpt, tpath)
     teacher.requires_grad_(False).eval()
+    fusion = _check_modality(modality, teacher, tpath, data, layout)
     splits = resolve_datasets(data, layout)
     for name, samples in splits.items():
         check_vocab(vocab, samples, where=f"teacher checkpoint {tpath}", dataset=f"the {name} split")
+        if fusion:
+            require_landmarks(samples, f"--modality fusion ({name} split)")
     env = init_distributed(cfg.device)
     console = make_console(env.is_main)
     try:
@@ -263,6 +312,9 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
         if landmarks:   # a landmark teacher: the landmark student, on the same normalised landmarks
             scfg = _landmark_student_config(teacher, vocab, cfg, student_config)
             student = LandmarkStudent(scfg)
+        elif fusion:    # the RGB student's branch (from the teacher, as below) + the landmark encoder
+            scfg = _fusion_student_config(teacher, vocab, cfg, student_config)
+            student = FusionStudent(scfg)
         else:
             scfg = _student_config(teacher, vocab, cfg, student_config)
             student = StreamingStudent(scfg)
@@ -286,11 +338,14 @@ def distill(teacher_checkpoint: str | Path, data, out_dir: str | Path, config: D
                   Path(out_dir), env, device, aux=proj,
                   extra={**(extra or {}), "teacher_checkpoint": str(tpath.resolve()), "distill": {
                       "temperature": cfg.temperature, "kl_weight": cfg.kl_weight, "ctc_weight": cfg.ctc_weight,
-                      "feature_weight": cfg.feature_weight}, "modality": "landmarks" if landmarks else "rgb"},
+                      "feature_weight": cfg.feature_weight},
+                      "modality": "landmarks" if landmarks else "fusion" if fusion else "rgb"},
                   title="distill", output_length_fn=conv_output_length,
                   train_input=None if landmarks else (max(input_spec(teacher)[0], scfg.image_size),
                                                       *input_spec(teacher)[1:]),
-                  make_dataset=landmark_datasets(vocab, cfg, conv_output_length) if landmarks else None)
+                  make_dataset=landmark_datasets(vocab, cfg, conv_output_length) if landmarks else
+                  fusion_datasets(vocab, cfg, (max(input_spec(teacher)[0], scfg.image_size), *input_spec(teacher)[1:]),
+                                  input_spec(student), conv_output_length) if fusion else None)
         inputs = [tpath] + ([data] if isinstance(data, (str, os.PathLike)) else [])
         with reading(*inputs), output_lock(out_dir, overwrite=resume or overwrite) if env.is_main else nullcontext():
             res = run_training(job, resume=resume, overwrite=overwrite, progress=progress,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from slsdk.data.dataset import VideoDataset, batch_to_device, collate, conv_output_length, normalize_of
-from slsdk.data.landmark_dataset import LandmarkDataset, collate_landmarks
+from slsdk.data.landmark_dataset import FusionDataset, LandmarkDataset, collate_fusion, collate_landmarks
 from slsdk.data.readers import DatasetError, require_labels
 from slsdk.data.splits import read_split
 from slsdk.decode import DEFAULT_BEAM, BeamStream, GreedyStream
@@ -139,6 +139,10 @@ def make_loader(samples, vocab, model: nn.Module, *, batch_size: int = 1, num_wo
         return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, sampler=sampler,
                                            num_workers=num_workers, collate_fn=collate_landmarks)
     size, mean, std = input_spec(model)
+    if getattr(model, "modality", None) == "fusion":   # the frames and their landmarks
+        ds = FusionDataset(samples, vocab, size, mean, std, train=False)
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, sampler=sampler,
+                                           num_workers=num_workers, collate_fn=collate_fusion)
     ds = VideoDataset(samples, vocab, size, mean, std, train=False)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, sampler=sampler,
                                        num_workers=num_workers, collate_fn=collate)

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from slsdk.data.landmark_dataset import landmark_datasets, resolve_modality
 from slsdk.data.splits import read_split, resolve_datasets
 from slsdk.data.vocab import Vocabulary
+from slsdk.errors import ConfigError
 from slsdk.fileio import reading
 from slsdk.models.adapters import FrameEncoderConfig
 from slsdk.models.landmark import LandmarkConfig, LandmarkRecognizer, is_landmark_config
@@ -93,6 +94,9 @@ def train(data, out_dir: str | Path, model_config=None, train_config: TrainConfi
     mcfg = model_config if model_config is not None else teacher_config()
     if modality is None and is_landmark_config(mcfg if isinstance(mcfg, Mapping) else mcfg):
         modality = "landmarks"
+    if modality == "fusion":   # no fusion teacher: the fusion student learns from the CLIP (rgb) teacher
+        raise ConfigError("--modality fusion is a student: train the RGB teacher (--modality rgb), then distil it "
+                          "with `slsdk distill DATA --teacher TEACHER.pt --modality fusion`")
     modality = resolve_modality(modality, layout) if isinstance(data, (str, os.PathLike)) else (modality or "rgb")
     if modality == "landmarks":
         mcfg = _landmark_config(mcfg)
