@@ -20,25 +20,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_pose86_landmarks import _find  # noqa: E402 - the tests folder is not a package
+from test_cli_chain import TINY_STUDENT_RECIPE as STUDENT_RECIPE  # noqa: E402 - the tests folder is not a package
+from test_pose86_landmarks import _find  # noqa: E402
 
 from slsdk.data.video import VideoReader  # noqa: E402
 from slsdk.runtime.hand_model import FACE_MODEL, POSE_MODEL  # noqa: E402
 
-STUDENT_RECIPE = """\
-kind: student
-student:
-  image_size: 32
-  patch_size: 16
-  width: 64
-  layers: 1
-  heads: 2
-  feature_dim: 64
-  hidden: 64
-  chunk_frames: 8
-distill:
-  report: false
-"""
 MODELS = ["--hand-model", "models/hand_landmarker.task", "--face-model", "models/face_landmarker.task",
           "--pose-model", "models/pose_landmarker.task"]
 

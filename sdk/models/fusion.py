@@ -18,7 +18,7 @@ export module is ``(frames, landmarks, conv1_cache, conv2_cache, h, c) -> (log_p
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -108,14 +108,9 @@ class FusionStudentConfig:
     def algorithmic_latency_s(self) -> float:
         return self.chunk_frames / self.fps
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FusionStudentConfig":
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+    # serialised as the RGB student's config is (mean / std as lists; unknown keys ignored when read)
+    to_dict = StudentConfig.to_dict
+    from_dict = classmethod(StudentConfig.from_dict.__func__)
 
     @classmethod
     def from_student(cls, rgb: StudentConfig, **landmark) -> "FusionStudentConfig":
