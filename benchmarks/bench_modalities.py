@@ -1,7 +1,7 @@
 """RGB, landmark and fusion students on the Isharah-style synthetic preset, measured in one run (issue #31).
 
     python benchmarks/bench_modalities.py [--out runs/isharah] [--budget] [--landmark-epochs 30]
-        [--fusion] [--clip ../shared/data/hands/webcam_gestures.mp4]
+        [--pretrain-steps N] [--teacher-epochs N] [--fusion] [--clip ../shared/data/hands/webcam_gestures.mp4]
 
 Stages 1-4 are ``benchmarks/bench_students.py``'s (the preset with its ``.pose`` files, the towers, the CLIP
 teacher, the Lite0 student; a finished stage is skipped, so a run of that benchmark in the same OUT is reused).
@@ -218,6 +218,8 @@ def main(argv=None) -> int:
     p.add_argument("--budget", action="store_true", help="bench_students' reduced run (BUDGET_DATA, BUDGET_ARGS)")
     p.add_argument("--landmark-epochs", type=int, default=30, help="landmark teacher and student epochs")
     p.add_argument("--fusion", action="store_true", help="also distil and measure the fusion student")
+    p.add_argument("--pretrain-steps", type=int, default=None, help="teacher tower steps (student tower: 3x)")
+    p.add_argument("--teacher-epochs", type=int, default=None, help="CLIP teacher epochs")
     p.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="real clip for the serving cost ('' to skip)")
     p.add_argument("--hand-model", type=Path, default=DEFAULT_HAND, help="hand_landmarker.task for the serving cost")
     p.add_argument("--face-model", type=Path, default=DEFAULT_FACE, help="face_landmarker.task for the serving cost")
@@ -227,8 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny data and 1 epoch (tests)")
     args = p.parse_args(argv)
     # the RGB stages: bench_students' own, with its defaults (Lite0 only is measured here)
-    ns = argparse.Namespace(out=args.out, glosses=None, duration=None, pretrain_steps=None, tower_pool="crops",
-                            teacher_epochs=None, student_epochs=None, teacher_lr=1e-3, no_flip=True, lite0_size=None,
+    ns = argparse.Namespace(out=args.out, glosses=None, duration=None, pretrain_steps=args.pretrain_steps,
+                            tower_pool="crops", teacher_epochs=args.teacher_epochs, student_epochs=None, teacher_lr=1e-3, no_flip=True, lite0_size=None,
                             lite0_lr=1e-3, lite0_epochs=None, lite0_freeze=None, budget=args.budget,
                             fp32_videos=args.fp32_videos, int8_videos=0, eval_videos=args.eval_videos, targets=None,
                             seed=args.seed, no_raw=True, quick=args.quick, build_only=True, stop_after=None,
@@ -239,7 +241,7 @@ def main(argv=None) -> int:
     console = Console()
     paths = bench_students.build(ns, console)
     data = Path(paths["data"])
-    models = {"student efficientnet-lite0": paths["students"]["efficientnet-lite0"]}
+    models = {"CLIP teacher": paths["teacher"], "student efficientnet-lite0": paths["students"]["efficientnet-lite0"]}
     models.update(build_landmarks(data, Path(args.out), args, console))
     if args.fusion:
         models.update(build_fusion(data, Path(args.out), paths["teacher"], ns, console))
