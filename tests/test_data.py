@@ -14,6 +14,9 @@ from slsdk.data import (AnnotationError, Sample, VideoError, Vocabulary, Vocabul
 from slsdk.data.dataset import (VideoDataset, batch_to_device, check_lengths, collate, conv_output_length, ctc_required_length,
                                 min_input_length)
 from slsdk.data.transforms import CLIP_MEAN, CLIP_STD, VideoTransform, resize_shorter
+from slsdk.errors import ConfigError
+from slsdk.preprocess import resize_image
+from slsdk.train import TrainConfig
 
 
 def _clip(t=8, h=32, w=48, seed=0):
@@ -294,6 +297,37 @@ def test_train_transform_seeded_flip_crop_and_temporal_scale():
     with pytest.raises(ValueError, match=r"uint8 frames \[T, H, W, 3\]"):
         t(frames.astype(np.float32), np.random.default_rng(0))
     assert t(frames, np.random.default_rng(0), min_frames=20).shape[0] >= 20
+
+
+def test_train_transform_spatial_scale_zooms_a_centred_square():
+    """spatial_scale: the crop's side is s / zoom, resized back to s with the one resize; off, a seed's draws and
+    crops are those of a transform without it; with it, the square's size in the output follows the zoom."""
+    frames = np.zeros((4, 37, 48, 3), np.uint8)             # 37 = resize_to of 32: used as it is
+    frames[:, 10:26, 16:32] = 255                           # a 16 px square near the middle
+    plain = VideoTransform(32, (0, 0, 0), (1, 1, 1), train=True, flip=False, temporal_scale=0.0)
+    off = VideoTransform(32, (0, 0, 0), (1, 1, 1), train=True, flip=False, temporal_scale=0.0, spatial_scale=0.0)
+    for seed in range(5):
+        torch.testing.assert_close(plain.crop(frames, np.random.default_rng(seed)),
+                                   off.crop(frames, np.random.default_rng(seed)))
+    zoom = VideoTransform(32, (0, 0, 0), (1, 1, 1), train=True, flip=False, temporal_scale=0.0, spatial_scale=0.3)
+    sizes = set()
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        out = zoom.crop(frames, rng)
+        assert out.shape == (4, 32, 32, 3) and out.dtype == torch.uint8
+        again = np.random.default_rng(seed)
+        again.uniform(0.0, 0.0)                              # the temporal rescale's draw (off: factor 1)
+        z = 1.0 + again.uniform(-0.3, 0.3)
+        side = min(max(round(32 / z), 1), 37)
+        y0, x0 = int(again.integers(0, 37 - side + 1)), int(again.integers(0, 48 - side + 1))
+        want = np.stack([resize_image(f[y0:y0 + side, x0:x0 + side], 32, 32) for f in frames])
+        np.testing.assert_array_equal(out.numpy(), want)
+        sizes.add(int((out[0, :, :, 0] > 127).sum(axis=1).max()))   # the square's width in the output
+    assert min(sizes) < 16 < max(sizes)                     # zoomed out (up to the frame) and in
+    with pytest.raises(ValueError, match="spatial_scale"):
+        VideoTransform(32, spatial_scale=1.0)
+    with pytest.raises(ConfigError, match="spatial_scale"):
+        TrainConfig(spatial_scale=-0.1)
 
 
 def test_resize_shorter_keeps_aspect():

@@ -200,7 +200,8 @@ class VideoDataset(torch.utils.data.Dataset):
                  seed: int = 0, crop_fn: Callable[[np.ndarray], np.ndarray] | None = None,
                  cache_dir: str | Path | None = None, *, cache_in_memory: bool | None = None, flip: bool = True,
                  temporal_scale: float = 0.2, output_length_fn: Callable[[int], int] | None = conv_output_length,
-                 length_policy: str = "pad", max_frames: int | None = None, style: str = "slsdk"):
+                 length_policy: str = "pad", max_frames: int | None = None, style: str = "slsdk",
+                 spatial_scale: float = 0.0):
         if length_policy not in POLICIES:
             raise ValueError(f"length_policy must be one of {POLICIES}, got {length_policy!r}")
         samples = list(samples)
@@ -209,7 +210,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.vocab = vocab
         self.labels = [vocab.encode(s.glosses, where=f"sample {s.id!r} ({s.video})") for s in samples]
         self.transform = VideoTransform(image_size, mean, std, train=train, flip=flip,
-                                        temporal_scale=temporal_scale, style=style)
+                                        temporal_scale=temporal_scale, spatial_scale=spatial_scale, style=style)
         self.train, self.seed, self.epoch = train, seed, 0
         self.crop_fn, self.max_frames = crop_fn, max_frames
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None

@@ -28,6 +28,7 @@ import torch
 
 from slsdk.data import augment
 from slsdk.preprocess import CLIP_MEAN, CLIP_STD, RESIZE_RATIO
+from slsdk.preprocess import resize_image
 from slsdk.preprocess import resize_shorter as resize_shorter  # the one resize (Pillow), serving's and training's
 
 STYLES = ("slsdk", "reference")
@@ -61,6 +62,7 @@ class VideoTransform:
     flip: bool = True
     flip_p: float = 0.5
     temporal_scale: float = 0.2  # +-20 %
+    spatial_scale: float = 0.0   # > 0: zoom by 1 +- this (the crop's side s / zoom, resized to s; style slsdk)
     resize_ratio: float = 256 / 224
     style: str = "slsdk"   # slsdk | reference (the AdaptSign / VAC data path, slsdk.data.augment)
 
@@ -69,6 +71,8 @@ class VideoTransform:
             raise ValueError(f"image_size must be positive, got {self.image_size}")
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {self.style!r}")
+        if not 0.0 <= self.spatial_scale < 1.0:
+            raise ValueError(f"spatial_scale must be in [0, 1), got {self.spatial_scale}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"mean/std must be 3 values with std > 0, got {self.mean} / {self.std}")
         self._normalize = Normalize(self.mean, self.std, self.style)
@@ -110,13 +114,20 @@ class VideoTransform:
             frames = resize_shorter(frames if idx is None else frames[idx], self.resize_to)
             idx = None
         h, w = frames.shape[1:3]
+        side = s
         if self.train:
-            y0 = int(rng.integers(0, h - s + 1))
-            x0 = int(rng.integers(0, w - s + 1))
+            if self.spatial_scale > 0:   # drawn only when on: without it a seed's draws are unchanged
+                zoom = 1.0 + rng.uniform(-self.spatial_scale, self.spatial_scale)
+                side = min(max(int(round(s / zoom)), 1), h, w)   # zoom out is bounded by the frame
+            y0 = int(rng.integers(0, h - side + 1))
+            x0 = int(rng.integers(0, w - side + 1))
             do_flip = self.flip and rng.random() < self.flip_p
         else:
             y0, x0, do_flip = (h - s) // 2, (w - s) // 2, False
-        return _take(frames, idx, slice(y0, y0 + s), x0, s, do_flip)
+        out = _take(frames, idx, slice(y0, y0 + side), x0, side, do_flip)
+        if side != s:   # the zoomed crop back to the model's size with the one resize
+            out = torch.from_numpy(np.stack([resize_image(f, s, s) for f in out.numpy()]))
+        return out
 
     def _reference(self, frames: np.ndarray, rng) -> torch.Tensor:
         s = self.image_size

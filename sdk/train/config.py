@@ -48,6 +48,7 @@ class TrainConfig:
     augment: bool = True                # train-time augmentation (random crop/flip/temporal scaling)
     flip: bool = True                   # augmentation: random horizontal flip (off for handedness-sensitive signs)
     temporal_scale: float = 0.2         # augmentation: random temporal rescale by +-this fraction
+    spatial_scale: float = 0.0          # augmentation: random zoom by 1 +- this (signers nearer / farther)
     max_frames: int | None = None       # cap decoded frames per video
     eval_decoder: str = "greedy"        # dev WER decoding each epoch: greedy | beam
     eval_beam: int = DEFAULT_BEAM
@@ -85,6 +86,10 @@ class TrainConfig:
             raise ConfigError(f"ema_decay must be 0 (off) or in (0, 1), got {self.ema_decay}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 <= self.spatial_scale < 1.0:
+            raise ConfigError(f"spatial_scale must be in [0, 1) (0: off), got {self.spatial_scale}")
+        if self.spatial_scale and self.data_style == "reference":
+            raise ConfigError("spatial_scale is slsdk's augmentation: data_style 'reference' keeps AdaptSign's own")
         if self.kd_reduction not in KD_REDUCTIONS:
             raise ConfigError(f"kd_reduction must be one of {KD_REDUCTIONS}, got {self.kd_reduction!r}")
         for name, allowed in (("data_style", STYLES), ("padding", PADDINGS), ("length_policy", POLICIES)):

@@ -253,6 +253,7 @@ def _run_training(job: Job, *, resume: bool, overwrite: bool, progress: bool,
         tsize, tmean, tstd = job.train_input or (size, mean, std)
         train_ds = VideoDataset(job.train_samples, job.vocab, tsize, tmean, tstd, train=cfg.augment, seed=cfg.seed,
                                 flip=cfg.flip, temporal_scale=cfg.temporal_scale, length_policy=cfg.length_policy,
+                                spatial_scale=cfg.spatial_scale,
                                 **train_kw)
     if train_ds.preparation is not None:  # `slsdk data prepare` settings travel with the checkpoint (train/serve skew)
         job.extra["preparation"] = train_ds.preparation
