@@ -16,7 +16,7 @@ tests/test_web.py runs the page; one browser for every page of the module).
     webcam_gestures.mp4 (58 frames at 30 fps): found/missing state differs in 2 frames (right hand), 0 (lips, body);
     median distance over the points in the frame: right hand 1.9 px, lips 0.18 px, body 4.3 px (1.5% of the
     288-pixel shoulder width; Pose's guesses of joints out of view differ far more and are left out).
-Plus: a fusion bundle is refused by ``serve`` and by the page's manifest reader with a message that says so.
+Plus: the page's manifest reader reads the landmark manifest (fusion bundles: tests/test_web_fusion.py).
 Skipped, with the reason, without node, demos/web/node_modules or chromium (as tests/test_web.py).
 """
 from __future__ import annotations
@@ -162,14 +162,12 @@ def _serve(bundle: Path, **kw):
 @pytest.fixture(scope="module")
 def recording_runs(work, node, chromium, tmp_path_factory):
     """Each recording through the page (``?landmarks=``, ``&debug=1``) in one Chromium; the page's manifest reader
-    on a fusion manifest and on the landmark one."""
+    on the landmark manifest."""
     names = [Path(r).name for r in RECORDINGS] + ["dropped.pose"]
     servers = [_serve(work / "lm", landmarks=work / n) for n in names]
     lm = json.loads((work / "lm" / "manifest.json").read_text())
-    fusion = json.loads(json.dumps(lm))
-    fusion["input"]["modality"] = "fusion"
     try:
-        got = _pages(node, [f"{s.url}&debug=1" for s in servers], [fusion, lm], tmp_path_factory.mktemp("pages"))
+        got = _pages(node, [f"{s.url}&debug=1" for s in servers], [lm], tmp_path_factory.mktemp("pages"))
     finally:
         for s in servers:
             s.stop()
@@ -234,26 +232,10 @@ def test_landmark_bundle_on_the_page_gives_the_tokens_of_slsdk_run(name, work, r
         assert len(got) == len(want) and float(np.abs(np.asarray(got) - want).max()) < 1e-4
 
 
-def test_fusion_bundles_are_refused_by_name(work, recording_runs, tmp_path):
-    """The page's manifest reader reads the landmark manifest and refuses a fusion one, saying so; so does serve."""
-    from slsdk.bundle import load_bundle
-    from slsdk.demos.web import WebDemoError, make_server
-
-    fusion, lm = recording_runs[1]
-    assert lm == {"ok": True, "modality": "landmarks", "frameShape": [86, 2]}
-    assert not fusion["ok"] and "fusion" in fusion["message"]
-    assert "not supported by the web page yet" in fusion["message"]
-    b = tmp_path / "fusion"
-    shutil.copytree(work / "lm", b)
-    m = json.loads((b / "manifest.json").read_text())
-    m["input"]["modality"] = "fusion"
-    (b / "manifest.json").write_text(json.dumps(m))
-    try:
-        load_bundle(b)
-    except Exception as e:  # noqa: BLE001 - a schema that does not admit this hand-made fusion manifest: its message
-        pytest.skip(f"the schema refuses the hand-made fusion manifest before the page could: {e}")
-    with pytest.raises(WebDemoError, match="fusion.*does not run fusion bundles yet"):
-        make_server(b, port=0)
+def test_page_reads_the_landmark_manifest(recording_runs):
+    """The page's manifest reader on the landmark bundle's manifest: modality and frame shape (fusion manifests:
+    tests/test_web_fusion.py)."""
+    assert recording_runs[1] == [{"ok": True, "modality": "landmarks", "frameShape": [86, 2]}]
 
 
 def test_page_extracts_the_86_points_from_a_real_clip(work, node, chromium, shared_file, tmp_path):

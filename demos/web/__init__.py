@@ -13,7 +13,9 @@ A landmark bundle (``input.modality`` "landmarks") is served with the hand, face
 ``$SLSDK_POSE_MODEL``, the cache, a download); the page makes the 86 points per frame with them. ``--landmarks
 FILE.pose`` serves a landmark recording instead of a video (read with :func:`slsdk.landmarks.read_pose_file`,
 served as JSON ``{fps, frames}``): the page feeds its points to the bundle as ``slsdk run BUNDLE FILE.pose`` does,
-and needs no landmarker files. A fusion bundle is refused (the page does not run it yet).
+and needs no landmarker files. A fusion bundle (``input.modality`` "fusion": the hand crop and the 86 points of
+each frame) is served with the same three model files: the page's one hand pass per frame gives both the crop and
+the hand points; it takes a video, not a recording (a recording has no frames).
 
 The server is built for hostile neighbours on the same machine (other local processes, a web page doing DNS
 rebinding). It serves only an allow-list: the page (``index.html``, ``js/``, the parts of the npm packages the
@@ -92,12 +94,12 @@ def make_server(bundle: str | Path, video: str | Path | None = None, hand_model:
     b = load_bundle(bundle)
     m = b.manifest
     modality = getattr(m.input, "modality", None) or "frames"
-    if modality == "fusion":
-        raise WebDemoError(f"{bundle}: a fusion bundle (input.modality 'fusion': video frames and landmarks); the web "
-                           "page does not run fusion bundles yet: serve it with `slsdk run`")
-    if modality == "landmarks":
+    if modality in ("landmarks", "fusion"):
         check_landmark_bundle(m, str(bundle))     # a layout / normalisation the page does not produce
-    elif landmarks is not None:
+    if modality == "fusion" and landmarks is not None:
+        raise WebDemoError(f"{bundle}: a fusion bundle (input.modality fusion) takes the video frames as well as their "
+                           f"landmarks; a landmark recording like {landmarks} has no frames: give --video")
+    if modality != "landmarks" and landmarks is not None:
         raise WebDemoError(f"{bundle}: the bundle takes video frames (input.modality {modality}), not a landmark "
                            f"recording like {landmarks}: give --video")
     if video is not None and landmarks is not None:
@@ -119,7 +121,8 @@ def make_server(bundle: str | Path, video: str | Path | None = None, hand_model:
         scratch = fileio.temp_dir("slsdk-web")
         files["/landmarks/recording.json"] = _recording_json(Path(landmarks), scratch)
         query.append(("landmarks", "landmarks/recording.json"))
-    extract = modality == "landmarks" and landmarks is None     # the page makes the points: it needs the models
+    # the page makes the points (a landmark bundle's, a fusion bundle's): it needs the models
+    extract = modality in ("landmarks", "fusion") and landmarks is None
     if hand_model is not None or m.crop.policy == "hands" or extract:
         hm = resolve_hand_model(hand_model)  # named errors for a missing or wrong file
         files["/hand_model/hand_landmarker.task"] = hm.resolve()

@@ -8,11 +8,14 @@
 // face and pose landmarkers (&hand_model= &face_model= &pose_model=); ?landmarks=URL (a JSON landmark recording
 // {fps, frames: [[x, y] x 86] per frame, pixels}, as `python -m slsdk.demos.web serve --landmarks FILE.pose`
 // serves it) feeds a recording's points directly, as `slsdk run BUNDLE FILE.pose` does (&debug=1 adds the model's
-// input frames and the offline and causal normalisations of the recording).
+// input frames and the offline and causal normalisations of the recording). A fusion bundle (input.modality
+// "fusion") takes the hand crop and the 86 points of each frame: one hand pass gives both (js/fusion_stream.js;
+// &debug=1 adds the points, the landmark inputs and the crop boxes); a recording alone is refused (it has no frames).
 import { loadManifest, loadModelBytes } from './manifest.js';
 import { Stream } from './stream.js';
 import { cropConfig, landmarksInPixels } from './hands.js';
 import { LandmarkStream, Pose86Extractor } from './landmark_stream.js';
+import { FusionStream, fusionHandConfig } from './fusion_stream.js';
 import { Pose86Normalizer, normalizePose86 } from './landmarks.js';
 import { LIVE_MAX_GAP_S } from './resample.js';
 import { fileFrames, startCamera } from './video.js';
@@ -69,8 +72,9 @@ async function taskBytes(what, url) {
   return new Uint8Array(await r.arrayBuffer());
 }
 
-/** A landmark bundle's MediaPipe Tasks: hand, face and pose landmarkers (Pose86Extractor). */
-async function landmarkExtractor(urls) {
+/** A landmark or fusion bundle's MediaPipe Tasks: hand, face and pose landmarkers (Pose86Extractor); hand: the
+ * hand landmarker's settings. */
+async function landmarkExtractor(urls, hand) {
   const vision = await import('../node_modules/@mediapipe/tasks-vision/vision_bundle.mjs');
   const fileset = await vision.FilesetResolver.forVisionTasks(new URL('node_modules/@mediapipe/tasks-vision/wasm', location.href).href);
   const models = {};
@@ -78,7 +82,7 @@ async function landmarkExtractor(urls) {
     setStatus(`Loading the ${what} model ${urls[what]} ...`);
     models[what] = await taskBytes(what, new URL(urls[what], location.href).href);
   }
-  return Pose86Extractor.create(vision, fileset, models, cropConfig({ policy: 'full' }));
+  return Pose86Extractor.create(vision, fileset, models, hand);
 }
 
 async function setup(bundleUrl, handUrl, needLandmarkers = true) {
@@ -86,9 +90,10 @@ async function setup(bundleUrl, handUrl, needLandmarkers = true) {
   const cfg = await loadManifest(new URL(bundleUrl, location.href).href);
   const bytes = await loadModelBytes(cfg);
   const model = await new WorkerModel().init(bytes, cfg, Number(params.get('threads') || 0));
-  if (cfg.modality === 'landmarks') {
+  if (cfg.modality !== 'frames') { // landmarks, or fusion: its one hand pass crops with the bundle's settings
     const urls = { hand: handUrl, face: $('face_model').value, pose: $('pose_model').value };
-    return { cfg, model, detector: null, extractor: needLandmarkers ? await landmarkExtractor(urls) : null };
+    const hand = cfg.modality === 'fusion' ? fusionHandConfig(cfg) : cropConfig({ policy: 'full' });
+    return { cfg, model, detector: null, extractor: needLandmarkers ? await landmarkExtractor(urls, hand) : null };
   }
   if (cfg.crop.policy === 'hands') setStatus(`Loading the hand model ${handUrl} ...`);
   const detector = cfg.crop.policy === 'hands' ? await handDetector(new URL(handUrl, location.href).href, cfg.crop) : null;
@@ -133,16 +138,20 @@ function statsText(s, st, wall, model) {
   const fps = s.stats.frames && wall > 0 ? (st.sourceFrames / (wall / 1000)) : 0;
   const ms = s.chunkMs.length ? s.chunkMs.reduce((a, b) => a + b, 0) / s.chunkMs.length : 0;
   const f = s.stats.found;
-  const hands = s.policy === 'hands' ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames` : s.policy === 'landmarks'
-    ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames (parts found: right hand ${f.right_hand}, left hand ${f.left_hand}, lips ${f.lips}, body ${f.body})` : 'crop off';
+  const hands = s.policy === 'hands' ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames` : f
+    ? `${s.stats.frames_with_hands} of ${s.stats.frames} frames (parts found: right hand ${f.right_hand}, left hand ${f.left_hand}, lips ${f.lips}, body ${f.body})`
+      + (s.policy === 'fusion' ? (s.crops ? '; the hand crop from the same hand pass' : '; whole frames (crop off)') : '') : 'crop off';
   return `frames/s ${fps.toFixed(1)} (${st.sourceFrames} source frames, ${s.frameIndex} model frames at ${s.cfg.fps} fps)\n`
     + `ms per chunk ${ms.toFixed(1)} (${s.stats.chunks} chunks of ${s.cfg.chunk} frames, ORT Web wasm in a worker, ${model.info?.threads ?? '?'} thread(s))\n`
     + `hands found ${hands}`;
 }
 
-/** A new stream for the bundle: frames (Stream) or landmarks (LandmarkStream; a file looks ahead, a camera not). */
+/** A new stream for the bundle: frames (Stream), landmarks (LandmarkStream) or both (FusionStream); a landmark or
+ * fusion stream of a file looks ahead, of a camera not. */
 function newStream(ctx, { debug = false, maxGap = null, live = false, onCrop = null, onLandmarks = null } = {}) {
-  if (ctx.cfg.modality === 'landmarks') return new LandmarkStream(ctx.cfg, ctx.model, { extractor: ctx.extractor, lookAhead: !live, maxGap, debug, onLandmarks });
+  const opts = { extractor: ctx.extractor, lookAhead: !live, maxGap, debug, onLandmarks };
+  if (ctx.cfg.modality === 'landmarks') return new LandmarkStream(ctx.cfg, ctx.model, opts);
+  if (ctx.cfg.modality === 'fusion') return new FusionStream(ctx.cfg, ctx.model, { ...opts, onCrop });
   return new Stream(ctx.cfg, ctx.model, { detector: ctx.detector, debug, maxGap, onCrop });
 }
 
@@ -160,14 +169,14 @@ async function runFile(blob, name, ctx, debug, pauseAt) {
     st.decodeMs += performance.now() - tw;
     await s.acceptFrame(img, t);
     st.sourceFrames += 1; hook.progress = { frames: st.sourceFrames, chunks: s.stats.chunks };
-    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' ')); drawPoints(lastPoints);
+    drawFrame(img, s.policy === 'hands' || s.crops ? lastCrop : null, s.result().glosses.join(' ')); drawPoints(lastPoints);
     if (st.sourceFrames % 5 === 0) {
       setStatus(`Recognising ${name} ... ${st.sourceFrames} frames`);
       $('stats').textContent = statsText(s, st, performance.now() - t0, model);
     }
     if (pauseAt && st.sourceFrames === pauseAt) {
       await s.drain();
-      drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' '));
+      drawFrame(img, s.policy === 'hands' || s.crops ? lastCrop : null, s.result().glosses.join(' '));
       $('stats').textContent = statsText(s, st, performance.now() - t0, model);
       hook.paused = true; await new Promise((r) => { resumeFn = r; }); hook.paused = false;
     }
@@ -185,15 +194,28 @@ async function runFile(blob, name, ctx, debug, pauseAt) {
     timing: { wall_ms: wall, frames_per_s: st.sourceFrames / (wall / 1000), ms_per_chunk: s.chunkMs.reduce((a, b) => a + b, 0) / (s.chunkMs.length || 1),
       chunk_ms: s.chunkMs, detect_ms: s.detectMs, detect_ms_per_detection: s.stats.detect_ms / (s.stats.detections || 1), decode_wait_ms: st.decodeMs,
       chunks: s.stats.chunks, threads: model.info?.threads, model_warmup_ms: model.info?.warmup_ms, cross_origin_isolated: crossOriginIsolated } };
-  if (s.policy === 'landmarks') out.landmarks = { found: s.stats.found, frames: s.stats.frames, ms: ctx.extractor.ms };
-  if (debug) { out.chunk_logits = s.chunkLogits; if (s.policy === 'landmarks') { out.points = s.points; out.inputs = s.inputs; } }
+  if (s.stats.found) out.landmarks = { found: s.stats.found, frames: s.stats.frames, ms: ctx.extractor.ms };
+  if (debug) {
+    out.chunk_logits = s.chunkLogits;
+    if (s.stats.found) { out.points = s.points; out.inputs = s.inputs; }
+    if (s.policy === 'fusion') out.boxes = s.boxes;
+  }
   return out;
+}
+
+/** Refuse a landmark recording for a bundle that takes video frames (frames or fusion), saying what to give it. */
+function checkRecordingBundle(cfg, name) {
+  if (cfg.modality === 'fusion') {
+    throw new Error(`${name}: a landmark recording, but the bundle is a fusion bundle (input.modality fusion): it takes `
+      + 'the video frames as well as their landmarks, and a recording has no frames; give it the video (?video=URL)');
+  }
+  if (cfg.modality !== 'landmarks') throw new Error(`${name}: a landmark recording, but the bundle takes video frames (input.modality ${cfg.modality})`);
 }
 
 /** A landmark recording ({fps, frames}) fed directly to a landmark bundle (no landmarkers), as `slsdk run BUNDLE
  * FILE.pose` does; resolves to what window.slsdk.done resolves to. */
 async function runRecording(rec, name, ctx, debug) {
-  if (ctx.cfg.modality !== 'landmarks') throw new Error(`${name}: a landmark recording, but the bundle takes video frames (input.modality ${ctx.cfg.modality})`);
+  checkRecordingBundle(ctx.cfg, name);
   if (!Array.isArray(rec?.frames) || !(rec.fps > 0)) throw new Error(`${name}: not a landmark recording ({fps, frames})`);
   const frames = rec.frames.map((f, i) => {
     const x = Float32Array.from(f.flat());
@@ -232,7 +254,7 @@ async function runCamera(ctx, seconds = 0) {
       if (r.glosses.length) { history.push(r.glosses.join(' ')); $('history').textContent = history.slice(-5).join('\n'); }
       s.decoder.reset();
     }
-    drawFrame(img, s.policy === 'hands' ? lastCrop : null, s.result().glosses.join(' ')); drawPoints(lastPoints);
+    drawFrame(img, s.policy === 'hands' || s.crops ? lastCrop : null, s.result().glosses.join(' ')); drawPoints(lastPoints);
     $('stats').textContent = `${statsText(s, st, performance.now() - t0, ctx.model)}\ncamera frames dropped while busy ${cam.dropped}`;
   });
   setStatus('Recognising the camera (stop ends it) ...');
@@ -259,7 +281,7 @@ async function main() {
   for (const what of ['hand_model', 'face_model', 'pose_model']) if (params.has(what)) $(what).value = params.get(what);
   let ctx = null;
   const getCtx = async (needLandmarkers = true) => {
-    if (ctx && needLandmarkers && ctx.cfg.modality === 'landmarks' && !ctx.extractor) ctx = null;
+    if (ctx && needLandmarkers && ctx.cfg.modality !== 'frames' && !ctx.extractor) ctx = null;
     ctx = ctx || await setup($('bundle').value, $('hand_model').value, needLandmarkers); return ctx;
   };
   $('bundle').onchange = $('hand_model').onchange = $('face_model').onchange = $('pose_model').onchange = () => { ctx = null; };
@@ -275,6 +297,7 @@ async function main() {
     const url = new URL(params.get('landmarks'), location.href).href;
     hook.done = (async () => {
       const c = await getCtx(false);
+      checkRecordingBundle(c.cfg, params.get('landmarks')); // before fetching it: a bundle that takes frames
       setStatus(`Loading the landmark recording ${params.get('landmarks')} ...`);
       const r = await fetch(url);
       if (!r.ok) throw new Error(`landmark recording ${url}: HTTP ${r.status}`);

@@ -84,6 +84,27 @@ export class BoxTracker {
   }
 }
 
+/** Which frames the hand landmarker runs on (slsdk.runtime.hand_tracker.HandCropper's schedule): every one
+ * (detect_every 1); "hold": every N-th; "search": every one while hands are found, every N-th after a detection
+ * found none. On the frames it skips, the last detection's hands stand. One per stream (or per landmarker). */
+export class HandSchedule {
+  constructor(crop) { this.every = crop.detect_every; this.policy = crop.detect_policy; this.reset(); }
+
+  reset() { this.frameNo = 0; this.sinceEmpty = null; this.held = []; }
+
+  /** Whether this frame runs the landmarker (call once per frame, in order). */
+  detects() {
+    let detected = true;
+    if (this.every > 1) detected = this.policy === 'hold' ? this.frameNo % this.every === 0 : (this.sinceEmpty === null || this.sinceEmpty >= this.every);
+    this.frameNo += 1;
+    if (!detected) this.sinceEmpty = (this.sinceEmpty || 0) + 1;
+    return detected;
+  }
+
+  /** The hands a detection found (a frame detects() said yes to); returns them. */
+  found(hands) { this.held = hands; this.sinceEmpty = hands.length ? null : 1; return hands; }
+}
+
 /** MediaPipe HandLandmarker results -> landmarks in frame pixels (float32, as the Python runtime keeps them). */
 export function landmarksInPixels(result, w, h) {
   return (result.landmarks || []).map((lm) => lm.map((p) => [Math.fround(p.x * w), Math.fround(p.y * h), Math.fround(p.z)]));

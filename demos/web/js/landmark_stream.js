@@ -7,6 +7,7 @@
 import { FrameResampler } from './resample.js';
 import { GreedyStream } from './decoder.js';
 import { rint } from './preprocess.js';
+import { HandSchedule } from './hands.js';
 import { NUM_POINTS, Pose86LookAhead, Pose86Normalizer, assemblePose86, assignHands, normalizePose86, partMissing,
   resampleIndices } from './landmarks.js';
 
@@ -36,33 +37,31 @@ export class Pose86Extractor {
 
   constructor(hand, face, pose, crop) {
     this.hand = hand; this.face = face; this.pose = pose; this.crop = crop;
+    this.schedule = new HandSchedule(crop);
     this.ms = { hands: 0, lips: 0, body: 0 }; this.detections = 0; this.lastSent = -1; this.base = 0;
     this.reset();
   }
 
   /** A new video: the hand schedule starts again; the landmarkers are not re-created (Python's are), so their
    * VIDEO-mode timestamps go on from the last video's (MediaPipe needs them increasing). */
-  reset() { this.heldHands = []; this.sinceEmpty = null; this.frameNo = 0; this.base = this.lastSent + 1; }
+  reset() { this.schedule.reset(); this.base = this.lastSent + 1; }
 
-  /** One RGBA/RGB image {data, width, height} at ts ms (increasing) -> {points: Float32Array(172), hands}. */
+  /** One RGBA/RGB image {data, width, height} at ts ms (increasing) -> {points: Float32Array(172), hands (the
+   * landmarks per hand, pixels: a fusion stream crops around them), detected (the hand landmarker ran), face, body}. */
   frame(img, ts) {
     ts = Math.max(ts + this.base, this.lastSent + 1); this.lastSent = ts;
     const { width: w, height: h } = img;
     const data = img.data instanceof Uint8ClampedArray ? img.data : new Uint8ClampedArray(img.data.buffer);
     const image = new ImageData(data, w, h);
-    const { detect_every: every, detect_policy: policy } = this.crop;
-    let detect = true;
-    if (every > 1) detect = policy === 'hold' ? this.frameNo % every === 0 : (this.sinceEmpty === null || this.sinceEmpty >= every);
-    this.frameNo += 1;
-    let hands = this.heldHands;
+    const detected = this.schedule.detects();
+    let hands = this.schedule.held; // skipped frames: the last detection's hands stand
     const t0 = performance.now();
-    if (detect) {
+    if (detected) {
       const r = this.hand.detectForVideo(image, ts);
       const labels = r.handedness || r.handednesses || [];
-      hands = (r.landmarks || []).map((lm, i) => ({ points: inPixels(lm, w, h), label: labels[i]?.[0]?.categoryName ?? '' }));
-      this.heldHands = hands; this.detections += 1;
-      this.sinceEmpty = hands.length ? null : 1;
-    } else this.sinceEmpty = (this.sinceEmpty || 0) + 1;
+      hands = this.schedule.found((r.landmarks || []).map((lm, i) => ({ points: inPixels(lm, w, h), label: labels[i]?.[0]?.categoryName ?? '' })));
+      this.detections += 1;
+    }
     const t1 = performance.now();
     const pr = this.pose.detectForVideo(image, ts);
     const body = pr.landmarks?.length ? inPixels(pr.landmarks[0], w, h) : null;
@@ -72,11 +71,13 @@ export class Pose86Extractor {
     const t3 = performance.now();
     this.ms.hands += t1 - t0; this.ms.body += t2 - t1; this.ms.lips += t3 - t2;
     const [right, left] = assignHands(hands, body);
-    return { points: assemblePose86(right, left, face, body), hands: hands.map((x) => x.points), face, body };
+    return { points: assemblePose86(right, left, face, body), hands: hands.map((x) => x.points), detected, face, body };
   }
 }
 
 export class LandmarkStream {
+  static modality = 'landmarks';
+
   /**
    * cfg: parseManifest(...) of a landmark bundle; model: {run(chunk) -> Promise<{logits, rows, vocab, ms}>};
    * extractor: a Pose86Extractor (needed for video frames); lookAhead: true for a file (the numbers of
@@ -84,7 +85,8 @@ export class LandmarkStream {
    * debug: keep every chunk's logits, the model's input frames and the extracted pixel points.
    */
   constructor(cfg, model, { extractor = null, lookAhead = true, maxGap = null, onLandmarks = null, debug = false } = {}) {
-    if (cfg.modality !== 'landmarks') throw new Error(`LandmarkStream needs a landmark bundle, got input.modality ${cfg.modality}`);
+    const want = new.target.modality;
+    if (cfg.modality !== want) throw new Error(`${new.target.name} needs a ${want} bundle, got input.modality ${cfg.modality}`);
     this.cfg = cfg; this.model = model; this.extractor = extractor; this.onLandmarks = onLandmarks; this.debug = debug;
     if (extractor) extractor.reset();
     this.policy = 'landmarks';
@@ -121,8 +123,12 @@ export class LandmarkStream {
     partMissing(ex.points).forEach((m, j) => { if (!m) this.stats.found[['right_hand', 'left_hand', 'lips', 'body'][j]] += 1; });
     if (this.debug) for (let i = 0; i < count; i++) this.points.push(Array.from(ex.points));
     if (this.onLandmarks) this.onLandmarks(img, ex, tModel);
+    this._pixels(img, ex, count, tModel);
     for (let i = 0; i < count; i++) await this._push(ex.points);
   }
+
+  /** A frame's pixels on their way past the landmarks (count model frames of it; the fusion stream keeps them). */
+  _pixels(img, ex, count, tModel) {} // eslint-disable-line no-unused-vars
 
   /** One pixel frame (Float32Array(172)) through the normaliser into the chunk buffer. */
   async _push(points) {
@@ -134,9 +140,12 @@ export class LandmarkStream {
 
   async _add(x) {
     if (this.debug) this.inputs.push(Array.from(x));
-    this.buffer.set(x, this.filled * this.fs); this.filled += 1; this.frameIndex += 1;
+    this._put(x, this.filled); this.filled += 1; this.frameIndex += 1;
     if (this.filled === this.cfg.chunk) await this._flush(null);
   }
+
+  /** A normalised landmark frame into row i of the chunk buffer. */
+  _put(x, i) { this.buffer.set(x, i * this.fs); }
 
   /** A landmark recording fed directly, as `slsdk run BUNDLE FILE.pose` feeds it (slsdk.runtime.landmark_source):
    * frames (Float32Array(172) pixel points each) at sourceFps, normalised as a whole recording, resampled to the

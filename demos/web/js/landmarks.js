@@ -185,8 +185,8 @@ export function assemblePose86(right, left, face, body) {
 }
 
 /** Refuse a manifest input.landmarks section this page does not produce (slsdk.runtime.landmark_source's rule). */
-export function checkLandmarkSpec(spec, bad) {
-  if (!spec || typeof spec !== 'object') bad('input.modality is "landmarks" but the input.landmarks section is missing');
+export function checkLandmarkSpec(spec, bad, modality = 'landmarks') {
+  if (!spec || typeof spec !== 'object') bad(`input.modality is "${modality}" but the input.landmarks section is missing`);
   if (spec.layout !== LAYOUT || spec.normalisation !== NORMALISATION || spec.points !== NUM_POINTS || spec.dims !== 2) {
     bad(`input.landmarks: ${spec.points}x${spec.dims} points in layout ${JSON.stringify(spec.layout)} normalised by `
       + `${JSON.stringify(spec.normalisation)}; this page produces ${NUM_POINTS}x2 ${LAYOUT} (${NORMALISATION})`);

@@ -27,17 +27,20 @@ export function parseManifest(m, source = 'manifest.json') {
   if (!(chunk > 0 && stride > 0 && chunk % stride === 0)) bad(`streaming.chunk_frames ${chunk} must be a positive multiple of output_stride ${stride}`);
   if (!(m.fps > 0)) bad(`fps must be positive, got ${m.fps}`);
   if (!Array.isArray(m.vocab) || !m.vocab.length) bad('vocab must be a non-empty list');
-  // input.modality: "frames" (absent in older bundles), "landmarks" (the 86 points per frame, js/landmarks.js)
+  // input.modality: "frames" (absent in older bundles), "landmarks" (the 86 points per frame, js/landmarks.js) or
+  // "fusion" (the hand crop's frames and the 86 points of the same frame: two data inputs, js/fusion_stream.js)
   const modality = inp.modality ?? 'frames';
-  if (modality === 'fusion') {
-    bad('input.modality "fusion" (video frames and landmarks together): not supported by the web page yet; '
-      + 'serve it with the Python runtime (slsdk run), or use a frames or landmarks bundle here');
-  }
-  if (!['frames', 'landmarks'].includes(modality)) bad(`input.modality ${JSON.stringify(modality)} is not one this page reads (frames, landmarks)`);
-  const landmarks = modality === 'landmarks' ? checkLandmarkSpec(inp.landmarks, bad) : null;
+  if (!['frames', 'landmarks', 'fusion'].includes(modality)) bad(`input.modality ${JSON.stringify(modality)} is not one this page reads (frames, landmarks, fusion)`);
+  const landmarks = modality === 'frames' ? null : checkLandmarkSpec(inp.landmarks, bad, modality);
   const logits = s.outputs?.[0];
-  const frames = landmarks ? (s.inputs || []).find((t) => t.name === (landmarks.tensor ?? 'landmarks')) : s.inputs?.[0];
-  if (landmarks && !frames) bad(`streaming.inputs has no ${JSON.stringify(landmarks.tensor ?? 'landmarks')} tensor (input.landmarks.tensor)`);
+  const stateInputs = new Set((s.state || []).map((st) => st.input));
+  const data = (s.inputs || []).filter((t) => !stateInputs.has(t.name)); // the data inputs, in order
+  const lmName = landmarks ? (landmarks.tensor ?? 'landmarks') : null;
+  const lmInput = landmarks ? data.find((t) => t.name === lmName) : null;
+  if (landmarks && !lmInput) bad(`streaming.inputs has no ${JSON.stringify(lmName)} tensor (input.landmarks.tensor)`);
+  // the frames tensor: the first input (frames bundles), the landmarks (landmark bundles), the other data input (fusion)
+  const frames = modality === 'landmarks' ? lmInput : modality === 'fusion' ? data.find((t) => t.name !== lmName) : s.inputs?.[0];
+  if (modality === 'fusion' && !frames) bad('streaming.inputs: a fusion model takes a frames tensor besides the landmarks');
   if (!frames?.name || !logits?.name) bad('streaming.inputs[0] / outputs[0] need a name');
   for (const io of [...s.inputs, ...s.outputs]) {
     if ((io.dtype ?? 'float32') !== 'float32') bad(`tensor ${io.name} is ${io.dtype}; this page feeds and reads float32`);
@@ -46,7 +49,10 @@ export function parseManifest(m, source = 'manifest.json') {
     manifest: m, target: m.target, precision: m.precision, modelFile: m.model_file,
     modelSha256: m.files?.[m.model_file]?.sha256 ?? null,
     vocab: m.vocab, blank: m.blank_id ?? 0, fps: m.fps, input: inp, size: inp.height, modality, landmarks,
-    frameShape: landmarks ? [NUM_POINTS, 2] : [3, inp.height, inp.height],
+    frameShape: modality === 'landmarks' ? [NUM_POINTS, 2] : [3, inp.height, inp.height],
+    // the model's data inputs per model frame, in the order a chunk packs them (js/model.js splits it)
+    inputs: modality === 'fusion' ? [{ name: frames.name, shape: [3, inp.height, inp.height] }, { name: lmInput.name, shape: [NUM_POINTS, 2] }]
+      : [{ name: frames.name, shape: modality === 'landmarks' ? [NUM_POINTS, 2] : [3, inp.height, inp.height] }],
     resizeShorter: inp.resize_shorter, chunk, stride, frameShift: stride / m.fps,
     framesInput: frames.name, logitsOutput: logits.name,
     state: (s.state || []).map((st) => ({ input: st.input, output: st.output, shape: st.shape })),

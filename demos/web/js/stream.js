@@ -4,8 +4,27 @@
 // output steps of real frames (rounded up to the stride) are decoded.
 import { FrameResampler } from './resample.js';
 import { Preprocessor, cropSquare, rint } from './preprocess.js';
-import { BoxTracker } from './hands.js';
+import { BoxTracker, HandSchedule } from './hands.js';
 import { GreedyStream } from './decoder.js';
+
+/** The hand crop of a frame from the hands found in it (slsdk.runtime.hand_tracker.HandCropper after the
+ * landmarker): the tracked box (smoothed, held, fallback) -> the square crop at the resize size. Shared by Stream
+ * (hands from its detector) and FusionStream (hands from the landmarker's one hand pass). */
+export class HandCrop {
+  constructor(cfg, policy = cfg.crop.policy) {
+    this.tracker = new BoxTracker({ ...cfg.crop, policy }); this.resizeShorter = cfg.resizeShorter;
+  }
+
+  /** img, hands (landmarks [[x, y, z] x 21] per hand, pixels) -> {res (the box, status, landmarks), src (the crop)};
+   * counts into stats (frames_with_hands, total_hands, held_frames, fallback_frames). */
+  crop(img, hands, stats) {
+    const res = this.tracker.update(hands, img.width, img.height);
+    res.landmarks = hands;
+    stats.frames_with_hands += hands.length > 0; stats.total_hands += hands.length;
+    stats.held_frames += res.status === 'held'; stats.fallback_frames += res.status === 'fallback';
+    return { res, src: cropSquare(img, res.box, this.resizeShorter) };
+  }
+}
 
 export class Stream {
   /**
@@ -18,12 +37,12 @@ export class Stream {
     this.policy = cropPolicy || cfg.crop.policy;
     if (this.policy === 'hands' && !detector) throw new Error('the bundle crops hands (crop.policy "hands") but no hand detector was given');
     this.pre = new Preprocessor(cfg.input);
-    this.tracker = new BoxTracker({ ...cfg.crop, policy: this.policy });
+    this.handCrop = new HandCrop(cfg, this.policy); this.schedule = new HandSchedule(cfg.crop);
     this.resampler = new FrameResampler(cfg.fps, maxGap);
     this.decoder = new GreedyStream({ blank: cfg.blank, frameShift: cfg.frameShift });
     this.fs = this.pre.frameSize;
     this.buffer = new Float32Array(cfg.chunk * this.fs); this.filled = 0;
-    this.held = null; this.frameIndex = 0; this.lastTs = -1; this.cropFrameNo = 0; this.heldHands = []; this.sinceEmpty = null;
+    this.held = null; this.frameIndex = 0; this.lastTs = -1;
     this.stats = { frames: 0, frames_with_hands: 0, total_hands: 0, held_frames: 0, fallback_frames: 0, detections: 0, detect_ms: 0, chunks: 0,
       model_ms: 0, crop_ms: 0, preprocess_ms: 0 };
     this.chunkLogits = []; this.chunkMs = []; this.detectMs = [];
@@ -43,27 +62,18 @@ export class Stream {
     let src = img;
     if (this.policy === 'hands') {
       const tModel = this.frameIndex / this.cfg.fps;
-      // which frames the landmarker runs on: every one (detect_every 1); "hold": every N-th; "search": every one
-      // while hands are found, every N-th after a detection found none
-      const { detect_every: every, detect_policy: policy } = this.cfg.crop;
-      let detected = true;
-      if (every > 1) detected = policy === 'hold' ? this.cropFrameNo % every === 0 : (this.sinceEmpty === null || this.sinceEmpty >= every);
-      this.cropFrameNo += 1;
-      let hands = this.heldHands; // skipped frames: the last detection's hands stand
+      const detected = this.schedule.detects();
+      let hands = this.schedule.held; // skipped frames: the last detection's hands stand
       if (detected) {
         const ts = Math.max(rint(tModel * 1000), this.lastTs + 1); this.lastTs = ts; // increasing, as MediaPipe needs
-        const td = performance.now(); hands = await this.detector.detect(img, ts); this.stats.detect_ms += performance.now() - td; this.detectMs.push(performance.now() - td);
-        this.heldHands = hands; this.stats.detections += 1;
-        this.sinceEmpty = hands.length ? null : 1;
-      } else this.sinceEmpty = (this.sinceEmpty || 0) + 1;
-      const res = this.tracker.update(hands, img.width, img.height);
-      res.landmarks = hands; res.time = tModel; res.detected = detected;
-      const st = this.stats;
-      st.frames_with_hands += hands.length > 0; st.total_hands += hands.length;
-      st.held_frames += res.status === 'held'; st.fallback_frames += res.status === 'fallback';
-      src = cropSquare(img, res.box, this.cfg.resizeShorter);
-      this.lastCrop = res;
-      if (this.onCrop) this.onCrop(img, res, tModel);
+        const td = performance.now(); hands = this.schedule.found(await this.detector.detect(img, ts));
+        this.stats.detect_ms += performance.now() - td; this.detectMs.push(performance.now() - td);
+        this.stats.detections += 1;
+      }
+      const c = this.handCrop.crop(img, hands, this.stats);
+      c.res.time = tModel; c.res.detected = detected;
+      src = c.src; this.lastCrop = c.res;
+      if (this.onCrop) this.onCrop(img, c.res, tModel);
     }
     this.stats.frames += 1;
     const t1 = performance.now();

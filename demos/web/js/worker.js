@@ -2,7 +2,7 @@
 // the state tensors between chunks (js/model.js). Messages: init {bytes, cfg, numThreads} -> ready;
 // run {chunk} -> result {logits, rows, vocab, ms}; reset -> ready.
 import * as ort from '../node_modules/onnxruntime-web/dist/ort.wasm.min.mjs';
-import { ChunkModel } from './model.js';
+import { ChunkModel, frameNumbers } from './model.js';
 
 let model = null;
 self.onmessage = async (e) => {
@@ -13,8 +13,7 @@ self.onmessage = async (e) => {
       if (m.numThreads) ort.env.wasm.numThreads = m.numThreads;
       model = await ChunkModel.create(ort, m.bytes, m.cfg);
       // one warm-up step on zeros (the first run allocates), then the state starts from zeros again
-      const shape = m.cfg.frameShape || [3, m.cfg.size, m.cfg.size];
-      const warm = await model.run(new Float32Array(m.cfg.chunk * shape.reduce((a, b) => a * b, 1)));
+      const warm = await model.run(new Float32Array(m.cfg.chunk * frameNumbers(m.cfg)));
       model.reset();
       self.postMessage({ type: 'ready', id: m.id, threads: ort.env.wasm.numThreads, isolated: self.crossOriginIsolated, warmup_ms: warm.ms });
     } else if (m.type === 'run') {
