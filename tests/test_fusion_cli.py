@@ -81,6 +81,10 @@ def test_synth_distill_convert_run_a_fusion_student(tmp_path, monkeypatch, share
     assert fid["status"] == "run" and fid["runtime"] == "onnxruntime" and fid["max_abs_err"] < 1e-3
     assert "wer" in fid and "wer_torch" in fid and "videos with their landmarks" in fid["data"]
     assert slsdk(tmp_path, "bundle", "schema", "bundles/onnx").stdout.strip() == "bundles/onnx: valid"
+    # `slsdk bench` times the fusion bundle with both data inputs fed
+    slsdk(tmp_path, "bench", "--bundles", "bundles", "--out", "bench")
+    row = next(r for r in json.loads(Path("bench/bench.json").read_text())["rows"] if "onnx" in r["format"])
+    assert row["status"] == "ok" and row["frames_per_s"] > 0, row
 
     video = next(Path("DATA/videos/test_si").glob("*.mp4")).as_posix()
     ran = records(slsdk(tmp_path, "run", "bundles/onnx", video, "--json", *MODELS))
