@@ -108,7 +108,9 @@ def test_bench_modalities_runs_every_stage_from_a_relative_folder(tmp_path, monk
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = json.loads(Path("runs/q/modalities.json").read_text())
-    assert list(out["models"]) == ["student efficientnet-lite0", "landmark teacher", "student landmarks"]
+    assert list(out["models"]) == ["CLIP teacher", "student efficientnet-lite0", "landmark teacher", "student landmarks"]
+    assert set(out["models"]["CLIP teacher"]["wer"]) == {"dev", "test_si", "test_us"}   # scored, not converted
+    assert "onnx_fp32" not in out["models"]["CLIP teacher"]
     lite, lm = out["models"]["student efficientnet-lite0"], out["models"]["student landmarks"]
     for row in (lite, lm):
         assert set(row["wer"]) == {"dev", "test_si", "test_us"}
@@ -119,4 +121,4 @@ def test_bench_modalities_runs_every_stage_from_a_relative_folder(tmp_path, monk
     assert lm["serving"]["per_frame_ms"]["landmarks"] > 0
     assert lm["parameters"] < lite["parameters"] / 10
     md = Path("runs/q/modalities.md").read_text()
-    assert md.count("\n| ") >= 4 and "Landmark student vs Lite0" in md
+    assert md.count("\n| ") >= 5 and "Landmark student vs Lite0" in md
