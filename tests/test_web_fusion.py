@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_pose86_landmarks import _find  # noqa: E402 - the tests folder is not a package
 from test_web import _node_modules, chromium, node  # noqa: E402,F401 - the fixtures
-from test_web_landmarks import _pages, _serve, _slsdk  # noqa: E402
+from test_web_landmarks import _pages, _serve, _slsdk, assert_serves_the_three_models  # noqa: E402
 
 from slsdk.landmarks import POSE86  # noqa: E402
 from slsdk.runtime.hand_model import FACE_MODEL, POSE_MODEL  # noqa: E402
@@ -220,17 +220,4 @@ def test_a_landmark_recording_for_a_fusion_bundle_is_refused(work, runs, tmp_pat
 
 def test_serve_gives_a_fusion_bundle_the_hand_face_and_pose_models(work):
     """``serve`` gives a fusion bundle's page the three .task files (as for a landmark bundle)."""
-    import urllib.request
-
-    m = work / "models"
-    srv = _serve(work / "fusion", video=work / "clip.mp4", hand_model=m / "hand_landmarker.task",
-                 face_model=m / "face_landmarker.task", pose_model=m / "pose_landmarker.task")
-    try:
-        base, query = srv.url.split("?")
-        for what in ("hand", "face", "pose"):
-            rel = f"{what}_model/{what}_landmarker.task"
-            assert f"{what}_model={rel}" in query, query
-            with urllib.request.urlopen(base + rel) as r:
-                assert r.read() == (m / f"{what}_landmarker.task").read_bytes()
-    finally:
-        srv.stop()
+    assert_serves_the_three_models(work / "fusion", work / "clip.mp4", work / "models")

@@ -153,6 +153,23 @@ def work(tmp_path_factory, shared_file, shared_dir):
     return root
 
 
+def assert_serves_the_three_models(bundle: Path, video: Path, models: Path) -> None:
+    """``serve`` hands the page of ``bundle`` the hand, face and pose .task files in ``models``, byte for byte."""
+    import urllib.request
+
+    srv = _serve(bundle, video=video, hand_model=models / "hand_landmarker.task",
+                 face_model=models / "face_landmarker.task", pose_model=models / "pose_landmarker.task")
+    try:
+        base, query = srv.url.split("?")
+        for what in ("hand", "face", "pose"):
+            rel = f"{what}_model/{what}_landmarker.task"
+            assert f"{what}_model={rel}" in query, query
+            with urllib.request.urlopen(base + rel) as r:
+                assert r.read() == (models / f"{what}_landmarker.task").read_bytes()
+    finally:
+        srv.stop()
+
+
 def _serve(bundle: Path, **kw):
     from slsdk.demos.web import make_server
 
@@ -301,18 +318,7 @@ def test_serve_gives_a_landmark_bundle_its_three_models_and_refuses_a_recording_
     from slsdk.convert import convert
     from slsdk.demos.web import WebDemoError
 
-    m = work / "models"
-    srv = _serve(work / "lm", video=shared_clip(work), hand_model=m / "hand_landmarker.task",
-                 face_model=m / "face_landmarker.task", pose_model=m / "pose_landmarker.task")
-    try:
-        base, query = srv.url.split("?")
-        for what in ("hand", "face", "pose"):
-            rel = f"{what}_model/{what}_landmarker.task"
-            assert f"{what}_model={rel}" in query, query
-            with urllib.request.urlopen(base + rel) as r:
-                assert r.read() == (m / f"{what}_landmarker.task").read_bytes()
-    finally:
-        srv.stop()
+    assert_serves_the_three_models(work / "lm", shared_clip(work), work / "models")
     srv = _serve(work / "lm", landmarks=work / Path(RECORDINGS[0]).name)
     try:
         base, query = srv.url.split("?")
