@@ -1,7 +1,7 @@
 """RGB, landmark and fusion students on the Isharah-style synthetic preset, measured in one run (issue #31).
 
     python benchmarks/bench_modalities.py [--out runs/isharah] [--budget] [--landmark-epochs 30]
-        [--pretrain-steps N] [--teacher-epochs N] [--fusion] [--clip ../shared/data/hands/webcam_gestures.mp4]
+        [--pretrain-steps N] [--teacher-epochs N] [--fusion] [--fusion-epochs N] [--fusion-kl-weight W] [--kit] [--clip ../shared/data/hands/webcam_gestures.mp4]
 
 Stages 1-4 are ``benchmarks/bench_students.py``'s (the preset with its ``.pose`` files, the towers, the CLIP
 teacher, the Lite0 student; a finished stage is skipped, so a run of that benchmark in the same OUT is reused).
@@ -11,7 +11,12 @@ Then:
                renderer's true pose in the 86-point layout, with MediaPipe's measured misses and jitter), distilled
                into the streaming landmark student (``slsdk distill``)
   6 fusion     (``--fusion``) the hand-crop RGB + landmark student distilled from the CLIP teacher
-  7 measure    per student: WER dev / test_si / test_us (eager torch, greedy, every video), parameters; an ONNX
+  7 kit path   (``--kit``) the preset's landmarks written as the Isharah challenge kit ships its data (the SI and US
+               annotation files and keypoint pickles: train = the preset's train, dev = dev, test = test_si / test_us,
+               with glosses, which the real kit's test files do not carry), then the CLI as a user runs it there:
+               ``data show``, ``train`` and ``distill`` with ``--layout isharah-pose``, ``eval model`` on both
+               protocols' test files, ``convert`` to int8 ONNX and ``run BUNDLE FILE.pose --json``
+  8 measure    per student: WER dev / test_si / test_us (eager torch, greedy, every video), parameters; an ONNX
                fp32 and an int8 bundle each (fidelity in the manifest), the int8 file's size, ONNX Runtime frames/s
                of every bundle timed interleaved (``slsdk.bench.bench_bundles``: ratios hold on a shared machine);
                the serving cost per frame on a real clip: ``slsdk run BUNDLE CLIP --json``'s per-stage timings
@@ -79,16 +84,105 @@ def build_fusion(data: Path, out: Path, teacher: Path, args, console) -> dict:
     """Stage 6: the fusion student (hand-crop RGB + landmarks) distilled from the CLIP teacher."""
     t0 = bench_students._stage(console, "6 fusion student")
     student = out / "student-fusion"
-    epochs = 1 if args.quick else (args.lite0_epochs or args.student_epochs)
+    epochs = 1 if args.quick else (args.fusion_epochs or args.lite0_epochs or args.student_epochs)
     state = bench_students._trained(student, epochs)
     if not state:
         distill(teacher, data, student,
                 DistillConfig(epochs=epochs, batch_size=4, lr=args.lite0_lr, warmup_steps=20, seed=args.seed,
                               augment=not args.quick, flip=False, report=False, student_encoder="efficientnet-lite0",
+                              kl_weight=args.fusion_kl_weight,
                               student={"image_size": args.lite0_size, "freeze_blocks": args.lite0_freeze}),
                 modality="fusion", resume=state is False, overwrite=state is None, progress=True)
     console.print(f"({time.perf_counter() - t0:.0f} s)")
     return {"student fusion": student / "best.pt"}
+
+
+def _slsdk(argv: list, cwd: Path) -> str:
+    """One CLI command as a user types it in ``cwd``; its output (a failure raises with the command's tail)."""
+    res = subprocess.run([sys.executable, "-m", "slsdk.cli", *map(str, argv)], cwd=cwd, capture_output=True,
+                         text=True, timeout=7200)
+    if res.returncode:
+        raise RuntimeError(f"slsdk {' '.join(map(str, argv))} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    return res.stdout
+
+
+def write_kit_tree(data: Path, root: Path) -> dict:
+    """The preset's landmarks in the challenge kit's files: ``annotations_v2/isharah2000/{SI,US}/{train,dev,test}.csv``
+    (``id|gloss``, ids ``SS_NNNN``) and ``data/pose_data_isharah2000_hands_lips_body_phase2_{SI,US}.pkl`` (a dict id ->
+    ``{'keypoints': float64 [T, 86, 2]}`` pixel coordinates, a part not found all zeros, as the kit pickles it)."""
+    import pickle
+
+    from slsdk.data.landmarks import load_landmarks
+
+    counts = {}
+    for protocol, test in (("SI", "test_si"), ("US", "test_us")):
+        ann = root / "annotations_v2" / "isharah2000" / protocol
+        ann.mkdir(parents=True, exist_ok=True)
+        table: dict[str, dict] = {}
+        for split, name in (("train", "train"), ("dev", "dev"), ("test", test)):
+            lines = ["id|gloss"]
+            for s in read_folder(data, name):
+                kid = f"{s.id[:2]}_{s.id[2:]}"
+                if kid in table:
+                    raise ValueError(f"{data}: id {s.id} is in two splits; the kit's ids are unique per protocol")
+                table[kid] = {"keypoints": load_landmarks(s).astype(np.float64)}
+                lines.append(f"{kid}|{' '.join(s.glosses)}")
+            (ann / f"{split}.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            counts[f"{protocol}/{split}"] = len(lines) - 1
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        with open(root / "data" / f"pose_data_isharah2000_hands_lips_body_phase2_{protocol}.pkl", "wb") as f:
+            pickle.dump(table, f, protocol=4)
+    return counts
+
+
+def kit_path(data: Path, out: Path, args, console) -> dict:
+    """Stage 7: the kit-format path end to end through the CLI, in ``OUT/kit`` with relative paths."""
+    import re
+    import shutil
+
+    t0 = bench_students._stage(console, "7 the kit-format path (slsdk CLI, --layout isharah-pose)")
+    work = out / "kit"
+    work.mkdir(parents=True, exist_ok=True)
+    epochs = str(1 if args.quick else args.landmark_epochs)
+    res: dict = {"epochs": int(epochs), "commands": []}
+
+    def run(argv):
+        res["commands"].append("slsdk " + " ".join(map(str, argv)))
+        t = time.perf_counter()
+        text = _slsdk(argv, work)
+        console.print(f"slsdk {' '.join(map(str, argv))} ({time.perf_counter() - t:.0f} s)")
+        return text
+
+    if not (work / "kit" / "data").is_dir():
+        res["files"] = write_kit_tree(data, work / "kit")
+    res["show"] = run(["data", "show", "kit", "--layout", "isharah-pose"])
+    hidden = "64" if args.quick else "256"
+    if not bench_students._trained(work / "runs" / "teacher", int(epochs)):
+        run(["train", "kit", "--layout", "isharah-pose", "--epochs", epochs, "--batch-size", "8", "--hidden", hidden,
+             "--device", "cpu", "--overwrite", "-o", "runs/teacher"])
+    if not bench_students._trained(work / "runs" / "student", int(epochs)):
+        run(["distill", "kit", "--layout", "isharah-pose", "--teacher", "runs/teacher/best.pt", "--epochs", epochs,
+             "--device", "cpu", "--overwrite", "-o", "runs/student"])
+    res["wer"] = {}
+    for who in ("teacher", "student"):
+        for layout, split in (("isharah-pose", "SI/test"), ("isharah-pose-us", "US/test")):
+            text = run(["eval", "model", f"runs/{who}/best.pt", "kit", "--layout", layout, "--split", "test"])
+            m = re.search(r"WER ([0-9.]+)%.*ref words (\d+)", text)
+            res["wer"].setdefault(who, {})[split] = float(m.group(1)) if m else None
+    run(["convert", "runs/student/best.pt", "--target", "onnx", "--precision", "int8", "--calib", "kit",
+         "--heldout", "kit", "--split", "dev", "--layout", "isharah-pose", "--overwrite", "-o", "bundles/onnx-int8"])
+    man = json.loads((work / "bundles" / "onnx-int8" / "manifest.json").read_text())
+    res["manifest"] = {"input": man["input"].get("modality"), "landmarks": man["input"].get("landmarks", {}).get("layout"),
+                       "fidelity": {k: man["fidelity"].get(k) for k in ("status", "cosine", "max_abs_err", "wer_delta")}}
+    sample = read_folder(data, "test_si")[0]
+    shutil.copyfile(sample.landmarks.path, work / "clip.pose")
+    ran = run(["run", "bundles/onnx-int8", "clip.pose", "--json"])
+    summary = [json.loads(x) for x in ran.splitlines() if x.startswith("{")][-1]
+    res["served"] = {"file": f"{sample.id}.pose (test_si)", "reference": " ".join(sample.glosses),
+                     "glosses": " ".join(summary.get("glosses") or []), "frames": summary.get("frames")}
+    res["seconds"] = round(time.perf_counter() - t0)
+    console.print(json.dumps({k: v for k, v in res.items() if k not in ("show", "commands")}, indent=1))
+    return res
 
 
 def _inputs(model, samples, vocab, limit: int) -> list:
@@ -110,7 +204,8 @@ def _inputs(model, samples, vocab, limit: int) -> list:
     return pairs
 
 
-def _serving_cost(bundle: Path, clip: Path, modality: str, face_model: Path | None, hand_model: Path | None) -> dict:
+def _serving_cost(bundle: Path, clip: Path, modality: str, face_model: Path | None, hand_model: Path | None,
+                  pose_model: Path | None = None) -> dict:
     """``slsdk run BUNDLE CLIP --json`` as a user serves each bundle (an RGB student with ``--crop hands``: MediaPipe
     finds the hands and the model sees the crop; a landmark one makes the 86 points per frame with the hand, face
     and pose landmarkers): the run's per-stage seconds over the clip's source frames, in ms per frame."""
@@ -119,8 +214,10 @@ def _serving_cost(bundle: Path, clip: Path, modality: str, face_model: Path | No
         cmd += ["--hand-model", str(hand_model)]
     if modality == "rgb":
         cmd += ["--crop", "hands"]
-    elif face_model is not None and face_model.is_file():
-        cmd += ["--face-model", str(face_model)]
+    else:
+        for flag, path in (("--face-model", face_model), ("--pose-model", pose_model)):
+            if path is not None and path.is_file():
+                cmd += [flag, str(path)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if res.returncode:
         return {"status": "failed", "note": res.stderr.strip().splitlines()[-1][:160] if res.stderr.strip() else ""}
@@ -139,8 +236,8 @@ def _serving_cost(bundle: Path, clip: Path, modality: str, face_model: Path | No
 
 
 def measure(models: dict, data: Path, args, console) -> dict:
-    """Stage 7: one row per student."""
-    bench_students._stage(console, "7 measure")
+    """Stage 8: one row per student."""
+    bench_students._stage(console, "8 measure")
     splits = {s: bench_students._subset(read_folder(data, s), args.eval_videos) for s in bench_students.SPLITS}
     res = {"threads": torch.get_num_threads(), "models": {}}
     bundles: dict[str, Path] = {}
@@ -171,7 +268,7 @@ def measure(models: dict, data: Path, args, console) -> dict:
             if args.clip and Path(args.clip).is_file():
                 row["serving"] = _serving_cost(bundles[f"{label} fp32"], Path(args.clip),
                                                getattr(model, "modality", "rgb"), args.face_model,
-                                               args.hand_model)
+                                               args.hand_model, args.pose_model)
                 console.print(f"{label} serving: {row['serving']}")
         for name, br in zip(bundles, bench_bundles(list(bundles.values()), iters=20)):
             label, precision = name.rsplit(" ", 1)
@@ -209,6 +306,17 @@ def markdown(res: dict, command: str) -> str:
               ("student efficientnet-lite0", "student landmarks", "student fusion")}
         lines.append(f"test_us: fusion {us['student fusion']:.2f}, Lite0 {us['student efficientnet-lite0']:.2f}, "
                      f"landmarks {us['student landmarks']:.2f} (goal: fusion below both).")
+    kit = res.get("kit")
+    if kit:
+        w = kit["wer"]
+        lines += ["", f"The kit-format path ({kit['epochs']} epochs each; the preset written as the challenge kit's "
+                      "annotation files and keypoint pickles, then `slsdk data show / train / distill / eval model / "
+                      "convert / run` with `--layout isharah-pose`): test WER SI / US: landmark teacher "
+                      f"{_f(w['teacher']['SI/test'])} / {_f(w['teacher']['US/test'])}, landmark student "
+                      f"{_f(w['student']['SI/test'])} / {_f(w['student']['US/test'])}; int8 ONNX bundle "
+                      f"(input {kit['manifest']['input']}, cosine {_f(kit['manifest']['fidelity']['cosine'], '{:.4f}')}"
+                      f") served `{kit['served']['file']}`: \"{kit['served']['glosses']}\" (reference "
+                      f"\"{kit['served']['reference']}\")."]
     return "\n".join(lines) + "\n"
 
 
@@ -218,11 +326,17 @@ def main(argv=None) -> int:
     p.add_argument("--budget", action="store_true", help="bench_students' reduced run (BUDGET_DATA, BUDGET_ARGS)")
     p.add_argument("--landmark-epochs", type=int, default=30, help="landmark teacher and student epochs")
     p.add_argument("--fusion", action="store_true", help="also distil and measure the fusion student")
+    p.add_argument("--fusion-kl-weight", type=float, default=1.0,
+                   help="the fusion student's weight on the CLIP teacher's posteriors (0: trained on the labels alone)")
+    p.add_argument("--kit", action="store_true", help="also run the kit-format path end to end (stage 7)")
+    p.add_argument("--fusion-epochs", type=int, default=None, help="fusion student epochs (default: Lite0's)")
     p.add_argument("--pretrain-steps", type=int, default=None, help="teacher tower steps (student tower: 3x)")
     p.add_argument("--teacher-epochs", type=int, default=None, help="CLIP teacher epochs")
     p.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="real clip for the serving cost ('' to skip)")
     p.add_argument("--hand-model", type=Path, default=DEFAULT_HAND, help="hand_landmarker.task for the serving cost")
     p.add_argument("--face-model", type=Path, default=DEFAULT_FACE, help="face_landmarker.task for the serving cost")
+    p.add_argument("--pose-model", type=Path, default=None,
+                   help="pose_landmarker.task for the serving cost (default: the runtime's search; `slsdk import pose`)")
     p.add_argument("--fp32-videos", type=int, default=8)
     p.add_argument("--eval-videos", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -239,13 +353,18 @@ def main(argv=None) -> int:
         if getattr(ns, k) is None:
             setattr(ns, k, v)
     console = Console()
-    paths = bench_students.build(ns, console)
+    paths = bench_students.build(ns, console, students=("efficientnet-lite0",))
     data = Path(paths["data"])
     models = {"CLIP teacher": paths["teacher"], "student efficientnet-lite0": paths["students"]["efficientnet-lite0"]}
     models.update(build_landmarks(data, Path(args.out), args, console))
     if args.fusion:
-        models.update(build_fusion(data, Path(args.out), paths["teacher"], ns, console))
+        models.update(build_fusion(data, Path(args.out), paths["teacher"],
+                                   argparse.Namespace(**vars(ns), fusion_epochs=args.fusion_epochs,
+                                                      fusion_kl_weight=args.fusion_kl_weight), console))
+    kit = kit_path(data, Path(args.out), args, console) if args.kit else None
     res = measure(models, data, args, console)
+    if kit is not None:
+        res["kit"] = kit
     res["command"] = "python benchmarks/bench_modalities.py " + " ".join(argv if argv is not None else sys.argv[1:])
     out = Path(args.out)
     (out / "modalities.json").write_text(json.dumps(res, indent=1, default=str) + "\n")

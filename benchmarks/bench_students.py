@@ -59,8 +59,9 @@ def _trained(run: Path, epochs: int) -> bool | None:
     return None if done is None else done >= epochs
 
 
-def build(args, console) -> dict:
-    """Stages 1-4; returns the paths of the data set and the three checkpoints."""
+def build(args, console, students: tuple[str, ...] = ("vit-tiny", "efficientnet-lite0")) -> dict:
+    """Stages 1-4; returns the paths of the data set and the checkpoints (the teacher and ``students``; the
+    vit-tiny student's tower is pretrained only when that student is built)."""
     from slsdk.data.synthetic import generate_synthetic, preset_settings
     from slsdk.demos.pipeline import STUDENT_PRETRAIN_POOL, quick_kwargs
     from slsdk.models.student import StudentConfig
@@ -89,7 +90,7 @@ def build(args, console) -> dict:
                                                           data_framing=args.tower_pool == "crops"),
                           console=console)
     p_student = out / "clip" / "student-visual.safetensors"
-    if not p_student.is_file():
+    if "vit-tiny" in students and not p_student.is_file():
         pretrain_backbone(data, p_student, PretrainConfig(steps=20 if quick else 3 * args.pretrain_steps,
                                                           seed=args.seed,
                                                           pool_videos=8 if quick else STUDENT_PRETRAIN_POOL,
@@ -111,10 +112,12 @@ def build(args, console) -> dict:
     if args.stop_after == "teacher":
         return {"data": data, "teacher": teacher, "students": {}}
 
-    students = {}
+    built = {}
     for name, weights, extra in (("vit-tiny", str(p_student), {}),
                                  ("efficientnet-lite0", None, {"image_size": args.lite0_size,
                                                                "freeze_blocks": args.lite0_freeze})):
+        if name not in students:
+            continue
         t0 = _stage(console, f"4/5 distil the {name} student")
         ckpt = out / f"student-{name}" / "best.pt"
         epochs = 1 if quick else args.student_epochs if name == "vit-tiny" else (args.lite0_epochs or args.student_epochs)
@@ -125,9 +128,9 @@ def build(args, console) -> dict:
                                  seed=args.seed, augment=not quick, flip=not args.no_flip, student_weights=weights, report=False,
                                  student_encoder=name, student={**extra, **({"hidden": 64} if quick else {})})
             distill(teacher, data, ckpt.parent, dcfg, resume=state is False, overwrite=state is None, progress=True)
-        students[name] = ckpt
+        built[name] = ckpt
         console.print(f"({time.perf_counter() - t0:.0f} s)")
-    return {"data": data, "teacher": teacher, "students": students}
+    return {"data": data, "teacher": teacher, "students": built}
 
 
 def _subset(samples: list, n: int) -> list:

@@ -13,7 +13,7 @@ import typer
 
 from slsdk.cli_common import Command, Group, console, run_stage, shown_path
 from slsdk.fileio import check_replace, output_lock, reading
-from slsdk.runtime.hand_model import HAND_MODEL_LITE, LITE_WHEEL, build_lite_hand_model, task_model_cache_path
+from slsdk.runtime.hand_model import LITE_WHEEL, WHEEL_BUILDS, build_task_model, task_model_cache_path
 
 import_app = typer.Typer(cls=Group, no_args_is_help=True,
                          help="Import published models as slsdk checkpoints or model files.")
@@ -47,21 +47,41 @@ def import_adaptsign_cmd(
                   f"{v.image_size} px), hidden {cfg.hidden}, {cfg.num_classes} classes incl. blank -> {path}")
 
 
+def _build_from_wheel(name: str, wheel: Path, out: Path | None, overwrite: bool, use: str, env: str) -> None:
+    """``slsdk import NAME WHEEL``: the .task of ``WHEEL_BUILDS[name]`` built into ``out`` or the cache."""
+    spec, _ = WHEEL_BUILDS[name]
+    dest = out if out is not None else task_model_cache_path(spec)
+    with reading(wheel), output_lock(dest, overwrite=overwrite):
+        run_stage(check_replace, dest, overwrite=overwrite)
+        path = run_stage(build_task_model, name, wheel, dest, overwrite=overwrite)
+    console.print(f"wrote {shown_path(path)}: {use}" if out is None else
+                  f"wrote {shown_path(path)}: use it with {spec.flag.split()[0]} {shown_path(path)} (or {env})",
+                  markup=False, highlight=False)
+
+
+_WHEEL_ARG = f"a mediapipe wheel holding the models (pip download {LITE_WHEEL} --no-deps)"
+
+
 @import_app.command("hand-lite", cls=Command)
 def import_hand_lite_cmd(
-        wheel: Path = typer.Argument(..., help=f"a mediapipe wheel with the lite hand models (pip download "
-                                     f"{LITE_WHEEL} --no-deps)"),
+        wheel: Path = typer.Argument(..., help=_WHEEL_ARG),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="the .task to write (default: the cache, "
                                            "where --hand-model lite finds it)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if slsdk wrote it")):
     """Build MediaPipe's lite hand models (palm_detection_lite + hand_landmark_lite) into a HandLandmarker .task."""
-    dest = out if out is not None else task_model_cache_path(HAND_MODEL_LITE)
-    with reading(wheel), output_lock(dest, overwrite=overwrite):
-        run_stage(check_replace, dest, overwrite=overwrite)
-        path = run_stage(build_lite_hand_model, wheel, dest, overwrite=overwrite)
-    console.print(f"wrote {shown_path(path)}: use it with --hand-model lite" if out is None else
-                  f"wrote {shown_path(path)}: use it with --hand-model {shown_path(path)} (or SLSDK_HAND_MODEL_LITE)",
-                  markup=False, highlight=False)
+    _build_from_wheel("hand-lite", wheel, out, overwrite, "use it with --hand-model lite", "SLSDK_HAND_MODEL_LITE")
+
+
+@import_app.command("pose", cls=Command)
+def import_pose_cmd(
+        wheel: Path = typer.Argument(..., help=_WHEEL_ARG),
+        out: Optional[Path] = typer.Option(None, "--out", "-o", help="the .task to write (default: the cache, "
+                                           "where the landmark runtime finds it)"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if slsdk wrote it")):
+    """Build MediaPipe's pose models (pose_detection + pose_landmark_full) into a PoseLandmarker .task, where
+    Google's pose_landmarker.task cannot be downloaded (landmark and fusion bundles serve video with it)."""
+    _build_from_wheel("pose", wheel, out, overwrite, "landmark and fusion bundles find it there when they serve video",
+                      "SLSDK_POSE_MODEL")
 
 
 def save_imported(model, vocab, out: str | Path) -> Path:
@@ -73,4 +93,4 @@ def save_imported(model, vocab, out: str | Path) -> Path:
                            epoch=int(origin.get("epoch", 0)), extra={"imported_from": origin})
 
 
-__all__ = ["import_app", "save_imported", "import_hand_lite_cmd"]
+__all__ = ["import_app", "save_imported", "import_hand_lite_cmd", "import_pose_cmd"]

@@ -8,7 +8,13 @@ with the reason when it is truly absent.
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -30,6 +36,48 @@ def find_shared_dir() -> Path | None:
         if _looks_shared(base / "shared"):
             return base / "shared"
     return FALLBACK_SHARED if _looks_shared(FALLBACK_SHARED) else None
+
+
+MEDIAPIPE_WHEEL_VERSION = "0.10.14"   # the last mediapipe wheel with model files inside (lite hands, pose)
+# the user's cache, read at import (before any test points XDG_CACHE_HOME elsewhere)
+WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "slsdk" / "wheels"
+
+
+@functools.cache
+def find_mediapipe_wheel() -> Path | None:
+    """The mediapipe 0.10.14 wheel: $SLSDK_MEDIAPIPE_WHEEL, under the shared material, in ~/.cache/slsdk/wheels,
+    else fetched there once from PyPI as the guide tells a user (``pip download mediapipe==0.10.14 --no-deps``);
+    None where none can be had."""
+    env = os.environ.get("SLSDK_MEDIAPIPE_WHEEL")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    shared = find_shared_dir()
+    found = sorted(shared.rglob("mediapipe-0.10.*.whl")) if shared is not None else []
+    found += sorted(WHEEL_CACHE.glob(f"mediapipe-{MEDIAPIPE_WHEEL_VERSION}-*.whl"))
+    if not found:   # the registry is reachable from CI
+        try:
+            subprocess.run([sys.executable, "-m", "pip", "download", f"mediapipe=={MEDIAPIPE_WHEEL_VERSION}",
+                            "--no-deps", "--only-binary=:all:", "-q", "-d", str(WHEEL_CACHE)], capture_output=True,
+                           timeout=600)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        found = sorted(WHEEL_CACHE.glob(f"mediapipe-{MEDIAPIPE_WHEEL_VERSION}-*.whl"))
+    return found[0] if found else None
+
+
+@functools.cache
+def built_pose_model() -> Path | None:
+    """A PoseLandmarker .task built from the mediapipe wheel (``slsdk import pose``'s builder) into a temporary
+    folder removed at exit, for a machine whose cache holds no pose model and cannot download Google's; None
+    without the wheel."""
+    wheel = find_mediapipe_wheel()
+    if wheel is None:
+        return None
+    from slsdk.runtime.hand_model import build_pose_model
+
+    folder = Path(tempfile.mkdtemp(prefix="slsdk-pose-model-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return build_pose_model(wheel, folder / "pose_landmarker.task")
 
 
 @pytest.fixture(scope="session")

@@ -100,11 +100,16 @@ def test_bench_modalities_runs_every_stage_from_a_relative_folder(tmp_path, monk
     from pathlib import Path
 
     clip = shared_file("data/hands/webcam_gestures.mp4")
+    from test_pose86_landmarks import _find
+
+    from slsdk.runtime.hand_model import POSE_MODEL
+
     hand, face = shared_file("models/hand_landmarker.task"), shared_file("models/face_landmarker.task")
+    pose = _find(POSE_MODEL, hand.parents[1], "pose_landmarker.task")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_modalities.py"
     monkeypatch.chdir(tmp_path)
-    cmd = [sys.executable, str(script), "--out", "runs/q", "--quick", "--fp32-videos", "2", "--clip", str(clip),
-           "--hand-model", str(hand), "--face-model", str(face)]
+    cmd = [sys.executable, str(script), "--out", "runs/q", "--quick", "--kit", "--fp32-videos", "2", "--clip", str(clip),
+           "--hand-model", str(hand), "--face-model", str(face), "--pose-model", str(pose)]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = json.loads(Path("runs/q/modalities.json").read_text())
@@ -120,5 +125,13 @@ def test_bench_modalities_runs_every_stage_from_a_relative_folder(tmp_path, monk
     assert lite["serving"]["per_frame_ms"]["crop"] > 0 and "landmarks" not in lite["serving"]["per_frame_ms"]
     assert lm["serving"]["per_frame_ms"]["landmarks"] > 0
     assert lm["parameters"] < lite["parameters"] / 10
+    kit = out["kit"]    # the kit-format path: the preset as the challenge kit's files, then the CLI
+    pickles = sorted(p.name for p in Path("runs/q/kit/kit/data").iterdir())
+    assert pickles == [f"pose_data_isharah2000_hands_lips_body_phase2_{p}.pkl" for p in ("SI", "US")]
+    assert "no right hand" in kit["show"]
+    assert set(kit["wer"]) == {"teacher", "student"}
+    assert all(isinstance(v, float) for w in kit["wer"].values() for v in w.values())
+    assert kit["manifest"]["input"] == "landmarks" and kit["manifest"]["fidelity"]["status"] == "run"
+    assert kit["served"]["frames"] > 0
     md = Path("runs/q/modalities.md").read_text()
-    assert md.count("\n| ") >= 5 and "Landmark student vs Lite0" in md
+    assert md.count("\n| ") >= 5 and "Landmark student vs Lite0" in md and "The kit-format path" in md

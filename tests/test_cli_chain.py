@@ -89,8 +89,9 @@ def registered_commands() -> set[str]:
 
 def test_every_command_is_in_the_chain():
     # demo: tests/test_demo.py runs the README's command; import hand-lite (needs the 36 MB mediapipe wheel):
-    # tests/test_hand_models_lite.py runs it in a fresh folder with relative paths
-    ran = {name for name, _ in CHAIN} | {"demo", "import hand-lite"}
+    # tests/test_hand_models_lite.py runs it in a fresh folder with relative paths; import pose (the same wheel):
+    # tests/test_pose86_landmarks.py
+    ran = {name for name, _ in CHAIN} | {"demo", "import hand-lite", "import pose"}
     missing = registered_commands() - ran
     assert not missing, f"commands no test runs as a user would: {sorted(missing)} (add a step to CHAIN)"
 

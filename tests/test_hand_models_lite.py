@@ -9,7 +9,6 @@ $SLSDK_HAND_MODEL_LITE, ~/.cache/slsdk/hand_landmarker_lite.task) and skip when 
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import find_shared_dir
+from conftest import find_mediapipe_wheel
 from slsdk.data.video import read_image
 from slsdk.fileio import OutputExistsError
 from slsdk.runtime.crop import CropConfig
@@ -32,30 +31,7 @@ from slsdk.runtime.landmarker import HandDetector
 
 VOCAB = ["<blank>", *(f"G{i}" for i in range(9))]
 CLIP = "data/hands/webcam_gestures.mp4"
-WHEEL_VERSION = "0.10.14"   # the last mediapipe wheel with the lite .tflite files inside
-
-
-# the user's cache, read at import (before any test points XDG_CACHE_HOME elsewhere)
-WHEEL_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "slsdk" / "wheels"
-
-
-@functools.cache
-def _find_wheel() -> Path | None:
-    env = os.environ.get("SLSDK_MEDIAPIPE_WHEEL")
-    if env:
-        return Path(env) if Path(env).is_file() else None
-    shared = find_shared_dir()
-    found = sorted(shared.rglob("mediapipe-0.10.*.whl")) if shared is not None else []
-    cache = WHEEL_CACHE
-    found += sorted(cache.glob(f"mediapipe-{WHEEL_VERSION}-*.whl"))
-    if not found:   # the registry is reachable from CI: fetch the wheel once, as the guide tells a user to
-        try:
-            subprocess.run([sys.executable, "-m", "pip", "download", f"mediapipe=={WHEEL_VERSION}", "--no-deps",
-                            "--only-binary=:all:", "-q", "-d", str(cache)], capture_output=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        found = sorted(cache.glob(f"mediapipe-{WHEEL_VERSION}-*.whl"))
-    return found[0] if found else None
+_find_wheel = find_mediapipe_wheel
 
 
 # the lite task a user built earlier (looked up before any test points XDG_CACHE_HOME elsewhere)

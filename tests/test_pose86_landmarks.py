@@ -8,6 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from conftest import built_pose_model, find_mediapipe_wheel
 from slsdk.data.video import VideoReader, read_image
 from slsdk.landmarks import PARTS, part_missing, read_pose_file
 from slsdk.runtime.crop import CropConfig
@@ -29,13 +30,19 @@ SCRAMBLED_FACE_MODELS = {"7d40101a3b44e1402edb86041b8e454fcccfe1c913dd5f1654a8af
 
 
 def _find(spec, shared_dir, name):
+    """``spec``'s model: $SLSDK_..._MODEL, the cache, shared/models, and for the pose model one built from the
+    mediapipe wheel as `slsdk import pose` builds it (no download here); the test is skipped without one."""
     try:
         return resolve_task_model(spec, download=False)     # $SLSDK_..._MODEL, then the cache
     except TaskModelNotFound:
         p = shared_dir / "models" / name
-        if not p.is_file():
-            pytest.skip(f"no {name} (${spec.env}, the cache, shared/models)")
-        return p
+        if p.is_file():
+            return p
+        built = built_pose_model() if spec is POSE_MODEL else None
+        if built is None:
+            pytest.skip(f"no {name} (${spec.env}, the cache, shared/models" +
+                        (", a mediapipe 0.10.14 wheel to build it from)" if spec is POSE_MODEL else ")"))
+        return built
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +243,52 @@ def test_face_and_pose_models_found_as_the_hand_model_is(tmp_path, monkeypatch):
         with pytest.raises(InvalidTaskModel, match=str(bad)):
             resolve_task_model(spec)
         monkeypatch.delenv(spec.env)
+
+
+def test_slsdk_import_pose_builds_the_model_the_runtime_finds(tmp_path, signer, hand_model):
+    """`slsdk import pose WHEEL` (a relative path, in the user's folder) writes pose_landmarker.task into the cache
+    from the mediapipe 0.10.14 wheel (image-normalisation metadata written by slsdk), where the runtime's search
+    finds it; its PoseLandmarker finds the body on the real photo as `test_pose_finds_the_signers_body_where_it_is`
+    requires; a second run refuses to replace it without --overwrite, and a file that is not a wheel is named."""
+    import os
+    import subprocess
+    import sys
+
+    wheel = find_mediapipe_wheel()
+    if wheel is None:
+        pytest.skip("no mediapipe 0.10.14 wheel ($SLSDK_MEDIAPIPE_WHEEL, ~/.cache/slsdk/wheels, PyPI)")
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    (cwd / "mediapipe.whl").symlink_to(wheel)
+    (cwd / "notes.whl").write_text("not a wheel")
+    env = {k: v for k, v in os.environ.items() if k != POSE_MODEL.env}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+
+    def slsdk(*args):
+        return subprocess.run([sys.executable, "-m", "slsdk.cli", *args], cwd=cwd, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    r = slsdk("import", "pose", "mediapipe.whl")
+    assert r.returncode == 0, r.stderr[-2000:]
+    task = tmp_path / "cache" / "slsdk" / "pose_landmarker.task"
+    assert "wrote" in r.stdout and "pose_landmarker.task" in r.stdout and task.is_file()
+    with zipfile.ZipFile(task) as z:
+        assert sorted(z.namelist()) == sorted(POSE_MODEL.members)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        mp.delenv(POSE_MODEL.env, raising=False)
+        assert resolve_task_model(POSE_MODEL, download=False) == task
+    with HandDetector(hand_model) as d, TaskLandmarker("pose", task, "IMAGE") as pose:
+        hands, body = d.detect(signer), pose.detect(signer)
+    assert body is not None and body.shape == (33, 3)
+    assert body[RIGHT_SHOULDER, 0] < body[LEFT_SHOULDER, 0]
+    assert body[RIGHT_EYE, 0] < body[NOSE, 0] < body[LEFT_EYE, 0]
+    for w in (RIGHT_WRIST, LEFT_WRIST):
+        assert min(np.linalg.norm(h.landmarks[0, :2] - body[w, :2]) for h in hands) < 0.5 * _hand_size(
+            hands[0].landmarks)
+
+    again = slsdk("import", "pose", "mediapipe.whl")
+    assert again.returncode == 1 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    bad = slsdk("import", "pose", "notes.whl", "-o", "pose.task")
+    assert bad.returncode == 1 and "notes.whl is not a wheel" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (cwd / "pose.task").exists()

@@ -17,22 +17,17 @@ from slsdk.data.video import load_video, write_video
 from slsdk.fileio import forget_writes
 from slsdk.landmarks import PARTS, part_missing, read_pose_file
 from slsdk.runtime.crop import CropConfig
-from slsdk.runtime.hand_model import POSE_MODEL, TaskModelNotFound, resolve_task_model
+from slsdk.runtime.hand_model import POSE_MODEL
 from slsdk.runtime.hand_tracker import HandCropper
+from test_pose86_landmarks import _find
 
 CLIP = "data/hands/webcam_gestures.mp4"
 
 
 @pytest.fixture(scope="module")
 def models(shared_file, shared_dir):
-    try:
-        pose = resolve_task_model(POSE_MODEL, download=False)
-    except TaskModelNotFound:
-        pose = shared_dir / "models/pose_landmarker.task"
-        if not pose.is_file():
-            pytest.skip("no pose_landmarker.task ($SLSDK_POSE_MODEL, the cache, shared/models)")
     return {"hand": shared_file("models/hand_landmarker.task"), "face": shared_file("models/face_landmarker.task"),
-            "pose": pose}
+            "pose": _find(POSE_MODEL, shared_dir, "pose_landmarker.task")}
 
 
 @pytest.fixture(scope="module")

@@ -78,12 +78,13 @@ class TaskModel:
     build: str = ""             # how to make one where Google publishes no .task (url is then empty: no download)
 
     def how_to(self, cache: Path | str) -> str:
-        if self.build:
+        if self.build and not self.url:
             return (f"Build the {self.filename} into the cache ({cache}) with `{self.build}`, or set "
                     f"{self.env}=PATH to one")
+        built = f", or build one into the cache offline with `{self.build}`" if self.build else ""
         return (f"Provide a MediaPipe {self.task} model: pass {self.flag} PATH or set {self.env}=PATH to a "
                 f"{self.filename}, or put one at {cache}. Download it on a machine with network access from "
-                f"{self.url}")
+                f"{self.url}{built}")
 
 
 HAND_MODEL = TaskModel("HandLandmarker", HAND_MODEL_FILENAME, HAND_MODEL_MEMBERS, "--hand-model", ENV_HAND_MODEL,
@@ -100,7 +101,8 @@ POSE_MODEL = TaskModel(
     "PoseLandmarker", "pose_landmarker.task", ("pose_detector.tflite", "pose_landmarks_detector.tflite"),
     "--pose-model", "SLSDK_POSE_MODEL", "SLSDK_POSE_MODEL_URL",
     "https://storage.googleapis.com/mediapipe-models/pose_landmarker/pose_landmarker_full/float16/latest/"
-    "pose_landmarker_full.task", 64 << 20, "~9 MB")
+    "pose_landmarker_full.task", 64 << 20, "~9 MB",
+    build="pip download mediapipe==0.10.14 --no-deps -d wheels && slsdk import pose wheels/mediapipe-0.10.14-*.whl")
 
 # MediaPipe's lite hand models: Google publishes no .task of them, only the two .tflite files inside the mediapipe
 # wheels (0.10.14 here); build_lite_hand_model zips them as the HandLandmarker expects (same members as the full).
@@ -118,7 +120,7 @@ _HOW_TO = HAND_MODEL.how_to("{cache}")
 
 
 class MediaPipeWheelError(SlsdkError, ValueError):
-    """The file given to build the lite hand model from is not a mediapipe wheel holding its .tflite files."""
+    """The file given to build a .task from (the lite hand or the pose model) is not a mediapipe wheel holding its .tflite files."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,17 +280,40 @@ def resolve_hand_model(path: str | Path | None = None, *, download: bool = True,
 # --------------------------------------------------------------------------------------------------
 # the lite models, built from a mediapipe wheel
 # --------------------------------------------------------------------------------------------------
-# The Tasks graph reads an image model's input normalisation from its TFLite metadata; the lite palm detector
-# of the wheel has none ("requires specifying NormalizationOptions metadata"). Both hand models of the full
-# .task (and the lite landmark model) carry RGB in [0, 1]: mean 0, std 255, and these names.
-_IMAGE_MEAN, _IMAGE_STD = 0.0, 255.0
-_OUTPUT_NAMES = {"hand_detector.tflite": ("Multi Hand Detection (lite)", ("palm detection", "scores")),
-                 "hand_landmarks_detector.tflite": ("HandLandmarkDetector (lite)",
-                                                    ("handedness", "presence score", "landmarks", "world landmarks"))}
+# The Tasks graph reads an image model's input normalisation from its TFLite metadata; the wheel's bare .tflite files
+# have none ("requires specifying NormalizationOptions metadata"). What each one's input takes: the hand models of the
+# full .task (and the lite ones) RGB in [0, 1] (mean 0, std 255); MediaPipe's pose detector [-1, 1] (mean 127.5, std
+# 127.5, as its own metadata writer's example sets it), its pose landmark model [0, 1].
+@dataclass(frozen=True)
+class WheelModel:
+    """A .tflite in the mediapipe wheel that becomes one member of a .task: where it is in the wheel, the input
+    normalisation written into its metadata, and the title and output names the metadata gives it."""
+
+    path: str
+    mean: float
+    std: float
+    title: str
+    outputs: tuple[str, ...] = ()
 
 
-def _read_wheel(wheel: Path) -> dict[str, bytes]:
-    """The lite models' bytes from a mediapipe wheel, by .task member name (named errors for a wrong file)."""
+# name (``slsdk import NAME WHEEL``) -> the .task it builds and its members
+WHEEL_BUILDS: dict[str, tuple[TaskModel, dict[str, WheelModel]]] = {
+    "hand-lite": (HAND_MODEL_LITE, {
+        "hand_detector.tflite": WheelModel(LITE_WHEEL_MEMBERS["hand_detector.tflite"], 0.0, 255.0,
+                                           "Multi Hand Detection (lite)", ("palm detection", "scores")),
+        "hand_landmarks_detector.tflite": WheelModel(
+            LITE_WHEEL_MEMBERS["hand_landmarks_detector.tflite"], 0.0, 255.0, "HandLandmarkDetector (lite)",
+            ("handedness", "presence score", "landmarks", "world landmarks"))}),
+    "pose": (POSE_MODEL, {
+        "pose_detector.tflite": WheelModel("mediapipe/modules/pose_detection/pose_detection.tflite", 127.5, 127.5,
+                                           "Pose Detection"),
+        "pose_landmarks_detector.tflite": WheelModel("mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+                                                     0.0, 255.0, "Pose Landmark (full)")}),
+}
+
+
+def _read_wheel(wheel: Path, members: dict[str, WheelModel], what: str) -> dict[str, bytes]:
+    """``members``' bytes from a mediapipe wheel, by .task member name (named errors for a wrong file)."""
     get = f"`pip download {LITE_WHEEL} --no-deps` (wheels from 0.10.30 on hold no model files)"
     if not wheel.is_file():
         raise MediaPipeWheelError(f"{wheel} does not exist or is not a file; get the mediapipe wheel with {get}")
@@ -297,18 +322,18 @@ def _read_wheel(wheel: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(wheel) as z:
             names = set(z.namelist())
-            missing = [m for m in LITE_WHEEL_MEMBERS.values() if m not in names]
+            missing = [m.path for m in members.values() if m.path not in names]
             if missing:
                 raise MediaPipeWheelError(f"{wheel} lacks {', '.join(missing)}: not a mediapipe wheel with the "
-                                          f"hand models; get one with {get}")
-            return {k: z.read(m) for k, m in LITE_WHEEL_MEMBERS.items()}
+                                          f"{what} models; get one with {get}")
+            return {k: z.read(m.path) for k, m in members.items()}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as e:
         raise MediaPipeWheelError(f"{wheel} is a corrupt zip archive ({e}); get the mediapipe wheel with {get}") from None
 
 
-def _with_image_metadata(model: bytes, member: str, where: str) -> bytes:
-    """``model`` (a .tflite) with image-normalisation metadata (RGB, (x - 0) / 255) written in, unless it has
-    metadata already (then it is returned unchanged)."""
+def _with_image_metadata(model: bytes, spec: WheelModel, where: str) -> bytes:
+    """``model`` (a .tflite) with image-normalisation metadata (RGB, ``(x - spec.mean) / spec.std``) written in,
+    unless it has metadata already (then it is returned unchanged)."""
     import flatbuffers  # noqa: PLC0415  (MediaPipe's dependency: present where mediapipe is)
     from mediapipe.tasks.metadata import metadata_schema_py_generated as meta
     from mediapipe.tasks.metadata import schema_py_generated as schema
@@ -322,7 +347,7 @@ def _with_image_metadata(model: bytes, member: str, where: str) -> bytes:
     shape = list(sub.tensors[sub.inputs[0]].shape)
     if len(sub.inputs) != 1 or len(shape) != 4 or shape[3] != 3:
         raise MediaPipeWheelError(f"{where} is not an image model (its input is {shape}, expected [1, H, W, 3])")
-    title, outs = _OUTPUT_NAMES[member]
+    title, outs = spec.title, spec.outputs
 
     def tensor(name: str, image: bool = False):
         t = meta.TensorMetadataT()
@@ -333,12 +358,12 @@ def _with_image_metadata(model: bytes, member: str, where: str) -> bytes:
             t.content.contentProperties = meta.ImagePropertiesT()
             t.content.contentProperties.colorSpace = meta.ColorSpaceType.RGB
             norm = meta.NormalizationOptionsT()
-            norm.mean, norm.std = [_IMAGE_MEAN], [_IMAGE_STD]
+            norm.mean, norm.std = [float(spec.mean)], [float(spec.std)]
             unit = meta.ProcessUnitT()
             unit.optionsType, unit.options = meta.ProcessUnitOptions.NormalizationOptions, norm
             t.processUnits = [unit]
             t.stats = meta.StatsT()
-            t.stats.min, t.stats.max = [0.0], [1.0]
+            t.stats.min, t.stats.max = [(0.0 - spec.mean) / spec.std], [(255.0 - spec.mean) / spec.std]
         return t
 
     graph = meta.SubGraphMetadataT()
@@ -361,25 +386,40 @@ def _with_image_metadata(model: bytes, member: str, where: str) -> bytes:
     return bytes(b.Output())
 
 
-def build_lite_hand_model(wheel: str | Path, dest: str | Path | None = None, *, overwrite: bool = False) -> Path:
-    """Build ``hand_landmarker_lite.task`` from a mediapipe wheel (``pip download mediapipe==0.10.14 --no-deps``).
-
-    Its ``palm_detection_lite.tflite`` and ``hand_landmark_lite.tflite`` become the HandLandmarker's
-    ``hand_detector.tflite`` and ``hand_landmarks_detector.tflite`` (a stored zip, as Google's .task), the
-    detector given the image-normalisation metadata the Tasks API needs (mean 0, std 255: the full detector's).
-    Written atomically (:func:`slsdk.fileio.atomic_write`) at ``dest``, default the cache where
-    ``--hand-model lite`` finds it; an existing file is replaced only with ``overwrite`` and if slsdk wrote it.
-    Needs mediapipe (its TFLite schema modules) installed.
-    """
+def build_task_model(name: str, wheel: str | Path, dest: str | Path | None = None, *,
+                     overwrite: bool = False) -> Path:
+    """Build the .task of :data:`WHEEL_BUILDS` ``name`` from a mediapipe wheel (``pip download mediapipe==0.10.14
+    --no-deps``): each member's .tflite from the wheel, given the image-normalisation metadata the Tasks API needs
+    where it has none, zipped (stored, as Google's .task). Written atomically (:func:`slsdk.fileio.atomic_write`) at
+    ``dest``, default the cache where the model's search finds it; an existing file is replaced only with
+    ``overwrite`` and if slsdk wrote it. Needs mediapipe (its TFLite schema modules) installed."""
+    if name not in WHEEL_BUILDS:
+        raise ValueError(f"no wheel build named {name!r}; known: {', '.join(WHEEL_BUILDS)}")
+    spec, members = WHEEL_BUILDS[name]
     wheel = Path(wheel)
-    dest = Path(dest) if dest is not None else task_model_cache_path(HAND_MODEL_LITE)
-    models = _read_wheel(wheel)
+    dest = Path(dest) if dest is not None else task_model_cache_path(spec)
+    models = _read_wheel(wheel, members, spec.task.replace("Landmarker", "").lower())
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
         for member, data in models.items():
-            z.writestr(member, _with_image_metadata(data, member, f"{wheel}:{LITE_WHEEL_MEMBERS[member]}"))
-    _check_task(out, dest, HAND_MODEL_LITE)
+            z.writestr(member, _with_image_metadata(data, members[member], f"{wheel}:{members[member].path}"))
+    _check_task(out, dest, spec)
     return fileio.atomic_write(dest, out.getvalue(), overwrite=overwrite)
+
+
+def build_lite_hand_model(wheel: str | Path, dest: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    """``hand_landmarker_lite.task`` (``slsdk import hand-lite``): the wheel's ``palm_detection_lite.tflite`` and
+    ``hand_landmark_lite.tflite`` as the HandLandmarker's detector and landmark model (mean 0, std 255, the full
+    models' normalisation), by default into the cache where ``--hand-model lite`` finds it."""
+    return build_task_model("hand-lite", wheel, dest, overwrite=overwrite)
+
+
+def build_pose_model(wheel: str | Path, dest: str | Path | None = None, *, overwrite: bool = False) -> Path:
+    """``pose_landmarker.task`` (``slsdk import pose``) where Google's cannot be downloaded: the wheel's
+    ``pose_detection.tflite`` (mean 127.5, std 127.5) and ``pose_landmark_full.tflite`` (mean 0, std 255) as the
+    PoseLandmarker's detector and landmark model, by default into the cache where ``--pose-model``'s search finds
+    it."""
+    return build_task_model("pose", wheel, dest, overwrite=overwrite)
 
 
 __all__ = ["DEFAULT_HAND_MODEL_URL", "HAND_MODEL_FILENAME", "HAND_MODEL_MEMBERS", "ENV_HAND_MODEL",
@@ -387,4 +427,5 @@ __all__ = ["DEFAULT_HAND_MODEL_URL", "HAND_MODEL_FILENAME", "HAND_MODEL_MEMBERS"
            "validate_hand_model", "resolve_hand_model", "TaskModel", "TaskModelNotFound", "InvalidTaskModel",
            "HAND_MODEL", "FACE_MODEL", "POSE_MODEL", "task_model_cache_path", "validate_task_model",
            "resolve_task_model", "HAND_MODEL_LITE", "HAND_MODELS", "LITE_WHEEL", "LITE_WHEEL_MEMBERS",
-           "MediaPipeWheelError", "build_lite_hand_model"]
+           "MediaPipeWheelError", "WheelModel", "WHEEL_BUILDS", "build_task_model", "build_lite_hand_model",
+           "build_pose_model"]
