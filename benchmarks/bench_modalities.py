@@ -29,6 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,6 +47,7 @@ from slsdk.bench import bench_bundles, dir_size_mb
 from slsdk.convert import convert
 from slsdk.data import read_folder
 from slsdk.data.landmark_dataset import LandmarkDataset
+from slsdk.data.landmarks import load_landmarks
 from slsdk.models.factory import load_model
 from slsdk.models.landmark import LandmarkConfig
 from slsdk.train import DistillConfig, TrainConfig, distill, train
@@ -110,10 +114,6 @@ def write_kit_tree(data: Path, root: Path) -> dict:
     """The preset's landmarks in the challenge kit's files: ``annotations_v2/isharah2000/{SI,US}/{train,dev,test}.csv``
     (``id|gloss``, ids ``SS_NNNN``) and ``data/pose_data_isharah2000_hands_lips_body_phase2_{SI,US}.pkl`` (a dict id ->
     ``{'keypoints': float64 [T, 86, 2]}`` pixel coordinates, a part not found all zeros, as the kit pickles it)."""
-    import pickle
-
-    from slsdk.data.landmarks import load_landmarks
-
     counts = {}
     for protocol, test in (("SI", "test_si"), ("US", "test_us")):
         ann = root / "annotations_v2" / "isharah2000" / protocol
@@ -137,9 +137,6 @@ def write_kit_tree(data: Path, root: Path) -> dict:
 
 def kit_path(data: Path, out: Path, args, console) -> dict:
     """Stage 7: the kit-format path end to end through the CLI, in ``OUT/kit`` with relative paths."""
-    import re
-    import shutil
-
     t0 = bench_students._stage(console, "7 the kit-format path (slsdk CLI, --layout isharah-pose)")
     work = out / "kit"
     work.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,9 @@ and clip in shared/data, checked against the hand landmarker, the pose and Media
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -250,10 +253,6 @@ def test_slsdk_import_pose_builds_the_model_the_runtime_finds(tmp_path, signer, 
     from the mediapipe 0.10.14 wheel (image-normalisation metadata written by slsdk), where the runtime's search
     finds it; its PoseLandmarker finds the body on the real photo as `test_pose_finds_the_signers_body_where_it_is`
     requires; a second run refuses to replace it without --overwrite, and a file that is not a wheel is named."""
-    import os
-    import subprocess
-    import sys
-
     wheel = find_mediapipe_wheel()
     if wheel is None:
         pytest.skip("no mediapipe 0.10.14 wheel ($SLSDK_MEDIAPIPE_WHEEL, ~/.cache/slsdk/wheels, PyPI)")
